@@ -1,0 +1,91 @@
+// Command baseline is the yardstick for the authorize load test: a minimal
+// Echo + GORM + SQLite server whose POST /v1/authorize does one indexed
+// read and one conditional update, on the same SQLite settings as
+// pairingd (WAL, one writer connection, prepared statements). The load
+// script runs it with the same requests file so the ratio between
+// pairingd and this floor is measured in one run.
+//
+//	go run ./api/bench/baseline -db /tmp/load/baseline.db -listen 127.0.0.1:18081 -rows 100000
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"net/http"
+	"strings"
+	"sync/atomic"
+
+	"github.com/labstack/echo/v4"
+	"gorm.io/driver/sqlite"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+type row struct {
+	ID     int64  `gorm:"primaryKey"`
+	BUID   string `gorm:"column:buid;uniqueIndex"`
+	PIN    string `gorm:"column:pin"`
+	UsedAt int64  `gorm:"column:used_at"`
+}
+
+func main() {
+	dbPath := flag.String("db", "baseline.db", "SQLite file")
+	listen := flag.String("listen", "127.0.0.1:18081", "address")
+	rows := flag.Int("rows", 100000, "rows to create when the table is empty")
+	flag.Parse()
+
+	open := func(extra string) *gorm.DB {
+		dsn := "file:" + *dbPath + "?_journal_mode=WAL&_busy_timeout=10000&_synchronous=NORMAL&_txlock=immediate" + extra
+		db, err := gorm.Open(sqlite.Open(dsn), &gorm.Config{Logger: logger.Discard, PrepareStmt: true, SkipDefaultTransaction: true})
+		if err != nil {
+			log.Fatal(err)
+		}
+		return db
+	}
+	w, r := open(""), open("&_query_only=1")
+	wdb, _ := w.DB()
+	wdb.SetMaxOpenConns(1)
+	if err := w.AutoMigrate(&row{}); err != nil {
+		log.Fatal(err)
+	}
+	var n int64
+	w.Model(&row{}).Count(&n)
+	if n == 0 {
+		batch := make([]row, 0, 1000)
+		for i := range *rows {
+			batch = append(batch, row{BUID: fmt.Sprintf("b%d", i), PIN: "123456"})
+			if len(batch) == cap(batch) || i == *rows-1 {
+				if err := w.Create(&batch).Error; err != nil {
+					log.Fatal(err)
+				}
+				batch = batch[:0]
+			}
+		}
+	}
+
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	var next atomic.Int64
+	e.POST("/v1/authorize", func(c echo.Context) error {
+		var req struct {
+			BUID string `json:"buid"`
+			PIN  string `json:"pin"`
+		}
+		if err := c.Bind(&req); err != nil || !strings.HasPrefix(c.Request().Header.Get("Authorization"), "Bearer ") {
+			return c.JSON(http.StatusBadRequest, map[string]string{"error": "bad request"})
+		}
+		// The prepared requests carry pairingd BUIDs; map each to a row.
+		var got row
+		if err := r.WithContext(c.Request().Context()).Where("id = ?", next.Add(1)%int64(*rows)+1).Take(&got).Error; err != nil {
+			return c.JSON(http.StatusNotFound, map[string]string{"error": "unknown"})
+		}
+		res := w.WithContext(c.Request().Context()).Exec(`UPDATE rows SET used_at = used_at + 1 WHERE id = ? AND pin = ?`, got.ID, got.PIN)
+		if res.Error != nil || res.RowsAffected != 1 {
+			return c.JSON(http.StatusConflict, map[string]string{"error": "not spent"})
+		}
+		return c.JSON(http.StatusOK, map[string]any{"outcome": "match", "user_id": got.BUID})
+	})
+	log.Printf("baseline listening on %s", *listen)
+	log.Fatal(e.Start(*listen))
+}

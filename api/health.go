@@ -1,0 +1,95 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+)
+
+// checkTimeout bounds each readiness check, so /readyz answers even when
+// a dependency hangs.
+const checkTimeout = 3 * time.Second
+
+func (s *server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+type readyJSON struct {
+	Status string            `json:"status"`
+	Checks map[string]string `json:"checks"`
+}
+
+// readyz runs the database check (Service.Ready, unless Deps.Checks
+// names its own "database") and the configured ones concurrently. A
+// failure shows as a fixed word ("unavailable", "timeout"); its text, which
+// may hold a DSN or host name, goes to the log.
+func (s *server) readyz(c echo.Context) error {
+	checks := s.checks
+	if !slices.ContainsFunc(checks, func(ch Check) bool { return ch.Name == "database" }) {
+		checks = append([]Check{{Name: "database", Check: s.svc.Ready}}, checks...)
+	}
+	out := readyJSON{Status: "ready", Checks: make(map[string]string, len(checks))}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, ch := range checks {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(c.Request().Context(), checkTimeout)
+			defer cancel()
+			res := "ok"
+			if err := runCheck(ctx, ch.Check); err != nil {
+				res = "unavailable"
+				if errors.Is(err, context.DeadlineExceeded) {
+					res = "timeout"
+				}
+				s.log.Warn("readiness check failed", "check", ch.Name, "err", err)
+			}
+			mu.Lock()
+			out.Checks[ch.Name] = res
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	status := http.StatusOK
+	for _, r := range out.Checks {
+		if r != "ok" {
+			out.Status, status = "unavailable", http.StatusServiceUnavailable
+		}
+	}
+	return c.JSON(status, out)
+}
+
+// runCheck returns when the check does or when ctx ends, whichever is
+// first, so a check that ignores its context cannot hang /readyz.
+func runCheck(ctx context.Context, check func(context.Context) error) error {
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				done <- errors.New("check panicked")
+			}
+		}()
+		done <- check(ctx)
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *server) metricsText(c echo.Context) error {
+	c.Response().Header().Set(echo.HeaderContentType, "text/plain; version=0.0.4; charset=utf-8")
+	c.Response().WriteHeader(http.StatusOK)
+	_, err := s.metrics.WriteTo(c.Response())
+	return err
+}
+
+func (s *server) openAPI(c echo.Context) error {
+	return c.Blob(http.StatusOK, "application/yaml", openAPIYAML)
+}

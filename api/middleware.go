@@ -1,0 +1,168 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/pairingd/pairingd/pairing"
+)
+
+const ctxKeyID = "pairingd.key_id"
+
+// requestLog writes one line per request: method, route pattern (never the
+// raw URL, which may carry a user id or a misplaced key), status, latency
+// and client IP. Bodies, query strings and headers are never logged. It
+// also counts the request for /metrics.
+func (s *server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		if err := next(c); err != nil {
+			c.Error(err)
+		}
+		route := s.routeLabel(c)
+		status := c.Response().Status
+		elapsed := time.Since(start)
+		s.metrics.request(c.Request().Method, route, status, elapsed)
+		level := slog.LevelInfo
+		if status >= 500 {
+			level = slog.LevelError
+		}
+		s.log.LogAttrs(c.Request().Context(), level, "request",
+			slog.String("method", c.Request().Method),
+			slog.String("route", route),
+			slog.Int("status", status),
+			slog.Float64("latency_ms", math.Round(elapsed.Seconds()*1e6)/1e3),
+			slog.String("ip", c.RealIP()),
+		)
+		return nil
+	}
+}
+
+// routeLabel is the matched route pattern, or "unmatched" for 404s and
+// 405s, so labels stay few and never echo the request path.
+func (s *server) routeLabel(c echo.Context) string {
+	if s.routes[c.Request().Method+" "+c.Path()] {
+		return c.Path()
+	}
+	return "unmatched"
+}
+
+// recoverPanic turns a panic into a 500 with the usual JSON and logs the
+// stack; a panic is a bug, never the client's fault.
+func (s *server) recoverPanic(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			r := recover()
+			if r == nil {
+				return
+			}
+			if r == http.ErrAbortHandler {
+				panic(r)
+			}
+			buf := make([]byte, 8<<10)
+			buf = buf[:runtime.Stack(buf, false)]
+			s.log.Error("panic in handler", "route", s.routeLabel(c), "panic", fmt.Sprint(r), "stack", string(buf))
+			s.metrics.recordPanic()
+			err = errPanic
+		}()
+		return next(c)
+	}
+}
+
+var errPanic = errors.New("handler panicked")
+
+// secureHeaders: answers may hold grants, so nothing is cached, and
+// nothing is sniffed.
+func secureHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("Cache-Control", "no-store")
+		h.Set("X-Content-Type-Options", "nosniff")
+		return next(c)
+	}
+}
+
+// queryKeyNames are query parameters that would carry a credential.
+var queryKeyNames = []string{"api_key", "apikey", "access_token", "key", "token"}
+
+// refuseQueryKeys refuses a key in the URL: URLs end up in proxy logs and
+// browser history, so such a key must not work even once.
+func (s *server) refuseQueryKeys(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if c.Request().URL.RawQuery == "" {
+			return next(c)
+		}
+		for name := range c.Request().URL.Query() {
+			for _, k := range queryKeyNames {
+				if strings.EqualFold(name, k) {
+					return errQueryKey
+				}
+			}
+		}
+		return next(c)
+	}
+}
+
+// requireKey authenticates the bearer key. A client IP past its budget of
+// 401s is refused before its key is even looked at.
+func (s *server) requireKey(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ip := c.RealIP()
+		if wait := s.authFailures.wait(ip); wait > 0 {
+			return &pairing.RetryError{Err: pairing.ErrRateLimited, RetryAfter: wait}
+		}
+		token, ok := bearerToken(c.Request().Header)
+		if !ok {
+			s.authFailures.take(ip)
+			return pairing.ErrUnauthorized
+		}
+		key, err := s.svc.Authenticate(c.Request().Context(), token)
+		if errors.Is(err, pairing.ErrUnauthorized) {
+			s.authFailures.take(ip)
+			return pairing.ErrUnauthorized
+		}
+		if err != nil {
+			return err
+		}
+		c.Set(ctxKeyID, key.ID)
+		return next(c)
+	}
+}
+
+// bearerToken reads the one Authorization header's bearer token. The
+// scheme is case-insensitive (RFC 7235).
+func bearerToken(h http.Header) (string, bool) {
+	vals := h.Values(echo.HeaderAuthorization)
+	if len(vals) != 1 {
+		return "", false
+	}
+	scheme, token, ok := strings.Cut(strings.TrimSpace(vals[0]), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
+func keyID(c echo.Context) int64 {
+	id, _ := c.Get(ctxKeyID).(int64)
+	return id
+}
+
+// publicLimit limits each client IP on the unauthenticated webhook routes.
+func (s *server) publicLimit(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if ok, wait := s.public.allow(c.RealIP()); !ok {
+			return &pairing.RetryError{Err: pairing.ErrRateLimited, RetryAfter: wait}
+		}
+		return next(c)
+	}
+}

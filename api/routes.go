@@ -1,0 +1,36 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+)
+
+// register lists every route of the service. /v1 routes run, in order:
+// query-string key refusal, API key auth (with the per-IP 401 limit), body
+// checks (media type, size, strict JSON), OpenAPI validation, the handler.
+func (s *server) register(e *echo.Echo, hooks []Webhook) {
+	e.Use(s.requestLog, s.recoverPanic, secureHeaders)
+
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", s.metricsText)
+	e.GET("/openapi.yaml", s.openAPI)
+
+	// Middleware is attached per route, not to an Echo group: a group with
+	// middleware answers 404 for wrong methods instead of 405.
+	auth := []echo.MiddlewareFunc{s.refuseQueryKeys, s.requireKey, s.validate}
+	body := []echo.MiddlewareFunc{s.refuseQueryKeys, s.requireKey, s.readBody, s.validate}
+	e.POST("/v1/authorize", s.authorize, body...)
+	e.POST("/v1/links", s.completeLink, body...)
+	e.GET("/v1/links/:user_id", s.getLink, auth...)
+	e.DELETE("/v1/links/:user_id", s.deleteLink, auth...)
+	e.POST("/v1/pins/resend", s.resendPIN, body...)
+	e.POST("/v1/messenger/account-linking", s.accountLinking, body...)
+	e.POST("/v1/links/facebook", s.linkFacebook, body...)
+
+	for _, w := range hooks {
+		h := http.MaxBytesHandler(w.Handler, s.cfg.WebhookBodyLimit)
+		e.Add(w.Method, w.Path, echo.WrapHandler(h), s.publicLimit)
+	}
+}

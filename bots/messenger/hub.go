@@ -1,0 +1,235 @@
+// Package messenger connects Facebook Pages to pairingd as channels of type
+// messenger. One Hub serves every configured Page behind the one webhook
+// route /webhooks/messenger: it checks Meta's signature over the raw body,
+// turns events into pairing.Service calls and results into messages sent
+// with a small Graph API client of its own (no SDK). No pairing rule lives
+// here.
+package messenger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/pairingd/pairingd/pairing"
+	"github.com/pairingd/pairingd/templates"
+)
+
+// Pairing is what the adapter needs of *pairing.Service.
+type Pairing interface {
+	TouchLead(ctx context.Context, key pairing.LeadKey, p pairing.Profile) (pairing.Lead, error)
+	IssuePIN(ctx context.Context, key pairing.LeadKey, p pairing.Profile, opt pairing.IssueOptions) (pairing.IssuedPIN, error)
+	Status(ctx context.Context, key pairing.LeadKey) (pairing.LeadStatus, error)
+	UnlinkLead(ctx context.Context, key pairing.LeadKey, actor pairing.Actor) (string, error)
+	SetBlocked(ctx context.Context, key pairing.LeadKey, blocked bool) error
+	LinkLead(ctx context.Context, key pairing.LeadKey, userID string) (pairing.Result, error)
+	JoinLeads(ctx context.Context, key pairing.LeadKey, existing pairing.LeadKey) error
+}
+
+var _ Pairing = (*pairing.Service)(nil)
+
+// Deduper remembers which webhook events were handled (the store's
+// processed_updates). FirstSeen claims a key; Forget releases it when the
+// handling failed so Meta's retry is handled again.
+type Deduper interface {
+	FirstSeen(ctx context.Context, source, key string) (bool, error)
+	Forget(ctx context.Context, source, key string) error
+}
+
+// ThreadState remembers which app owns each thread (handover protocol).
+// An empty owner means unknown or idle.
+type ThreadState interface {
+	SetThreadOwner(ctx context.Context, key pairing.LeadKey, appID string) error
+	ThreadOwner(ctx context.Context, key pairing.LeadKey) (string, error)
+}
+
+// dedupeSource is the source name of Messenger events in the dedupe table.
+const dedupeSource = "messenger"
+
+// page is one configured Page and its Graph client.
+type page struct {
+	cfg   PageConfig
+	graph *graphClient
+
+	mu      sync.Mutex
+	role    string // the role in force: config, then app_roles events
+	lastErr error  // the last call that says the Page is unhealthy
+}
+
+// Hub serves every configured Page: the webhook, the channels, Account
+// Linking and ID matching.
+type Hub struct {
+	pages   []*page
+	byName  map[string]*page
+	byID    map[string]*page
+	svc     Pairing
+	dedupe  Deduper
+	threads ThreadState
+	texts   *templates.Catalog
+	log     *slog.Logger
+	clock   pairing.Clock
+
+	redirectHosts []string
+	timeout       time.Duration
+	// parallel bounds how many senders of one delivery are handled at once.
+	parallel int
+	// words maps a lower-case chat word to its action.
+	words map[string]string
+
+	mu       sync.Mutex
+	inbound  map[pairing.LeadKey]time.Time
+	profiles map[pairing.LeadKey]cachedProfile
+	known    map[pairing.LeadKey]bool
+}
+
+// New checks the configuration and builds the Hub. threads may be nil (an
+// in-memory ThreadState is used); log may be nil.
+func New(cfg Config, svc Pairing, dedupe Deduper, threads ThreadState, texts *templates.Catalog, log *slog.Logger) (*Hub, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if svc == nil || dedupe == nil || texts == nil {
+		return nil, errors.New("messenger: pairing service, deduper and texts are required")
+	}
+	if threads == nil {
+		threads = NewMemThreadState()
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	h := &Hub{
+		byName:        map[string]*page{},
+		byID:          map[string]*page{},
+		svc:           svc,
+		dedupe:        dedupe,
+		threads:       threads,
+		texts:         texts,
+		log:           log.With("channel_type", "messenger"),
+		clock:         cfg.Clock,
+		redirectHosts: cfg.AllowedRedirectHosts,
+		timeout:       cfg.HandleTimeout,
+		parallel:      4,
+		inbound:       map[pairing.LeadKey]time.Time{},
+		profiles:      map[pairing.LeadKey]cachedProfile{},
+		known:         map[pairing.LeadKey]bool{},
+	}
+	if h.clock == nil {
+		h.clock = pairing.SystemClock{}
+	}
+	if len(h.redirectHosts) == 0 {
+		h.redirectHosts = DefaultRedirectHosts
+	}
+	if h.timeout == 0 {
+		h.timeout = 15 * time.Second
+	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Timeout: 10 * time.Second}
+	}
+	for _, pc := range cfg.Pages {
+		pc = pc.withDefaults()
+		p := &page{cfg: pc, role: pc.Role}
+		p.graph = newGraphClient(pc, hc)
+		p.graph.observe = p.observe
+		h.pages = append(h.pages, p)
+		h.byName[pc.Name] = p
+		h.byID[pc.PageID] = p
+	}
+	h.words = loadWords(texts)
+	return h, nil
+}
+
+// Names lists the configured Pages' channel names, in config order.
+func (h *Hub) Names() []string {
+	out := make([]string, 0, len(h.pages))
+	for _, p := range h.pages {
+		out = append(out, p.cfg.Name)
+	}
+	return out
+}
+
+// Channel returns the channel of one Page, for pairing.Service's
+// RegisterChannel; nil when no Page has that name.
+func (h *Hub) Channel(name string) pairing.Channel {
+	p, ok := h.byName[name]
+	if !ok {
+		return nil
+	}
+	return &pageChannel{h: h, p: p}
+}
+
+// Health reports Pages whose last Graph call says they cannot work: the
+// API unreachable or the access token refused. Nil when all are fine.
+func (h *Hub) Health() error {
+	var errs []error
+	for _, p := range h.pages {
+		p.mu.Lock()
+		err := p.lastErr
+		p.mu.Unlock()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("messenger page %q: %w", p.cfg.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Unhealthy states, as Health reports them.
+var (
+	errGraphDown    = errors.New("Graph API unreachable or failing")
+	errTokenRefused = errors.New("page access token or app secret refused by the Graph API (code 190)")
+)
+
+// observe records the outcome of a Graph call for Health. Errors about one
+// person (blocked, window) say nothing about the Page.
+func (p *page) observe(err error) {
+	var state error
+	var ge *GraphError
+	switch {
+	case err == nil:
+	case errors.As(err, &ge) && (ge.Code == 190 || ge.Code == 102):
+		state = errTokenRefused
+	case errors.Is(err, ErrUnavailable) && !errors.Is(err, context.Canceled):
+		state = errGraphDown
+	default:
+		return
+	}
+	p.mu.Lock()
+	p.lastErr = state
+	p.mu.Unlock()
+}
+
+func (p *page) currentRole() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.role
+}
+
+// pageChannel is one Page as a pairing.Channel.
+type pageChannel struct {
+	h *Hub
+	p *page
+}
+
+// SendPIN sends the pairing message to the lead (a resend asked by the
+// site). It returns the send error as is: see the Err* sentinels.
+func (c *pageChannel) SendPIN(ctx context.Context, pin pairing.IssuedPIN) error {
+	key := pin.Lead.Key()
+	if key.Channel != c.p.cfg.Name {
+		return fmt.Errorf("messenger page %q: lead belongs to channel %q: %w", c.p.cfg.Name, key.Channel, ErrRejected)
+	}
+	locale := pin.Lead.Profile.Locale
+	if locale == "" {
+		locale = c.h.profile(ctx, c.p, key).Locale
+	}
+	if locale == "" {
+		locale = c.p.cfg.FallbackLocale
+	}
+	return c.h.deliverPIN(ctx, c.p, key, locale, pin)
+}
+
+// now is the injected clock.
+func (h *Hub) now() time.Time { return h.clock.Now() }

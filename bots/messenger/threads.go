@@ -1,0 +1,41 @@
+package messenger
+
+import (
+	"context"
+	"sync"
+
+	"github.com/pairingd/pairingd/pairing"
+)
+
+// MemThreadState is a ThreadState kept in memory: enough for one instance;
+// after a restart owners are unknown until the next handover event.
+type MemThreadState struct {
+	mu     sync.Mutex
+	owners map[pairing.LeadKey]string
+}
+
+var _ ThreadState = (*MemThreadState)(nil)
+
+// NewMemThreadState returns an empty ThreadState.
+func NewMemThreadState() *MemThreadState {
+	return &MemThreadState{owners: map[pairing.LeadKey]string{}}
+}
+
+// SetThreadOwner records the app that owns the thread; "" forgets it.
+func (m *MemThreadState) SetThreadOwner(_ context.Context, key pairing.LeadKey, appID string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if appID == "" {
+		delete(m.owners, key)
+		return nil
+	}
+	m.owners[key] = appID
+	return nil
+}
+
+// ThreadOwner returns the recorded owner, "" when unknown.
+func (m *MemThreadState) ThreadOwner(_ context.Context, key pairing.LeadKey) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.owners[key], nil
+}

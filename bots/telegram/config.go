@@ -1,0 +1,190 @@
+package telegram
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
+
+	"github.com/pairingd/pairingd/pairing"
+	"github.com/pairingd/pairingd/templates"
+)
+
+// Modes: how updates reach the bot.
+const (
+	// ModePolling asks Telegram for updates with getUpdates (long polling).
+	// One process per bot token: Telegram refuses a second poller.
+	ModePolling = "polling"
+	// ModeWebhook registers PublicURL + WebhookPath(name) with setWebhook;
+	// Telegram posts updates there. Any number of instances.
+	ModeWebhook = "webhook"
+)
+
+// Status displays: what /status says about a linked chat.
+const (
+	// StatusLinked says only "linked" or "not linked".
+	StatusLinked = "linked"
+	// StatusUserID also shows the site user id the chat is linked to.
+	StatusUserID = "user_id"
+)
+
+// DefaultPollTimeout is the long-poll timeout of getUpdates.
+const DefaultPollTimeout = 30 * time.Second
+
+// Config is one Telegram bot connected as a channel of type telegram.
+type Config struct {
+	// Name is the channel name used in lead records, routes and the CLI.
+	Name string
+	// Token is the bot token from @BotFather. It never appears in a log
+	// line or an error.
+	Token string
+	// Mode is ModePolling (default) or ModeWebhook.
+	Mode string
+	// APIEndpoint is the Bot API server: a format string with two %s (token,
+	// method), default tgbotapi.APIEndpoint, or a base URL such as
+	// "http://localhost:8081" (a local Bot API server), to which
+	// "/bot%s/%s" is added.
+	APIEndpoint string
+	// PublicURL is the service's public base URL (server.public_url); the
+	// webhook is PublicURL + WebhookPath(Name). Required in webhook mode.
+	PublicURL string
+	// WebhookSecret is the secret_token Telegram sends back in the
+	// X-Telegram-Bot-Api-Secret-Token header: 1-256 of A-Z a-z 0-9 _ -.
+	// Empty: one is derived from the token, so that every instance of the
+	// service serving the same bot agrees on it without configuration.
+	WebhookSecret string
+	// PollTimeout is the getUpdates long-poll timeout, 1s..100s; default
+	// DefaultPollTimeout.
+	PollTimeout time.Duration
+	// StatusDisplay is StatusLinked (default) or StatusUserID.
+	StatusDisplay string
+	// FallbackLocale is the text locale for people whose language is not
+	// shipped; empty: the catalog's fallback.
+	FallbackLocale string
+
+	// Optional parts; zero values take the defaults.
+
+	// DeepLinks redeems /start tokens (site-initiated pairing). Nil: every
+	// token gets the "link expired or unknown" answer.
+	DeepLinks DeepLinker
+	// Clock tells the time (PIN validity shown to the person).
+	Clock pairing.Clock
+	// HTTPClient calls the Bot API. Its Timeout, if set, must exceed
+	// PollTimeout. Default: a client with its own transport and a timeout
+	// of PollTimeout + 20s.
+	HTTPClient *http.Client
+	// HandleTimeout bounds the handling of one update; default 15s.
+	HandleTimeout time.Duration
+}
+
+// DeepLinker redeems the one-time token of a site-initiated deep link
+// (https://t.me/<bot>?start=<token>) for the chat's lead.
+type DeepLinker interface {
+	// RedeemDeepLink spends token and links the lead's person to the site
+	// user the token was made for. Unknown, expired and used tokens are
+	// pairing.ErrTokenUnknown, ErrTokenExpired and ErrTokenUsed; a taken
+	// link is an error wrapping *pairing.ConflictError.
+	RedeemDeepLink(ctx context.Context, key pairing.LeadKey, token string) (pairing.Result, error)
+}
+
+// WebhookPath is the route serving the webhook of the channel name.
+func WebhookPath(name string) string { return "/webhooks/telegram/" + name }
+
+var (
+	channelName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+	// tokenPattern is what BotFather hands out: the bot id, a colon, and
+	// the secret part. Checked so a token can never break the URL.
+	tokenPattern  = regexp.MustCompile(`^[0-9]{1,20}:[A-Za-z0-9_-]{1,200}$`)
+	secretPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,256}$`)
+)
+
+// withDefaults fills the zero values.
+func (c Config) withDefaults(texts *templates.Catalog) Config {
+	if c.Mode == "" {
+		c.Mode = ModePolling
+	}
+	if c.APIEndpoint == "" {
+		c.APIEndpoint = tgbotapi.APIEndpoint
+	} else if !strings.Contains(c.APIEndpoint, "%") {
+		c.APIEndpoint = strings.TrimRight(c.APIEndpoint, "/") + "/bot%s/%s"
+	}
+	if c.PollTimeout == 0 {
+		c.PollTimeout = DefaultPollTimeout
+	}
+	if c.StatusDisplay == "" {
+		c.StatusDisplay = StatusLinked
+	}
+	if texts != nil {
+		if c.FallbackLocale == "" {
+			c.FallbackLocale = texts.Locales()[0]
+		} else if loc, ok := matchLocale(texts, c.FallbackLocale); ok {
+			c.FallbackLocale = loc
+		}
+	}
+	if c.Clock == nil {
+		c.Clock = pairing.SystemClock{}
+	}
+	if c.HandleTimeout == 0 {
+		c.HandleTimeout = 15 * time.Second
+	}
+	return c
+}
+
+// validate checks a configuration with defaults applied. Messages name the
+// field, never the token's or the secret's value.
+func (c Config) validate(texts *templates.Catalog) error {
+	var errs []error
+	bad := func(field, reason string) {
+		errs = append(errs, fmt.Errorf("telegram channel %q: %s %s", c.Name, field, reason))
+	}
+	if !channelName.MatchString(c.Name) {
+		bad("name", "must be 1..64 of a-z 0-9 _ - starting with a letter or digit")
+	}
+	if c.Token == "" {
+		bad("token", "is required (from @BotFather)")
+	} else if !tokenPattern.MatchString(c.Token) {
+		bad("token", "does not look like a bot token (digits, a colon, then letters, digits, _ or -)")
+	}
+	switch c.Mode {
+	case ModePolling:
+	case ModeWebhook:
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			bad("public_url", "must be the service's absolute http(s) base URL in webhook mode (server.public_url)")
+		}
+	default:
+		bad("mode", "must be polling or webhook")
+	}
+	if strings.Count(c.APIEndpoint, "%s") != 2 || strings.Count(c.APIEndpoint, "%") != 2 {
+		bad("api_endpoint", `must be a base URL or a format with two %s (token, method), like "https://api.telegram.org/bot%s/%s"`)
+	} else if u, err := url.Parse(fmt.Sprintf(c.APIEndpoint, "0:x", "getMe")); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		bad("api_endpoint", "must be an absolute http(s) URL")
+	}
+	if c.WebhookSecret != "" && !secretPattern.MatchString(c.WebhookSecret) {
+		bad("webhook_secret", "must be 1..256 of A-Z a-z 0-9 _ -")
+	}
+	if c.PollTimeout < time.Second || c.PollTimeout > 100*time.Second {
+		bad("poll_timeout", "must be between 1s and 100s")
+	}
+	if c.HTTPClient != nil && c.HTTPClient.Timeout != 0 && c.HTTPClient.Timeout <= c.PollTimeout+5*time.Second {
+		bad("http client timeout", "must exceed the poll timeout by more than 5s")
+	}
+	switch c.StatusDisplay {
+	case StatusLinked, StatusUserID:
+	default:
+		bad("status_display", "must be linked or user_id")
+	}
+	if texts != nil && !slices.Contains(texts.Locales(), c.FallbackLocale) {
+		bad("fallback locale", fmt.Sprintf("%q has no texts (shipped: %s)", c.FallbackLocale, strings.Join(texts.Locales(), ", ")))
+	}
+	if c.HandleTimeout < 0 {
+		bad("handle timeout", "must not be negative")
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,153 @@
+package telegram
+
+import (
+	"context"
+	"errors"
+	"html"
+	"math"
+	"net"
+	"net/url"
+	"strings"
+
+	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
+
+	"github.com/pairingd/pairingd/pairing"
+)
+
+// outgoing is one message to a chat, its text in Telegram's HTML.
+type outgoing struct {
+	chatID   int64
+	text     string
+	keyboard *tgbotapi.InlineKeyboardMarkup
+	replyTo  int64
+}
+
+// sendMessage sends a message, waiting out short 429s. A text Telegram
+// cannot parse as HTML (a broken operator override) is sent again as
+// plain text rather than not at all.
+func (b *Bot) sendMessage(ctx context.Context, m outgoing) error {
+	cfg := tgbotapi.NewMessage(m.chatID, m.text)
+	cfg.ParseMode = tgbotapi.ModeHTML
+	cfg.DisableWebPagePreview = true
+	if m.keyboard != nil {
+		cfg.ReplyMarkup = m.keyboard
+	}
+	if m.replyTo != 0 {
+		cfg.ReplyToMessageID = int(m.replyTo)
+		cfg.AllowSendingWithoutReply = true
+	}
+	_, err := b.requestRetrying(ctx, "sendMessage", cfg)
+	if badHTML(err) {
+		b.log.Warn("Telegram refused a text as HTML; sent as plain text: check the text templates", "channel", b.cfg.Name, "err", err)
+		cfg.ParseMode, cfg.Text = "", plainText(m.text)
+		_, err = b.requestRetrying(ctx, "sendMessage", cfg)
+	}
+	return err
+}
+
+// editMessage replaces a message's text and removes its inline keyboard.
+func (b *Bot) editMessage(ctx context.Context, chatID, messageID int64, text string) error {
+	cfg := tgbotapi.NewEditMessageText(chatID, int(messageID), text)
+	cfg.ParseMode = tgbotapi.ModeHTML
+	cfg.DisableWebPagePreview = true
+	_, err := b.requestRetrying(ctx, "editMessageText", cfg)
+	if badHTML(err) {
+		cfg.ParseMode, cfg.Text = "", plainText(text)
+		_, err = b.requestRetrying(ctx, "editMessageText", cfg)
+	}
+	return err
+}
+
+// answerCallback stops the button's progress indicator in the client.
+func (b *Bot) answerCallback(ctx context.Context, id, text string) error {
+	_, err := b.requestRetrying(ctx, "answerCallbackQuery", tgbotapi.NewCallback(id, text))
+	return err
+}
+
+func badHTML(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Code == 400 && strings.Contains(strings.ToLower(ae.Description), "can't parse entities")
+}
+
+// plainText is what a person would have read of an HTML text: tags
+// dropped, entities decoded.
+func plainText(s string) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(s, '<')
+		if i < 0 {
+			b.WriteString(s)
+			break
+		}
+		end := strings.IndexByte(s[i:], '>')
+		if end < 0 {
+			b.WriteString(s)
+			break
+		}
+		b.WriteString(s[:i])
+		s = s[i+end+1:]
+	}
+	return strings.TrimSpace(html.UnescapeString(b.String()))
+}
+
+// text renders a catalog text. A text that renders empty (an override
+// left blank) would be refused by Telegram: its key is sent instead.
+func (b *Bot) text(locale, key string, data any) string {
+	s := b.texts.Text(locale, key, data)
+	if strings.TrimSpace(s) == "" {
+		return "[" + key + "]"
+	}
+	return s
+}
+
+// esc makes a value safe inside an HTML text.
+func esc(s string) string { return html.EscapeString(s) }
+
+// pinMessage is the pairing message: the PIN, how long it is valid, the
+// site link as text, and the link as a button when Telegram accepts the
+// URL for one.
+func (b *Bot) pinMessage(chatID int64, locale string, pin pairing.IssuedPIN) outgoing {
+	minutes := int(math.Ceil(pin.ExpiresAt.Sub(b.cfg.Clock.Now()).Minutes()))
+	minutes = max(minutes, 1)
+	m := outgoing{chatID: chatID, text: b.text(locale, "telegram_pin", map[string]any{
+		"PIN": esc(pin.PIN), "Minutes": minutes, "URL": esc(pin.URL),
+	})}
+	if buttonURLAllowed(pin.URL) {
+		kb := tgbotapi.NewInlineKeyboardMarkup(tgbotapi.NewInlineKeyboardRow(
+			tgbotapi.NewInlineKeyboardButtonURL(b.text(locale, "telegram_pin_button", nil), pin.URL)))
+		m.keyboard = &kb
+	}
+	return m
+}
+
+// buttonURLAllowed tells whether Telegram takes url for an inline URL
+// button: http or https to a public host. It refuses localhost and
+// loopback or private addresses ("Wrong HTTP URL"), which a development
+// site.link_url often is; the link then stays in the text only.
+func buttonURLAllowed(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") {
+		return false
+	}
+	host := strings.ToLower(u.Hostname())
+	if ip := net.ParseIP(host); ip != nil {
+		return !(ip.IsLoopback() || ip.IsPrivate() || ip.IsUnspecified() || ip.IsLinkLocalUnicast())
+	}
+	// A public name has a dot: "intranet" or "localhost" are not public.
+	return strings.Contains(host, ".") && host != "localhost" && !strings.HasSuffix(host, ".localhost")
+}
+
+// callback data of the unlink confirmation buttons.
+const (
+	dataUnlinkYes = "unlink:yes"
+	dataUnlinkNo  = "unlink:no"
+)
+
+// unlinkKeyboard offers Yes / Cancel under the confirmation question.
+func (b *Bot) unlinkKeyboard(locale string) *tgbotapi.InlineKeyboardMarkup {
+	kb := tgbotapi.NewInlineKeyboardMarkup(tgbotapi.NewInlineKeyboardRow(
+		tgbotapi.NewInlineKeyboardButtonData(b.text(locale, "telegram_unlink_yes", nil), dataUnlinkYes),
+		tgbotapi.NewInlineKeyboardButtonData(b.text(locale, "telegram_unlink_no", nil), dataUnlinkNo),
+	))
+	return &kb
+}

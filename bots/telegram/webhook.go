@@ -1,0 +1,65 @@
+package telegram
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"io"
+	"net/http"
+)
+
+// secretHeader carries the webhook's secret_token on every delivery.
+const secretHeader = "X-Telegram-Bot-Api-Secret-Token"
+
+// maxWebhookBody bounds one delivery: one update.
+const maxWebhookBody = 1 << 20
+
+// WebhookHandler serves POST WebhookPath(name) in webhook mode. It refuses
+// a delivery without the right secret token (401), an oversized body
+// (413) and a body that is not an update (400), then handles the update
+// once (dedupe by update_id). A temporary failure answers 500 so Telegram
+// delivers the update again. In polling mode it answers 404.
+func (b *Bot) WebhookHandler() http.Handler {
+	want := sha256.Sum256([]byte(b.secret))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		if b.cfg.Mode != ModeWebhook {
+			http.NotFound(w, r)
+			return
+		}
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		got := sha256.Sum256([]byte(r.Header.Get(secretHeader)))
+		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			b.log.Warn("webhook request without the right secret token refused", "channel", b.cfg.Name)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWebhookBody))
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+				return
+			}
+			http.Error(w, "cannot read body", http.StatusBadRequest)
+			return
+		}
+		u, err := parseUpdate(body)
+		if err != nil {
+			b.log.Warn("webhook body is not a Telegram update", "channel", b.cfg.Name, "err", err)
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		ctx, cancel := b.handlingContext(r.Context())
+		defer cancel()
+		if err := b.handleOnce(ctx, u); err != nil {
+			http.Error(w, "temporary failure, retry", http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+}

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/pairingd/pairingd/pairing"
+	"github.com/pairingd/pairingd/store"
+	"github.com/pairingd/pairingd/templates"
+)
+
+// messengerCommand runs `pairingd messenger setup --channel NAME`: it sets
+// the Page's greeting, Get Started button and persistent menu through the
+// Graph API's messenger_profile, in every shipped locale.
+func messengerCommand(ctx context.Context, cfg Config, log *slog.Logger, args []string, out io.Writer) error {
+	const usage = "usage: pairingd messenger setup --channel NAME"
+	if len(args) == 0 || args[0] != "setup" {
+		return usageError{usage}
+	}
+	fs := flag.NewFlagSet("messenger setup", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	channel := fs.String("channel", "", "messenger channel name")
+	if err := fs.Parse(args[1:]); err != nil || *channel == "" || fs.NArg() > 0 {
+		return usageError{usage}
+	}
+	texts, err := templates.Load(cfg.Templates.Dir, cfg.Templates.FallbackLocale)
+	if err != nil {
+		return err
+	}
+	return withService(ctx, cfg, log, func(st *store.Store, svc *pairing.Service) error {
+		hub, err := messengerHub(cfg, svc, st, texts, log)
+		if err != nil {
+			return err
+		}
+		if hub == nil || !slices.Contains(hub.Names(), *channel) {
+			return usageError{fmt.Sprintf("no messenger channel named %q in the configuration", *channel)}
+		}
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if err := hub.SetupProfile(ctx, *channel); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "messenger profile of %s updated (greeting, get started, persistent menu)\n", *channel)
+		return nil
+	})
+}

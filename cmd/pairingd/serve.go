@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/pairingd/pairingd/api"
+	"github.com/pairingd/pairingd/store"
+	"github.com/pairingd/pairingd/templates"
+)
+
+// processedRetention is how long webhook/update ids are kept for dedupe:
+// Meta retries for up to 36 hours.
+const processedRetention = 48 * time.Hour
+
+// serve runs the service until ctx is cancelled (SIGINT/SIGTERM), then
+// shuts down in order: stop accepting requests, stop the channels and
+// workers, close the database.
+func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
+	st, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	svc, err := newService(ctx, cfg, st, log)
+	if err != nil {
+		return err
+	}
+	texts, err := templates.Load(cfg.Templates.Dir, cfg.Templates.FallbackLocale)
+	if err != nil {
+		return err
+	}
+
+	deps := api.Deps{
+		Service: svc,
+		Log:     log,
+	}
+	chans, err := buildChannels(cfg, svc, st, texts, log, &deps)
+	if err != nil {
+		return err
+	}
+
+	apiCfg := api.Config{
+		Listen:              cfg.Server.Listen,
+		BodyLimit:           cfg.Server.BodyLimit,
+		TrustedProxies:      cfg.Server.TrustedProxies,
+		PublicRatePerSecond: cfg.Server.PublicRatePerSecond,
+		PublicBurst:         cfg.Server.PublicBurst,
+		ReadHeaderTimeout:   cfg.Server.ReadHeaderTimeout,
+		ReadTimeout:         cfg.Server.ReadTimeout,
+		WriteTimeout:        cfg.Server.WriteTimeout,
+		IdleTimeout:         cfg.Server.IdleTimeout,
+	}
+	e, err := api.New(apiCfg, deps)
+	if err != nil {
+		return err
+	}
+	srv := api.NewHTTPServer(apiCfg, e)
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Server.Listen, err)
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "version", versionString(), "database", st.Driver(), "channels", len(cfg.Channels))
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	// Channels and background jobs get their own context so they stop only
+	// after the HTTP server stopped taking requests.
+	bg, stopBG := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, run := range append(chans, pruneLoop(st, log)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := run(bg); err != nil && !errors.Is(err, context.Canceled) {
+				log.Error("background job stopped", "err", err)
+			}
+		}()
+	}
+
+	var result error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err := <-serveErr:
+		if !errors.Is(err, http.ErrServerClosed) {
+			result = fmt.Errorf("http server: %w", err)
+		}
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		log.Warn("http shutdown incomplete", "err", err)
+	}
+	stopBG()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-shutdownCtx.Done():
+		log.Warn("channels did not stop within the shutdown timeout")
+	}
+	log.Info("stopped")
+	return result
+}
+
+// pruneLoop drops webhook dedupe marks older than the retention, hourly.
+func pruneLoop(st *store.Store, log *slog.Logger) func(context.Context) error {
+	return func(ctx context.Context) error {
+		t := time.NewTicker(time.Hour)
+		defer t.Stop()
+		for {
+			if n, err := st.PruneProcessed(ctx, time.Now().Add(-processedRetention)); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				log.Warn("prune processed updates", "err", err)
+			} else if n > 0 {
+				log.Debug("pruned processed updates", "rows", n)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-t.C:
+			}
+		}
+	}
+}

@@ -1,0 +1,274 @@
+package pairing
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+)
+
+const grantPrefix = "pgr_"
+
+// lookupBUID finds the web_users row a BUID names and checks its secret.
+// Anything that is not the row's current BUID is ErrBUIDUnknown.
+func (s *Service) lookupBUID(ctx context.Context, buid string) (WebUser, []byte, error) {
+	rowID, secret, ok := s.buid.decode(buid)
+	if !ok {
+		return WebUser{}, nil, ErrBUIDUnknown
+	}
+	wu, err := s.store.WebUserByID(ctx, rowID)
+	if errors.Is(err, ErrNotFound) {
+		return WebUser{}, nil, ErrBUIDUnknown
+	}
+	if err != nil {
+		return WebUser{}, nil, err
+	}
+	h := HashToken(secret)
+	if !equalHash(wu.BUIDHash, h) {
+		return WebUser{}, nil, ErrBUIDUnknown
+	}
+	return wu, h, nil
+}
+
+// Authorize is POST /v1/authorize: it checks BUID and PIN, spends the PIN
+// exactly once, and decides the answer from the link state (DESIGN.md,
+// "authorize: every branch"). Refusals are errors: ErrBUIDUnknown,
+// *AttemptsError (ErrPINInvalid / ErrPINLocked), ErrPINExpired, ErrPINUsed,
+// *RetryError (ErrRateLimited), *FieldError.
+func (s *Service) Authorize(ctx context.Context, req AuthorizeRequest) (Result, error) {
+	if req.UserID != "" {
+		if err := ValidateUserID("user_id", req.UserID); err != nil {
+			return Result{}, err
+		}
+	}
+	pin := ""
+	if req.PIN == "" {
+		if !s.cfg.MagicLink {
+			return Result{}, invalid("pin", "is required")
+		}
+	} else {
+		var ok bool
+		if pin, ok = NormalizePIN(req.PIN, s.cfg.PINLength); !ok {
+			return Result{}, invalid("pin", "must be exactly "+strconv.Itoa(s.cfg.PINLength)+" digits")
+		}
+	}
+	if err := s.checkKeyBudget(ctx, req.KeyID); err != nil {
+		s.audit(ctx, s.store, AuditEvent{Action: "authorize", Outcome: "rate_limited", KeyID: req.KeyID})
+		return Result{}, err
+	}
+
+	res, err := s.authorize(ctx, req, pin)
+	ev := AuditEvent{Action: "authorize", KeyID: req.KeyID, WebUserID: res.webUserID, PersonID: res.PersonID, UserID: req.UserID}
+	if err != nil {
+		ev.Outcome = errorCode(err)
+		if countsAgainstKey(err) {
+			s.addKeyFailure(ctx, req.KeyID)
+		}
+	} else {
+		ev.Outcome = string(res.Outcome)
+	}
+	// Decided answers were audited inside their transaction.
+	if err != nil {
+		s.audit(ctx, s.store, ev)
+	}
+	return res.Result, err
+}
+
+type authorized struct {
+	Result
+	webUserID int64
+}
+
+func (s *Service) authorize(ctx context.Context, req AuthorizeRequest, pin string) (authorized, error) {
+	wu, buidHash, err := s.lookupBUID(ctx, req.BUID)
+	if err != nil {
+		return authorized{}, err
+	}
+	out := authorized{webUserID: wu.ID, Result: Result{PersonID: wu.PersonID}}
+	now := s.now()
+	if wu.LockedUntil.After(now) {
+		return out, &AttemptsError{Err: ErrPINLocked, LockedUntil: wu.LockedUntil}
+	}
+
+	var pinH []byte
+	if pin != "" {
+		pinH = pinHash(s.cfg.Secret, wu.ID, pin)
+		if !equalHash(pinH, wu.PINHash) {
+			return out, s.wrongPIN(ctx, wu.ID, now)
+		}
+	}
+	if err := credentialState(wu, pinH == nil, now); err != nil {
+		return out, err
+	}
+
+	err = s.withRetry(ctx, func(r Repo) error {
+		spent, err := r.SpendCredential(ctx, wu.ID, buidHash, pinH, now)
+		if err != nil {
+			return err
+		}
+		if !spent {
+			// Someone else spent, rotated or locked it between our read
+			// and our update: say which.
+			cur, err := r.WebUserByID(ctx, wu.ID)
+			if err != nil {
+				return err
+			}
+			return s.whyNotSpent(cur, buidHash, pinH == nil, now)
+		}
+		cur, err := r.WebUserByID(ctx, wu.ID)
+		if err != nil {
+			return err
+		}
+		out.Result, err = s.decide(ctx, r, cur, req.UserID)
+		if err != nil {
+			return err
+		}
+		s.audit(ctx, r, AuditEvent{Action: "authorize", Outcome: string(out.Outcome), KeyID: req.KeyID,
+			WebUserID: wu.ID, PersonID: out.PersonID, UserID: req.UserID})
+		return nil
+	})
+	return out, err
+}
+
+// wrongPIN counts a wrong guess atomically; only guesses counted below the
+// limit are evaluated, so concurrent guessing cannot pass it.
+func (s *Service) wrongPIN(ctx context.Context, rowID int64, now time.Time) error {
+	attempts, lockedUntil, counted, err := s.store.RecordPINFailure(ctx, rowID, now, s.cfg.MaxAttempts, s.cfg.LockDuration)
+	if err != nil {
+		return err
+	}
+	if !counted {
+		return &AttemptsError{Err: ErrPINLocked, LockedUntil: lockedUntil}
+	}
+	left := max(s.cfg.MaxAttempts-attempts, 0)
+	return &AttemptsError{Err: ErrPINInvalid, AttemptsLeft: left, LockedUntil: lockedUntil}
+}
+
+// credentialState refuses a used or expired credential before trying to
+// spend it.
+func credentialState(wu WebUser, magic bool, now time.Time) error {
+	if !wu.PINUsedAt.IsZero() {
+		return ErrPINUsed
+	}
+	exp := wu.PINExpiresAt
+	if magic {
+		exp = wu.MagicExpiresAt
+	}
+	if !exp.After(now) {
+		return ErrPINExpired
+	}
+	return nil
+}
+
+// whyNotSpent explains a conditional update that changed no row.
+func (s *Service) whyNotSpent(cur WebUser, buidHash []byte, magic bool, now time.Time) error {
+	switch {
+	case !equalHash(cur.BUIDHash, buidHash):
+		return ErrBUIDUnknown
+	case cur.LockedUntil.After(now):
+		return &AttemptsError{Err: ErrPINLocked, LockedUntil: cur.LockedUntil}
+	}
+	if err := credentialState(cur, magic, now); err != nil {
+		return err
+	}
+	return ErrPINUsed
+}
+
+// decide picks the answer for a spent PIN from the link state.
+func (s *Service) decide(ctx context.Context, r Repo, wu WebUser, userID string) (Result, error) {
+	lead, err := r.LeadByID(ctx, wu.LeadID)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{PersonID: wu.PersonID, Lead: lead}
+	switch {
+	case wu.Linked() && userID == "":
+		res.Outcome, res.UserID = OutcomeMatch, wu.UserID
+		return res, nil
+	case wu.Linked() && userID == wu.UserID:
+		res.Outcome, res.UserID = OutcomeAlreadyLinked, wu.UserID
+		return res, nil
+	case !wu.Linked() && userID == "":
+		res.Outcome = OutcomeRegister
+		res.Grant, err = s.newGrant(ctx, r, GrantRecord{Kind: GrantRegister, WebUserID: wu.ID, LeadID: lead.ID})
+		return res, err
+	}
+	linked, err := s.link(ctx, r, wu, lead, userID, false, ActorSite)
+	var ce *ConflictError
+	if errors.As(err, &ce) {
+		c := ce.Conflict
+		res.Outcome, res.Conflict = OutcomeConflict, &c
+		res.Grant, err = s.newGrant(ctx, r, GrantRecord{Kind: GrantConflict, WebUserID: wu.ID, LeadID: lead.ID, UserID: userID})
+		return res, err
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	linked.Lead = lead
+	return linked, nil
+}
+
+// newGrant creates a one-time grant and returns its token.
+func (s *Service) newGrant(ctx context.Context, r Repo, g GrantRecord) (*Grant, error) {
+	tok, err := randomToken(s.rand, grantPrefix)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	g.Hash = HashToken([]byte(tok))
+	g.CreatedAt = now
+	g.ExpiresAt = now.Add(s.cfg.GrantTTL)
+	if err := r.CreateGrant(ctx, g); err != nil {
+		return nil, err
+	}
+	return &Grant{Token: tok, ExpiresAt: g.ExpiresAt}, nil
+}
+
+// checkKeyBudget refuses a key that used up its failure budget.
+func (s *Service) checkKeyBudget(ctx context.Context, keyID int64) error {
+	if keyID == 0 || s.cfg.KeyFailureBudget == 0 {
+		return nil
+	}
+	n, err := s.store.KeyFailures(ctx, keyID, s.now(), s.cfg.KeyFailureWindow)
+	if err != nil {
+		return err
+	}
+	if n >= s.cfg.KeyFailureBudget {
+		return &RetryError{Err: ErrRateLimited, RetryAfter: s.cfg.KeyFailureWindow}
+	}
+	return nil
+}
+
+func (s *Service) addKeyFailure(ctx context.Context, keyID int64) {
+	if keyID == 0 || s.cfg.KeyFailureBudget == 0 {
+		return
+	}
+	if _, err := s.store.AddKeyFailure(ctx, keyID, s.now(), s.cfg.KeyFailureWindow); err != nil {
+		s.log.Error("count key failure", "key_id", keyID, "err", err)
+	}
+}
+
+// countsAgainstKey: the refusals that look like guessing.
+func countsAgainstKey(err error) bool {
+	return errors.Is(err, ErrBUIDUnknown) || errors.Is(err, ErrPINInvalid) ||
+		errors.Is(err, ErrPINLocked) || errors.Is(err, ErrGrantUnknown)
+}
+
+// errorCode names a refusal for the audit trail.
+func errorCode(err error) string {
+	for _, c := range []struct {
+		err  error
+		code string
+	}{
+		{ErrBUIDUnknown, "buid_unknown"}, {ErrPINInvalid, "pin_invalid"}, {ErrPINLocked, "pin_locked"},
+		{ErrPINExpired, "pin_expired"}, {ErrPINUsed, "pin_used"}, {ErrRateLimited, "rate_limited"},
+		{ErrInvalid, "invalid_request"}, {ErrGrantUnknown, "grant_unknown"}, {ErrGrantExpired, "grant_expired"},
+		{ErrGrantUsed, "grant_used"}, {ErrGrantMismatch, "grant_mismatch"}, {ErrConflict, "conflict"},
+		{ErrNotLinked, "not_linked"}, {ErrUnavailable, "unavailable"},
+	} {
+		if errors.Is(err, c.err) {
+			return c.code
+		}
+	}
+	return "error"
+}

@@ -1,0 +1,123 @@
+package pairing
+
+import (
+	"context"
+	"time"
+)
+
+// The storage the service needs, split by what each flow touches. A Store
+// implementation returns ErrNotFound for a missing row, ErrUserTaken when a
+// link would give one site user to two persons, and an error wrapping
+// ErrUnavailable when the database cannot be reached. All times are UTC.
+
+// LeadRepo keeps persons and their leads.
+type LeadRepo interface {
+	// LeadByKey finds a lead by channel and external id.
+	LeadByKey(ctx context.Context, key LeadKey) (Lead, error)
+	// LeadByID finds a lead by id.
+	LeadByID(ctx context.Context, id int64) (Lead, error)
+	// CreateLead creates a new person, its web_users row and the lead, and
+	// returns the lead. If the (channel, external id) exists already it
+	// returns the existing lead unchanged.
+	CreateLead(ctx context.Context, key LeadKey, p Profile, now time.Time) (Lead, error)
+	// UpdateLeadProfile stores a fresh profile.
+	UpdateLeadProfile(ctx context.Context, leadID int64, p Profile, now time.Time) error
+	// SetLeadBlocked sets the blocked flag and reports whether it changed.
+	SetLeadBlocked(ctx context.Context, leadID int64, blocked bool, now time.Time) (bool, error)
+	// LeadsOfPerson lists a person's leads, oldest first.
+	LeadsOfPerson(ctx context.Context, personID int64) ([]Lead, error)
+	// MergePerson moves every lead of person `from` to person `to` and
+	// deletes `from` and its web_users row.
+	MergePerson(ctx context.Context, from, to int64, now time.Time) error
+}
+
+// WebUserRepo keeps the web_users rows: BUID, PIN, attempts and link.
+type WebUserRepo interface {
+	WebUserByID(ctx context.Context, id int64) (WebUser, error)
+	WebUserByPerson(ctx context.Context, personID int64) (WebUser, error)
+	// WebUserByUserID finds the row linked to a site user.
+	WebUserByUserID(ctx context.Context, userID string) (WebUser, error)
+	// SetCredential stores a new BUID hash and PIN hash (rotating the old
+	// ones) and clears the used mark. It leaves the wrong-PIN counter and
+	// the lock alone.
+	SetCredential(ctx context.Context, webUserID int64, c Credential, now time.Time) error
+	// ClaimIssue atomically moves pin_issued_at to now if it is older than
+	// now-minInterval, and reports whether it did. It is the per-row
+	// reissue and resend limit.
+	ClaimIssue(ctx context.Context, webUserID int64, now time.Time, minInterval time.Duration) (bool, error)
+	// RecordPINFailure counts one wrong PIN atomically: it only counts when
+	// the row is not locked at `now` (a lock that has passed starts the count
+	// again at 1), and sets locked_until = now+lockFor when the count reaches
+	// max. It returns the new count and lock, and counted=false when the row
+	// was locked so the guess was not evaluated.
+	RecordPINFailure(ctx context.Context, webUserID int64, now time.Time, max int, lockFor time.Duration) (attempts int, lockedUntil time.Time, counted bool, err error)
+	// SpendCredential marks the current credential used, with a conditional
+	// update that changes exactly one row only when the stored BUID hash is
+	// buidHash, the credential is unused and the row is not locked at `now`,
+	// and either pinHash equals the stored PIN hash and pin_expires_at > now,
+	// or pinHash is nil (magic link) and magic_expires_at > now. It resets the
+	// wrong-PIN counter and the lock. It reports whether it changed the row.
+	SpendCredential(ctx context.Context, webUserID int64, buidHash, pinHash []byte, now time.Time) (bool, error)
+	// SetLink links the row to a site user. It changes the row only while
+	// the row has no link (conditional UPDATE ... WHERE user_id IS NULL), and
+	// returns ErrUserTaken if the row was linked meanwhile or another row
+	// holds the user (unique index), so the service decides again.
+	SetLink(ctx context.Context, webUserID int64, userID string, now time.Time) error
+	// ClearLink removes the row's link.
+	ClearLink(ctx context.Context, webUserID int64, now time.Time) error
+	// ListLinks lists linked rows ordered by id, after the given id.
+	ListLinks(ctx context.Context, afterID int64, limit int) ([]WebUser, error)
+}
+
+// GrantRepo keeps one-time grants.
+type GrantRepo interface {
+	CreateGrant(ctx context.Context, g GrantRecord) error
+	GrantByHash(ctx context.Context, hash []byte) (GrantRecord, error)
+	// SpendGrant marks the grant used with a conditional update; it reports
+	// whether exactly one unused, unexpired row changed.
+	SpendGrant(ctx context.Context, id int64, now time.Time) (bool, error)
+}
+
+// KeyRepo keeps API keys and each key's failure budget.
+type KeyRepo interface {
+	CreateAPIKey(ctx context.Context, k APIKey) (APIKey, error)
+	APIKeyByHash(ctx context.Context, hash []byte) (APIKey, error)
+	ListAPIKeys(ctx context.Context) ([]APIKey, error)
+	// RevokeAPIKey revokes by id or name; ErrNotFound when no active key
+	// matches.
+	RevokeAPIKey(ctx context.Context, idOrName string, now time.Time) error
+	// KeyFailures returns the failures counted in the key's current window
+	// (0 when the window started before now-window).
+	KeyFailures(ctx context.Context, keyID int64, now time.Time, window time.Duration) (int, error)
+	// AddKeyFailure counts one failure in the key's window atomically,
+	// starting a new window when the current one is older than `window`, and
+	// returns the new count.
+	AddKeyFailure(ctx context.Context, keyID int64, now time.Time, window time.Duration) (int, error)
+}
+
+// EventRepo keeps the audit trail and the site events.
+type EventRepo interface {
+	AddAudit(ctx context.Context, e AuditEvent) error
+	AddSiteEvent(ctx context.Context, e SiteEvent) error
+}
+
+// Repo is every storage operation. The same operations run inside a
+// transaction (Store.Tx) or on their own.
+type Repo interface {
+	LeadRepo
+	WebUserRepo
+	GrantRepo
+	KeyRepo
+	EventRepo
+}
+
+// Store is the service's storage.
+type Store interface {
+	Repo
+	// Tx runs fn in one transaction: all of fn's writes commit together or
+	// not at all. On SQLite writers are serialized; on PostgreSQL rows are
+	// locked by the conditional updates and unique indexes do the rest.
+	Tx(ctx context.Context, fn func(Repo) error) error
+	// Ping tells whether the database answers.
+	Ping(ctx context.Context) error
+}

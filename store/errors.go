@@ -1,0 +1,83 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/mattn/go-sqlite3"
+	"gorm.io/gorm"
+
+	"github.com/pairingd/pairingd/pairing"
+)
+
+// translate turns driver errors into the errors pairing.Store promises:
+// ErrNotFound, ErrUserTaken (unique index, or a PostgreSQL deadlock or
+// serialization failure: the service decides again) and ErrUnavailable
+// (the database cannot be reached or cannot write now). Other errors are
+// wrapped as they are.
+func translate(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, pairing.ErrNotFound), errors.Is(err, pairing.ErrUserTaken), errors.Is(err, pairing.ErrUnavailable):
+		return err
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	case errors.Is(err, gorm.ErrRecordNotFound), errors.Is(err, sql.ErrNoRows):
+		return pairing.ErrNotFound
+	case isUnique(err):
+		return fmt.Errorf("%w: %v", pairing.ErrUserTaken, err)
+	case isRetry(err):
+		return fmt.Errorf("%w: %v", pairing.ErrUserTaken, err)
+	case isUnavailable(err):
+		return fmt.Errorf("%w: %v", pairing.ErrUnavailable, err)
+	}
+	return fmt.Errorf("store: %w", err)
+}
+
+func isUnique(err error) bool {
+	var se sqlite3.Error
+	if errors.As(err, &se) {
+		return se.ExtendedCode == sqlite3.ErrConstraintUnique || se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey
+	}
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}
+
+// isRetry: PostgreSQL gave up one of two colliding transactions.
+func isRetry(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
+}
+
+func isUnavailable(err error) bool {
+	var se sqlite3.Error
+	if errors.As(err, &se) {
+		switch se.Code {
+		case sqlite3.ErrBusy, sqlite3.ErrLocked, sqlite3.ErrReadonly, sqlite3.ErrIoErr,
+			sqlite3.ErrFull, sqlite3.ErrCantOpen, sqlite3.ErrCorrupt, sqlite3.ErrNotADB, sqlite3.ErrProtocol:
+			return true
+		}
+		return false
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		// 08: connection, 53: resources, 57P: shutdown/crash, 25006: read-only.
+		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "53") ||
+			strings.HasPrefix(pe.Code, "57P") || pe.Code == "25006"
+	}
+	var ne net.Error
+	var ce *pgconn.ConnectError
+	return errors.As(err, &ne) || errors.As(err, &ce) || errors.Is(err, driver.ErrBadConn) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, sql.ErrConnDone) ||
+		strings.Contains(err.Error(), "database is closed") || strings.Contains(err.Error(), "conn closed")
+}

@@ -1,0 +1,215 @@
+// Package store keeps pairingd's state in SQLite (the embedded default) or
+// PostgreSQL (for several instances), through GORM. It implements
+// pairing.Store. Every operation that must hold under concurrency is one
+// conditional UPDATE whose affected row count or RETURNING row decides,
+// so the rules hold across connections and across instances.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"gorm.io/driver/postgres"
+	"gorm.io/driver/sqlite"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"github.com/pairingd/pairingd/pairing"
+)
+
+var _ pairing.Store = (*Store)(nil)
+
+// Drivers.
+const (
+	SQLite   = "sqlite"
+	Postgres = "postgres"
+)
+
+// Config selects and tunes the database.
+type Config struct {
+	// Driver is "sqlite" or "postgres".
+	Driver string
+	// DSN is a file path (or file: URI) for SQLite, a URL or key=value
+	// string for PostgreSQL.
+	DSN string
+	// MaxOpenConns bounds the PostgreSQL pool and the SQLite reader pool;
+	// 0 means 10. SQLite always has exactly one writer connection.
+	MaxOpenConns int
+}
+
+// Store is the database. Reads that are not part of a transaction go to
+// the reader pool; writes and transactions go to the writer pool. On
+// PostgreSQL both are the same pool; on SQLite the writer is one
+// connection, so writers queue in the process instead of failing with
+// SQLITE_BUSY, and readers run beside it (WAL).
+type Store struct {
+	repo
+	driver string
+	writer *gorm.DB
+	reader *gorm.DB
+	log    *slog.Logger
+}
+
+// repo runs the operations on a reader and a writer; inside a transaction
+// both are the transaction.
+type repo struct {
+	r, w   *gorm.DB
+	driver string
+}
+
+// Open connects to the database. It does not migrate; call Migrate.
+func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxOpenConns <= 0 {
+		cfg.MaxOpenConns = 10
+	}
+	gcfg := func() *gorm.Config {
+		return &gorm.Config{
+			// SQLite spends most of a short query preparing it; keep the
+			// prepared statements per connection. (pgx caches its own.)
+			PrepareStmt:            cfg.Driver == SQLite,
+			Logger:                 logger.Discard, // queries hold hashes and ids: never log them
+			SkipDefaultTransaction: true,
+			NowFunc:                func() time.Time { return time.Now().UTC() },
+		}
+	}
+	s := &Store{driver: cfg.Driver, log: log}
+	switch cfg.Driver {
+	case SQLite:
+		if cfg.DSN == "" {
+			return nil, errors.New("database.dsn: empty SQLite path")
+		}
+		w, err := gorm.Open(sqlite.Open(sqliteDSN(cfg.DSN, false)), gcfg())
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite: %w", translate(err))
+		}
+		wdb, err := w.DB()
+		if err != nil {
+			return nil, err
+		}
+		wdb.SetMaxOpenConns(1)
+		wdb.SetMaxIdleConns(1)
+		wdb.SetConnMaxLifetime(0)
+		s.writer, s.reader = w, w
+		if !strings.Contains(cfg.DSN, ":memory:") && !strings.Contains(cfg.DSN, "mode=memory") {
+			r, err := gorm.Open(sqlite.Open(sqliteDSN(cfg.DSN, true)), gcfg())
+			if err != nil {
+				_ = wdb.Close()
+				return nil, fmt.Errorf("open sqlite: %w", translate(err))
+			}
+			rdb, err := r.DB()
+			if err != nil {
+				_ = wdb.Close()
+				return nil, err
+			}
+			rdb.SetMaxOpenConns(cfg.MaxOpenConns)
+			rdb.SetMaxIdleConns(cfg.MaxOpenConns)
+			s.reader = r
+		}
+	case Postgres:
+		db, err := gorm.Open(postgres.New(postgres.Config{DSN: cfg.DSN}), gcfg())
+		if err != nil {
+			return nil, fmt.Errorf("open postgres: %w", translate(err))
+		}
+		sdb, err := db.DB()
+		if err != nil {
+			return nil, err
+		}
+		sdb.SetMaxOpenConns(cfg.MaxOpenConns)
+		sdb.SetMaxIdleConns(cfg.MaxOpenConns)
+		sdb.SetConnMaxIdleTime(5 * time.Minute)
+		s.writer, s.reader = db, db
+	default:
+		return nil, fmt.Errorf("database.driver: must be sqlite or postgres, got %q", cfg.Driver)
+	}
+	s.repo = repo{r: s.reader, w: s.writer, driver: s.driver}
+	if err := s.Ping(ctx); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// sqliteDSN adds the connection settings pairingd relies on: WAL (readers
+// beside the writer), a busy timeout (other processes such as the CLI),
+// foreign keys, BEGIN IMMEDIATE for transactions (a transaction takes the
+// write lock at its start, so it never fails to upgrade a read lock).
+func sqliteDSN(dsn string, readOnly bool) string {
+	if !strings.HasPrefix(dsn, "file:") {
+		dsn = "file:" + dsn
+	}
+	params := url.Values{}
+	params.Set("_journal_mode", "WAL")
+	params.Set("_busy_timeout", "10000")
+	params.Set("_foreign_keys", "1")
+	params.Set("_synchronous", "NORMAL")
+	params.Set("_txlock", "immediate")
+	if readOnly {
+		params.Set("_query_only", "1")
+	}
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	return dsn + sep + params.Encode()
+}
+
+// Driver is "sqlite" or "postgres".
+func (s *Store) Driver() string { return s.driver }
+
+// Close closes every connection.
+func (s *Store) Close() error {
+	var errs []error
+	for _, db := range []*gorm.DB{s.writer, s.reader} {
+		if db == nil {
+			continue
+		}
+		if sdb, err := db.DB(); err == nil {
+			if err := sdb.Close(); err != nil && !strings.Contains(err.Error(), "closed") {
+				errs = append(errs, err)
+			}
+		}
+		if s.reader == s.writer {
+			break
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Ping tells whether the database answers, within 2 seconds.
+func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	for _, db := range []*gorm.DB{s.writer, s.reader} {
+		sdb, err := db.DB()
+		if err != nil {
+			return translate(err)
+		}
+		if err := sdb.PingContext(ctx); err != nil {
+			return translate(err)
+		}
+	}
+	return nil
+}
+
+// Tx runs fn in one transaction. On SQLite it starts with BEGIN IMMEDIATE
+// on the single writer connection; on PostgreSQL it runs at READ
+// COMMITTED, where the conditional updates and unique indexes decide races.
+func (s *Store) Tx(ctx context.Context, fn func(pairing.Repo) error) error {
+	var fnErr error
+	err := s.writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		fnErr = fn(repo{r: tx, w: tx, driver: s.driver})
+		return fnErr
+	})
+	if err != nil && fnErr != nil && errors.Is(err, fnErr) {
+		return fnErr // already translated by the repo, or the caller's own
+	}
+	return translate(err)
+}

@@ -1,0 +1,147 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/pairingd/pairingd/pairing"
+)
+
+func (r repo) webUser(ctx context.Context, db *gorm.DB, where string, args ...any) (pairing.WebUser, error) {
+	var row webUserRow
+	if err := take(ctx, db, &row, where, args...); err != nil {
+		return pairing.WebUser{}, err
+	}
+	return row.webUser(), nil
+}
+
+func (r repo) WebUserByID(ctx context.Context, id int64) (pairing.WebUser, error) {
+	return r.webUser(ctx, r.r, "id = ?", id)
+}
+
+func (r repo) WebUserByPerson(ctx context.Context, personID int64) (pairing.WebUser, error) {
+	return r.webUser(ctx, r.r, "person_id = ?", personID)
+}
+
+func (r repo) WebUserByUserID(ctx context.Context, userID string) (pairing.WebUser, error) {
+	if userID == "" {
+		return pairing.WebUser{}, pairing.ErrNotFound
+	}
+	return r.webUser(ctx, r.r, "user_id = ?", userID)
+}
+
+// exists tells ErrNotFound apart from "the condition did not hold".
+func (r repo) exists(ctx context.Context, id int64) error {
+	_, err := r.webUser(ctx, r.w, "id = ?", id)
+	return err
+}
+
+func (r repo) SetCredential(ctx context.Context, id int64, c pairing.Credential, now time.Time) error {
+	n, err := r.exec(ctx, `UPDATE web_users SET buid_hash = ?, pin_hash = ?, pin_issued_at = ?, pin_expires_at = ?,
+		magic_expires_at = ?, lead_id = ?, pin_used_at = 0, updated_at = ? WHERE id = ?`,
+		c.BUIDHash, c.PINHash, us(c.IssuedAt), us(c.ExpiresAt), us(c.MagicExpiresAt), c.LeadID, us(now), id)
+	if err == nil && n == 0 {
+		return pairing.ErrNotFound
+	}
+	return err
+}
+
+func (r repo) ClaimIssue(ctx context.Context, id int64, now time.Time, minInterval time.Duration) (bool, error) {
+	n, err := r.exec(ctx, `UPDATE web_users SET pin_issued_at = ? WHERE id = ? AND pin_issued_at <= ?`,
+		us(now), id, us(now.Add(-minInterval)))
+	if err != nil || n == 1 {
+		return n == 1, err
+	}
+	return false, r.exists(ctx, id)
+}
+
+// RecordPINFailure is one UPDATE ... RETURNING, so concurrent wrong PINs
+// each count once and the lock is set by the one that reaches max. The
+// CASE expressions read the row's values from before the update.
+func (r repo) RecordPINFailure(ctx context.Context, id int64, now time.Time, max int, lockFor time.Duration) (int, time.Time, bool, error) {
+	var out []struct {
+		FailedAttempts int   `gorm:"column:failed_attempts"`
+		LockedUntil    int64 `gorm:"column:locked_until"`
+	}
+	const next = `(CASE WHEN failed_attempts >= ? THEN 1 ELSE failed_attempts + 1 END)`
+	err := r.w.WithContext(ctx).Raw(`UPDATE web_users SET
+		failed_attempts = `+next+`,
+		locked_until = CASE WHEN `+next+` >= ? THEN CAST(? AS BIGINT) ELSE 0 END,
+		updated_at = ?
+		WHERE id = ? AND locked_until <= ?
+		RETURNING failed_attempts, locked_until`,
+		max, max, max, us(now.Add(lockFor)), us(now), id, us(now)).Scan(&out).Error
+	if err != nil {
+		return 0, time.Time{}, false, translate(err)
+	}
+	if len(out) == 1 {
+		return out[0].FailedAttempts, tm(out[0].LockedUntil), true, nil
+	}
+	w, err := r.webUser(ctx, r.w, "id = ?", id)
+	if err != nil {
+		return 0, time.Time{}, false, err
+	}
+	return w.FailedAttempts, w.LockedUntil, false, nil
+}
+
+// SpendCredential is the one conditional UPDATE that spends a PIN (or a
+// magic link): exactly one request can change the row.
+func (r repo) SpendCredential(ctx context.Context, id int64, buidHash, pinHash []byte, now time.Time) (bool, error) {
+	q := `UPDATE web_users SET pin_used_at = ?, failed_attempts = 0, locked_until = 0, updated_at = ?
+		WHERE id = ? AND buid_hash = ? AND pin_used_at = 0 AND locked_until <= ? AND `
+	args := []any{us(now), us(now), id, buidHash, us(now)}
+	if pinHash == nil {
+		q += `magic_expires_at > ?`
+		args = append(args, us(now))
+	} else {
+		q += `pin_hash = ? AND pin_expires_at > ?`
+		args = append(args, pinHash, us(now))
+	}
+	n, err := r.exec(ctx, q, args...)
+	return n == 1, err
+}
+
+// SetLink fills an empty link. It runs in a savepoint so that a unique
+// violation on PostgreSQL leaves the surrounding transaction usable.
+func (r repo) SetLink(ctx context.Context, id int64, userID string, now time.Time) error {
+	var n int64
+	err := r.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Exec(`UPDATE web_users SET user_id = ?, linked_at = ?, updated_at = ? WHERE id = ? AND user_id IS NULL`,
+			userID, us(now), us(now), id)
+		n = res.RowsAffected
+		return res.Error
+	})
+	if err != nil {
+		return translate(err)
+	}
+	if n == 1 {
+		return nil
+	}
+	if err := r.exists(ctx, id); err != nil {
+		return err
+	}
+	return pairing.ErrUserTaken
+}
+
+func (r repo) ClearLink(ctx context.Context, id int64, now time.Time) error {
+	n, err := r.exec(ctx, `UPDATE web_users SET user_id = NULL, linked_at = 0, updated_at = ? WHERE id = ?`, us(now), id)
+	if err == nil && n == 0 {
+		return pairing.ErrNotFound
+	}
+	return err
+}
+
+func (r repo) ListLinks(ctx context.Context, afterID int64, limit int) ([]pairing.WebUser, error) {
+	var rows []webUserRow
+	err := r.r.WithContext(ctx).Where("user_id IS NOT NULL AND id > ?", afterID).Order("id").Limit(limit).Find(&rows).Error
+	if err != nil {
+		return nil, translate(err)
+	}
+	out := make([]pairing.WebUser, len(rows))
+	for i, row := range rows {
+		out[i] = row.webUser()
+	}
+	return out, nil
+}

@@ -34,6 +34,10 @@ func (s *server) readyz(c echo.Context) error {
 		checks = append([]Check{{Name: "database", Check: s.svc.Ready}}, checks...)
 	}
 	out := readyJSON{Status: "ready", Checks: make(map[string]string, len(checks))}
+	optional := map[string]bool{}
+	for _, ch := range checks {
+		optional[ch.Name] = ch.Optional
+	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, ch := range checks {
@@ -55,8 +59,8 @@ func (s *server) readyz(c echo.Context) error {
 	}
 	wg.Wait()
 	status := http.StatusOK
-	for _, r := range out.Checks {
-		if r != "ok" {
+	for name, r := range out.Checks {
+		if r != "ok" && !optional[name] {
 			out.Status, status = "unavailable", http.StatusServiceUnavailable
 		}
 	}

@@ -55,6 +55,10 @@ type Webhook struct {
 type Check struct {
 	Name  string
 	Check func(ctx context.Context) error
+	// Optional checks are reported in /readyz but do not make it 503: a
+	// bot that cannot reach its platform must not take the REST API out of
+	// a load balancer.
+	Optional bool
 }
 
 // Config is the HTTP side's configuration. Zero values take the defaults

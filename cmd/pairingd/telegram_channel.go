@@ -2,16 +2,43 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 
 	"github.com/pairingd/pairingd/api"
+	"github.com/pairingd/pairingd/bots/telegram"
 	"github.com/pairingd/pairingd/pairing"
 	"github.com/pairingd/pairingd/store"
 	"github.com/pairingd/pairingd/templates"
 )
 
-// telegramChannel is replaced when the Telegram adapter lands.
+// telegramChannel builds the bot of one channel of type telegram, registers
+// it with the service (PIN resends), adds its webhook route in webhook mode
+// and its state to /readyz, and returns its run loop.
 func telegramChannel(cfg Config, ch ChannelConfig, svc *pairing.Service, st *store.Store, texts *templates.Catalog, log *slog.Logger, deps *api.Deps) (func(context.Context) error, error) {
-	return nil, fmt.Errorf("channels[%s]: type telegram is not available in this build yet", ch.Name)
+	bot, err := telegram.New(telegram.Config{
+		Name:           ch.Name,
+		Token:          ch.Token,
+		Mode:           ch.Mode,
+		APIEndpoint:    ch.APIEndpoint,
+		PublicURL:      cfg.Server.PublicURL,
+		WebhookSecret:  ch.WebhookSecret,
+		PollTimeout:    ch.PollTimeout,
+		StatusDisplay:  ch.StatusDisplay,
+		FallbackLocale: cfg.Templates.FallbackLocale,
+	}, svc, st, texts, log)
+	if err != nil {
+		return nil, err
+	}
+	svc.RegisterChannel(ch.Name, bot)
+	if bot.Mode() == telegram.ModeWebhook {
+		deps.Webhooks = append(deps.Webhooks, api.Webhook{
+			Method: "POST", Path: telegram.WebhookPath(ch.Name), Handler: bot.WebhookHandler(),
+		})
+	}
+	deps.Checks = append(deps.Checks, api.Check{
+		Name:     "channel:" + ch.Name,
+		Check:    func(context.Context) error { return bot.Health() },
+		Optional: true,
+	})
+	return bot.Run, nil
 }

@@ -52,25 +52,28 @@ func (s *Service) Authorize(ctx context.Context, req AuthorizeRequest) (Result, 
 			return Result{}, invalid("pin", "must be exactly "+strconv.Itoa(s.cfg.PINLength)+" digits")
 		}
 	}
-	if err := s.checkKeyBudget(ctx, req.KeyID); err != nil {
-		s.audit(ctx, s.store, AuditEvent{Action: "authorize", Outcome: "rate_limited", KeyID: req.KeyID})
+	// Reserve this attempt's failure in the key's budget before anything is
+	// evaluated, and give it back when the answer is not a failure: a key
+	// sending many guesses at once can never get more than its budget
+	// evaluated.
+	reserved, err := s.reserveKeyFailure(ctx, req.KeyID)
+	if err != nil {
+		if errors.Is(err, ErrRateLimited) {
+			s.audit(ctx, s.store, AuditEvent{Action: "authorize", Outcome: "rate_limited", KeyID: req.KeyID})
+		}
 		return Result{}, err
 	}
 
-	res, err := s.authorize(ctx, req, pin)
-	ev := AuditEvent{Action: "authorize", KeyID: req.KeyID, WebUserID: res.webUserID, PersonID: res.PersonID, UserID: req.UserID}
+	res, err := s.authorize(ctx, req, pin, reserved)
 	if err != nil {
-		ev.Outcome = errorCode(err)
-		if countsAgainstKey(err) {
-			s.addKeyFailure(ctx, req.KeyID)
+		if reserved && !countsAgainstKey(err) {
+			s.refundKeyFailure(ctx, req.KeyID)
 		}
-	} else {
-		ev.Outcome = string(res.Outcome)
+		s.audit(ctx, s.store, AuditEvent{Action: "authorize", KeyID: req.KeyID, WebUserID: res.webUserID,
+			PersonID: res.PersonID, UserID: req.UserID, Outcome: errorCode(err)})
 	}
-	// Decided answers were audited inside their transaction.
-	if err != nil {
-		s.audit(ctx, s.store, ev)
-	}
+	// Decided answers were audited, and their reservation refunded, inside
+	// their transaction.
 	return res.Result, err
 }
 
@@ -79,7 +82,7 @@ type authorized struct {
 	webUserID int64
 }
 
-func (s *Service) authorize(ctx context.Context, req AuthorizeRequest, pin string) (authorized, error) {
+func (s *Service) authorize(ctx context.Context, req AuthorizeRequest, pin string, refund bool) (authorized, error) {
 	wu, buidHash, err := s.lookupBUID(ctx, req.BUID)
 	if err != nil {
 		return authorized{}, err
@@ -125,6 +128,9 @@ func (s *Service) authorize(ctx context.Context, req AuthorizeRequest, pin strin
 		}
 		s.audit(ctx, r, AuditEvent{Action: "authorize", Outcome: string(out.Outcome), KeyID: req.KeyID,
 			WebUserID: wu.ID, PersonID: out.PersonID, UserID: req.UserID})
+		if refund {
+			return r.RefundKeyFailure(ctx, req.KeyID, now, s.cfg.KeyFailureWindow)
+		}
 		return nil
 	})
 	return out, err
@@ -224,19 +230,27 @@ func (s *Service) newGrant(ctx context.Context, r Repo, g GrantRecord) (*Grant, 
 	return &Grant{Token: tok, ExpiresAt: g.ExpiresAt}, nil
 }
 
-// checkKeyBudget refuses a key that used up its failure budget.
-func (s *Service) checkKeyBudget(ctx context.Context, keyID int64) error {
+// reserveKeyFailure takes one slot of the key's failure budget, or
+// refuses the key when none is left. It reports whether a slot was taken
+// (no key, or no budget configured: none).
+func (s *Service) reserveKeyFailure(ctx context.Context, keyID int64) (bool, error) {
 	if keyID == 0 || s.cfg.KeyFailureBudget == 0 {
-		return nil
+		return false, nil
 	}
-	n, err := s.store.KeyFailures(ctx, keyID, s.now(), s.cfg.KeyFailureWindow)
+	ok, err := s.store.ReserveKeyFailure(ctx, keyID, s.now(), s.cfg.KeyFailureWindow, s.cfg.KeyFailureBudget)
 	if err != nil {
-		return err
+		return false, err
 	}
-	if n >= s.cfg.KeyFailureBudget {
-		return &RetryError{Err: ErrRateLimited, RetryAfter: s.cfg.KeyFailureWindow}
+	if !ok {
+		return false, &RetryError{Err: ErrRateLimited, RetryAfter: s.cfg.KeyFailureWindow}
 	}
-	return nil
+	return true, nil
+}
+
+func (s *Service) refundKeyFailure(ctx context.Context, keyID int64) {
+	if err := s.store.RefundKeyFailure(ctx, keyID, s.now(), s.cfg.KeyFailureWindow); err != nil {
+		s.log.Error("refund key failure", "key_id", keyID, "err", err)
+	}
 }
 
 func (s *Service) addKeyFailure(ctx context.Context, keyID int64) {

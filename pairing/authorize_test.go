@@ -479,6 +479,34 @@ func TestKeyFailureBudget(t *testing.T) {
 	}
 }
 
+// Successful and non-guessing answers give their reserved slot back: a
+// key that only pairs correctly is never limited.
+func TestKeyFailureBudgetRefundsSuccesses(t *testing.T) {
+	e := newEnv(t, func(c *pairing.Config) { c.KeyFailureBudget = 3 })
+	k, _, _ := e.svc.CreateAPIKey(e.ctx, "site")
+	for i := range 10 {
+		p := e.issue(fmt.Sprint("ok-", i))
+		if _, err := e.svc.Authorize(e.ctx, pairing.AuthorizeRequest{BUID: p.BUID, PIN: p.PIN, KeyID: k.ID}); err != nil {
+			t.Fatalf("pairing %d: %v", i, err)
+		}
+		if _, err := e.svc.Authorize(e.ctx, pairing.AuthorizeRequest{BUID: p.BUID, PIN: p.PIN, KeyID: k.ID}); !errors.Is(err, pairing.ErrPINUsed) {
+			t.Fatalf("replay %d: %v", i, err)
+		}
+	}
+	if n, _ := e.store.KeyFailures(e.ctx, k.ID, e.clock.Now(), 10*time.Minute); n != 0 {
+		t.Fatalf("%d failures counted for successes and used PINs", n)
+	}
+	p := e.issue("guess")
+	for i := range 3 {
+		if _, err := e.svc.Authorize(e.ctx, pairing.AuthorizeRequest{BUID: p.BUID, PIN: wrongPIN(p.PIN), KeyID: k.ID}); !errors.Is(err, pairing.ErrPINInvalid) {
+			t.Fatalf("guess %d: %v", i, err)
+		}
+	}
+	if _, err := e.svc.Authorize(e.ctx, pairing.AuthorizeRequest{BUID: p.BUID, PIN: p.PIN, KeyID: k.ID}); !errors.Is(err, pairing.ErrRateLimited) {
+		t.Fatalf("past the budget even the right PIN is refused before evaluation: %v", err)
+	}
+}
+
 func TestAuditHasNoSecrets(t *testing.T) {
 	e := newEnv(t)
 	p := e.issue("1")

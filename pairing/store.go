@@ -93,6 +93,16 @@ type KeyRepo interface {
 	// starting a new window when the current one is older than `window`, and
 	// returns the new count.
 	AddKeyFailure(ctx context.Context, keyID int64, now time.Time, window time.Duration) (int, error)
+	// ReserveKeyFailure counts one failure in advance, atomically and only
+	// while the key's current window holds fewer than budget (a window older
+	// than `window` starts again at 1). It reports whether it counted. The
+	// caller gives the slot back with RefundKeyFailure when the attempt
+	// turns out not to be a failure, so concurrent attempts can never
+	// evaluate more than budget failures.
+	ReserveKeyFailure(ctx context.Context, keyID int64, now time.Time, window time.Duration, budget int) (bool, error)
+	// RefundKeyFailure takes back one reserved failure of the key's current
+	// window (nothing when the window has rolled over since).
+	RefundKeyFailure(ctx context.Context, keyID int64, now time.Time, window time.Duration) error
 }
 
 // EventRepo keeps the audit trail and the site events.

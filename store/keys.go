@@ -102,6 +102,24 @@ func (r repo) AddKeyFailure(ctx context.Context, keyID int64, now time.Time, win
 	return out[0].Failures, nil
 }
 
+// ReserveKeyFailure is one conditional UPDATE: it changes the row only
+// while the window has room (or has expired), so concurrent reservations
+// across instances never exceed the budget.
+func (r repo) ReserveKeyFailure(ctx context.Context, keyID int64, now time.Time, window time.Duration, budget int) (bool, error) {
+	start := us(now.Add(-window))
+	n, err := r.exec(ctx, `UPDATE api_keys SET
+		failures = CASE WHEN window_start <= ? THEN 1 ELSE failures + 1 END,
+		window_start = CASE WHEN window_start <= ? THEN ? ELSE window_start END
+		WHERE id = ? AND (window_start <= ? OR failures < ?)`, start, start, us(now), keyID, start, budget)
+	return n == 1, err
+}
+
+func (r repo) RefundKeyFailure(ctx context.Context, keyID int64, now time.Time, window time.Duration) error {
+	_, err := r.exec(ctx, `UPDATE api_keys SET failures = failures - 1
+		WHERE id = ? AND failures > 0 AND window_start > ?`, keyID, us(now.Add(-window)))
+	return err
+}
+
 func (r repo) AddAudit(ctx context.Context, e pairing.AuditEvent) error {
 	row := auditRow{
 		At: us(e.At), Action: e.Action, Outcome: e.Outcome, KeyID: e.KeyID, WebUserID: e.WebUserID,

@@ -438,6 +438,27 @@ func TestAPIKeysAndFailureBudget(t *testing.T) {
 		if f, _ := st.AddKeyFailure(ctx, k.ID, t0.Add(time.Minute), time.Minute); f != 1 {
 			t.Fatalf("new window starts at %d", f)
 		}
+		// Reservations: 100 concurrent ones against a budget of 10 in a
+		// fresh window: exactly 10 win; a refund frees one slot.
+		t1 := t0.Add(5 * time.Minute)
+		if won := parallel(t, 100, func(int) (bool, error) { return st.ReserveKeyFailure(ctx, k.ID, t1, time.Minute, 10) }); won != 10 {
+			t.Fatalf("%d reservations won, budget 10", won)
+		}
+		if err := st.RefundKeyFailure(ctx, k.ID, t1, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if f, _ := st.KeyFailures(ctx, k.ID, t1, time.Minute); f != 9 {
+			t.Fatalf("after refund %d, want 9", f)
+		}
+		if ok, err := st.ReserveKeyFailure(ctx, k.ID, t1, time.Minute, 10); !ok || err != nil {
+			t.Fatalf("refunded slot not reusable: %v %v", ok, err)
+		}
+		if ok, _ := st.ReserveKeyFailure(ctx, k.ID, t1, time.Minute, 10); ok {
+			t.Fatal("reserved past the budget")
+		}
+		if ok, _ := st.ReserveKeyFailure(ctx, k.ID, t1.Add(time.Minute), time.Minute, 10); !ok {
+			t.Fatal("a new window must have room")
+		}
 		if err := st.RevokeAPIKey(ctx, "shop", t0); err != nil {
 			t.Fatal(err)
 		}

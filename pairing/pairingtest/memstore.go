@@ -536,6 +536,41 @@ func (r repo) AddKeyFailure(_ context.Context, id int64, now time.Time, window t
 	return k.failures, nil
 }
 
+func (m *MemStore) ReserveKeyFailure(ctx context.Context, id int64, now time.Time, window time.Duration, budget int) (ok bool, err error) {
+	err = m.do(func(r repo) error { ok, err = r.ReserveKeyFailure(ctx, id, now, window, budget); return err })
+	return
+}
+func (r repo) ReserveKeyFailure(_ context.Context, id int64, now time.Time, window time.Duration, budget int) (bool, error) {
+	k, ok := r.st.keys[id]
+	if !ok {
+		return false, pairing.ErrNotFound
+	}
+	if !k.windowStart.After(now.Add(-window)) {
+		k.windowStart, k.failures = now, 0
+	}
+	if k.failures >= budget {
+		return false, nil
+	}
+	k.failures++
+	r.st.keys[id] = k
+	return true, nil
+}
+
+func (m *MemStore) RefundKeyFailure(ctx context.Context, id int64, now time.Time, window time.Duration) error {
+	return m.do(func(r repo) error { return r.RefundKeyFailure(ctx, id, now, window) })
+}
+func (r repo) RefundKeyFailure(_ context.Context, id int64, now time.Time, window time.Duration) error {
+	k, ok := r.st.keys[id]
+	if !ok {
+		return pairing.ErrNotFound
+	}
+	if k.windowStart.After(now.Add(-window)) && k.failures > 0 {
+		k.failures--
+		r.st.keys[id] = k
+	}
+	return nil
+}
+
 func (m *MemStore) AddAudit(ctx context.Context, e pairing.AuditEvent) error {
 	return m.do(func(r repo) error { return r.AddAudit(ctx, e) })
 }

@@ -130,7 +130,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("database.driver: must be sqlite or postgres, got %q", cfg.Driver)
 	}
 	s.repo = repo{r: s.reader, w: s.writer, driver: s.driver}
-	if err := s.Ping(ctx); err != nil {
+	if err := s.ping(ctx); err != nil {
 		_ = s.Close()
 		return nil, err
 	}
@@ -187,6 +187,19 @@ func (s *Store) Close() error {
 func (s *Store) Ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
+	if err := s.ping(ctx); err != nil {
+		return err
+	}
+	// A database can answer and still refuse writes (a read-only file or
+	// disk, a PostgreSQL standby after a failover): write a heartbeat row,
+	// so that readiness means pairing can work.
+	_, err := s.exec(ctx, `INSERT INTO settings (name, value) VALUES (?, ?)
+		ON CONFLICT (name) DO UPDATE SET value = excluded.value`, "heartbeat", []byte(time.Now().UTC().Format(time.RFC3339Nano)))
+	return err
+}
+
+// ping checks that both pools answer.
+func (s *Store) ping(ctx context.Context) error {
 	for _, db := range []*gorm.DB{s.writer, s.reader} {
 		sdb, err := db.DB()
 		if err != nil {

@@ -70,11 +70,15 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 	if cfg.MaxOpenConns <= 0 {
 		cfg.MaxOpenConns = 10
 	}
-	gcfg := func() *gorm.Config {
+	gcfg := func(prepare bool) *gorm.Config {
 		return &gorm.Config{
-			// SQLite spends most of a short query preparing it; keep the
-			// prepared statements per connection. (pgx caches its own.)
-			PrepareStmt:            cfg.Driver == SQLite,
+			// SQLite spends most of a short query preparing it; the reader
+			// pool keeps prepared statements. Never on the single writer
+			// connection: GORM's statement cache deadlocks when a
+			// transaction holds the pool's last connection while another
+			// caller prepares the statement it needs
+			// (go-gorm/gorm#7465). pgx caches its own statements.
+			PrepareStmt:            prepare,
 			Logger:                 logger.Discard, // queries hold hashes and ids: never log them
 			SkipDefaultTransaction: true,
 			NowFunc:                func() time.Time { return time.Now().UTC() },
@@ -86,7 +90,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		if cfg.DSN == "" {
 			return nil, errors.New("database.dsn: empty SQLite path")
 		}
-		w, err := gorm.Open(sqlite.Open(sqliteDSN(cfg.DSN, false)), gcfg())
+		w, err := gorm.Open(sqlite.Open(sqliteDSN(cfg.DSN, false)), gcfg(false))
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite: %w", translate(err))
 		}
@@ -99,7 +103,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		wdb.SetConnMaxLifetime(0)
 		s.writer, s.reader = w, w
 		if !strings.Contains(cfg.DSN, ":memory:") && !strings.Contains(cfg.DSN, "mode=memory") {
-			r, err := gorm.Open(sqlite.Open(sqliteDSN(cfg.DSN, true)), gcfg())
+			r, err := gorm.Open(sqlite.Open(sqliteDSN(cfg.DSN, true)), gcfg(true))
 			if err != nil {
 				_ = wdb.Close()
 				return nil, fmt.Errorf("open sqlite: %w", translate(err))
@@ -114,7 +118,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 			s.reader = r
 		}
 	case Postgres:
-		db, err := gorm.Open(postgres.New(postgres.Config{DSN: cfg.DSN}), gcfg())
+		db, err := gorm.Open(postgres.New(postgres.Config{DSN: cfg.DSN}), gcfg(false))
 		if err != nil {
 			return nil, fmt.Errorf("open postgres: %w", translate(err))
 		}

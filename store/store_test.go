@@ -538,3 +538,46 @@ func TestOpenRejectsBadConfig(t *testing.T) {
 		t.Fatalf("unreachable postgres: %v", err)
 	}
 }
+
+// The single SQLite writer connection is shared by transactions and plain
+// writes running the same statements at once; this must never deadlock
+// (GORM's prepared-statement cache did: go-gorm/gorm#7465).
+func TestWriterNoDeadlockUnderMixedLoad(t *testing.T) {
+	storetest.Engines(t, func(t *testing.T, st *store.Store) {
+		lead, err := st.CreateLead(ctx, pairing.LeadKey{Channel: "telegram", ExternalID: "dl"}, pairing.Profile{}, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := st.WebUserByPerson(ctx, lead.PersonID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			var wg sync.WaitGroup
+			for g := range 16 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range 40 {
+						if (g+i)%2 == 0 {
+							_, _, _, _ = st.RecordPINFailure(ctx, w.ID, t0, 1000000, time.Minute)
+							continue
+						}
+						_ = st.Tx(ctx, func(r pairing.Repo) error {
+							_, _, _, err := r.RecordPINFailure(ctx, w.ID, t0, 1000000, time.Minute)
+							return err
+						})
+					}
+				}()
+			}
+			wg.Wait()
+		}()
+		select {
+		case <-done:
+		case <-time.After(90 * time.Second):
+			t.Fatal("writes deadlocked")
+		}
+	})
+}

@@ -1,0 +1,191 @@
+package main
+
+import (
+	"bytes"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3" // PRAGMA integrity_check on the binary's database
+)
+
+// try does one API request and reports the status and error code or
+// outcome; ok is false when no answer came back (the process was killed).
+func try(base, method, path, key string, body any) (status int, code string, ok bool) {
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, base+path, rd)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	client := &http.Client{Timeout: 10 * time.Second}
+	res, err := client.Do(req)
+	if err != nil {
+		return 0, "", false
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		return 0, "", false
+	}
+	var out struct {
+		Outcome string `json:"outcome"`
+		Error   struct {
+			Code string `json:"code"`
+		} `json:"error"`
+	}
+	_ = json.Unmarshal(raw, &out)
+	if out.Error.Code != "" {
+		return res.StatusCode, out.Error.Code, true
+	}
+	return res.StatusCode, out.Outcome, true
+}
+
+// op is one state change the driver asked for, in order per site user.
+type op struct {
+	link  bool // true: linked by authorize; false: unlinked
+	acked bool // the client saw the service confirm it
+}
+
+// TestBinaryCrashLoop keeps pairing, linking and unlinking through the API
+// while the binary is killed with SIGKILL at random moments and restarted,
+// 30 times. Afterwards: every change the client saw acknowledged is in the
+// database (or was followed by a later, unacknowledged change of the same
+// user), no PIN was accepted twice, and SQLite's integrity check is ok.
+func TestBinaryCrashLoop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash loop: long")
+	}
+	cycles := 30
+	if v, err := strconv.Atoi(os.Getenv("PAIRINGD_CRASH_CYCLES")); err == nil && v > 0 {
+		cycles = v
+	}
+	dir := t.TempDir()
+	env := baseEnv(dir, "PAIRINGD_LOG_LEVEL=warn")
+	key := lastLine(cli(t, dir, env, "keys", "create", "--name", "site"))
+
+	// PINs are issued up front by the CLI, as the bot would.
+	pins := make([]issued, 6*cycles)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 4)
+	for i := range pins {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			pins[i] = issuePIN(t, dir, env, fmt.Sprint("crash-", i))
+		}()
+	}
+	wg.Wait()
+
+	ops := map[string][]op{}    // site user -> changes in order
+	spent := map[int]bool{}     // pins[i] acknowledged as spent
+	next := 0                   // next unused PIN
+	rng := rand.New(rand.NewPCG(1, 2))
+	for cycle := 0; cycle < cycles && next < len(pins); cycle++ {
+		in := start(t, dir, env)
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for next < len(pins) {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				i := next
+				next++
+				user := fmt.Sprint("u-", i)
+				ops[user] = append(ops[user], op{link: true})
+				s, c, ok := try(in.base, "POST", "/v1/authorize", key, map[string]string{"buid": pins[i].BUID, "pin": pins[i].PIN, "user_id": user})
+				if ok && s == 200 && c == "linked" {
+					ops[user][len(ops[user])-1].acked = true
+					spent[i] = true
+				} else if ok && s != 503 {
+					t.Errorf("authorize %d: %d %s", i, s, c)
+				}
+				if !ok {
+					return
+				}
+				// A replay of the same PIN is never a second success.
+				if s, c, ok := try(in.base, "POST", "/v1/authorize", key, map[string]string{"buid": pins[i].BUID, "pin": pins[i].PIN}); ok && s == 200 {
+					t.Errorf("PIN %d accepted twice: %s", i, c)
+				}
+				if i%3 == 2 {
+					victim := fmt.Sprint("u-", i-1)
+					ops[victim] = append(ops[victim], op{link: false})
+					if s, _, ok := try(in.base, "DELETE", "/v1/links/"+victim, key, nil); ok && s == 200 {
+						ops[victim][len(ops[victim])-1].acked = true
+					} else if !ok {
+						return
+					}
+				}
+			}
+		}()
+		time.Sleep(time.Duration(50+rng.IntN(300)) * time.Millisecond)
+		close(stop)
+		if err := in.cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		in.cmd.Wait()
+		<-done
+	}
+	if next < 20 {
+		t.Fatalf("only %d operations ran: the driver did not get going", next)
+	}
+
+	in := start(t, dir, env)
+	checked := 0
+	for user, list := range ops {
+		last := list[len(list)-1]
+		if !last.acked {
+			continue // the last change may or may not have happened
+		}
+		s, c, ok := try(in.base, "GET", "/v1/links/"+user, key, nil)
+		switch {
+		case !ok:
+			t.Fatalf("GET %s: no answer", user)
+		case last.link && s != 200:
+			t.Errorf("%s: acknowledged link lost (%d %s)", user, s, c)
+		case !last.link && s != 404:
+			t.Errorf("%s: acknowledged unlink lost (%d %s)", user, s, c)
+		}
+		checked++
+	}
+	for i := range spent {
+		if s, c, _ := try(in.base, "POST", "/v1/authorize", key, map[string]string{"buid": pins[i].BUID, "pin": pins[i].PIN}); s == 200 {
+			t.Errorf("spent PIN %d accepted again after the crashes: %s", i, c)
+		}
+	}
+	in.stop()
+
+	db, err := sql.Open("sqlite3", filepath.Join(dir, "pairingd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var res string
+	if err := db.QueryRow("PRAGMA integrity_check").Scan(&res); err != nil || res != "ok" {
+		t.Fatalf("integrity_check: %q %v", res, err)
+	}
+	var linked int
+	if err := db.QueryRow("SELECT COUNT(*) FROM web_users WHERE user_id IS NOT NULL").Scan(&linked); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d cycles, %d operations, %d users checked, %d PINs spent, %d links in the database", cycles, next, checked, len(spent), linked)
+}

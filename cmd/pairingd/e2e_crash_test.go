@@ -2,18 +2,22 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/pairingd/pairingd/pairing"
 
 	_ "github.com/mattn/go-sqlite3" // PRAGMA integrity_check on the binary's database
 )
@@ -54,6 +58,44 @@ func try(base, method, path, key string, body any) (status int, code string, ok 
 	return res.StatusCode, out.Outcome, true
 }
 
+// issueMany issues n PINs for n new Telegram chats on the binary's
+// database, with the configuration the binary reads from env.
+func issueMany(t *testing.T, dir string, env []string, n int) []issued {
+	t.Helper()
+	getenv := func(k string) string {
+		for _, kv := range env {
+			if name, v, ok := strings.Cut(kv, "="); ok && name == k {
+				return v
+			}
+		}
+		return ""
+	}
+	cfg, err := loadConfig("", getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	st, err := openStore(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	svc, err := newService(ctx, cfg, st, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]issued, n)
+	for i := range out {
+		p, err := svc.IssuePIN(ctx, pairing.LeadKey{Channel: "telegram", ExternalID: fmt.Sprint("crash-", i)},
+			pairing.Profile{FirstName: "Ann"}, pairing.IssueOptions{Force: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = issued{BUID: p.BUID, PIN: p.PIN, URL: p.URL, ExpiresAt: p.ExpiresAt}
+	}
+	return out
+}
+
 // op is one state change the driver asked for, in order per site user.
 type op struct {
 	link  bool // true: linked by authorize; false: unlinked
@@ -74,27 +116,16 @@ func TestBinaryCrashLoop(t *testing.T) {
 		cycles = v
 	}
 	dir := t.TempDir()
-	env := baseEnv(dir, "PAIRINGD_LOG_LEVEL=warn")
+	env := baseEnv(dir, "PAIRINGD_LOG_LEVEL=info")
 	key := lastLine(cli(t, dir, env, "keys", "create", "--name", "site"))
 
-	// PINs are issued up front by the CLI, as the bot would.
-	pins := make([]issued, 6*cycles)
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 4)
-	for i := range pins {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			pins[i] = issuePIN(t, dir, env, fmt.Sprint("crash-", i))
-		}()
-	}
-	wg.Wait()
+	// PINs are issued up front, in this process, through the same service
+	// code the bot uses (the CLI would take seconds for hundreds).
+	pins := issueMany(t, dir, env, 40*cycles)
 
-	ops := map[string][]op{}    // site user -> changes in order
-	spent := map[int]bool{}     // pins[i] acknowledged as spent
-	next := 0                   // next unused PIN
+	ops := map[string][]op{} // site user -> changes in order
+	spent := map[int]bool{}  // pins[i] acknowledged as spent
+	next := 0                // next unused PIN
 	rng := rand.New(rand.NewPCG(1, 2))
 	for cycle := 0; cycle < cycles && next < len(pins); cycle++ {
 		in := start(t, dir, env)
@@ -110,6 +141,7 @@ func TestBinaryCrashLoop(t *testing.T) {
 				}
 				i := next
 				next++
+				time.Sleep(time.Duration(i%4) * time.Millisecond)
 				user := fmt.Sprint("u-", i)
 				ops[user] = append(ops[user], op{link: true})
 				s, c, ok := try(in.base, "POST", "/v1/authorize", key, map[string]string{"buid": pins[i].BUID, "pin": pins[i].PIN, "user_id": user})

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pairingd/pairingd/bots/messenger/fbfake"
 	"github.com/pairingd/pairingd/bots/telegram/tgfake"
 )
 
@@ -92,6 +95,70 @@ func TestBinaryTelegramDeepLink(t *testing.T) {
 	}
 	if code, out := in.call("GET", "/v1/deep-links/"+dlToken+"/qr.png", key, nil); code != 422 || errCode(out) != "token_used" {
 		t.Fatalf("QR of a used token: %d %v", code, out)
+	}
+	in.stop()
+	if strings.Contains(in.logs(), dlToken) {
+		t.Fatalf("deep-link token in logs:\n%s", in.logs())
+	}
+}
+
+// TestBinaryMessengerDeepLink: the same over Messenger. A new thread opened
+// through m.me/<page>?ref=<token> sends the Get Started postback with the
+// ref; the Confirm quick reply links.
+func TestBinaryMessengerDeepLink(t *testing.T) {
+	fb := fbfake.New(t)
+	const pageID, token, secret = "1001", "page-token-xyz", "app-secret-abc"
+	fb.AddPage(pageID, token, secret)
+	dir := t.TempDir()
+	env := baseEnv(dir,
+		"PAIRINGD_CHANNELS_0_NAME=fb-shop",
+		"PAIRINGD_CHANNELS_0_TYPE=messenger",
+		"PAIRINGD_CHANNELS_0_PAGE_ID="+pageID,
+		"PAIRINGD_CHANNELS_0_PAGE_ACCESS_TOKEN="+token,
+		"PAIRINGD_CHANNELS_0_APP_ID=42",
+		"PAIRINGD_CHANNELS_0_APP_SECRET="+secret,
+		"PAIRINGD_CHANNELS_0_VERIFY_TOKEN=verify-me",
+		"PAIRINGD_CHANNELS_0_GRAPH_URL="+fb.URL(),
+	)
+	key := lastLine(cli(t, dir, env, "keys", "create", "--name", "site"))
+	in := start(t, dir, env)
+	deliver := func(item map[string]any) {
+		t.Helper()
+		body := fbfake.Body(fbfake.Entry{PageID: pageID, Messaging: []map[string]any{item}})
+		req, _ := http.NewRequest(http.MethodPost, in.base+"/webhooks/messenger", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Hub-Signature-256", fbfake.Sign(secret, body))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Fatalf("delivery: %d\n%s", res.StatusCode, in.logs())
+		}
+	}
+
+	code, out := in.call("POST", "/v1/deep-links", key, map[string]any{"user_id": "fb-user-1", "channel": "fb-shop"})
+	dlToken, _ := out["token"].(string)
+	if code != 201 || out["url"] != "https://m.me/"+pageID+"?ref="+dlToken {
+		t.Fatalf("deep link: %d %v", code, out)
+	}
+	start := fbfake.Postback("7001", "GET_STARTED")
+	start["postback"].(map[string]any)["referral"] = map[string]any{"ref": dlToken, "source": "SHORTLINK", "type": "OPEN_THREAD"}
+	deliver(start)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sent, err := fb.WaitSent(ctx, 1)
+	if err != nil || len(sent[0].QuickReplies) != 2 {
+		t.Fatalf("no confirmation question: %v %+v\n%s", err, sent, in.logs())
+	}
+	deliver(fbfake.QuickReplyEvent("7001", "m.confirm", sent[0].QuickReplies[0].Title, sent[0].QuickReplies[0].Payload))
+	if _, err := fb.WaitSent(ctx, 2); err != nil {
+		t.Fatalf("no answer to the confirmation: %v\n%s", err, in.logs())
+	}
+	code, out = in.call("GET", "/v1/links/fb-user-1", key, nil)
+	if code != 200 || !strings.Contains(toJSON(out), `"channel":"fb-shop"`) {
+		t.Fatalf("link: %d %v", code, out)
 	}
 	in.stop()
 	if strings.Contains(in.logs(), dlToken) {

@@ -73,6 +73,7 @@ var errorTable = []struct {
 	{pairing.ErrTokenUnknown, 404, "token_unknown", "The token is unknown."},
 	{pairing.ErrTokenExpired, 422, "token_expired", "The token has expired; start again."},
 	{pairing.ErrTokenUsed, 422, "token_used", "The token was already used."},
+	{pairing.ErrChannelUnknown, 404, "channel_unknown", "No channel of that name is configured; use a channel name from the service's configuration."},
 	{pairing.ErrUnauthorized, 401, "unauthorized", "A valid API key is required: Authorization: Bearer <key>."},
 	{pairing.ErrUnavailable, 503, "unavailable", "The service cannot reach its database right now; retry later."},
 	{pairing.ErrInvalid, 400, "invalid_request", "The request is invalid."},

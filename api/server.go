@@ -29,6 +29,7 @@ type Service interface {
 	UnlinkUser(ctx context.Context, userID string, actor pairing.Actor) (bool, error)
 	ResendPIN(ctx context.Context, buid string) (pairing.IssuedPIN, error)
 	Ready(ctx context.Context) error
+	DeepLinkService
 }
 
 var _ Service = (*pairing.Service)(nil)

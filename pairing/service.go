@@ -44,6 +44,8 @@ type Config struct {
 	// BUID ...) one API key may make within KeyFailureWindow.
 	KeyFailureBudget int
 	KeyFailureWindow time.Duration
+	// DeepLinkTTL is how long a site-initiated deep link's token works.
+	DeepLinkTTL time.Duration
 }
 
 // DefaultConfig returns the documented defaults.
@@ -60,6 +62,7 @@ func DefaultConfig() Config {
 		ResendInterval:   time.Minute,
 		KeyFailureBudget: 300,
 		KeyFailureWindow: 10 * time.Minute,
+		DeepLinkTTL:      DefaultDeepLinkTTL,
 	}
 }
 
@@ -98,6 +101,9 @@ func (c Config) withDefaults() Config {
 	if c.KeyFailureWindow == 0 {
 		c.KeyFailureWindow = d.KeyFailureWindow
 	}
+	if c.DeepLinkTTL == 0 {
+		c.DeepLinkTTL = d.DeepLinkTTL
+	}
 	return c
 }
 
@@ -114,6 +120,8 @@ func (c Config) validate() error {
 	case c.PINTTL < 0 || c.LockDuration < 0 || c.GrantTTL < 0 || c.MagicLinkTTL < 0 ||
 		c.ReissueInterval < 0 || c.ResendInterval < 0 || c.KeyFailureWindow < 0 || c.KeyFailureBudget < 0:
 		return errors.New("pairing: durations and budgets must not be negative")
+	case c.DeepLinkTTL < 0:
+		return errors.New("pairing: deep link TTL must not be negative")
 	}
 	return nil
 }

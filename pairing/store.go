@@ -119,6 +119,7 @@ type Repo interface {
 	GrantRepo
 	KeyRepo
 	EventRepo
+	LinkTokenRepo
 }
 
 // Store is the service's storage.

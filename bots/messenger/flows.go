@@ -149,15 +149,11 @@ func (c *chat) onReferral(ctx context.Context, r *referral) error {
 	return c.deepLink(ctx, r.Ref)
 }
 
-// deepLink answers an m.me ref. Site-initiated deep links are not wired
-// yet, so every ref is unknown for now.
-func (c *chat) deepLink(ctx context.Context, ref string) error {
-	_ = ref // never logged: it is a one-time token
-	return c.sayText(ctx, "messenger_deeplink_unknown", nil, c.h.menuReplies(c.locale)...)
-}
-
 // act runs one payload: a postback, a quick reply or a chat word.
 func (c *chat) act(ctx context.Context, payload string) error {
+	if isDeepLinkPayload(payload) {
+		return c.onDeepLinkAnswer(ctx, payload)
+	}
 	switch payload {
 	case payloadLink:
 		return c.startPairing(ctx)

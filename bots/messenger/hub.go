@@ -28,6 +28,9 @@ type Pairing interface {
 	SetBlocked(ctx context.Context, key pairing.LeadKey, blocked bool) error
 	LinkLead(ctx context.Context, key pairing.LeadKey, userID string) (pairing.Result, error)
 	JoinLeads(ctx context.Context, key pairing.LeadKey, existing pairing.LeadKey) error
+	// Deep links (m.me/<page>?ref=<token>): see deeplinks.go.
+	PreviewDeepLink(ctx context.Context, key pairing.LeadKey, token string) (pairing.DeepLinkPreview, error)
+	RedeemDeepLink(ctx context.Context, key pairing.LeadKey, token string) (pairing.Result, error)
 }
 
 var _ Pairing = (*pairing.Service)(nil)

@@ -71,8 +71,9 @@ type Config struct {
 
 	// Optional parts; zero values take the defaults.
 
-	// DeepLinks redeems /start tokens (site-initiated pairing). Nil: every
-	// token gets the "link expired or unknown" answer.
+	// DeepLinks serves /start tokens (site-initiated pairing): the person
+	// confirms with a button before the link is made. Nil: every token gets
+	// the "link expired or unknown" answer.
 	DeepLinks DeepLinker
 	// Clock tells the time (PIN validity shown to the person).
 	Clock pairing.Clock
@@ -84,15 +85,21 @@ type Config struct {
 	HandleTimeout time.Duration
 }
 
-// DeepLinker redeems the one-time token of a site-initiated deep link
-// (https://t.me/<bot>?start=<token>) for the chat's lead.
+// DeepLinker serves site-initiated deep links
+// (https://t.me/<bot>?start=<token>); *pairing.Service is one.
 type DeepLinker interface {
-	// RedeemDeepLink spends token and links the lead's person to the site
-	// user the token was made for. Unknown, expired and used tokens are
-	// pairing.ErrTokenUnknown, ErrTokenExpired and ErrTokenUsed; a taken
-	// link is an error wrapping *pairing.ConflictError.
+	// PreviewDeepLink tells what a token would link (the display name to
+	// show) without spending it. Unknown, expired and used tokens are
+	// pairing.ErrTokenUnknown, ErrTokenExpired and ErrTokenUsed.
+	PreviewDeepLink(ctx context.Context, key pairing.LeadKey, token string) (pairing.DeepLinkPreview, error)
+	// RedeemDeepLink is the person's confirmation: it spends token and
+	// links the lead's person to the token's site user. Errors as above; a
+	// taken link is an error wrapping *pairing.ConflictError and spends
+	// nothing.
 	RedeemDeepLink(ctx context.Context, key pairing.LeadKey, token string) (pairing.Result, error)
 }
+
+var _ DeepLinker = (*pairing.Service)(nil)
 
 // WebhookPath is the route serving the webhook of the channel name.
 func WebhookPath(name string) string { return "/webhooks/telegram/" + name }

@@ -113,7 +113,7 @@ func TestTextsCompleteAndValidHTML(t *testing.T) {
 	if len(want) < 20 {
 		t.Fatalf("only %d telegram keys", len(want))
 	}
-	data := map[string]any{"PIN": "123456", "Minutes": 7, "Seconds": 3, "URL": esc("https://x.example/p?a=1&b=2"), "UserID": esc("u<1>")}
+	data := map[string]any{"PIN": "123456", "Minutes": 7, "Seconds": 3, "URL": esc("https://x.example/p?a=1&b=2"), "UserID": esc("u<1>"), "Name": esc("Ann <Shop> & Co")}
 	for _, loc := range texts.Locales() {
 		got := telegramKeys(loc)
 		if strings.Join(got, ",") != strings.Join(want, ",") {

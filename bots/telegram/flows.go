@@ -253,28 +253,6 @@ func (c *conv) askUnlink(ctx context.Context) error {
 	return c.say(ctx, "telegram_unlink_confirm", nil, c.b.unlinkKeyboard(c.locale))
 }
 
-// deepLink answers /start <token>: the site-initiated flow. Without a
-// DeepLinker every token is unknown. The token is never logged.
-func (c *conv) deepLink(ctx context.Context, token string) error {
-	if c.b.cfg.DeepLinks == nil || !deepLinkToken.MatchString(token) {
-		return c.say(ctx, "telegram_deeplink_unknown", nil, nil)
-	}
-	_, err := c.b.cfg.DeepLinks.RedeemDeepLink(ctx, c.key, token)
-	var ce *pairing.ConflictError
-	switch {
-	case err == nil:
-		return c.done(ctx, c.send(ctx, "telegram_linked", nil, nil))
-	case errors.Is(err, pairing.ErrTokenUnknown), errors.Is(err, pairing.ErrTokenExpired), errors.Is(err, pairing.ErrTokenUsed),
-		errors.Is(err, pairing.ErrNotFound), errors.Is(err, pairing.ErrInvalid):
-		return c.say(ctx, "telegram_deeplink_unknown", nil, nil)
-	case errors.As(err, &ce) && ce.Conflict.Kind == pairing.ConflictBotLinkedElsewhere:
-		return c.say(ctx, "telegram_conflict_chat", nil, nil)
-	case errors.Is(err, pairing.ErrConflict):
-		return c.say(ctx, "telegram_conflict_account", nil, nil)
-	}
-	return err
-}
-
 // onCallback handles a press on an inline button: the unlink
 // confirmation. The query is always answered, and the question is
 // replaced by the result.
@@ -291,6 +269,9 @@ func (b *Bot) onCallback(ctx context.Context, q *callbackQuery) error {
 	c, err := b.enter(ctx, chatID, q.From)
 	if err != nil {
 		return err
+	}
+	if isDeepLinkData(q.Data) {
+		return c.onDeepLinkPress(ctx, q)
 	}
 	var key string
 	switch q.Data {

@@ -1,7 +1,6 @@
 package telegram
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -185,37 +184,6 @@ func TestHelpStartAndHint(t *testing.T) {
 	e.idle()
 	if got := e.tg.Sent()[before:]; len(got) != 1 || got[0].Plain() != e.txt("en", "telegram_hint", nil) {
 		t.Fatalf("sticker: %+v", got)
-	}
-}
-
-// deepLinks is a DeepLinker that knows one token.
-type deepLinks struct{ svc *pairing.Service }
-
-func (d deepLinks) RedeemDeepLink(ctx context.Context, key pairing.LeadKey, token string) (pairing.Result, error) {
-	if token != "good_token-1" {
-		return pairing.Result{}, pairing.ErrTokenUnknown
-	}
-	return d.svc.LinkLead(ctx, key, "user-7")
-}
-
-func TestDeepLinkSeam(t *testing.T) {
-	e := newEnv(t, func(e *env) { e.cfg.DeepLinks = deepLinks{e.svc} })
-	e.run()
-	if got := e.reply(5001, "/start expired_token", "en").Plain(); got != e.txt("en", "telegram_deeplink_unknown", nil) {
-		t.Fatalf("unknown token: %q", got)
-	}
-	if got := e.reply(5001, "/start good_token-1", "en").Plain(); got != e.txt("en", "telegram_linked", nil) {
-		t.Fatalf("good token: %q", got)
-	}
-	if st := e.status(5001); st.UserID != "user-7" {
-		t.Fatalf("not linked: %+v", st)
-	}
-	e.send(5002, "/help", "en")
-	if _, err := e.svc.LinkLead(e.ctx, key(5002), "user-8"); err != nil {
-		t.Fatal(err)
-	}
-	if got := e.reply(5002, "/start good_token-1", "en").Plain(); got != e.txt("en", "telegram_conflict_chat", nil) {
-		t.Fatalf("conflict: %q", got)
 	}
 }
 

@@ -69,6 +69,7 @@ type PairingConfig struct {
 	ResendInterval   time.Duration `yaml:"resend_interval"`
 	KeyFailureBudget int           `yaml:"key_failure_budget"`
 	KeyFailureWindow time.Duration `yaml:"key_failure_window"`
+	DeepLinkTTL      time.Duration `yaml:"deep_link_ttl"`
 }
 
 // SiteConfig is what we know of the website.
@@ -133,6 +134,7 @@ func defaultConfig() Config {
 			PINLength: 6, PINTTL: 10 * time.Minute, MaxAttempts: 5, LockDuration: 15 * time.Minute,
 			GrantTTL: 10 * time.Minute, MagicLinkTTL: time.Hour, ReissueInterval: 10 * time.Second,
 			ResendInterval: time.Minute, KeyFailureBudget: 300, KeyFailureWindow: 10 * time.Minute,
+			DeepLinkTTL: 15 * time.Minute,
 		},
 		Site:      SiteConfig{LinkURL: "http://localhost:3000/pair?buid={buid}"},
 		Log:       LogConfig{Level: "info", Format: "text"},
@@ -296,6 +298,7 @@ func (c Config) Validate() error {
 		"server.shutdown_timeout": c.Server.ShutdownTimeout, "pairing.pin_ttl": c.Pairing.PINTTL,
 		"pairing.lock_duration": c.Pairing.LockDuration, "pairing.grant_ttl": c.Pairing.GrantTTL,
 		"pairing.magic_link_ttl": c.Pairing.MagicLinkTTL, "pairing.key_failure_window": c.Pairing.KeyFailureWindow,
+		"pairing.deep_link_ttl": c.Pairing.DeepLinkTTL,
 	} {
 		if d <= 0 {
 			bad(key, "must be a positive duration")

@@ -191,6 +191,7 @@ func newService(ctx context.Context, cfg Config, st *store.Store, log *slog.Logg
 		MaxAttempts: p.MaxAttempts, LockDuration: p.LockDuration, GrantTTL: p.GrantTTL,
 		MagicLink: p.MagicLink, MagicLinkTTL: p.MagicLinkTTL, ReissueInterval: p.ReissueInterval,
 		ResendInterval: p.ResendInterval, KeyFailureBudget: p.KeyFailureBudget, KeyFailureWindow: p.KeyFailureWindow,
+		DeepLinkTTL: p.DeepLinkTTL,
 	}, pairing.WithLogger(log))
 }
 

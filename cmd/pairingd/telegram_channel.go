@@ -25,6 +25,7 @@ func telegramChannel(cfg Config, ch ChannelConfig, svc *pairing.Service, st *sto
 		PollTimeout:    ch.PollTimeout,
 		StatusDisplay:  ch.StatusDisplay,
 		FallbackLocale: cfg.Templates.FallbackLocale,
+		DeepLinks:      svc,
 	}, svc, st, texts, log)
 	if err != nil {
 		return nil, err

@@ -33,6 +33,7 @@ type state struct {
 	audit      []pairing.AuditEvent
 	siteEvents []pairing.SiteEvent
 	seen       map[string]time.Time
+	linkTokens map[int64]pairing.LinkToken
 }
 
 func (st *state) clone() state {
@@ -45,6 +46,7 @@ func (st *state) clone() state {
 	c.audit = append([]pairing.AuditEvent(nil), st.audit...)
 	c.siteEvents = append([]pairing.SiteEvent(nil), st.siteEvents...)
 	c.seen = maps.Clone(st.seen)
+	c.linkTokens = maps.Clone(st.linkTokens)
 	return c
 }
 
@@ -63,6 +65,7 @@ func NewMemStore() *MemStore {
 	return &MemStore{st: state{
 		leads: map[int64]pairing.Lead{}, webUsers: map[int64]pairing.WebUser{}, grants: map[int64]pairing.GrantRecord{},
 		keys: map[int64]keyRow{}, persons: map[int64]bool{}, seen: map[string]time.Time{},
+		linkTokens: map[int64]pairing.LinkToken{},
 	}}
 }
 

@@ -1,0 +1,118 @@
+package telegram
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
+
+	"github.com/pairingd/pairingd/pairing"
+)
+
+// Site-initiated pairing: https://t.me/<bot>?start=<token>. The bot shows
+// which site account the link is for with Confirm / Cancel buttons; only
+// Confirm spends the token and links. Tokens are never logged.
+
+// Callback data of the deep-link confirmation: the token rides in the
+// Confirm button (Telegram allows 64 bytes of data; tokens are 47).
+const (
+	dataDeepLinkYes = "dl:ok:"
+	dataDeepLinkNo  = "dl:no"
+)
+
+var _ pairing.DeepLinkChannel = (*Bot)(nil)
+
+// DeepLinkURL is the link that opens this bot with token as the /start
+// parameter. It fails until the bot has learnt its username from getMe.
+func (b *Bot) DeepLinkURL(token string) (string, error) {
+	me := b.botUsername()
+	if me == "" {
+		return "", errors.New("the bot's username is not known yet (getMe has not succeeded since start)")
+	}
+	return "https://t.me/" + me + "?start=" + token, nil
+}
+
+func isDeepLinkData(data string) bool {
+	return data == dataDeepLinkNo || strings.HasPrefix(data, dataDeepLinkYes)
+}
+
+// deepLink answers /start <token>: the confirmation question, or why the
+// link cannot be used.
+func (c *conv) deepLink(ctx context.Context, token string) error {
+	dl := c.b.cfg.DeepLinks
+	if dl == nil || !deepLinkToken.MatchString(token) || len(dataDeepLinkYes)+len(token) > 64 {
+		return c.say(ctx, "telegram_deeplink_unknown", nil, nil)
+	}
+	pv, err := dl.PreviewDeepLink(ctx, c.key, token)
+	if err != nil {
+		key, ok := deepLinkRefusal(err)
+		if !ok {
+			return err
+		}
+		return c.say(ctx, key, nil, nil)
+	}
+	text, data := "telegram_deeplink_confirm_neutral", any(nil)
+	if pv.DisplayName != "" {
+		text, data = "telegram_deeplink_confirm", map[string]any{"Name": esc(pv.DisplayName)}
+	}
+	kb := tgbotapi.NewInlineKeyboardMarkup(tgbotapi.NewInlineKeyboardRow(
+		tgbotapi.NewInlineKeyboardButtonData(c.b.text(c.locale, "telegram_deeplink_yes", nil), dataDeepLinkYes+token),
+		tgbotapi.NewInlineKeyboardButtonData(c.b.text(c.locale, "telegram_deeplink_no", nil), dataDeepLinkNo),
+	))
+	return c.say(ctx, text, data, &kb)
+}
+
+// onDeepLinkPress handles Confirm or Cancel under the question: the query
+// is answered, and the question is replaced by the result.
+func (c *conv) onDeepLinkPress(ctx context.Context, q *callbackQuery) error {
+	c.b.answerQuietly(ctx, q.ID)
+	key := "telegram_deeplink_cancelled"
+	if token, ok := strings.CutPrefix(q.Data, dataDeepLinkYes); ok {
+		var err error
+		if key, err = c.confirmDeepLink(ctx, token); err != nil {
+			return err
+		}
+	}
+	return c.done(ctx, c.replace(ctx, q.Message, key))
+}
+
+// confirmDeepLink spends the token and returns the text that says what
+// happened; an error means "try the update again".
+func (c *conv) confirmDeepLink(ctx context.Context, token string) (string, error) {
+	dl := c.b.cfg.DeepLinks
+	if dl == nil || !deepLinkToken.MatchString(token) {
+		return "telegram_deeplink_unknown", nil
+	}
+	res, err := dl.RedeemDeepLink(ctx, c.key, token)
+	switch {
+	case err == nil && res.Outcome == pairing.OutcomeAlreadyLinked:
+		return "telegram_deeplink_already_linked", nil
+	case err == nil:
+		c.b.log.Info("chat linked by a deep link", "channel", c.b.cfg.Name)
+		return "telegram_linked", nil
+	}
+	if key, ok := deepLinkRefusal(err); ok {
+		return key, nil
+	}
+	return "", err
+}
+
+// deepLinkRefusal maps a refusal to its text; ok is false for errors that
+// are worth a retry (the database is down ...).
+func deepLinkRefusal(err error) (string, bool) {
+	var ce *pairing.ConflictError
+	switch {
+	case errors.Is(err, pairing.ErrTokenExpired):
+		return "telegram_deeplink_expired", true
+	case errors.Is(err, pairing.ErrTokenUsed):
+		return "telegram_deeplink_used", true
+	case errors.Is(err, pairing.ErrTokenUnknown), errors.Is(err, pairing.ErrNotFound), errors.Is(err, pairing.ErrInvalid):
+		return "telegram_deeplink_unknown", true
+	case errors.As(err, &ce) && ce.Conflict.Kind == pairing.ConflictBotLinkedElsewhere:
+		return "telegram_conflict_chat", true
+	case errors.Is(err, pairing.ErrConflict):
+		return "telegram_conflict_account", true
+	}
+	return "", false
+}

@@ -203,7 +203,8 @@ func (p RetryPolicy) Delay(n int, rnd io.Reader) time.Duration {
 	if _, err := io.ReadFull(rnd, b[:]); err != nil {
 		return d
 	}
-	return half + time.Duration(binary.BigEndian.Uint64(b[:])%uint64(half+1))
+	frac := float64(binary.BigEndian.Uint64(b[:])>>11) / (1 << 53) // uniform in [0, 1)
+	return half + time.Duration(frac*float64(d-half))
 }
 
 // Next decides after the n-th failed try of an event written at created:

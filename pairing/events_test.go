@@ -148,7 +148,7 @@ func TestDeliverableOrdering(t *testing.T) {
 		ev(7, "C"),
 		ev(1, "A", delivered), ev(2, "A"), ev(3, "A"), // 2 is next for A
 		ev(4, "B", later), ev(5, "B"), // B waits for 4's retry
-		ev(6, "C", leased), // C's 6 is in flight, 7 waits (listed first: order is by id)
+		ev(6, "C", leased),                                          // C's 6 is in flight, 7 waits (listed first: order is by id)
 		ev(8, ""), ev(9, "", leased), ev(10, "", later), ev(11, ""), // no user: independent
 		ev(12, "D", failed), ev(13, "D"), // D gave up on 12: 13 goes
 	}
@@ -162,4 +162,3 @@ func TestDeliverableOrdering(t *testing.T) {
 		t.Fatalf("a minute later %v", got)
 	}
 }
-

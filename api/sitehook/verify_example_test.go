@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"math"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -113,6 +114,29 @@ func TestVerify(t *testing.T) {
 	} {
 		if err := sitehook.Verify(secret, c.header, []byte(c.body), c.now, 5*time.Minute); !errors.Is(err, c.want) {
 			t.Errorf("%q: %v, want %v", c.header, err, c.want)
+		}
+	}
+}
+
+// TestREADMEHasThisExample keeps the README's Go example and the function
+// tested above the same text.
+func TestREADMEHasThisExample(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.ReadFile("verify_example_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := strings.Index(string(self), "func verifyPairingd(")
+	end := strings.Index(string(self)[start:], "\n}\n") + start + 3
+	if start < 0 || !strings.Contains(string(readme), string(self)[start:end]) {
+		t.Fatal("README.md's Go verification example differs from verifyPairingd in verify_example_test.go")
+	}
+	for _, v := range []string{vectorSecret, vectorBody, vectorSig} {
+		if !strings.Contains(string(readme), v) {
+			t.Fatalf("README.md lacks the test vector part %q", v)
 		}
 	}
 }

@@ -266,3 +266,48 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 func logger(mu *sync.Mutex, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(lockedWriter{mu, w}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
+
+// TestHangingSiteBlocksNoWrites: while every POST hangs until its timeout,
+// the service's writes (new events, as the REST API makes them) go through
+// at once: sends run outside any transaction.
+func TestHangingSiteBlocksNoWrites(t *testing.T) {
+	storetest.Engines(t, func(t *testing.T, st *store.Store) {
+		hang := make(chan struct{})
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-hang:
+			case <-r.Context().Done():
+			}
+		}))
+		defer srv.Close()
+		defer close(hang)
+		ctx := context.Background()
+		client, err := sitehook.New(srv.URL, secret, 3*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := pairing.NewDispatcher(st, client, pairing.DispatcherConfig{PollInterval: 5 * time.Millisecond, Workers: 8})
+		runCtx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); _ = d.Run(runCtx) }()
+		defer func() { cancel(); <-done }()
+		for i := range 20 {
+			start := time.Now()
+			err := st.Tx(ctx, func(r pairing.Repo) error {
+				return r.AddSiteEvent(ctx, pairing.SiteEvent{Type: pairing.EventLeadBlocked, UserID: fmt.Sprint("u", i), Payload: []byte("{}"), CreatedAt: time.Now()})
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if took := time.Since(start); took > time.Second {
+				t.Fatalf("write %d took %v while the site hangs", i, took)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		// The dispatcher did claim (and is stuck on) events meanwhile.
+		e, err := st.SiteEventDelivery(ctx, 1)
+		if err != nil || e.Attempts == 0 || !e.DeliveredAt.IsZero() {
+			t.Fatalf("event 1 %+v %v", e, err)
+		}
+	})
+}

@@ -1,12 +1,17 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pairingd/pairingd/pairing"
+	"github.com/pairingd/pairingd/store/storetest"
 )
 
 func TestSiteEventConfig(t *testing.T) {
@@ -53,5 +58,37 @@ func TestSiteEventConfig(t *testing.T) {
 		if err != nil && c.env["PAIRINGD_SITE_WEBHOOK_SECRET"] != "" && strings.Contains(err.Error(), c.env["PAIRINGD_SITE_WEBHOOK_SECRET"]) {
 			t.Errorf("the error shows the secret: %v", err)
 		}
+	}
+}
+
+func TestPruneLoopDropsOldSiteEvents(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st := storetest.SQLite(t)
+	now := time.Now().UTC()
+	for _, at := range []time.Time{now.Add(-31 * 24 * time.Hour), now.Add(-29 * 24 * time.Hour)} {
+		if err := st.AddSiteEvent(ctx, pairing.SiteEvent{Type: pairing.EventLinkCreated, UserID: "u", Payload: []byte("{}"), CreatedAt: at}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- pruneLoop(st, slog.New(slog.DiscardHandler), 30*24*time.Hour)(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		evs, err := st.SiteEventsAfter(ctx, 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == 1 && evs[0].ID == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not pruned: %d events left", len(evs))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("pruneLoop returned %v", err)
 	}
 }

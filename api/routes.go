@@ -30,6 +30,7 @@ func (s *server) register(e *echo.Echo, hooks []Webhook) {
 	e.POST("/v1/links/facebook", s.linkFacebook, body...)
 	e.POST("/v1/deep-links", s.createDeepLink, body...)
 	e.GET("/v1/deep-links/:token/qr.png", s.deepLinkQR, auth...)
+	e.GET("/v1/events", s.listEvents, auth...)
 
 	for _, w := range hooks {
 		h := http.MaxBytesHandler(w.Handler, s.cfg.WebhookBodyLimit)

@@ -28,6 +28,7 @@ type Service interface {
 	GetLink(ctx context.Context, userID string) (pairing.Link, error)
 	UnlinkUser(ctx context.Context, userID string, actor pairing.Actor) (bool, error)
 	ResendPIN(ctx context.Context, buid string) (pairing.IssuedPIN, error)
+	SiteEvents(ctx context.Context, after int64, limit int) (events []pairing.SiteEvent, next int64, more bool, err error)
 	Ready(ctx context.Context) error
 	DeepLinkService
 }

@@ -125,6 +125,8 @@ type Repo interface {
 // Store is the service's storage.
 type Store interface {
 	Repo
+	// EventLog lists site events for polling (GET /v1/events).
+	EventLog
 	// Tx runs fn in one transaction: all of fn's writes commit together or
 	// not at all. On SQLite writers are serialized; on PostgreSQL rows are
 	// locked by the conditional updates and unique indexes do the rest.

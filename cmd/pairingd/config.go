@@ -75,6 +75,17 @@ type PairingConfig struct {
 // SiteConfig is what we know of the website.
 type SiteConfig struct {
 	LinkURL string `yaml:"link_url"`
+	// Events to the site (site_events.go): the webhook and its retries,
+	// and how long events stay listed for GET /v1/events.
+	WebhookURL          string        `yaml:"webhook_url"`
+	WebhookSecret       string        `yaml:"webhook_secret"`
+	WebhookTimeout      time.Duration `yaml:"webhook_timeout"`
+	WebhookRetryFor     time.Duration `yaml:"webhook_retry_for"`
+	WebhookBackoffMin   time.Duration `yaml:"webhook_backoff_min"`
+	WebhookBackoffMax   time.Duration `yaml:"webhook_backoff_max"`
+	WebhookPollInterval time.Duration `yaml:"webhook_poll_interval"`
+	WebhookWorkers      int           `yaml:"webhook_workers"`
+	EventsRetention     time.Duration `yaml:"events_retention"`
 }
 
 // LogConfig is the logger.
@@ -136,7 +147,12 @@ func defaultConfig() Config {
 			ResendInterval: time.Minute, KeyFailureBudget: 300, KeyFailureWindow: 10 * time.Minute,
 			DeepLinkTTL: 15 * time.Minute,
 		},
-		Site:      SiteConfig{LinkURL: "http://localhost:3000/pair?buid={buid}"},
+		Site: SiteConfig{
+			LinkURL:        "http://localhost:3000/pair?buid={buid}",
+			WebhookTimeout: 10 * time.Second, WebhookRetryFor: 24 * time.Hour,
+			WebhookBackoffMin: 5 * time.Second, WebhookBackoffMax: time.Hour,
+			WebhookPollInterval: time.Second, WebhookWorkers: 4, EventsRetention: 30 * 24 * time.Hour,
+		},
 		Log:       LogConfig{Level: "info", Format: "text"},
 		Templates: TemplatesConfig{FallbackLocale: "en"},
 	}
@@ -332,6 +348,7 @@ func (c Config) Validate() error {
 	} else if u, err := url.Parse(strings.ReplaceAll(c.Site.LinkURL, "{buid}", "x")); err != nil || u.Host == "" {
 		bad("site.link_url", "must be an absolute URL")
 	}
+	errs = append(errs, c.Site.validateEvents()...)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

@@ -45,6 +45,10 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	sendEvents, err := siteEventsJob(cfg.Site, st, log)
+	if err != nil {
+		return err
+	}
 
 	apiCfg := api.Config{
 		Listen:              cfg.Server.Listen,
@@ -75,7 +79,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	// after the HTTP server stopped taking requests.
 	bg, stopBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	for _, run := range append(chans, pruneLoop(st, log)) {
+	jobs := append(chans, pruneLoop(st, log, cfg.Site.EventsRetention))
+	if sendEvents != nil {
+		jobs = append(jobs, sendEvents)
+	}
+	for _, run := range jobs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -111,8 +119,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	return result
 }
 
-// pruneLoop drops webhook dedupe marks older than the retention, hourly.
-func pruneLoop(st *store.Store, log *slog.Logger) func(context.Context) error {
+// pruneLoop drops webhook dedupe marks older than the retention, and site
+// events older than eventRetention, hourly.
+func pruneLoop(st *store.Store, log *slog.Logger, eventRetention time.Duration) func(context.Context) error {
 	return func(ctx context.Context) error {
 		t := time.NewTicker(time.Hour)
 		defer t.Stop()
@@ -124,6 +133,14 @@ func pruneLoop(st *store.Store, log *slog.Logger) func(context.Context) error {
 				log.Warn("prune processed updates", "err", err)
 			} else if n > 0 {
 				log.Debug("pruned processed updates", "rows", n)
+			}
+			if n, err := st.PruneSiteEvents(ctx, time.Now().Add(-eventRetention)); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				log.Warn("prune site events", "err", err)
+			} else if n > 0 {
+				log.Info("pruned site events past site.events_retention", "rows", n)
 			}
 			select {
 			case <-ctx.Done():

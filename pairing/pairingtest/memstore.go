@@ -590,3 +590,17 @@ func (r repo) AddSiteEvent(_ context.Context, e pairing.SiteEvent) error {
 	r.st.siteEvents = append(r.st.siteEvents, e)
 	return nil
 }
+
+// SiteEventsAfter lists site events with id > after, oldest first.
+func (m *MemStore) SiteEventsAfter(_ context.Context, after int64, limit int) ([]pairing.SiteEvent, error) {
+	var out []pairing.SiteEvent
+	err := m.do(func(r repo) error {
+		for _, e := range r.st.siteEvents { // appended in id order
+			if e.ID > after && len(out) < limit {
+				out = append(out, e)
+			}
+		}
+		return nil
+	})
+	return out, err
+}

@@ -1,0 +1,128 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/pairingd/pairingd/pairing"
+)
+
+var _ pairing.EventOutbox = (*Store)(nil)
+
+// outboxRow is a site event with its delivery columns (migration 0004).
+type outboxRow struct {
+	ID            int64  `gorm:"column:id"`
+	Type          string `gorm:"column:type"`
+	UserID        string `gorm:"column:user_id"`
+	Payload       string `gorm:"column:payload"`
+	CreatedAt     int64  `gorm:"column:created_at"`
+	Attempts      int    `gorm:"column:attempts"`
+	NextAttemptAt int64  `gorm:"column:next_attempt_at"`
+	LeaseOwner    string `gorm:"column:lease_owner"`
+	LeaseUntil    int64  `gorm:"column:lease_until"`
+	DeliveredAt   int64  `gorm:"column:delivered_at"`
+	FailedAt      int64  `gorm:"column:failed_at"`
+	LastError     string `gorm:"column:last_error"`
+}
+
+const outboxColumns = `id, type, user_id, payload, created_at, attempts, next_attempt_at, lease_owner, lease_until, delivered_at, failed_at, last_error`
+
+func (r outboxRow) event() pairing.OutboxEvent {
+	return pairing.OutboxEvent{
+		SiteEvent: pairing.SiteEvent{ID: r.ID, Type: r.Type, UserID: r.UserID, Payload: []byte(r.Payload), CreatedAt: tm(r.CreatedAt)},
+		Attempts:  r.Attempts, NextAttemptAt: tm(r.NextAttemptAt), LeaseOwner: r.LeaseOwner, LeaseUntil: tm(r.LeaseUntil),
+		DeliveredAt: tm(r.DeliveredAt), FailedAt: tm(r.FailedAt), LastError: r.LastError,
+	}
+}
+
+// claimSQL is pairing.Deliverable in one statement: pending, due, not
+// leased, and no earlier pending event of the same user. The CTE picks the
+// rows once (MATERIALIZED: PostgreSQL could otherwise run a LIMIT
+// subquery more than once and claim more than the limit); on PostgreSQL
+// it locks them FOR UPDATE SKIP LOCKED so that instances claiming at once
+// take disjoint rows, and the UPDATE repeats the conditions, which
+// PostgreSQL re-checks on a row another claim changed meanwhile. On SQLite
+// the single writer connection makes the statement atomic.
+const claimSQL = `WITH picked AS MATERIALIZED (
+  SELECT e.id FROM site_events e
+  WHERE e.delivered_at = 0 AND e.failed_at = 0 AND e.next_attempt_at <= ? AND e.lease_until <= ?
+    AND (e.user_id = '' OR NOT EXISTS (
+      SELECT 1 FROM site_events p
+      WHERE p.user_id = e.user_id AND p.id < e.id AND p.delivered_at = 0 AND p.failed_at = 0))
+  ORDER BY e.id
+  LIMIT ? %s)
+UPDATE site_events SET lease_owner = ?, lease_until = ?, attempts = attempts + 1
+WHERE id IN (SELECT id FROM picked) AND delivered_at = 0 AND failed_at = 0 AND lease_until <= ?
+RETURNING ` + outboxColumns
+
+// ClaimSiteEvents leases up to limit deliverable events to owner.
+func (s *Store) ClaimSiteEvents(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]pairing.OutboxEvent, error) {
+	lock := ""
+	if s.driver == Postgres {
+		lock = "FOR UPDATE SKIP LOCKED"
+	}
+	q := fmt.Sprintf(claimSQL, lock)
+	n := us(now)
+	var rows []outboxRow
+	if err := s.writer.WithContext(ctx).Raw(q, n, n, limit, owner, us(now.Add(lease)), n).Scan(&rows).Error; err != nil {
+		return nil, translate(err)
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].ID < rows[j].ID })
+	out := make([]pairing.OutboxEvent, len(rows))
+	for i, r := range rows {
+		out[i] = r.event()
+	}
+	return out, nil
+}
+
+// MarkSiteEventDelivered records a 2xx answer. Whoever holds the claim
+// now, the site has the event, so the owner is not checked.
+func (s *Store) MarkSiteEventDelivered(ctx context.Context, id int64, now time.Time) error {
+	_, err := s.exec(ctx, `UPDATE site_events SET delivered_at = ?, lease_until = 0, lease_owner = '', last_error = ''
+		WHERE id = ? AND delivered_at = 0`, us(now), id)
+	return err
+}
+
+// RetrySiteEvent releases owner's claim and schedules the next try.
+func (s *Store) RetrySiteEvent(ctx context.Context, id int64, owner string, next time.Time, lastError string) error {
+	_, err := s.exec(ctx, `UPDATE site_events SET next_attempt_at = ?, lease_until = 0, lease_owner = '', last_error = ?
+		WHERE id = ? AND lease_owner = ? AND delivered_at = 0 AND failed_at = 0`, us(next), truncate(lastError, 500), id, owner)
+	return err
+}
+
+// FailSiteEvent gives up on the event.
+func (s *Store) FailSiteEvent(ctx context.Context, id int64, owner string, now time.Time, lastError string) error {
+	_, err := s.exec(ctx, `UPDATE site_events SET failed_at = ?, lease_until = 0, lease_owner = '', last_error = ?
+		WHERE id = ? AND lease_owner = ? AND delivered_at = 0 AND failed_at = 0`, us(now), truncate(lastError, 500), id, owner)
+	return err
+}
+
+// SiteEventDelivery returns an event with its delivery state (tests, CLI).
+func (s *Store) SiteEventDelivery(ctx context.Context, id int64) (pairing.OutboxEvent, error) {
+	var rows []outboxRow
+	if err := s.writer.WithContext(ctx).Raw(`SELECT `+outboxColumns+` FROM site_events WHERE id = ?`, id).Scan(&rows).Error; err != nil {
+		return pairing.OutboxEvent{}, translate(err)
+	}
+	if len(rows) == 0 {
+		return pairing.OutboxEvent{}, pairing.ErrNotFound
+	}
+	return rows[0].event(), nil
+}
+
+// PruneSiteEvents drops events written before `before`, delivered or not,
+// and returns how many.
+func (s *Store) PruneSiteEvents(ctx context.Context, before time.Time) (int64, error) {
+	return s.exec(ctx, `DELETE FROM site_events WHERE created_at < ?`, us(before))
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && s[n]&0xC0 == 0x80 { // do not cut a UTF-8 sequence
+		n--
+	}
+	return s[:n]
+}

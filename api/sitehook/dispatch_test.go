@@ -136,7 +136,7 @@ func TestDispatcherToReceiver(t *testing.T) {
 		rc.plan[7] = []string{"500", "hang"} // no user: nobody waits for it
 		rc.plan[10] = []string{"500", "500", "500"}
 
-		client, err := sitehook.New(srv.URL+"/hooks/pairingd?token=url-credential", secret, 300*time.Millisecond)
+		client, err := sitehook.New(srv.URL+"/hooks/pairingd?token=url-credential", secret, 2*time.Second) // generous: a slow CI machine must not turn an accepted POST into a retry
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -36,6 +36,7 @@ func TestBinaryMessengerLoginThenAuthorize(t *testing.T) {
 		"PAIRINGD_CHANNELS_0_APP_SECRET="+secret,
 		"PAIRINGD_CHANNELS_0_VERIFY_TOKEN=verify-me",
 		"PAIRINGD_CHANNELS_0_GRAPH_URL="+fb.URL(),
+		"PAIRINGD_PAIRING_REISSUE_INTERVAL=1s",
 	)
 	key := lastLine(cli(t, dir, env, "keys", "create", "--name", "site"))
 	in := start(t, dir, env)
@@ -69,12 +70,15 @@ func TestBinaryMessengerLoginThenAuthorize(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	sent, err := fb.WaitSent(ctx, 1)
-	if err != nil {
-		t.Fatalf("no PIN message: %v\n%s", err, in.logs())
-	}
-	var pin, buid string
-	for _, m := range sent {
+	// pinFrom reads the PIN and BUID of the n-th message the fake Send API
+	// received.
+	pinFrom := func(n int) (pin, buid string) {
+		t.Helper()
+		sent, err := fb.WaitSent(ctx, n)
+		if err != nil {
+			t.Fatalf("no PIN message: %v\n%s", err, in.logs())
+		}
+		m := sent[n-1]
 		if p := pinRE.FindStringSubmatch(m.Text); p != nil {
 			pin = p[1]
 		}
@@ -83,20 +87,42 @@ func TestBinaryMessengerLoginThenAuthorize(t *testing.T) {
 				buid = u[1]
 			}
 		}
+		if pin == "" || buid == "" {
+			t.Fatalf("PIN message without PIN or link: %+v", m)
+		}
+		return pin, buid
 	}
-	if pin == "" || buid == "" {
-		t.Fatalf("PIN message without PIN or link: %+v", sent)
-	}
-	code, out := in.call("POST", "/v1/authorize", key, map[string]any{"buid": buid, "pin": pin, "user_id": "u-fb"})
-	if code != 200 || out["outcome"] != "linked" {
+	pin, buid := pinFrom(1)
+	// Nobody logged in on the site: register, then the site spends the grant.
+	code, out := in.call("POST", "/v1/authorize", key, map[string]any{"buid": buid, "pin": pin})
+	if code != 200 || out["outcome"] != "register" {
 		t.Fatalf("authorize: %d %v", code, out)
+	}
+	grant, _ := out["grant"].(string)
+	code, out = in.call("POST", "/v1/links", key, map[string]any{"grant": grant, "user_id": "u-fb"})
+	if code != 200 || out["outcome"] != "linked" {
+		t.Fatalf("link: %d %v", code, out)
 	}
 	code, out = in.call("GET", "/v1/links/u-fb", key, nil)
 	if code != 200 || !strings.Contains(toJSON(out), `"channel":"fb-shop"`) {
 		t.Fatalf("link: %d %v", code, out)
 	}
+	// The next "login" (after the reissue interval) answers match.
+	time.Sleep(1100 * time.Millisecond)
+	body = fbfake.Body(fbfake.Entry{PageID: pageID, Messaging: []map[string]any{fbfake.Text("7001", "m2", "login")}})
+	if code := deliver(body, fbfake.Sign(secret, body)); code != 200 {
+		t.Fatalf("delivery: %d", code)
+	}
+	pin2, buid2 := pinFrom(2)
+	if buid2 == buid {
+		t.Fatal("a new PIN kept the old BUID")
+	}
+	code, out = in.call("POST", "/v1/authorize", key, map[string]any{"buid": buid2, "pin": pin2})
+	if code != 200 || out["outcome"] != "match" || out["user_id"] != "u-fb" {
+		t.Fatalf("authorize after link: %d %v", code, out)
+	}
 	in.stop()
-	for _, s := range []string{token, secret, pin} {
+	for _, s := range []string{token, secret, pin, buid, grant, pin2} {
 		if strings.Contains(in.logs(), s) {
 			t.Fatalf("secret %q in logs:\n%s", s, in.logs())
 		}

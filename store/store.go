@@ -70,15 +70,14 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 	if cfg.MaxOpenConns <= 0 {
 		cfg.MaxOpenConns = 10
 	}
-	gcfg := func(prepare bool) *gorm.Config {
+	gcfg := func() *gorm.Config {
 		return &gorm.Config{
-			// SQLite spends most of a short query preparing it; the reader
-			// pool keeps prepared statements. Never on the single writer
-			// connection: GORM's statement cache deadlocks when a
-			// transaction holds the pool's last connection while another
-			// caller prepares the statement it needs
-			// (go-gorm/gorm#7465). pgx caches its own statements.
-			PrepareStmt:            prepare,
+			// No GORM statement cache: it deadlocks when a transaction
+			// holds the pool's last connection while another caller
+			// prepares the statement it needs (go-gorm/gorm#7465). The
+			// SQLite driver caches prepared statements per connection
+			// (_stmt_cache_size in sqliteDSN); pgx caches its own.
+			PrepareStmt:            false,
 			Logger:                 logger.Discard, // queries hold hashes and ids: never log them
 			SkipDefaultTransaction: true,
 			NowFunc:                func() time.Time { return time.Now().UTC() },
@@ -90,7 +89,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		if cfg.DSN == "" {
 			return nil, errors.New("database.dsn: empty SQLite path")
 		}
-		w, err := gorm.Open(sqlite.Open(sqliteDSN(cfg.DSN, false)), gcfg(false))
+		w, err := gorm.Open(sqlite.Open(sqliteDSN(cfg.DSN, false)), gcfg())
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite: %w", translate(err))
 		}
@@ -103,7 +102,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		wdb.SetConnMaxLifetime(0)
 		s.writer, s.reader = w, w
 		if !strings.Contains(cfg.DSN, ":memory:") && !strings.Contains(cfg.DSN, "mode=memory") {
-			r, err := gorm.Open(sqlite.Open(sqliteDSN(cfg.DSN, true)), gcfg(true))
+			r, err := gorm.Open(sqlite.Open(sqliteDSN(cfg.DSN, true)), gcfg())
 			if err != nil {
 				_ = wdb.Close()
 				return nil, fmt.Errorf("open sqlite: %w", translate(err))
@@ -118,7 +117,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 			s.reader = r
 		}
 	case Postgres:
-		db, err := gorm.Open(postgres.New(postgres.Config{DSN: cfg.DSN}), gcfg(false))
+		db, err := gorm.Open(postgres.New(postgres.Config{DSN: cfg.DSN}), gcfg())
 		if err != nil {
 			return nil, fmt.Errorf("open postgres: %w", translate(err))
 		}
@@ -155,6 +154,10 @@ func sqliteDSN(dsn string, readOnly bool) string {
 	params.Set("_foreign_keys", "1")
 	params.Set("_synchronous", "NORMAL")
 	params.Set("_txlock", "immediate")
+	// The driver keeps each connection's prepared statements (SQLite spends
+	// most of a short query preparing it). This replaces GORM's PrepareStmt,
+	// which can deadlock (see Open).
+	params.Set("_stmt_cache_size", "128")
 	if readOnly {
 		params.Set("_query_only", "1")
 	}

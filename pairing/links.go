@@ -90,7 +90,7 @@ func (s *Service) shareChannel(ctx context.Context, r Repo, a, b int64) (bool, e
 }
 
 func (s *Service) clearLink(ctx context.Context, r Repo, wu WebUser, actor Actor) error {
-	if err := r.ClearLink(ctx, wu.ID, s.now()); err != nil {
+	if err := r.ClearLink(ctx, wu.ID, wu.UserID, s.now()); err != nil {
 		return err
 	}
 	s.audit(ctx, r, AuditEvent{Action: "unlink", Outcome: string(actor), WebUserID: wu.ID, PersonID: wu.PersonID, UserID: wu.UserID})
@@ -237,7 +237,8 @@ func (s *Service) UnlinkUser(ctx context.Context, userID string, actor Actor) (b
 		return false, err
 	}
 	removed := false
-	err := s.store.Tx(ctx, func(r Repo) error {
+	err := s.withRetry(ctx, func(r Repo) error {
+		removed = false
 		wu, err := r.WebUserByUserID(ctx, userID)
 		if errors.Is(err, ErrNotFound) {
 			return nil
@@ -255,7 +256,7 @@ func (s *Service) UnlinkUser(ctx context.Context, userID string, actor Actor) (b
 // account unlinking) and returns the site user it was linked to.
 func (s *Service) UnlinkLead(ctx context.Context, key LeadKey, actor Actor) (string, error) {
 	var userID string
-	err := s.store.Tx(ctx, func(r Repo) error {
+	err := s.withRetry(ctx, func(r Repo) error {
 		lead, err := r.LeadByKey(ctx, key)
 		if errors.Is(err, ErrNotFound) {
 			return ErrNotLinked

@@ -63,8 +63,11 @@ type WebUserRepo interface {
 	// returns ErrUserTaken if the row was linked meanwhile or another row
 	// holds the user (unique index), so the service decides again.
 	SetLink(ctx context.Context, webUserID int64, userID string, now time.Time) error
-	// ClearLink removes the row's link.
-	ClearLink(ctx context.Context, webUserID int64, now time.Time) error
+	// ClearLink removes the row's link to userID with a conditional UPDATE
+	// (... WHERE user_id = userID). It returns ErrUserTaken when the row no
+	// longer holds that link (a concurrent unlink or relink won), so the
+	// service decides again, and ErrNotFound when the row is gone.
+	ClearLink(ctx context.Context, webUserID int64, userID string, now time.Time) error
 	// ListLinks lists linked rows ordered by id, after the given id.
 	ListLinks(ctx context.Context, afterID int64, limit int) ([]WebUser, error)
 }

@@ -300,8 +300,21 @@ func TestLinksAreUniqueUnderRaces(t *testing.T) {
 		if len(page) != len(links)-1 {
 			t.Fatalf("after-id paging: %d", len(page))
 		}
-		if err := st.ClearLink(ctx, w.ID, t0); err != nil {
-			t.Fatal(err)
+		if err := st.ClearLink(ctx, w.ID, "someone-else", t0); !errors.Is(err, pairing.ErrUserTaken) {
+			t.Fatalf("clearing another user's link: %v", err)
+		}
+		// Two unlinks of one link at once: exactly one clears it.
+		if won := parallel(t, 10, func(int) (bool, error) {
+			err := st.ClearLink(ctx, w.ID, "site-1", t0)
+			if errors.Is(err, pairing.ErrUserTaken) {
+				return false, nil
+			}
+			return err == nil, err
+		}); won != 1 {
+			t.Fatalf("%d unlinks cleared one link", won)
+		}
+		if err := st.ClearLink(ctx, 999999, "site-1", t0); !errors.Is(err, pairing.ErrNotFound) {
+			t.Fatalf("missing row: %v", err)
 		}
 		if _, err := st.WebUserByUserID(ctx, "site-1"); !errors.Is(err, pairing.ErrNotFound) {
 			t.Fatalf("after clear: %v", err)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"gorm.io/gorm"
@@ -125,12 +126,15 @@ func (r repo) SetLink(ctx context.Context, id int64, userID string, now time.Tim
 	return pairing.ErrUserTaken
 }
 
-func (r repo) ClearLink(ctx context.Context, id int64, now time.Time) error {
-	n, err := r.exec(ctx, `UPDATE web_users SET user_id = NULL, linked_at = 0, updated_at = ? WHERE id = ?`, us(now), id)
-	if err == nil && n == 0 {
-		return pairing.ErrNotFound
+func (r repo) ClearLink(ctx context.Context, id int64, userID string, now time.Time) error {
+	n, err := r.exec(ctx, `UPDATE web_users SET user_id = NULL, linked_at = 0, updated_at = ? WHERE id = ? AND user_id = ?`, us(now), id, userID)
+	if err != nil || n == 1 {
+		return err
 	}
-	return err
+	if _, err := r.webUser(ctx, r.w, "id = ?", id); err != nil {
+		return err
+	}
+	return fmt.Errorf("%w: the link changed meanwhile", pairing.ErrUserTaken)
 }
 
 func (r repo) ListLinks(ctx context.Context, afterID int64, limit int) ([]pairing.WebUser, error) {

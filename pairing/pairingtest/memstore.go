@@ -390,13 +390,16 @@ func (r repo) SetLink(ctx context.Context, id int64, uid string, now time.Time) 
 	return nil
 }
 
-func (m *MemStore) ClearLink(ctx context.Context, id int64, now time.Time) error {
-	return m.do(func(r repo) error { return r.ClearLink(ctx, id, now) })
+func (m *MemStore) ClearLink(ctx context.Context, id int64, userID string, now time.Time) error {
+	return m.do(func(r repo) error { return r.ClearLink(ctx, id, userID, now) })
 }
-func (r repo) ClearLink(_ context.Context, id int64, now time.Time) error {
+func (r repo) ClearLink(_ context.Context, id int64, userID string, now time.Time) error {
 	w, ok := r.st.webUsers[id]
 	if !ok {
 		return pairing.ErrNotFound
+	}
+	if w.UserID != userID {
+		return pairing.ErrUserTaken
 	}
 	w.UserID, w.LinkedAt, w.UpdatedAt = "", time.Time{}, now
 	r.st.webUsers[id] = w

@@ -77,9 +77,12 @@ func ev(key, group string) pairing.InboundEvent {
 }
 
 func TestInboundRetriesWithBackoffUntilMaxAge(t *testing.T) {
+	var mu sync.Mutex
 	fails := map[string]int{"a": 2, "b": 1000}
 	e := newInboundEnv(t, pairing.InboundConfig{MaxAge: time.Hour, RetryInitial: 2 * time.Second, RetryMax: 5 * time.Minute},
 		func(p string) error {
+			mu.Lock()
+			defer mu.Unlock()
 			if fails[p] > 0 {
 				fails[p]--
 				return errors.New("graph 502")

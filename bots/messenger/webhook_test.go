@@ -83,8 +83,8 @@ func TestSignatureRefusalsChangeNothing(t *testing.T) {
 			}
 		})
 	}
-	if len(e.fb.Sent()) != 0 || e.store.Persons() != 0 || len(e.fb.Requests()) != 0 {
-		t.Fatalf("a refused delivery changed something: sent %d persons %d graph calls %d", len(e.fb.Sent()), e.store.Persons(), len(e.fb.Requests()))
+	if len(e.fb.Sent()) != 0 || e.store.Persons() != 0 || len(e.fb.Requests()) != 0 || len(e.inbound.Rows()) != 0 {
+		t.Fatalf("a refused delivery changed something: sent %d persons %d graph calls %d stored %d", len(e.fb.Sent()), e.store.Persons(), len(e.fb.Requests()), len(e.inbound.Rows()))
 	}
 	// The mid was not claimed: the genuine delivery is handled.
 	if rec := e.post(secretA, body); rec.Code != 200 || len(e.fb.Sent()) != 1 {

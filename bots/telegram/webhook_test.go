@@ -43,7 +43,7 @@ func TestWebhookRefusalsChangeNothing(t *testing.T) {
 			t.Errorf("%s: %d, want %d", tc.name, rec.Code, tc.status)
 		}
 	}
-	if len(e.tg.Sent()) != 0 || e.store.Persons() != 0 {
+	if len(e.tg.Sent()) != 0 || e.store.Persons() != 0 || len(e.inbound.Rows()) != 0 {
 		t.Fatal("a refused delivery changed something")
 	}
 	rec := httptest.NewRecorder()

@@ -70,6 +70,9 @@ type Config struct {
 	// redirect_uri (exact host names, or host:port). Empty: the
 	// DefaultRedirectHosts. A non-empty list replaces the defaults.
 	AllowedRedirectHosts []string
+	// Inbox is the inbound queue the webhook stores events in; its worker
+	// handles them. Required.
+	Inbox Inbox
 
 	// Optional settings; zero values take the defaults.
 
@@ -78,8 +81,9 @@ type Config struct {
 	// HTTPClient calls the Graph API; default: a client with a 10 s
 	// timeout.
 	HTTPClient *http.Client
-	// HandleTimeout bounds the handling of one webhook delivery; Meta
-	// wants an answer within 20 s. Default 15 s.
+	// HandleTimeout bounds the handling of one stored webhook event by
+	// the inbound worker (the webhook itself answers at once). Default
+	// 15 s.
 	HandleTimeout time.Duration
 }
 

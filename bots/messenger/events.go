@@ -46,6 +46,8 @@ type messagingItem struct {
 
 	// keys are the item's top-level keys, to name unknown kinds in logs.
 	keys []string
+	// raw is the item as received, stored in the inbound queue.
+	raw json.RawMessage
 }
 
 // UnmarshalJSON decodes the known fields and remembers the keys. app_roles
@@ -61,6 +63,7 @@ func (m *messagingItem) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*m = messagingItem(p)
+	m.raw = append(json.RawMessage(nil), b...)
 	m.keys = m.keys[:0]
 	for k := range raw {
 		m.keys = append(m.keys, k)

@@ -69,6 +69,8 @@ type env struct {
 	hub     *Hub
 	threads *MemThreadState
 	logs    *syncBuffer
+	inbound *pairingtest.MemInbound
+	worker  *pairing.InboundWorker
 }
 
 type envOption func(*Config)
@@ -88,6 +90,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	fakeHost := strings.TrimPrefix(e.fb.URL(), "http://")
 	fakeHost = fakeHost[:strings.IndexByte(fakeHost, '/')]
 	cfg := Config{
@@ -101,10 +104,12 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 		Clock:                e.clock,
 		HandleTimeout:        5 * time.Second,
 	}
+	e.inbound = pairingtest.NewMemInbound()
+	e.worker = pairing.NewInboundWorker(e.inbound, pairing.InboundConfig{Clock: e.clock, Logger: log})
+	cfg.Inbox = e.worker
 	for _, o := range opts {
 		o(&cfg)
 	}
-	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.hub, err = New(cfg, e.svc, e.store, e.threads, texts, log)
 	if err != nil {
 		t.Fatal(err)
@@ -118,12 +123,31 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	return e
 }
 
-// post delivers a webhook body signed with secret.
+// post delivers a webhook body signed with secret, then lets the inbound
+// worker handle what is due, as Run would right after the nudge.
 func (e *env) post(secret string, body []byte) *httptest.ResponseRecorder {
+	e.t.Helper()
+	rec := e.postOnly(secret, body)
+	e.drain()
+	return rec
+}
+
+// postOnly delivers a webhook body signed with secret; nothing is handled.
+func (e *env) postOnly(secret string, body []byte) *httptest.ResponseRecorder {
 	e.t.Helper()
 	rec := httptest.NewRecorder()
 	e.hub.WebhookHandler().ServeHTTP(rec, fbfake.SignedRequest(secret, body))
 	return rec
+}
+
+// drain handles every stored event that is due.
+func (e *env) drain() int {
+	e.t.Helper()
+	n, err := e.worker.Drain(e.ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return n
 }
 
 // deliver posts events for page A and wants 200.

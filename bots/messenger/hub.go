@@ -35,9 +35,9 @@ type Pairing interface {
 
 var _ Pairing = (*pairing.Service)(nil)
 
-// Deduper remembers which webhook events were handled (the store's
-// processed_updates). FirstSeen claims a key; Forget releases it when the
-// handling failed so Meta's retry is handled again.
+// Deduper is the store's processed_updates. The webhook no longer uses it:
+// the inbound queue's unique (source, key) is the dedupe of Messenger
+// events. New still takes one so that callers need not change.
 type Deduper interface {
 	FirstSeen(ctx context.Context, source, key string) (bool, error)
 	Forget(ctx context.Context, source, key string) error
@@ -72,14 +72,13 @@ type Hub struct {
 	svc     Pairing
 	dedupe  Deduper
 	threads ThreadState
+	inbox   Inbox
 	texts   *templates.Catalog
 	log     *slog.Logger
 	clock   pairing.Clock
 
 	redirectHosts []string
 	timeout       time.Duration
-	// parallel bounds how many senders of one delivery are handled at once.
-	parallel int
 	// words maps a lower-case chat word to its action.
 	words map[string]string
 
@@ -95,8 +94,8 @@ func New(cfg Config, svc Pairing, dedupe Deduper, threads ThreadState, texts *te
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if svc == nil || dedupe == nil || texts == nil {
-		return nil, errors.New("messenger: pairing service, deduper and texts are required")
+	if svc == nil || dedupe == nil || texts == nil || cfg.Inbox == nil {
+		return nil, errors.New("messenger: pairing service, deduper, inbox and texts are required")
 	}
 	if threads == nil {
 		threads = NewMemThreadState()
@@ -110,12 +109,12 @@ func New(cfg Config, svc Pairing, dedupe Deduper, threads ThreadState, texts *te
 		svc:           svc,
 		dedupe:        dedupe,
 		threads:       threads,
+		inbox:         cfg.Inbox,
 		texts:         texts,
 		log:           log.With("channel_type", "messenger"),
 		clock:         cfg.Clock,
 		redirectHosts: cfg.AllowedRedirectHosts,
 		timeout:       cfg.HandleTimeout,
-		parallel:      4,
 		inbound:       map[pairing.LeadKey]time.Time{},
 		profiles:      map[pairing.LeadKey]cachedProfile{},
 		known:         map[pairing.LeadKey]bool{},
@@ -143,6 +142,7 @@ func New(cfg Config, svc Pairing, dedupe Deduper, threads ThreadState, texts *te
 		h.byID[pc.PageID] = p
 	}
 	h.words = loadWords(texts)
+	h.inbox.Handle(dedupeSource, h.handleInbound)
 	return h, nil
 }
 

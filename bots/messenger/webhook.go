@@ -1,7 +1,6 @@
 package messenger
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -10,8 +9,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
-	"time"
 )
 
 // WebhookPath is the one route serving every Page.
@@ -58,9 +55,13 @@ func (h *Hub) verifySubscription(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, challenge)
 }
 
-// receive checks the signature over the raw body, then handles every
-// event, each at most once. Any failure answers 500 after releasing the
-// failed events' dedupe marks, so Meta's retry handles exactly them.
+// receive checks the signature over the raw body, then stores every
+// event of the delivery in the inbound queue in one transaction and
+// answers 200 as soon as it is committed: the events are handled later by
+// the inbound worker (see inbound.go), so a slow or failing Graph API
+// never delays the answer. Only a database failure answers 500, so that
+// Meta delivers again; the queue's unique (source, key) makes a
+// redelivered event a no-op.
 func (h *Hub) receive(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWebhookBody))
 	if err != nil {
@@ -89,9 +90,8 @@ func (h *Hub) receive(w http.ResponseWriter, r *http.Request) {
 		writeOK(w)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
-	defer cancel()
-	if err := h.dispatch(ctx, secret, events); err != nil {
+	if err := h.inbox.Accept(r.Context(), h.inboundEvents(secret, events)); err != nil {
+		h.log.Error("webhook delivery not stored; Meta will retry", "err", err)
 		http.Error(w, "temporary failure, retry", http.StatusInternalServerError)
 		return
 	}
@@ -124,92 +124,4 @@ func (h *Hub) checkSignature(header string, body []byte) (string, bool) {
 		}
 	}
 	return match, match != ""
-}
-
-// dispatch handles the events of one delivery. Events of one person run in
-// order; different people run side by side, a few at a time.
-func (h *Hub) dispatch(ctx context.Context, secret string, events []event) error {
-	type group struct {
-		p      *page
-		events []event
-	}
-	var order []string
-	groups := map[string]*group{}
-	for _, ev := range events {
-		p, ok := h.byID[ev.PageID]
-		if !ok {
-			h.log.Warn("webhook entry for an unknown page ignored", "page_id", truncate(ev.PageID, 32))
-			continue
-		}
-		// A delivery signed by one app may not speak for another app's Page.
-		if p.cfg.AppSecret != secret {
-			h.log.Warn("webhook entry signed by another app ignored", "channel", p.cfg.Name)
-			continue
-		}
-		gk := ev.PageID + "\x00" + ev.psid()
-		g, ok := groups[gk]
-		if !ok {
-			g = &group{p: p}
-			groups[gk] = g
-			order = append(order, gk)
-		}
-		g.events = append(g.events, ev)
-	}
-
-	var (
-		wg     sync.WaitGroup
-		mu     sync.Mutex
-		failed error
-		sem    = make(chan struct{}, h.parallel)
-	)
-	for _, gk := range order {
-		g := groups[gk]
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			for _, ev := range g.events {
-				if err := h.handleOnce(ctx, g.p, ev); err != nil {
-					mu.Lock()
-					failed = errors.Join(failed, err)
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return failed
-}
-
-// handleOnce claims the event in the dedupe table, handles it, and
-// releases the claim if handling failed. A panic in a handler is a
-// failure, not a crash.
-func (h *Hub) handleOnce(ctx context.Context, p *page, ev event) (err error) {
-	key := ev.dedupeKey()
-	first, err := h.dedupe.FirstSeen(ctx, dedupeSource, key)
-	if err != nil {
-		h.log.Error("webhook dedupe", "channel", p.cfg.Name, "err", err)
-		return err
-	}
-	if !first {
-		h.log.Debug("duplicate event skipped", "channel", p.cfg.Name, "kind", ev.kind())
-		return nil
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = errors.New("messenger: handler panicked")
-		}
-		if err == nil {
-			return
-		}
-		h.log.Error("webhook event failed; Meta will retry", "channel", p.cfg.Name, "kind", ev.kind(), "err", err)
-		// The claim must go even when the delivery's deadline passed.
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if ferr := h.dedupe.Forget(fctx, dedupeSource, key); ferr != nil {
-			h.log.Error("webhook dedupe release", "channel", p.cfg.Name, "err", ferr)
-		}
-	}()
-	return h.handle(ctx, p, ev)
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pairingd/pairingd/bots/messenger/fbfake"
+	"github.com/pairingd/pairingd/pairing"
 )
 
 func TestVerifySubscription(t *testing.T) {
@@ -82,8 +83,8 @@ func TestSignatureRefusalsChangeNothing(t *testing.T) {
 			}
 		})
 	}
-	if len(e.fb.Sent()) != 0 || e.store.Persons() != 0 || len(e.fb.Requests()) != 0 {
-		t.Fatalf("a refused delivery changed something: sent %d persons %d graph calls %d", len(e.fb.Sent()), e.store.Persons(), len(e.fb.Requests()))
+	if len(e.fb.Sent()) != 0 || e.store.Persons() != 0 || len(e.fb.Requests()) != 0 || len(e.inbound.Rows()) != 0 {
+		t.Fatalf("a refused delivery changed something: sent %d persons %d graph calls %d stored %d", len(e.fb.Sent()), e.store.Persons(), len(e.fb.Requests()), len(e.inbound.Rows()))
 	}
 	// The mid was not claimed: the genuine delivery is handled.
 	if rec := e.post(secretA, body); rec.Code != 200 || len(e.fb.Sent()) != 1 {
@@ -172,27 +173,53 @@ func TestDuplicatesHaveOneEffect(t *testing.T) {
 	}
 }
 
-func TestFailedEventIsReleasedForRetry(t *testing.T) {
+// A Graph failure no longer fails the delivery: the webhook answered 200
+// when the events were stored; the failed event is tried again after its
+// backoff, the others are not repeated, and Meta's redelivery of the same
+// body has no effect.
+func TestFailedEventIsRetried(t *testing.T) {
 	e := newEnv(t)
 	body := fbfake.Delivery(pageA, fbfake.Text("5001", "m.retry", "status"), fbfake.Text("5002", "m.ok", "help"))
 	e.fb.FailNext(2, 0) // Graph hiccup on the first send
-	rec := e.post(secretA, body)
-	if rec.Code != http.StatusInternalServerError {
-		t.Fatalf("want 500 so Meta retries, got %d", rec.Code)
-	}
-	first := len(e.fb.Sent())
 	if rec := e.post(secretA, body); rec.Code != 200 {
-		t.Fatalf("retry: %d", rec.Code)
+		t.Fatalf("want 200 once stored, got %d", rec.Code)
 	}
-	if got := len(e.fb.Sent()) - first; got != 1 {
-		t.Fatalf("retry sent %d messages, want only the failed one", got)
+	if n := len(e.fb.Sent()); n != 1 {
+		t.Fatalf("sent %d, want 1 (one send failed)", n)
+	}
+	var retry pairing.InboundItem
+	for _, r := range e.inbound.Rows() {
+		if r.DoneAt.IsZero() {
+			retry = r
+		}
+	}
+	if retry.ID == 0 || !retry.NextAttemptAt.After(e.clock.Now()) || retry.LastError == "" || retry.Attempts != 1 {
+		t.Fatalf("failed event not scheduled again: %+v", e.inbound.Rows())
+	}
+	// Meta delivers again (it never needed to): nothing new.
+	if rec := e.post(secretA, body); rec.Code != 200 || len(e.fb.Sent()) != 1 {
+		t.Fatalf("redelivery: %d, %d sent", rec.Code, len(e.fb.Sent()))
+	}
+	e.clock.Advance(5 * time.Second)
+	if n := e.drain(); n != 1 {
+		t.Fatalf("retry handled %d events", n)
+	}
+	sent := e.fb.Sent()
+	if len(sent) != 2 || sent[0].RecipientID == sent[1].RecipientID {
+		t.Fatalf("after the retry: %+v", sent)
+	}
+	for _, r := range e.inbound.Rows() {
+		if r.DoneAt.IsZero() {
+			t.Fatalf("not done: %+v", r)
+		}
 	}
 
-	e.store.FailWith = errors.New("database down")
+	// The database down: 500, nothing stored, so Meta delivers again.
+	e.inbound.FailWith = errors.New("database down")
 	if rec := e.post(secretA, fbfake.Delivery(pageA, fbfake.Text("5003", "m.db", "status"))); rec.Code != 500 {
 		t.Fatalf("database down: %d", rec.Code)
 	}
-	e.store.FailWith = nil
+	e.inbound.FailWith = nil
 	if rec := e.post(secretA, fbfake.Delivery(pageA, fbfake.Text("5003", "m.db", "status"))); rec.Code != 200 || e.last().RecipientID != "5003" {
 		t.Fatalf("after recovery: %d", rec.Code)
 	}
@@ -225,20 +252,67 @@ func (hangingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return nil, r.Context().Err()
 }
 
+// The Graph API hanging: the webhook still answers at once; the worker's
+// handling is bounded by HandleTimeout and the event is kept for a retry.
 func TestHandlingIsBounded(t *testing.T) {
 	e := newEnv(t, func(c *Config) {
 		c.HandleTimeout = 150 * time.Millisecond
 		c.HTTPClient = &http.Client{Transport: hangingTransport{}}
 	})
 	began := time.Now()
-	rec := e.post(secretA, fbfake.Delivery(pageA, fbfake.Text("5001", "m.slow", "help")))
-	if rec.Code != 500 || time.Since(began) > 5*time.Second {
+	rec := e.postOnly(secretA, fbfake.Delivery(pageA, fbfake.Text("5001", "m.slow", "help")))
+	if rec.Code != 200 || time.Since(began) > 100*time.Millisecond {
 		t.Fatalf("status %d after %v", rec.Code, time.Since(began))
 	}
-	// The claim was released: the event is still unseen.
-	first, err := e.store.FirstSeen(context.Background(), dedupeSource, "message:mid:m.slow")
-	if err != nil || !first {
-		t.Fatalf("dedupe mark kept after timeout: %v %v", first, err)
+	began = time.Now()
+	e.drain()
+	if d := time.Since(began); d > 5*time.Second {
+		t.Fatalf("handling took %v", d)
+	}
+	rows := e.inbound.Rows()
+	if len(rows) != 1 || !rows[0].DoneAt.IsZero() || !rows[0].FailedAt.IsZero() || !rows[0].NextAttemptAt.After(e.clock.Now()) {
+		t.Fatalf("timed-out event not kept for a retry: %+v", rows)
+	}
+}
+
+// With the worker running (as serve runs it): Graph failing with 5xx
+// answers, then recovering. The webhook answers at once every time, and
+// the answer is sent after the recovery, once.
+func TestGraphFailingThenRecovering(t *testing.T) {
+	e := newEnv(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- e.worker.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	for range 12 { // more than the Graph client's own retries
+		e.fb.FailNext(2, 0)
+	}
+	began := time.Now()
+	if rec := e.postOnly(secretA, fbfake.Delivery(pageA, fbfake.Text("5001", "m.5xx", "help"))); rec.Code != 200 {
+		t.Fatalf("webhook %d", rec.Code)
+	}
+	if d := time.Since(began); d > 100*time.Millisecond {
+		t.Fatalf("webhook answered after %v", d)
+	}
+	// Wait for the failed attempts to be recorded, then let time pass
+	// until the Graph fake has no failure left.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(e.fb.Sent()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("never sent; rows %+v", e.inbound.Rows())
+		}
+		if r := e.inbound.Rows(); len(r) == 1 && r[0].LastError != "" && r[0].LeaseOwner == "" {
+			e.clock.Advance(time.Minute)
+			e.worker.Nudge()
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	r := e.inbound.Rows()[0]
+	if r.Attempts < 2 || r.DoneAt.IsZero() {
+		t.Fatalf("row %+v", r)
+	}
+	if sent := e.fb.Sent(); len(sent) != 1 || sent[0].Text != e.text("en", "messenger_help") {
+		t.Fatalf("sent %+v", sent)
 	}
 }
 

@@ -55,6 +55,7 @@ type Bot struct {
 	cfg    Config
 	svc    Pairing
 	dedupe Deduper
+	inbox  Inbox // webhook mode: where deliveries are stored
 	texts  *templates.Catalog
 	log    *slog.Logger
 	http   *http.Client
@@ -98,7 +99,7 @@ func New(cfg Config, svc Pairing, dedupe Deduper, texts *templates.Catalog, log 
 	installSDKLogger(log)
 
 	b := &Bot{
-		cfg: cfg, svc: svc, dedupe: dedupe, texts: texts, log: log,
+		cfg: cfg, svc: svc, dedupe: dedupe, inbox: cfg.Inbox, texts: texts, log: log,
 		http: cfg.HTTPClient, secret: cfg.WebhookSecret, source: "telegram:" + cfg.Name,
 		sleep: sleepCtx, backoffMin: time.Second, backoffMax: time.Minute,
 		sendRetries: 2, maxRetryWait: 10 * time.Second, maxAttempts: 5, parallel: 4,
@@ -112,6 +113,11 @@ func New(cfg Config, svc Pairing, dedupe Deduper, texts *templates.Catalog, log 
 	}
 	if b.secret == "" {
 		b.secret = deriveSecret(cfg.Token, cfg.Name)
+	}
+	if b.inbox != nil {
+		// Also in polling mode: updates a webhook stored before a switch to
+		// polling are still handled.
+		b.inbox.Handle(b.source, b.handleInbound)
 	}
 	return b, nil
 }

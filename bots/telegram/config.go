@@ -83,6 +83,9 @@ type Config struct {
 	HTTPClient *http.Client
 	// HandleTimeout bounds the handling of one update; default 15s.
 	HandleTimeout time.Duration
+	// Inbox is the inbound queue webhook deliveries are stored in; its
+	// worker handles them. Required in webhook mode.
+	Inbox Inbox
 }
 
 // DeepLinker serves site-initiated deep links
@@ -162,6 +165,9 @@ func (c Config) validate(texts *templates.Catalog) error {
 	switch c.Mode {
 	case ModePolling:
 	case ModeWebhook:
+		if c.Inbox == nil {
+			bad("inbox", "is required in webhook mode (the inbound queue)")
+		}
 		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 			bad("public_url", "must be the service's absolute http(s) base URL in webhook mode (server.public_url)")
 		}

@@ -61,6 +61,10 @@ type env struct {
 	// wrap, when set, stands between the bot and the service (faults).
 	wrap func(Pairing) Pairing
 
+	// inbound and worker are the inbound queue of webhook mode.
+	inbound *pairingtest.MemInbound
+	worker  *pairing.InboundWorker
+
 	mu     sync.Mutex
 	sleeps []time.Duration
 }
@@ -102,11 +106,13 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.cfg = Config{Name: chName, Token: token, APIEndpoint: e.tg.Endpoint(), PollTimeout: 2 * time.Second, Clock: e.clock}
+	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e.inbound = pairingtest.NewMemInbound()
+	e.worker = pairing.NewInboundWorker(e.inbound, pairing.InboundConfig{Clock: e.clock, Logger: log})
+	e.cfg = Config{Name: chName, Token: token, APIEndpoint: e.tg.Endpoint(), PollTimeout: 2 * time.Second, Clock: e.clock, Inbox: e.worker}
 	for _, o := range opts {
 		o(e)
 	}
-	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	var svc Pairing = e.svc
 	if e.wrap != nil {
 		svc = e.wrap(e.svc)
@@ -175,7 +181,9 @@ func (e *env) wait(cond func() bool) {
 	}
 }
 
-// idle waits until the bot handled every queued update.
+// idle waits until the bot handled every queued update: polling, until
+// the fake has them confirmed; webhook mode, until the webhook accepted
+// them, and then the inbound worker handles what is due.
 func (e *env) idle() {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
@@ -183,6 +191,17 @@ func (e *env) idle() {
 	if err := e.tg.WaitIdle(ctx); err != nil {
 		e.t.Fatalf("updates not handled: %v (%d pending)", err, e.tg.Pending())
 	}
+	e.drain()
+}
+
+// drain handles every stored webhook update that is due.
+func (e *env) drain() int {
+	e.t.Helper()
+	n, err := e.worker.Drain(e.ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return n
 }
 
 // send has chat id write text (language lang) and waits until it is

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+
+	"github.com/pairingd/pairingd/pairing"
 )
 
 // secretHeader carries the webhook's secret_token on every delivery.
@@ -16,8 +18,11 @@ const maxWebhookBody = 1 << 20
 
 // WebhookHandler serves POST WebhookPath(name) in webhook mode. It refuses
 // a delivery without the right secret token (401), an oversized body
-// (413) and a body that is not an update (400), then handles the update
-// once (dedupe by update_id). A temporary failure answers 500 so Telegram
+// (413) and a body that is not an update (400), then stores the update in
+// the inbound queue and answers 200 as soon as it is committed; the
+// inbound worker handles it (see inbound.go), so a slow or failing Bot
+// API never delays the answer. The queue's unique update_id per channel
+// is the dedupe. Only a database failure answers 500, so Telegram
 // delivers the update again. In polling mode it answers 404.
 func (b *Bot) WebhookHandler() http.Handler {
 	want := sha256.Sum256([]byte(b.secret))
@@ -54,9 +59,8 @@ func (b *Bot) WebhookHandler() http.Handler {
 			http.Error(w, "bad request", http.StatusBadRequest)
 			return
 		}
-		ctx, cancel := b.handlingContext(r.Context())
-		defer cancel()
-		if err := b.handleOnce(ctx, u); err != nil {
+		if err := b.inbox.Accept(r.Context(), []pairing.InboundEvent{b.inboundEvent(u, body)}); err != nil {
+			b.log.Error("webhook update not stored; Telegram will retry", "channel", b.cfg.Name, "update_id", u.id(), "err", err)
 			http.Error(w, "temporary failure, retry", http.StatusInternalServerError)
 			return
 		}

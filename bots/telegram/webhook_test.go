@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/pairingd/pairingd/pairing"
 )
@@ -42,11 +43,12 @@ func TestWebhookRefusalsChangeNothing(t *testing.T) {
 			t.Errorf("%s: %d, want %d", tc.name, rec.Code, tc.status)
 		}
 	}
-	if len(e.tg.Sent()) != 0 || e.store.Persons() != 0 {
+	if len(e.tg.Sent()) != 0 || e.store.Persons() != 0 || len(e.inbound.Rows()) != 0 {
 		t.Fatal("a refused delivery changed something")
 	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, webhookRequest(good, []byte(loginUpdate)))
+	e.drain()
 	if rec.Code != 200 || len(e.tg.Sent()) != 1 {
 		t.Fatalf("good delivery: %d, %d sent", rec.Code, len(e.tg.Sent()))
 	}
@@ -128,6 +130,9 @@ func (f *flaky) TouchLead(ctx context.Context, key pairing.LeadKey, p pairing.Pr
 	return f.Pairing.TouchLead(ctx, key, p)
 }
 
+// The webhook answers 200 once the update is stored; a failed handling is
+// tried again by the worker (not by Telegram), duplicates have one
+// effect, and only the database down answers 500.
 func TestWebhookDuplicatesAndRetries(t *testing.T) {
 	fl := &flaky{}
 	e := newEnv(t, webhookMode("https://pairing.example"), func(e *env) {
@@ -137,20 +142,30 @@ func TestWebhookDuplicatesAndRetries(t *testing.T) {
 	post := func() int {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, webhookRequest(e.bot.secret, []byte(loginUpdate)))
+		e.drain()
 		return rec.Code
 	}
-	// The database is down: 500, so Telegram delivers again; the dedupe
-	// mark was released, so the retry is handled.
+	// The pairing store fails once: the update is stored, answered 200,
+	// and kept for a retry.
 	fl.fails.Store(1)
-	if code := post(); code != 500 || len(e.tg.Sent()) != 0 {
-		t.Fatalf("failing delivery: %d", code)
+	if code := post(); code != 200 || len(e.tg.Sent()) != 0 {
+		t.Fatalf("failing handling: %d, %d sent", code, len(e.tg.Sent()))
+	}
+	rows := e.inbound.Rows()
+	if len(rows) != 1 || rows[0].Source != "telegram:"+chName || rows[0].Key != "700" || rows[0].Group != "chat:5001" ||
+		!rows[0].NextAttemptAt.After(e.clock.Now()) || rows[0].LastError == "" || strings.Contains(rows[0].LastError, token) {
+		t.Fatalf("rows %+v", rows)
+	}
+	// Telegram delivers the same update again: nothing new.
+	if code := post(); code != 200 || len(e.tg.Sent()) != 0 || len(e.inbound.Rows()) != 1 {
+		t.Fatalf("duplicate while pending: %d", code)
+	}
+	e.clock.Advance(10 * time.Second)
+	if n := e.drain(); n != 1 || len(e.tg.Sent()) != 1 {
+		t.Fatalf("retry: %d handled, %d sent", n, len(e.tg.Sent()))
 	}
 	if code := post(); code != 200 || len(e.tg.Sent()) != 1 {
-		t.Fatalf("retried delivery: %d, %d sent", code, len(e.tg.Sent()))
-	}
-	// Telegram delivers the same update again: one effect.
-	if code := post(); code != 200 || len(e.tg.Sent()) != 1 {
-		t.Fatalf("duplicate: %d, %d sent", code, len(e.tg.Sent()))
+		t.Fatalf("duplicate after handling: %d, %d sent", code, len(e.tg.Sent()))
 	}
 	issued := 0
 	for _, a := range e.store.Audit() {
@@ -160,5 +175,47 @@ func TestWebhookDuplicatesAndRetries(t *testing.T) {
 	}
 	if issued != 1 {
 		t.Fatalf("%d PINs issued", issued)
+	}
+	// The database down: 500, so Telegram delivers again.
+	e.inbound.FailWith = pairing.ErrUnavailable
+	other := strings.Replace(loginUpdate, `"update_id":700`, `"update_id":701`, 1)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, webhookRequest(e.bot.secret, []byte(other)))
+	if rec.Code != 500 {
+		t.Fatalf("database down: %d", rec.Code)
+	}
+}
+
+// hangingTransport never answers until the request is cancelled.
+type hangingTransport struct{}
+
+func (hangingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	<-r.Context().Done()
+	return nil, r.Context().Err()
+}
+
+// The Bot API hanging: the webhook answers at once; the worker's handling
+// is bounded by HandleTimeout and the update is kept for a retry.
+func TestWebhookAnswersWhileBotAPIHangs(t *testing.T) {
+	e := newEnv(t, webhookMode("https://pairing.example"), withConfig(func(c *Config) {
+		c.HandleTimeout = 150 * time.Millisecond
+		c.HTTPClient = &http.Client{Transport: hangingTransport{}}
+	}))
+	// /help: its answer is retried when it cannot be sent (a PIN message
+	// is not: the PIN is spent, the person asks again).
+	help := strings.NewReplacer(`"text":"/login"`, `"text":"/help"`, `"length":6`, `"length":5`).Replace(loginUpdate)
+	began := time.Now()
+	rec := httptest.NewRecorder()
+	e.bot.WebhookHandler().ServeHTTP(rec, webhookRequest(e.bot.secret, []byte(help)))
+	if rec.Code != 200 || time.Since(began) > 100*time.Millisecond {
+		t.Fatalf("webhook %d after %v", rec.Code, time.Since(began))
+	}
+	began = time.Now()
+	e.drain()
+	if d := time.Since(began); d > 5*time.Second {
+		t.Fatalf("handling took %v", d)
+	}
+	if r := e.inbound.Rows(); len(r) != 1 || !r[0].DoneAt.IsZero() || !r[0].NextAttemptAt.After(e.clock.Now()) {
+		t.Fatalf("rows %+v", r)
 	}
 }

@@ -15,7 +15,7 @@ import (
 
 // messengerHub builds one hub for every channel of type messenger; nil
 // when there is none.
-func messengerHub(cfg Config, svc *pairing.Service, st *store.Store, texts *templates.Catalog, log *slog.Logger) (*messenger.Hub, error) {
+func messengerHub(cfg Config, svc *pairing.Service, st *store.Store, texts *templates.Catalog, log *slog.Logger, inbox *pairing.InboundWorker) (*messenger.Hub, error) {
 	var pages []messenger.PageConfig
 	for _, ch := range cfg.Channels {
 		if ch.Type != "messenger" {
@@ -31,7 +31,7 @@ func messengerHub(cfg Config, svc *pairing.Service, st *store.Store, texts *temp
 	if len(pages) == 0 {
 		return nil, nil
 	}
-	hub, err := messenger.New(messenger.Config{Pages: pages}, svc, st, messenger.NewMemThreadState(), texts, log)
+	hub, err := messenger.New(messenger.Config{Pages: pages, Inbox: inbox}, svc, st, messenger.NewMemThreadState(), texts, log)
 	if err != nil {
 		return nil, fmt.Errorf("messenger: %w", err)
 	}
@@ -41,9 +41,9 @@ func messengerHub(cfg Config, svc *pairing.Service, st *store.Store, texts *temp
 // buildChannels makes the configured channels, registers them with the
 // service (PIN resends, notifications), adds their webhook routes to the
 // API, and returns what must run in the background.
-func buildChannels(cfg Config, svc *pairing.Service, st *store.Store, texts *templates.Catalog, log *slog.Logger, deps *api.Deps) ([]func(context.Context) error, error) {
+func buildChannels(cfg Config, svc *pairing.Service, st *store.Store, texts *templates.Catalog, log *slog.Logger, deps *api.Deps, inbox *pairing.InboundWorker) ([]func(context.Context) error, error) {
 	var runs []func(context.Context) error
-	hub, err := messengerHub(cfg, svc, st, texts, log)
+	hub, err := messengerHub(cfg, svc, st, texts, log, inbox)
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +61,7 @@ func buildChannels(cfg Config, svc *pairing.Service, st *store.Store, texts *tem
 		switch ch.Type {
 		case "messenger":
 		case "telegram":
-			run, err := telegramChannel(cfg, ch, svc, st, texts, log, deps)
+			run, err := telegramChannel(cfg, ch, svc, st, texts, log, deps, inbox)
 			if err != nil {
 				return nil, err
 			}

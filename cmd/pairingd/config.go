@@ -31,6 +31,7 @@ type Config struct {
 	Log       LogConfig       `yaml:"log"`
 	Templates TemplatesConfig `yaml:"templates"`
 	Channels  []ChannelConfig `yaml:"channels"`
+	Inbound   InboundConfig   `yaml:"inbound"`
 }
 
 // ServerConfig is the HTTP server.
@@ -155,6 +156,7 @@ func defaultConfig() Config {
 		},
 		Log:       LogConfig{Level: "info", Format: "text"},
 		Templates: TemplatesConfig{FallbackLocale: "en"},
+		Inbound:   defaultInbound(),
 	}
 }
 
@@ -349,6 +351,7 @@ func (c Config) Validate() error {
 		bad("site.link_url", "must be an absolute URL")
 	}
 	errs = append(errs, c.Site.validateEvents()...)
+	errs = append(errs, c.Inbound.validate()...)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

@@ -33,7 +33,8 @@ func messengerCommand(ctx context.Context, cfg Config, log *slog.Logger, args []
 		return err
 	}
 	return withService(ctx, cfg, log, func(st *store.Store, svc *pairing.Service) error {
-		hub, err := messengerHub(cfg, svc, st, texts, log)
+		// The CLI takes no webhooks: the inbox is never run here.
+		hub, err := messengerHub(cfg, svc, st, texts, log, inboundWorker(cfg.Inbound, st, log))
 		if err != nil {
 			return err
 		}

@@ -41,7 +41,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Service: svc,
 		Log:     log,
 	}
-	chans, err := buildChannels(cfg, svc, st, texts, log, &deps)
+	inbox := inboundWorker(cfg.Inbound, st, log)
+	chans, err := buildChannels(cfg, svc, st, texts, log, &deps, inbox)
 	if err != nil {
 		return err
 	}
@@ -80,6 +81,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	bg, stopBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	jobs := append(chans, pruneLoop(st, log, cfg.Site.EventsRetention))
+	jobs = append(jobs, inbox.Run, inboundPruneLoop(st, log, cfg.Inbound.Retention))
 	if sendEvents != nil {
 		jobs = append(jobs, sendEvents)
 	}

@@ -14,7 +14,7 @@ import (
 // telegramChannel builds the bot of one channel of type telegram, registers
 // it with the service (PIN resends), adds its webhook route in webhook mode
 // and its state to /readyz, and returns its run loop.
-func telegramChannel(cfg Config, ch ChannelConfig, svc *pairing.Service, st *store.Store, texts *templates.Catalog, log *slog.Logger, deps *api.Deps) (func(context.Context) error, error) {
+func telegramChannel(cfg Config, ch ChannelConfig, svc *pairing.Service, st *store.Store, texts *templates.Catalog, log *slog.Logger, deps *api.Deps, inbox *pairing.InboundWorker) (func(context.Context) error, error) {
 	bot, err := telegram.New(telegram.Config{
 		Name:           ch.Name,
 		Token:          ch.Token,
@@ -26,6 +26,7 @@ func telegramChannel(cfg Config, ch ChannelConfig, svc *pairing.Service, st *sto
 		StatusDisplay:  ch.StatusDisplay,
 		FallbackLocale: cfg.Templates.FallbackLocale,
 		DeepLinks:      svc,
+		Inbox:          inbox,
 	}, svc, st, texts, log)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,52 @@
+package telegram
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/pairingd/pairingd/pairing"
+)
+
+// Inbox is the inbound queue webhook deliveries are stored in (a
+// *pairing.InboundWorker). Accept stores events in one transaction;
+// Handle registers the handler its worker calls for them.
+type Inbox interface {
+	Accept(ctx context.Context, evs []pairing.InboundEvent) error
+	Handle(source string, h pairing.InboundHandler)
+}
+
+var _ Inbox = (*pairing.InboundWorker)(nil)
+
+// inboundEvent is the queue row of a webhook update: keyed by update_id
+// (the dedupe), grouped by chat (one chat's updates in order), the body
+// as Telegram sent it.
+func (b *Bot) inboundEvent(u update, body []byte) pairing.InboundEvent {
+	group := "update:" + strconv.FormatInt(u.id(), 10) // an update of no chat is a group of its own
+	if c := u.chatID(); c != 0 {
+		group = "chat:" + strconv.FormatInt(c, 10)
+	}
+	return pairing.InboundEvent{Source: b.source, Key: u.dedupeKey(), Group: group, Payload: body}
+}
+
+// handleInbound handles one stored update: the inbound worker calls it,
+// and tries again later on error.
+func (b *Bot) handleInbound(ctx context.Context, payload []byte) error {
+	u, err := parseUpdate(payload)
+	if err != nil {
+		return fmt.Errorf("telegram: stored update: %w", pairing.ErrInboundDropped)
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.HandleTimeout)
+	defer cancel()
+	err = b.handle(ctx, u)
+	if errors.Is(err, pairing.ErrInvalid) {
+		// Input the service refuses will be refused again: not a retry.
+		b.log.Warn("update refused by the pairing service", "channel", b.cfg.Name, "update_id", u.id(), "kind", u.kind, "err", err)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("telegram update %d (%s) on channel %s: %w", u.id(), u.kind, b.cfg.Name, err)
+	}
+	return nil
+}

@@ -1,0 +1,351 @@
+package pairing
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// The inbound queue: platform webhooks (Messenger, Telegram in webhook
+// mode) store each event in one transaction and answer 200 at once; an
+// InboundWorker handles the stored events later, calling the platform as
+// long as it takes. The unique (source, key) of a row is the dedupe: a
+// platform's retry of a delivery inserts nothing.
+
+// InboundEvent is one platform event as a webhook stores it.
+type InboundEvent struct {
+	// Source names the adapter that handles the event: "messenger",
+	// "telegram:<channel>".
+	Source string
+	// Key is the platform's id of the event (a Messenger mid, a Telegram
+	// update_id): unique per source.
+	Key string
+	// Group is the ordering group (one person): events of a group are
+	// handled one at a time, in the order they were stored.
+	Group string
+	// Payload is what the handler needs to handle the event again.
+	Payload []byte
+}
+
+// InboundItem is a stored event with its handling state.
+type InboundItem struct {
+	InboundEvent
+	ID            int64
+	Attempts      int
+	NextAttemptAt time.Time
+	LeaseOwner    string
+	LeaseUntil    time.Time
+	DoneAt        time.Time
+	FailedAt      time.Time
+	LastError     string
+	CreatedAt     time.Time
+}
+
+// InboundQueue is the inbound_events table. Claims are exclusive across
+// instances, like EventOutbox: a claimed row is not claimed again until
+// its lease ends.
+type InboundQueue interface {
+	// EnqueueInbound stores evs in one transaction, ignoring any whose
+	// (source, key) is stored already, and returns how many were new.
+	EnqueueInbound(ctx context.Context, evs []InboundEvent, now time.Time) (int, error)
+	// ClaimInbound leases to owner, until now+lease, up to limit pending
+	// rows that are due and not leased and have no earlier pending row of
+	// their (source, group); it counts one attempt on each and returns
+	// them oldest first.
+	ClaimInbound(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]InboundItem, error)
+	// FinishInbound marks the row handled (whoever holds the lease: the
+	// effect happened).
+	FinishInbound(ctx context.Context, id int64, now time.Time) error
+	// RetryInbound releases owner's lease and schedules the next try at
+	// next. It changes nothing when owner no longer holds the lease.
+	RetryInbound(ctx context.Context, id int64, owner string, next time.Time, lastError string) error
+	// FailInbound gives up on the row. It changes nothing when owner no
+	// longer holds the lease.
+	FailInbound(ctx context.Context, id int64, owner string, now time.Time, lastError string) error
+}
+
+// InboundHandler handles one stored event's payload. nil: done. An error
+// wrapping ErrInboundDropped: never try again. Any other error: try
+// again later. The error text is logged and stored, so it must hold no
+// secret.
+type InboundHandler func(ctx context.Context, payload []byte) error
+
+// ErrInboundDropped is a handler saying the event can never be handled
+// (a payload that does not decode): it is marked failed at once.
+var ErrInboundDropped = errors.New("inbound event cannot be handled")
+
+// InboundConfig tunes an InboundWorker. Zero values take the defaults.
+type InboundConfig struct {
+	// MaxAge is how long after it was stored an event is still tried: a
+	// chat answer an hour late is useless. Default 1h.
+	MaxAge time.Duration
+	// Workers is how many events are handled at once. Default 8.
+	Workers int
+	// PollInterval is how often the queue is checked without a nudge (rows
+	// stored by other instances, retries coming due). Default 1s.
+	PollInterval time.Duration
+	// Lease is how long a claim holds a row; longer than a handler may
+	// take. Default 2m.
+	Lease time.Duration
+	// Grace is how long handlers in flight may finish after Run's context
+	// ends before their context is cancelled. Default 3s.
+	Grace time.Duration
+	// RetryInitial and RetryMax shape the backoff between tries
+	// (exponential with jitter). Defaults 2s and 5m.
+	RetryInitial time.Duration
+	RetryMax     time.Duration
+	// Owner names this worker in leases; empty: random.
+	Owner  string
+	Clock  Clock
+	Rand   io.Reader
+	Logger *slog.Logger
+}
+
+func (c InboundConfig) withDefaults() InboundConfig {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.MaxAge, time.Hour)
+	def(&c.PollInterval, time.Second)
+	def(&c.Lease, 2*time.Minute)
+	def(&c.Grace, 3*time.Second)
+	def(&c.RetryInitial, 2*time.Second)
+	def(&c.RetryMax, 5*time.Minute)
+	if c.Workers <= 0 {
+		c.Workers = 8
+	}
+	if c.Clock == nil {
+		c.Clock = SystemClock{}
+	}
+	if c.Rand == nil {
+		c.Rand = CryptoRand
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Owner == "" {
+		b := make([]byte, 8)
+		_, _ = rand.Read(b)
+		c.Owner = hex.EncodeToString(b)
+	}
+	return c
+}
+
+// InboundWorker stores webhook events (Accept) and handles them (Run):
+// one per process.
+type InboundWorker struct {
+	q      InboundQueue
+	cfg    InboundConfig
+	policy RetryPolicy
+	nudge  chan struct{}
+
+	mu       sync.RWMutex
+	handlers map[string]InboundHandler
+}
+
+// NewInboundWorker builds a worker over a queue.
+func NewInboundWorker(q InboundQueue, cfg InboundConfig) *InboundWorker {
+	cfg = cfg.withDefaults()
+	return &InboundWorker{
+		q: q, cfg: cfg, nudge: make(chan struct{}, 1), handlers: map[string]InboundHandler{},
+		policy: RetryPolicy{Initial: cfg.RetryInitial, Max: cfg.RetryMax, RetryFor: cfg.MaxAge},
+	}
+}
+
+// Handle registers the handler of a source. Adapters call it when they
+// are built, before Run.
+func (w *InboundWorker) Handle(source string, h InboundHandler) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.handlers[source] = h
+}
+
+// Accept stores a delivery's events in one transaction and wakes the
+// worker. An error means nothing was stored: the webhook answers 500 so
+// the platform delivers again.
+func (w *InboundWorker) Accept(ctx context.Context, evs []InboundEvent) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	n, err := w.q.EnqueueInbound(ctx, evs, w.cfg.Clock.Now().UTC())
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		w.Nudge()
+	}
+	return nil
+}
+
+// Nudge makes Run look at the queue now.
+func (w *InboundWorker) Nudge() {
+	select {
+	case w.nudge <- struct{}{}:
+	default:
+	}
+}
+
+// Run handles stored events until ctx ends: it keeps up to Workers events
+// in hand, claiming more when one finishes, when Accept stored some, and
+// every PollInterval. When ctx ends it claims nothing more; events in
+// hand get Grace to finish, then their context ends and their rows are
+// released for the next start (or another instance).
+func (w *InboundWorker) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	slots := make(chan struct{}, w.cfg.Workers)
+	freed := make(chan struct{}, 1)
+	poll := time.NewTicker(w.cfg.PollInterval)
+	defer poll.Stop()
+	for {
+		free := cap(slots) - len(slots)
+		claimFailed := false
+		if free > 0 {
+			items, err := w.q.ClaimInbound(ctx, w.cfg.Owner, w.cfg.Clock.Now().UTC(), w.cfg.Lease, free)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err != nil {
+				claimFailed = true
+				w.cfg.Logger.Warn("inbound: claim failed", "err", err)
+			}
+			for _, it := range items {
+				slots <- struct{}{}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					w.process(ctx, it)
+					<-slots
+					select {
+					case freed <- struct{}{}:
+					default:
+					}
+				}()
+			}
+			if len(items) == free {
+				continue // there may be more
+			}
+		}
+		if claimFailed {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-poll.C:
+			}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-w.nudge:
+		case <-freed:
+		case <-poll.C:
+		}
+	}
+}
+
+// Drain handles every event that is due now, group by group in order,
+// and returns how many it handled. Tests and tools use it instead of Run.
+func (w *InboundWorker) Drain(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		items, err := w.q.ClaimInbound(ctx, w.cfg.Owner, w.cfg.Clock.Now().UTC(), w.cfg.Lease, w.cfg.Workers)
+		if err != nil || len(items) == 0 {
+			return total, err
+		}
+		var wg sync.WaitGroup
+		for _, it := range items {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				w.process(ctx, it)
+			}()
+		}
+		wg.Wait()
+		total += len(items)
+	}
+}
+
+// process handles one claimed row and records the outcome. Recording uses
+// a context that outlives a shutdown, so an outcome is not lost.
+func (w *InboundWorker) process(parent context.Context, it InboundItem) {
+	log := w.cfg.Logger.With("source", it.Source, "inbound_id", it.ID, "attempt", it.Attempts)
+	ctx, cancel := graceContext(parent, w.cfg.Grace)
+	err := w.call(ctx, it)
+	cancel()
+	rec, rcancel := context.WithTimeout(context.WithoutCancel(parent), 5*time.Second)
+	defer rcancel()
+	now := w.cfg.Clock.Now().UTC()
+	switch {
+	case err == nil:
+		if err := w.q.FinishInbound(rec, it.ID, now); err != nil {
+			log.Warn("inbound: recording a handled event failed; it may be handled again", "err", err)
+		}
+	case parent.Err() != nil:
+		// Shutting down: release the row so the next start (or another
+		// instance) handles it without waiting for the lease.
+		if err := w.q.RetryInbound(rec, it.ID, w.cfg.Owner, now, "interrupted by shutdown"); err != nil {
+			log.Warn("inbound: releasing a lease failed", "err", err)
+		}
+	case errors.Is(err, ErrInboundDropped):
+		log.Error("inbound: event cannot be handled; dropped", "err", err)
+		if err := w.q.FailInbound(rec, it.ID, w.cfg.Owner, now, err.Error()); err != nil {
+			log.Warn("inbound: recording a failure failed", "err", err)
+		}
+	default:
+		next, giveUp := w.policy.Next(it.CreatedAt, it.Attempts, now, w.cfg.Rand)
+		if giveUp {
+			log.Error("inbound: giving up on an event after its max age", "err", err, "max_age", w.cfg.MaxAge.String())
+			err = w.q.FailInbound(rec, it.ID, w.cfg.Owner, now, err.Error())
+		} else {
+			log.Warn("inbound: handling failed; will retry", "err", err, "next_attempt_at", next)
+			err = w.q.RetryInbound(rec, it.ID, w.cfg.Owner, next, err.Error())
+		}
+		if err != nil {
+			log.Warn("inbound: recording a failure failed", "err", err)
+		}
+	}
+}
+
+// call runs the source's handler; a panic is a failure, not a crash.
+func (w *InboundWorker) call(ctx context.Context, it InboundItem) (err error) {
+	w.mu.RLock()
+	h := w.handlers[it.Source]
+	w.mu.RUnlock()
+	if h == nil {
+		return fmt.Errorf("no handler for source %q in this instance", it.Source)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = errors.New("inbound handler panicked")
+		}
+	}()
+	return h(ctx, it.Payload)
+}
+
+// graceContext is a context that survives the end of parent by grace, so
+// work in hand is finished rather than cut in the middle.
+func graceContext(parent context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
+	stop := context.AfterFunc(parent, func() {
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-ctx.Done():
+		}
+	})
+	return ctx, func() {
+		stop()
+		cancel()
+	}
+}

@@ -109,6 +109,7 @@ type Repo interface {
 	GrantRepo
 	KeyRepo
 	EventRepo
+	OutboxRepo
 }
 
 // Store is the service's storage.

@@ -33,6 +33,7 @@ type state struct {
 	audit      []pairing.AuditEvent
 	siteEvents []pairing.SiteEvent
 	seen       map[string]time.Time
+	outbox     outboxState
 }
 
 func (st *state) clone() state {
@@ -45,6 +46,7 @@ func (st *state) clone() state {
 	c.audit = append([]pairing.AuditEvent(nil), st.audit...)
 	c.siteEvents = append([]pairing.SiteEvent(nil), st.siteEvents...)
 	c.seen = maps.Clone(st.seen)
+	c.outbox = st.outbox.clone()
 	return c
 }
 

@@ -178,7 +178,16 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 	var wg sync.WaitGroup
 	for n, i := range order {
 		d := claimed[i]
-		if err := w.waitTurn(ctx, d, ready[i]); err != nil {
+		// A send slot first, then the pace: a 429 met by a send in flight
+		// pauses the sends not started yet.
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() == nil {
+			err = w.waitTurn(ctx, d, ready[i])
+		}
+		if ctx.Err() != nil || err != nil {
 			for _, j := range order[n:] {
 				w.release(claimed[j])
 			}
@@ -188,17 +197,8 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 			// Too late to start within the lease: another worker may
 			// claim it any moment. Hand it back instead.
 			w.release(d)
+			<-sem
 			continue
-		}
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			for _, j := range order[n:] {
-				w.release(claimed[j])
-			}
-			break
 		}
 		wg.Add(1)
 		go func() {

@@ -28,6 +28,8 @@ func (s *server) register(e *echo.Echo, hooks []Webhook) {
 	e.POST("/v1/pins/resend", s.resendPIN, body...)
 	e.POST("/v1/messenger/account-linking", s.accountLinking, body...)
 	e.POST("/v1/links/facebook", s.linkFacebook, body...)
+	e.POST("/v1/users/:user_id/messages", s.notify, body...)
+	e.GET("/v1/messages/:id", s.getMessage, auth...)
 
 	for _, w := range hooks {
 		h := http.MaxBytesHandler(w.Handler, s.cfg.WebhookBodyLimit)

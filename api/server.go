@@ -29,6 +29,8 @@ type Service interface {
 	UnlinkUser(ctx context.Context, userID string, actor pairing.Actor) (bool, error)
 	ResendPIN(ctx context.Context, buid string) (pairing.IssuedPIN, error)
 	Ready(ctx context.Context) error
+	Notify(ctx context.Context, req pairing.NotifyRequest) (pairing.Message, error)
+	Message(ctx context.Context, id int64) (pairing.Message, error)
 }
 
 var _ Service = (*pairing.Service)(nil)

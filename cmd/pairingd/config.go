@@ -31,6 +31,7 @@ type Config struct {
 	Log       LogConfig       `yaml:"log"`
 	Templates TemplatesConfig `yaml:"templates"`
 	Channels  []ChannelConfig `yaml:"channels"`
+	Notify    NotifyConfig    `yaml:"notify"`
 }
 
 // ServerConfig is the HTTP server.
@@ -137,6 +138,7 @@ func defaultConfig() Config {
 		Site:      SiteConfig{LinkURL: "http://localhost:3000/pair?buid={buid}"},
 		Log:       LogConfig{Level: "info", Format: "text"},
 		Templates: TemplatesConfig{FallbackLocale: "en"},
+		Notify:    defaultNotifyConfig(),
 	}
 }
 
@@ -339,6 +341,7 @@ func (c Config) Validate() error {
 	default:
 		bad("log.format", "must be text or json")
 	}
+	errs = append(errs, c.Notify.validate()...)
 	seen := map[string]bool{}
 	for i, ch := range c.Channels {
 		key := fmt.Sprintf("channels[%d]", i)

@@ -45,6 +45,10 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	worker, err := notifyWorker(cfg, svc)
+	if err != nil {
+		return err
+	}
 
 	apiCfg := api.Config{
 		Listen:              cfg.Server.Listen,
@@ -75,7 +79,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	// after the HTTP server stopped taking requests.
 	bg, stopBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	for _, run := range append(chans, pruneLoop(st, log)) {
+	for _, run := range append(chans, pruneLoop(st, log), worker.Run) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -180,3 +180,29 @@ func TestNotifyThousandToHundredPaced(t *testing.T) {
 	}
 	t.Logf("1000 notifications to 100 chats in %v at scale 1/%v (%.0f msg/s), no 429", took.Round(time.Millisecond), scale, float64(users*perUser)/took.Seconds())
 }
+
+// BenchmarkOutboxDelivery measures delivery throughput: b.N queued
+// notifications to 100 chats, sent by one worker through the Telegram
+// adapter to the fake Bot API over HTTP, results recorded in SQLite. The
+// pacing is lifted (no per-chat interval, 1e6 msg/s), so this is the
+// worker's own ceiling, not Telegram's.
+func BenchmarkOutboxDelivery(b *testing.B) {
+	e := newLoadEnv(b, func(n *NotifyConfig) {
+		n.TelegramRatePerSecond = 1e6
+		n.TelegramPerChatInterval = 0
+		n.PollInterval = 10 * time.Millisecond
+	})
+	const users = 100
+	e.linkUsers(users)
+	for i := range b.N {
+		if _, err := e.svc.Notify(e.ctx, pairing.NotifyRequest{UserID: "user-" + strconv.Itoa(i%users+1), Text: "n" + strconv.Itoa(i)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	e.runWorker()
+	if _, err := e.tg.WaitSent(e.ctx, b.N); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "delivered/s")
+}

@@ -74,6 +74,7 @@ var errorTable = []struct {
 	{pairing.ErrTokenExpired, 422, "token_expired", "The token has expired; start again."},
 	{pairing.ErrTokenUsed, 422, "token_used", "The token was already used."},
 	{pairing.ErrChannelUnknown, 404, "channel_unknown", "No channel of that name is configured; use a channel name from the service's configuration."},
+	{pairing.ErrIdempotencyReused, 422, "idempotency_key_reused", "This Idempotency-Key was used within 24 hours for a different request; use a new key for a new message."},
 	{pairing.ErrUnauthorized, 401, "unauthorized", "A valid API key is required: Authorization: Bearer <key>."},
 	{pairing.ErrUnavailable, 503, "unavailable", "The service cannot reach its database right now; retry later."},
 	{pairing.ErrInvalid, 400, "invalid_request", "The request is invalid."},

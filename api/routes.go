@@ -31,6 +31,8 @@ func (s *server) register(e *echo.Echo, hooks []Webhook) {
 	e.POST("/v1/deep-links", s.createDeepLink, body...)
 	e.GET("/v1/deep-links/:token/qr.png", s.deepLinkQR, auth...)
 	e.GET("/v1/events", s.listEvents, auth...)
+	e.POST("/v1/users/:user_id/messages", s.notify, body...)
+	e.GET("/v1/messages/:id", s.getMessage, auth...)
 
 	for _, w := range hooks {
 		h := http.MaxBytesHandler(w.Handler, s.cfg.WebhookBodyLimit)

@@ -31,6 +31,8 @@ type Service interface {
 	SiteEvents(ctx context.Context, after int64, limit int) (events []pairing.SiteEvent, next int64, more bool, err error)
 	Ready(ctx context.Context) error
 	DeepLinkService
+	Notify(ctx context.Context, req pairing.NotifyRequest) (pairing.Message, error)
+	Message(ctx context.Context, id int64) (pairing.Message, error)
 }
 
 var _ Service = (*pairing.Service)(nil)

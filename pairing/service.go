@@ -145,6 +145,8 @@ type Service struct {
 
 	mu       sync.RWMutex
 	channels map[string]Channel
+
+	outbox outboxState // notifications: see outbox.go
 }
 
 // Option changes how New builds a Service.

@@ -123,6 +123,7 @@ type Repo interface {
 	KeyRepo
 	EventRepo
 	LinkTokenRepo
+	OutboxRepo
 }
 
 // Store is the service's storage.

@@ -50,6 +50,7 @@ func buildChannels(cfg Config, svc *pairing.Service, st *store.Store, texts *tem
 	if hub != nil {
 		for _, name := range hub.Names() {
 			svc.RegisterChannel(name, hub.Channel(name))
+			svc.RegisterDeliverer(name, hub.Deliverer(name), messenger.Limits(), cfg.Notify.messengerPace())
 		}
 		deps.Messenger = hub
 		h := hub.WebhookHandler()

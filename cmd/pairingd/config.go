@@ -32,6 +32,7 @@ type Config struct {
 	Templates TemplatesConfig `yaml:"templates"`
 	Channels  []ChannelConfig `yaml:"channels"`
 	Inbound   InboundConfig   `yaml:"inbound"`
+	Notify    NotifyConfig    `yaml:"notify"`
 }
 
 // ServerConfig is the HTTP server.
@@ -157,6 +158,7 @@ func defaultConfig() Config {
 		Log:       LogConfig{Level: "info", Format: "text"},
 		Templates: TemplatesConfig{FallbackLocale: "en"},
 		Inbound:   defaultInbound(),
+		Notify:    defaultNotifyConfig(),
 	}
 }
 
@@ -362,6 +364,7 @@ func (c Config) Validate() error {
 	default:
 		bad("log.format", "must be text or json")
 	}
+	errs = append(errs, c.Notify.validate()...)
 	seen := map[string]bool{}
 	for i, ch := range c.Channels {
 		key := fmt.Sprintf("channels[%d]", i)

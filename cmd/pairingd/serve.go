@@ -50,6 +50,10 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	worker, err := notifyWorker(cfg, svc)
+	if err != nil {
+		return err
+	}
 
 	apiCfg := api.Config{
 		Listen:              cfg.Server.Listen,
@@ -81,7 +85,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	bg, stopBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	jobs := append(chans, pruneLoop(st, log, cfg.Site.EventsRetention))
-	jobs = append(jobs, inbox.Run, inboundPruneLoop(st, log, cfg.Inbound.Retention))
+	jobs = append(jobs, inbox.Run, inboundPruneLoop(st, log, cfg.Inbound.Retention), worker.Run)
 	if sendEvents != nil {
 		jobs = append(jobs, sendEvents)
 	}

@@ -32,6 +32,7 @@ func telegramChannel(cfg Config, ch ChannelConfig, svc *pairing.Service, st *sto
 		return nil, err
 	}
 	svc.RegisterChannel(ch.Name, bot)
+	svc.RegisterDeliverer(ch.Name, bot, telegram.Limits(), cfg.Notify.telegramPace())
 	if bot.Mode() == telegram.ModeWebhook {
 		deps.Webhooks = append(deps.Webhooks, api.Webhook{
 			Method: "POST", Path: telegram.WebhookPath(ch.Name), Handler: bot.WebhookHandler(),

@@ -34,6 +34,7 @@ type state struct {
 	siteEvents []pairing.SiteEvent
 	seen       map[string]time.Time
 	linkTokens map[int64]pairing.LinkToken
+	outbox     outboxState
 }
 
 func (st *state) clone() state {
@@ -47,6 +48,7 @@ func (st *state) clone() state {
 	c.siteEvents = append([]pairing.SiteEvent(nil), st.siteEvents...)
 	c.seen = maps.Clone(st.seen)
 	c.linkTokens = maps.Clone(st.linkTokens)
+	c.outbox = st.outbox.clone()
 	return c
 }
 

@@ -125,8 +125,9 @@ type Server struct {
 	// retryDelay is how long the webhook delivery waits after a failed
 	// attempt before trying the same update again.
 	retryDelay time.Duration
-	lastError  string // getWebhookInfo's last_error_message
-	lastErrAt  int64  // getWebhookInfo's last_error_date
+	lastError  string   // getWebhookInfo's last_error_message
+	lastErrAt  int64    // getWebhookInfo's last_error_date
+	limits     *limiter // flood limits on sendMessage; nil: off
 	stop       context.CancelFunc
 	stopCtx    context.Context
 	done       chan struct{}

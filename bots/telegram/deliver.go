@@ -1,0 +1,89 @@
+package telegram
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
+
+	"github.com/pairingd/pairingd/pairing"
+)
+
+// Telegram's limits for a notification.
+const (
+	// MaxMessageText is sendMessage's text limit, in UTF-16 code units.
+	MaxMessageText = 4096
+	// DefaultRatePerSecond is the notification pace per bot: below
+	// Telegram's ~30 messages per second, leaving room for the bot's own
+	// answers.
+	DefaultRatePerSecond = 25
+	// DefaultPerChatInterval: Telegram allows about one message per second
+	// to one chat.
+	DefaultPerChatInterval = time.Second
+)
+
+// Limits are what a notification through a Telegram bot may hold.
+func Limits() pairing.ChannelLimits {
+	return pairing.ChannelLimits{MaxText: MaxMessageText, UTF16: true}
+}
+
+var _ pairing.Deliverer = (*Bot)(nil)
+
+// Deliver sends a notification (pairing.Deliverer): the text as plain
+// text (no HTML: the site's text is shown as it is) and one URL button
+// per row. It makes one attempt: a 429 is returned with its retry_after
+// for the outbox worker to honour, not waited out here. Errors are
+// *pairing.DeliveryError; none holds the token.
+func (b *Bot) Deliver(ctx context.Context, m pairing.OutboundMessage) error {
+	if m.Lead.Channel != b.cfg.Name {
+		return &pairing.DeliveryError{Permanent: true, Reason: pairing.ReasonRejected,
+			Detail: fmt.Sprintf("the lead belongs to channel %q", m.Lead.Channel)}
+	}
+	chatID, err := strconv.ParseInt(m.Lead.ExternalID, 10, 64)
+	if err != nil {
+		return &pairing.DeliveryError{Permanent: true, Reason: pairing.ReasonRejected, Detail: "the lead's external id is not a Telegram chat id"}
+	}
+	cfg := tgbotapi.NewMessage(chatID, m.Text)
+	if len(m.Buttons) > 0 {
+		var rows [][]tgbotapi.InlineKeyboardButton
+		for _, bt := range m.Buttons {
+			rows = append(rows, tgbotapi.NewInlineKeyboardRow(tgbotapi.NewInlineKeyboardButtonURL(bt.Text, bt.URL)))
+		}
+		kb := tgbotapi.NewInlineKeyboardMarkup(rows...)
+		cfg.ReplyMarkup = kb
+	}
+	_, err = b.request(ctx, "sendMessage", cfg)
+	return deliveryError(err)
+}
+
+// deliveryError maps a Bot API failure to the outbox's terms.
+func deliveryError(err error) error {
+	if err == nil {
+		return nil
+	}
+	detail := err.Error()
+	var ae *APIError
+	if errors.As(err, &ae) {
+		detail = ae.Description
+		if ae.Code != 0 {
+			detail = strconv.Itoa(ae.Code) + " " + ae.Description
+		}
+	}
+	de := &pairing.DeliveryError{Reason: pairing.ReasonUnavailable, Detail: detail}
+	switch {
+	case errors.Is(err, ErrBlocked):
+		de.Blocked, de.Permanent, de.Reason = true, true, pairing.ReasonBlocked
+	case errors.Is(err, ErrRateLimited):
+		de.Reason, de.RetryAfter = pairing.ReasonRateLimited, max(retryAfterOf(err), time.Second)
+	case errors.Is(err, ErrRejected):
+		de.Permanent, de.Reason = true, pairing.ReasonRejected
+	case errors.Is(err, ErrTokenRefused):
+		// Temporary: the messages wait (up to their max age) for the
+		// operator to fix the token.
+		de.Reason = pairing.ReasonTokenRefused
+	}
+	return de
+}

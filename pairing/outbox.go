@@ -1,0 +1,317 @@
+package pairing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Notifications by site user id: the site queues a message for a linked
+// user (Service.Notify); it is written to the outbox with one delivery per
+// lead in the same transaction; a Worker claims due deliveries with a
+// lease, sends them through the lead's channel (a Deliverer), and records
+// the result with a site event.
+
+// DeliveryStatus is where one delivery stands.
+type DeliveryStatus string
+
+// Delivery statuses. Queued and sending are on their way; the others are
+// final.
+const (
+	DeliveryQueued    DeliveryStatus = "queued"
+	DeliverySending   DeliveryStatus = "sending"
+	DeliveryDelivered DeliveryStatus = "delivered"
+	DeliveryFailed    DeliveryStatus = "failed"
+	// DeliverySkipped: decided when the message was accepted, nothing was
+	// sent (the lead had blocked the bot, or its channel is not configured).
+	DeliverySkipped DeliveryStatus = "skipped"
+)
+
+// Final tells whether the status will not change any more.
+func (s DeliveryStatus) Final() bool {
+	return s == DeliveryDelivered || s == DeliveryFailed || s == DeliverySkipped
+}
+
+// Reasons a delivery failed or was skipped: stable words the site can
+// switch on. LastError adds the platform's words after a colon.
+const (
+	ReasonBlocked           = "blocked"
+	ReasonOutsideWindow     = "outside_window"
+	ReasonThreadControlled  = "thread_controlled"
+	ReasonRejected          = "rejected"
+	ReasonRateLimited       = "rate_limited"
+	ReasonUnavailable       = "unavailable"
+	ReasonChannelMissing    = "channel_not_configured"
+	ReasonTooManyAttempts   = "too_many_attempts"
+	ReasonExpired           = "expired"
+	ReasonTokenRefused      = "token_refused"
+	maxLastErrorBytes       = 500
+	idempotencyWindow       = 24 * time.Hour
+	maxIdempotencyKeyLength = 255
+)
+
+// Button is a URL button under a notification.
+type Button struct {
+	Text string `json:"text"`
+	URL  string `json:"url"`
+}
+
+// NotifyRequest is one call of POST /v1/users/{user_id}/messages.
+type NotifyRequest struct {
+	UserID  string
+	Text    string
+	Buttons []Button
+	// Channels limits the deliveries to these channel names; empty: every
+	// lead of the person.
+	Channels []string
+	// IdempotencyKey makes a retried request return the first answer.
+	IdempotencyKey string
+	KeyID          int64
+}
+
+// Message is a queued notification and its deliveries.
+type Message struct {
+	ID       int64
+	UserID   string
+	PersonID int64
+	Text     string
+	Buttons  []Button
+	KeyID    int64
+	// IdempotencyKey is empty when none was given.
+	IdempotencyKey string
+	// RequestHash tells a retry from another request with the same key.
+	RequestHash []byte
+	CreatedAt   time.Time
+	Deliveries  []Delivery
+	// Replayed: the answer is the stored one of an earlier request with the
+	// same idempotency key; nothing new was queued.
+	Replayed bool
+}
+
+// Delivery is the message to one lead.
+type Delivery struct {
+	ID         int64
+	MessageID  int64
+	LeadID     int64
+	Channel    string
+	ExternalID string
+	Status     DeliveryStatus
+	// Attempts counts the sends started (a claim is an attempt).
+	Attempts int
+	// LastError is the reason of the last failure ("blocked",
+	// "unavailable: ..."); empty after a success.
+	LastError     string
+	NextAttemptAt time.Time
+	// LeaseUntil and LeaseToken belong to the worker that claimed the
+	// delivery; another worker may claim it once the lease has passed.
+	LeaseUntil time.Time
+	LeaseToken string
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+	FinishedAt time.Time // zero until final
+}
+
+// ClaimedDelivery is a delivery a worker claimed, with what it must send.
+type ClaimedDelivery struct {
+	Delivery
+	UserID  string
+	Text    string
+	Buttons []Button
+	// MessageCreatedAt starts the delivery's max age.
+	MessageCreatedAt time.Time
+}
+
+// DeliveryResult is what a worker records when a send ended.
+type DeliveryResult struct {
+	Status        DeliveryStatus // queued (retry later), delivered or failed
+	LastError     string
+	NextAttemptAt time.Time // queued only
+	// Uncount takes the claim's attempt back (a delivery released unsent).
+	Uncount bool
+}
+
+// ClaimRequest says what a worker may claim.
+type ClaimRequest struct {
+	Now   time.Time
+	Lease time.Duration
+	Limit int
+	Token string
+}
+
+// OutboxRepo keeps the notifications outbox.
+type OutboxRepo interface {
+	// CreateMessage inserts the message and its deliveries and sets their
+	// ids. A message whose (KeyID, IdempotencyKey) is taken returns an
+	// error wrapping ErrUserTaken.
+	CreateMessage(ctx context.Context, m *Message) error
+	// MessageByIdempotencyKey finds the message an API key sent with an
+	// idempotency key, with its deliveries; ErrNotFound when none.
+	MessageByIdempotencyKey(ctx context.Context, keyID int64, key string) (Message, error)
+	// ForgetIdempotencyKey frees a message's idempotency key (its 24 hours
+	// have passed) so a new request may use it.
+	ForgetIdempotencyKey(ctx context.Context, messageID int64) error
+	// MessageByID returns a message with its deliveries (ordered by id).
+	MessageByID(ctx context.Context, id int64) (Message, error)
+	// ClaimDeliveries takes up to Limit due deliveries: queued with
+	// next_attempt_at <= Now, or sending with a lease that has passed. It
+	// takes at most one per lead and none of a lead that has a delivery
+	// under a live lease, so one chat gets one message at a time. Each
+	// claimed delivery becomes sending with LeaseUntil = Now+Lease,
+	// LeaseToken = Token and one more attempt. Concurrent claimers never
+	// get the same delivery (PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite:
+	// the single writer).
+	ClaimDeliveries(ctx context.Context, req ClaimRequest) ([]ClaimedDelivery, error)
+	// FinishDelivery records the result of a claimed delivery, only while
+	// it is still sending under leaseToken; it reports whether it did.
+	FinishDelivery(ctx context.Context, id int64, leaseToken string, res DeliveryResult, now time.Time) (bool, error)
+}
+
+// ErrIdempotencyReused: the Idempotency-Key was used within 24 hours for a
+// different request.
+var ErrIdempotencyReused = errors.New("idempotency key reused with a different request")
+
+// OutboundMessage is one delivery handed to a channel.
+type OutboundMessage struct {
+	DeliveryID int64
+	MessageID  int64
+	Lead       Lead
+	Text       string
+	Buttons    []Button
+}
+
+// Deliverer sends notifications through one channel. The Telegram and
+// Messenger adapters implement it. Deliver makes exactly one attempt (no
+// retries of its own: the worker retries) and returns nil or an error
+// wrapping a *DeliveryError.
+type Deliverer interface {
+	Deliver(ctx context.Context, m OutboundMessage) error
+}
+
+// DeliveryError is why a platform did not take a message.
+type DeliveryError struct {
+	// Permanent: sending again cannot help.
+	Permanent bool
+	// Blocked: the person blocked the bot; the lead is marked blocked.
+	// Implies Permanent.
+	Blocked bool
+	// RetryAfter is how long the platform asked us to wait (Telegram's
+	// retry_after); the whole channel pauses that long.
+	RetryAfter time.Duration
+	// Reason is one of the Reason* words.
+	Reason string
+	// Detail is the platform's words, free of secrets.
+	Detail string
+}
+
+func (e *DeliveryError) Error() string {
+	if e.Detail == "" {
+		return e.Reason
+	}
+	return e.Reason + ": " + e.Detail
+}
+
+// ChannelLimits are what a channel can carry, checked when a message is
+// accepted so that a message is refused at once rather than failing later.
+type ChannelLimits struct {
+	// MaxText is the longest text, in characters (Unicode code points), or
+	// in UTF-16 code units when UTF16 is set (Telegram counts those).
+	MaxText int
+	// MaxTextWithButtons is the longest text when buttons are attached
+	// (Messenger's button template: 640); 0: MaxText.
+	MaxTextWithButtons int
+	UTF16              bool
+}
+
+// Pace is how fast a worker sends through one channel.
+type Pace struct {
+	// RatePerSecond bounds the messages per second through the channel
+	// (the bot or Page as a whole).
+	RatePerSecond float64
+	// PerChatInterval is the least time between the end of one send to a
+	// chat and the start of the next one to the same chat.
+	PerChatInterval time.Duration
+}
+
+// deliveryChannel is a registered Deliverer with its limits and pace.
+type deliveryChannel struct {
+	d      Deliverer
+	limits ChannelLimits
+	pace   Pace
+}
+
+// RegisterDeliverer makes a channel able to carry notifications.
+func (s *Service) RegisterDeliverer(name string, d Deliverer, limits ChannelLimits, pace Pace) {
+	s.outbox.mu.Lock()
+	defer s.outbox.mu.Unlock()
+	if s.outbox.channels == nil {
+		s.outbox.channels = map[string]deliveryChannel{}
+	}
+	s.outbox.channels[name] = deliveryChannel{d: d, limits: limits, pace: pace}
+}
+
+func (s *Service) deliverer(name string) (deliveryChannel, bool) {
+	s.outbox.mu.Lock()
+	defer s.outbox.mu.Unlock()
+	dc, ok := s.outbox.channels[name]
+	return dc, ok
+}
+
+// queued returns a channel that receives a value when a message was
+// queued, so a worker can start at once instead of at its next poll.
+func (s *Service) queued() chan struct{} {
+	s.outbox.mu.Lock()
+	defer s.outbox.mu.Unlock()
+	if s.outbox.wake == nil {
+		s.outbox.wake = make(chan struct{}, 1)
+	}
+	return s.outbox.wake
+}
+
+func (s *Service) wakeWorkers() {
+	ch := s.queued()
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// clipError keeps a stored error short.
+func clipError(s string) string {
+	if len(s) <= maxLastErrorBytes {
+		return s
+	}
+	cut := maxLastErrorBytes
+	for cut > 0 && s[cut]&0xC0 == 0x80 { // do not cut a UTF-8 sequence
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// deliveryErrorOf reads a Deliverer's error; anything else is a temporary
+// failure.
+func deliveryErrorOf(err error) *DeliveryError {
+	var de *DeliveryError
+	if errors.As(err, &de) {
+		if de.Blocked {
+			de.Permanent = true
+		}
+		if de.Reason == "" {
+			de.Reason = ReasonRejected
+		}
+		return de
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return &DeliveryError{Reason: ReasonUnavailable, Detail: "the send timed out"}
+	}
+	return &DeliveryError{Reason: ReasonUnavailable, Detail: fmt.Sprint(err)}
+}
+
+// outboxState is the Service's notification side: the channels that can
+// carry notifications and the wake-up of the workers.
+type outboxState struct {
+	mu       sync.Mutex
+	channels map[string]deliveryChannel
+	wake     chan struct{}
+}

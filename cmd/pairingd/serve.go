@@ -19,6 +19,15 @@ import (
 // Meta retries for up to 36 hours.
 const processedRetention = 48 * time.Hour
 
+// spentRetention: grants and deep-link tokens are deleted this long after
+// they expired (they can never be spent again; the audit trail keeps what
+// happened). messageRetention: a notification whose deliveries have all
+// finished can be read with GET /v1/messages/{id} for this long.
+const (
+	spentRetention   = 7 * 24 * time.Hour
+	messageRetention = 30 * 24 * time.Hour
+)
+
 // serve runs the service until ctx is cancelled (SIGINT/SIGTERM), then
 // shuts down in order: stop accepting requests, stop the channels and
 // workers, close the database.
@@ -147,6 +156,15 @@ func pruneLoop(st *store.Store, log *slog.Logger, eventRetention time.Duration) 
 				log.Warn("prune site events", "err", err)
 			} else if n > 0 {
 				log.Info("pruned site events past site.events_retention", "rows", n)
+			}
+			now := time.Now()
+			if n, err := st.PruneSpent(ctx, now.Add(-spentRetention), now.Add(-messageRetention)); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				log.Warn("prune grants, deep-link tokens and notifications", "err", err)
+			} else if n > 0 {
+				log.Debug("pruned expired grants, deep-link tokens and finished notifications", "rows", n)
 			}
 			select {
 			case <-ctx.Done():

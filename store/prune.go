@@ -1,0 +1,31 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// PruneSpent deletes what has served its purpose: grants and deep-link
+// tokens that expired before `expired` (used or not: either way they can
+// never be spent again), and notifications created before `messages`
+// whose deliveries have all finished (delivered, failed or skipped; their
+// deliveries go with them). It returns how many rows went.
+func (s *Store) PruneSpent(ctx context.Context, expired, messages time.Time) (int64, error) {
+	var total int64
+	for _, q := range []struct {
+		sql string
+		at  time.Time
+	}{
+		{`DELETE FROM grants WHERE expires_at < ?`, expired},
+		{`DELETE FROM link_tokens WHERE expires_at < ?`, expired},
+		{`DELETE FROM outbox_messages WHERE created_at < ? AND NOT EXISTS (
+			SELECT 1 FROM outbox_deliveries d WHERE d.message_id = outbox_messages.id AND d.finished_at = 0)`, messages},
+	} {
+		n, err := s.exec(ctx, q.sql, us(q.at))
+		if err != nil {
+			return total, err
+		}
+		total += n
+	}
+	return total, nil
+}

@@ -52,7 +52,7 @@ func TestBadInput(t *testing.T) {
 		{name: "invalid UTF-8", body: `{"buid":"` + p.BUID + "\xff" + `","pin":"` + p.PIN + `"}`, status: 400, code: "invalid_request"},
 		{name: "unknown field", body: `{` + good + `,"admin":true}`, status: 400, code: "invalid_request", field: "admin"},
 		{name: "key in other case", body: `{"BUID":"` + p.BUID + `","pin":"` + p.PIN + `"}`, status: 400, code: "invalid_request", field: "BUID"},
-		{name: "pin as number", body: `{"buid":"` + p.BUID + `","pin":` + p.PIN + `}`, status: 400, code: "invalid_request", field: "pin"},
+		{name: "pin as number", body: `{"buid":"` + p.BUID + `","pin":123456}`, status: 400, code: "invalid_request", field: "pin"},
 		{name: "buid null", body: `{"buid":null,"pin":"` + p.PIN + `"}`, status: 400, code: "invalid_request", field: "buid"},
 		{name: "buid missing", body: `{"pin":"` + p.PIN + `"}`, status: 400, code: "invalid_request", field: "buid"},
 		{name: "pin empty", body: `{"buid":"` + p.BUID + `","pin":""}`, status: 400, code: "invalid_request", field: "pin"},

@@ -9,11 +9,11 @@ import (
 )
 
 func (r repo) CreateGrant(ctx context.Context, g pairing.GrantRecord) error {
-	row := grantRow{
-		Hash: g.Hash, Kind: string(g.Kind), WebUserID: g.WebUserID, LeadID: g.LeadID, UserID: g.UserID,
-		ExpiresAt: us(g.ExpiresAt), UsedAt: us(g.UsedAt), CreatedAt: us(g.CreatedAt),
-	}
-	return translate(r.w.WithContext(ctx).Create(&row).Error)
+	// Plain SQL: this runs on every register and conflict answer.
+	_, err := r.exec(ctx, `INSERT INTO grants (hash, kind, web_user_id, lead_id, user_id, expires_at, used_at, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, g.Hash, string(g.Kind), g.WebUserID, g.LeadID, g.UserID,
+		us(g.ExpiresAt), us(g.UsedAt), us(g.CreatedAt))
+	return err
 }
 
 func (r repo) GrantByHash(ctx context.Context, hash []byte) (pairing.GrantRecord, error) {
@@ -37,13 +37,6 @@ func (r repo) CreateAPIKey(ctx context.Context, k pairing.APIKey) (pairing.APIKe
 	return row.key(), nil
 }
 
-func (r repo) APIKeyByHash(ctx context.Context, hash []byte) (pairing.APIKey, error) {
-	var row apiKeyRow
-	if err := take(ctx, r.r, &row, "hash = ?", hash); err != nil {
-		return pairing.APIKey{}, err
-	}
-	return row.key(), nil
-}
 
 func (r repo) ListAPIKeys(ctx context.Context) ([]pairing.APIKey, error) {
 	var rows []apiKeyRow
@@ -120,13 +113,6 @@ func (r repo) RefundKeyFailure(ctx context.Context, keyID int64, now time.Time, 
 	return err
 }
 
-func (r repo) AddAudit(ctx context.Context, e pairing.AuditEvent) error {
-	row := auditRow{
-		At: us(e.At), Action: e.Action, Outcome: e.Outcome, KeyID: e.KeyID, WebUserID: e.WebUserID,
-		PersonID: e.PersonID, UserID: e.UserID, Detail: e.Detail,
-	}
-	return translate(r.w.WithContext(ctx).Create(&row).Error)
-}
 
 func (r repo) AddSiteEvent(ctx context.Context, e pairing.SiteEvent) error {
 	payload := string(e.Payload)

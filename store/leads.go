@@ -37,13 +37,6 @@ func leadByKey(ctx context.Context, db *gorm.DB, key pairing.LeadKey) (pairing.L
 	return row.lead(), nil
 }
 
-func (r repo) LeadByID(ctx context.Context, id int64) (pairing.Lead, error) {
-	var row leadRow
-	if err := take(ctx, r.r, &row, "id = ?", id); err != nil {
-		return pairing.Lead{}, err
-	}
-	return row.lead(), nil
-}
 
 // CreateLead inserts person, lead and web_users row together (in a
 // savepoint when already inside a transaction). Two callers racing for the

@@ -10,13 +10,6 @@ import (
 	"github.com/pairingd/pairingd/pairing"
 )
 
-func (r repo) webUser(ctx context.Context, db *gorm.DB, where string, args ...any) (pairing.WebUser, error) {
-	var row webUserRow
-	if err := take(ctx, db, &row, where, args...); err != nil {
-		return pairing.WebUser{}, err
-	}
-	return row.webUser(), nil
-}
 
 func (r repo) WebUserByID(ctx context.Context, id int64) (pairing.WebUser, error) {
 	return r.webUser(ctx, r.r, "id = ?", id)

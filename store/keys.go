@@ -9,9 +9,11 @@ import (
 )
 
 func (r repo) CreateGrant(ctx context.Context, g pairing.GrantRecord) error {
-	// Plain SQL: this runs on every register and conflict answer.
-	_, err := r.exec(ctx, `INSERT INTO grants (hash, kind, web_user_id, lead_id, user_id, expires_at, used_at, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, g.Hash, string(g.Kind), g.WebUserID, g.LeadID, g.UserID,
+	// Plain SQL: this runs on every register and conflict answer. (The
+	// hash is not the first value: GORM expands a byte slice right after
+	// "(" as if it were an IN list.)
+	_, err := r.exec(ctx, `INSERT INTO grants (kind, hash, web_user_id, lead_id, user_id, expires_at, used_at, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, string(g.Kind), g.Hash, g.WebUserID, g.LeadID, g.UserID,
 		us(g.ExpiresAt), us(g.UsedAt), us(g.CreatedAt))
 	return err
 }
@@ -36,7 +38,6 @@ func (r repo) CreateAPIKey(ctx context.Context, k pairing.APIKey) (pairing.APIKe
 	}
 	return row.key(), nil
 }
-
 
 func (r repo) ListAPIKeys(ctx context.Context) ([]pairing.APIKey, error) {
 	var rows []apiKeyRow
@@ -112,7 +113,6 @@ func (r repo) RefundKeyFailure(ctx context.Context, keyID int64, now time.Time, 
 		WHERE id = ? AND failures > 0 AND window_start > ?`, keyID, us(now.Add(-window)))
 	return err
 }
-
 
 func (r repo) AddSiteEvent(ctx context.Context, e pairing.SiteEvent) error {
 	payload := string(e.Payload)

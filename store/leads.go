@@ -37,7 +37,6 @@ func leadByKey(ctx context.Context, db *gorm.DB, key pairing.LeadKey) (pairing.L
 	return row.lead(), nil
 }
 
-
 // CreateLead inserts person, lead and web_users row together (in a
 // savepoint when already inside a transaction). Two callers racing for the
 // same key both get the one lead: the loser's insert does nothing (ON

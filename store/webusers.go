@@ -10,7 +10,6 @@ import (
 	"github.com/pairingd/pairingd/pairing"
 )
 
-
 func (r repo) WebUserByID(ctx context.Context, id int64) (pairing.WebUser, error) {
 	return r.webUser(ctx, r.r, "id = ?", id)
 }

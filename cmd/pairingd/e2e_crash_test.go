@@ -96,6 +96,26 @@ func issueMany(t *testing.T, dir string, env []string, n int) []issued {
 	return out
 }
 
+// tryNotify queues a notification for user and returns the status and
+// the message id; ok is false when no answer came back.
+func tryNotify(base, key, user string) (status int, id int64, ok bool) {
+	req, _ := http.NewRequest("POST", base+"/v1/users/"+user+"/messages", strings.NewReader(`{"text":"hello"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+key)
+	res, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return 0, 0, false
+	}
+	defer res.Body.Close()
+	var out struct {
+		ID int64 `json:"id"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&out); err != nil {
+		return 0, 0, false
+	}
+	return res.StatusCode, out.ID, true
+}
+
 // op is one state change the driver asked for, in order per site user.
 type op struct {
 	link  bool // true: linked by authorize; false: unlinked
@@ -126,6 +146,7 @@ func TestBinaryCrashLoop(t *testing.T) {
 	ops := map[string][]op{} // site user -> changes in order
 	spent := map[int]bool{}  // pins[i] acknowledged as spent
 	next := 0                // next unused PIN
+	var accepted []int64     // notification ids answered 202
 	rng := rand.New(rand.NewPCG(1, 2))
 	for cycle := 0; cycle < cycles && next < len(pins); cycle++ {
 		in := start(t, dir, env)
@@ -152,6 +173,12 @@ func TestBinaryCrashLoop(t *testing.T) {
 					t.Errorf("authorize %d: %d %s", i, s, c)
 				}
 				if !ok {
+					return
+				}
+				// Notify the new link; an accepted message must survive.
+				if s, id, ok := tryNotify(in.base, key, user); ok && s == 202 {
+					accepted = append(accepted, id)
+				} else if !ok {
 					return
 				}
 				// A replay of the same PIN is never a second success.
@@ -204,6 +231,11 @@ func TestBinaryCrashLoop(t *testing.T) {
 			t.Errorf("spent PIN %d accepted again after the crashes: %s", i, c)
 		}
 	}
+	for _, id := range accepted {
+		if s, c, _ := try(in.base, "GET", fmt.Sprint("/v1/messages/", id), key, nil); s != 200 {
+			t.Errorf("accepted notification %d lost after the crashes: %d %s", id, s, c)
+		}
+	}
 	in.stop()
 
 	db, err := sql.Open("sqlite3", filepath.Join(dir, "pairingd.db"))
@@ -219,5 +251,5 @@ func TestBinaryCrashLoop(t *testing.T) {
 	if err := db.QueryRow("SELECT COUNT(*) FROM web_users WHERE user_id IS NOT NULL").Scan(&linked); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%d cycles, %d operations, %d users checked, %d PINs spent, %d links in the database", cycles, next, checked, len(spent), linked)
+	t.Logf("%d cycles, %d operations, %d users checked, %d PINs spent, %d links in the database, %d notifications accepted and found", cycles, next, checked, len(spent), linked, len(accepted))
 }

@@ -12,7 +12,6 @@ import (
 	"syscall"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/mattn/go-sqlite3"
 	"gorm.io/gorm"
 
 	"github.com/pairingd/pairingd/pairing"
@@ -43,10 +42,25 @@ func translate(err error) error {
 	return fmt.Errorf("store: %w", err)
 }
 
+// SQLite result codes (https://www.sqlite.org/rescode.html), the same
+// whichever driver is built in.
+const (
+	sqliteBusy                 = 5
+	sqliteLocked               = 6
+	sqliteReadonly             = 8
+	sqliteIOErr                = 10
+	sqliteCorrupt              = 11
+	sqliteFull                 = 13
+	sqliteCantOpen             = 14
+	sqliteProtocol             = 15
+	sqliteNotADB               = 26
+	sqliteConstraintPrimaryKey = 1555
+	sqliteConstraintUnique     = 2067
+)
+
 func isUnique(err error) bool {
-	var se sqlite3.Error
-	if errors.As(err, &se) {
-		return se.ExtendedCode == sqlite3.ErrConstraintUnique || se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey
+	if _, ext, ok := sqliteCodes(err); ok {
+		return ext == sqliteConstraintUnique || ext == sqliteConstraintPrimaryKey
 	}
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == "23505"
@@ -59,11 +73,10 @@ func isRetry(err error) bool {
 }
 
 func isUnavailable(err error) bool {
-	var se sqlite3.Error
-	if errors.As(err, &se) {
-		switch se.Code {
-		case sqlite3.ErrBusy, sqlite3.ErrLocked, sqlite3.ErrReadonly, sqlite3.ErrIoErr,
-			sqlite3.ErrFull, sqlite3.ErrCantOpen, sqlite3.ErrCorrupt, sqlite3.ErrNotADB, sqlite3.ErrProtocol:
+	if code, _, ok := sqliteCodes(err); ok {
+		switch code {
+		case sqliteBusy, sqliteLocked, sqliteReadonly, sqliteIOErr, sqliteFull, sqliteCantOpen,
+			sqliteCorrupt, sqliteNotADB, sqliteProtocol:
 			return true
 		}
 		return false

@@ -29,3 +29,17 @@ func (s *Store) PruneSpent(ctx context.Context, expired, messages time.Time) (in
 	}
 	return total, nil
 }
+
+// IntegrityCheck runs SQLite's PRAGMA integrity_check and returns its
+// verdict ("ok" when the file is sound); on PostgreSQL it returns "ok"
+// once the database answers.
+func (s *Store) IntegrityCheck(ctx context.Context) (string, error) {
+	if s.driver != SQLite {
+		return "ok", s.ping(ctx)
+	}
+	var res string
+	if err := scanOne(ctx, s.writer, `PRAGMA integrity_check`, nil, &res); err != nil {
+		return "", err
+	}
+	return res, nil
+}

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"strings"
 	"time"
 
@@ -89,7 +88,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		if cfg.DSN == "" {
 			return nil, errors.New("database.dsn: empty SQLite path")
 		}
-		w, err := gorm.Open(sqlite.Open(sqliteDSN(cfg.DSN, false)), gcfg())
+		w, err := gorm.Open(sqlite.New(sqlite.Config{DriverName: sqliteDriverName, DSN: sqliteDSN(cfg.DSN, false)}), gcfg())
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite: %w", translate(err))
 		}
@@ -102,7 +101,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		wdb.SetConnMaxLifetime(0)
 		s.writer, s.reader = w, w
 		if !strings.Contains(cfg.DSN, ":memory:") && !strings.Contains(cfg.DSN, "mode=memory") {
-			r, err := gorm.Open(sqlite.Open(sqliteDSN(cfg.DSN, true)), gcfg())
+			r, err := gorm.Open(sqlite.New(sqlite.Config{DriverName: sqliteDriverName, DSN: sqliteDSN(cfg.DSN, true)}), gcfg())
 			if err != nil {
 				_ = wdb.Close()
 				return nil, fmt.Errorf("open sqlite: %w", translate(err))
@@ -148,24 +147,11 @@ func sqliteDSN(dsn string, readOnly bool) string {
 	if !strings.HasPrefix(dsn, "file:") {
 		dsn = "file:" + dsn
 	}
-	params := url.Values{}
-	params.Set("_journal_mode", "WAL")
-	params.Set("_busy_timeout", "10000")
-	params.Set("_foreign_keys", "1")
-	params.Set("_synchronous", "NORMAL")
-	params.Set("_txlock", "immediate")
-	// The driver keeps each connection's prepared statements (SQLite spends
-	// most of a short query preparing it). This replaces GORM's PrepareStmt,
-	// which can deadlock (see Open).
-	params.Set("_stmt_cache_size", "128")
-	if readOnly {
-		params.Set("_query_only", "1")
-	}
 	sep := "?"
 	if strings.Contains(dsn, "?") {
 		sep = "&"
 	}
-	return dsn + sep + params.Encode()
+	return dsn + sep + sqliteParams(readOnly).Encode()
 }
 
 // Driver is "sqlite" or "postgres".

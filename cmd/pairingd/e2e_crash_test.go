@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,8 +17,7 @@ import (
 	"time"
 
 	"github.com/pairingd/pairingd/pairing"
-
-	_ "github.com/mattn/go-sqlite3" // PRAGMA integrity_check on the binary's database
+	"github.com/pairingd/pairingd/store"
 )
 
 // try does one API request and reports the status and error code or
@@ -238,18 +236,18 @@ func TestBinaryCrashLoop(t *testing.T) {
 	}
 	in.stop()
 
-	db, err := sql.Open("sqlite3", filepath.Join(dir, "pairingd.db"))
+	st, err := store.Open(context.Background(), store.Config{Driver: store.SQLite, DSN: filepath.Join(dir, "pairingd.db")}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	var res string
-	if err := db.QueryRow("PRAGMA integrity_check").Scan(&res); err != nil || res != "ok" {
+	defer st.Close()
+	if res, err := st.IntegrityCheck(context.Background()); err != nil || res != "ok" {
 		t.Fatalf("integrity_check: %q %v", res, err)
 	}
-	var linked int
-	if err := db.QueryRow("SELECT COUNT(*) FROM web_users WHERE user_id IS NOT NULL").Scan(&linked); err != nil {
+	links, err := st.ListLinks(context.Background(), 0, 100000)
+	if err != nil {
 		t.Fatal(err)
 	}
+	linked := len(links)
 	t.Logf("%d cycles, %d operations, %d users checked, %d PINs spent, %d links in the database, %d notifications accepted and found", cycles, next, checked, len(spent), linked, len(accepted))
 }

@@ -1,0 +1,41 @@
+//go:build cgo
+
+package store
+
+import (
+	"errors"
+	"net/url"
+
+	"github.com/mattn/go-sqlite3"
+)
+
+// With cgo, SQLite is mattn/go-sqlite3 (the C library, fastest).
+const sqliteDriverName = "sqlite3"
+
+// sqliteParams are the connection settings pairingd relies on, in the
+// driver's DSN syntax.
+func sqliteParams(readOnly bool) url.Values {
+	p := url.Values{}
+	p.Set("_journal_mode", "WAL")
+	p.Set("_busy_timeout", "10000")
+	p.Set("_foreign_keys", "1")
+	p.Set("_synchronous", "NORMAL")
+	p.Set("_txlock", "immediate")
+	// The driver keeps each connection's prepared statements (SQLite spends
+	// most of a short query preparing it). This replaces GORM's
+	// PrepareStmt, which can deadlock (see Open).
+	p.Set("_stmt_cache_size", "128")
+	if readOnly {
+		p.Set("_query_only", "1")
+	}
+	return p
+}
+
+// sqliteCodes returns an SQLite error's primary and extended result codes.
+func sqliteCodes(err error) (code, extended int, ok bool) {
+	var se sqlite3.Error
+	if !errors.As(err, &se) {
+		return 0, 0, false
+	}
+	return int(se.Code), int(se.ExtendedCode), true
+}

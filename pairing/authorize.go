@@ -52,19 +52,27 @@ func (s *Service) Authorize(ctx context.Context, req AuthorizeRequest) (Result, 
 			return Result{}, invalid("pin", "must be exactly "+strconv.Itoa(s.cfg.PINLength)+" digits")
 		}
 	}
-	// Reserve this attempt's failure in the key's budget before anything is
-	// evaluated, and give it back when the answer is not a failure: a key
-	// sending many guesses at once can never get more than its budget
-	// evaluated.
-	reserved, err := s.reserveKeyFailure(ctx, req.KeyID)
-	if err != nil {
-		if errors.Is(err, ErrRateLimited) {
-			s.audit(ctx, s.store, AuditEvent{Action: "authorize", Outcome: "rate_limited", KeyID: req.KeyID})
+	// The key's failure budget is exact, whatever the concurrency. Where
+	// the store serializes writers (SQLite), every answer is decided in one
+	// write transaction that first checks (or takes) the key's budget, so
+	// the check and the effect are atomic. Elsewhere (PostgreSQL, where
+	// holding the key's row for a whole transaction would serialize all of
+	// a site's requests) this attempt's failure is reserved before anything
+	// is evaluated and given back when the answer is not a failure.
+	b := budget{keyID: req.KeyID, inTx: s.serialWrites && req.KeyID != 0 && s.cfg.KeyFailureBudget > 0}
+	if !b.inTx {
+		reserved, err := s.reserveKeyFailure(ctx, req.KeyID)
+		if err != nil {
+			if errors.Is(err, ErrRateLimited) {
+				s.audit(ctx, s.store, AuditEvent{Action: "authorize", Outcome: "rate_limited", KeyID: req.KeyID})
+			}
+			return Result{}, err
 		}
-		return Result{}, err
+		b.refund = reserved
 	}
 
-	res, err := s.authorize(ctx, req, pin, reserved)
+	res, err := s.authorize(ctx, req, pin, b)
+	reserved := b.refund
 	if err != nil {
 		if reserved && !countsAgainstKey(err) {
 			s.refundKeyFailure(ctx, req.KeyID)
@@ -82,29 +90,102 @@ type authorized struct {
 	webUserID int64
 }
 
-func (s *Service) authorize(ctx context.Context, req AuthorizeRequest, pin string, refund bool) (authorized, error) {
+// budget says how an authorize call settles with its key's failure
+// budget (see Authorize).
+type budget struct {
+	keyID int64
+	// inTx: the budget is checked or taken inside the transaction that
+	// decides the answer.
+	inTx bool
+	// refund: a failure was reserved up front; a decided answer gives it
+	// back in its transaction.
+	refund bool
+}
+
+// charge takes one failure of the key's budget for a refusal that counts
+// as guessing (inTx mode), or refuses the key when none is left.
+func (s *Service) charge(ctx context.Context, r Repo, b budget, refusal error) error {
+	if !b.inTx {
+		return refusal
+	}
+	ok, err := r.ReserveKeyFailure(ctx, b.keyID, s.now(), s.cfg.KeyFailureWindow, s.cfg.KeyFailureBudget)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return &RetryError{Err: ErrRateLimited, RetryAfter: s.cfg.KeyFailureWindow}
+	}
+	return refusal
+}
+
+// hasRoom refuses the key (inTx mode) when its budget is used up, without
+// taking any of it.
+func (s *Service) hasRoom(ctx context.Context, r Repo, b budget) error {
+	if !b.inTx {
+		return nil
+	}
+	n, err := r.KeyFailures(ctx, b.keyID, s.now(), s.cfg.KeyFailureWindow)
+	if err != nil {
+		return err
+	}
+	if n >= s.cfg.KeyFailureBudget {
+		return &RetryError{Err: ErrRateLimited, RetryAfter: s.cfg.KeyFailureWindow}
+	}
+	return nil
+}
+
+func (s *Service) authorize(ctx context.Context, req AuthorizeRequest, pin string, b budget) (authorized, error) {
 	wu, buidHash, err := s.lookupBUID(ctx, req.BUID)
 	if err != nil {
+		if errors.Is(err, ErrBUIDUnknown) {
+			err = s.charge(ctx, s.store, b, err)
+		}
 		return authorized{}, err
 	}
 	out := authorized{webUserID: wu.ID, Result: Result{PersonID: wu.PersonID}}
 	now := s.now()
 	if wu.LockedUntil.After(now) {
-		return out, &AttemptsError{Err: ErrPINLocked, LockedUntil: wu.LockedUntil}
+		return out, s.charge(ctx, s.store, b, &AttemptsError{Err: ErrPINLocked, LockedUntil: wu.LockedUntil})
 	}
 
 	var pinH []byte
 	if pin != "" {
 		pinH = pinHash(s.cfg.Secret, wu.ID, pin)
 		if !equalHash(pinH, wu.PINHash) {
-			return out, s.wrongPIN(ctx, wu.ID, now)
+			if !b.inTx {
+				return out, s.wrongPIN(ctx, s.store, wu.ID, now)
+			}
+			var refusal error
+			err := s.store.Tx(ctx, func(r Repo) error {
+				if err := s.charge(ctx, r, b, nil); err != nil {
+					return err
+				}
+				refusal = s.wrongPIN(ctx, r, wu.ID, now)
+				var ae *AttemptsError
+				if errors.As(refusal, &ae) {
+					return nil // commit the count
+				}
+				return refusal
+			})
+			if err != nil {
+				return out, err
+			}
+			return out, refusal
 		}
 	}
 	if err := credentialState(wu, pinH == nil, now); err != nil {
+		if b.inTx {
+			if terr := s.store.Tx(ctx, func(r Repo) error { return s.hasRoom(ctx, r, b) }); terr != nil {
+				return out, terr
+			}
+		}
 		return out, err
 	}
 
 	err = s.withRetry(ctx, func(r Repo) error {
+		if err := s.hasRoom(ctx, r, b); err != nil {
+			return err
+		}
 		spent, err := r.SpendCredential(ctx, wu.ID, buidHash, pinH, now)
 		if err != nil {
 			return err
@@ -128,18 +209,22 @@ func (s *Service) authorize(ctx context.Context, req AuthorizeRequest, pin strin
 		}
 		s.audit(ctx, r, AuditEvent{Action: "authorize", Outcome: string(out.Outcome), KeyID: req.KeyID,
 			WebUserID: wu.ID, PersonID: out.PersonID, UserID: req.UserID})
-		if refund {
+		if b.refund {
 			return r.RefundKeyFailure(ctx, req.KeyID, now, s.cfg.KeyFailureWindow)
 		}
 		return nil
 	})
+	if err != nil && b.inTx && countsAgainstKey(err) {
+		// The credential was rotated or locked meanwhile (whyNotSpent).
+		err = s.charge(ctx, s.store, b, err)
+	}
 	return out, err
 }
 
 // wrongPIN counts a wrong guess atomically; only guesses counted below the
 // limit are evaluated, so concurrent guessing cannot pass it.
-func (s *Service) wrongPIN(ctx context.Context, rowID int64, now time.Time) error {
-	attempts, lockedUntil, counted, err := s.store.RecordPINFailure(ctx, rowID, now, s.cfg.MaxAttempts, s.cfg.LockDuration)
+func (s *Service) wrongPIN(ctx context.Context, r Repo, rowID int64, now time.Time) error {
+	attempts, lockedUntil, counted, err := r.RecordPINFailure(ctx, rowID, now, s.cfg.MaxAttempts, s.cfg.LockDuration)
 	if err != nil {
 		return err
 	}

@@ -25,11 +25,30 @@ type env struct {
 
 func newEnv(t *testing.T, mod ...func(*pairing.Config)) *env {
 	t.Helper()
+	return newEnvStore(t, pairingtest.NewMemStore(), mod...)
+}
+
+// bothBudgetModes runs fn with a store that serializes writes (the key
+// budget is decided inside transactions, as on SQLite) and with one that
+// does not (reserve up front, as on PostgreSQL).
+func bothBudgetModes(t *testing.T, fn func(t *testing.T, newEnv func(t *testing.T, mod ...func(*pairing.Config)) *env)) {
+	for _, serial := range []bool{false, true} {
+		t.Run(map[bool]string{false: "reserve", true: "in-tx"}[serial], func(t *testing.T) {
+			fn(t, func(t *testing.T, mod ...func(*pairing.Config)) *env {
+				st := pairingtest.NewMemStore()
+				st.Serial = serial
+				return newEnvStore(t, st, mod...)
+			})
+		})
+	}
+}
+
+func newEnvStore(t *testing.T, st *pairingtest.MemStore, mod ...func(*pairing.Config)) *env {
+	t.Helper()
 	cfg := pairing.Config{Secret: []byte(strings.Repeat("s", 32)), LinkURL: "https://site.example/pair?buid={buid}"}
 	for _, m := range mod {
 		m(&cfg)
 	}
-	st := pairingtest.NewMemStore()
 	clk := pairingtest.NewClock(t0)
 	svc, err := pairing.New(st, cfg, pairing.WithClock(clk))
 	if err != nil {
@@ -449,7 +468,9 @@ func TestConcurrentGuessesCapped(t *testing.T) {
 	}
 }
 
-func TestKeyFailureBudget(t *testing.T) {
+func TestKeyFailureBudget(t *testing.T) { bothBudgetModes(t, testKeyFailureBudget) }
+
+func testKeyFailureBudget(t *testing.T, newEnv func(*testing.T, ...func(*pairing.Config)) *env) {
 	e := newEnv(t, func(c *pairing.Config) { c.KeyFailureBudget = 20 })
 	k1, _, _ := e.svc.CreateAPIKey(e.ctx, "sprayer")
 	k2, _, _ := e.svc.CreateAPIKey(e.ctx, "good")
@@ -482,6 +503,10 @@ func TestKeyFailureBudget(t *testing.T) {
 // Successful and non-guessing answers give their reserved slot back: a
 // key that only pairs correctly is never limited.
 func TestKeyFailureBudgetRefundsSuccesses(t *testing.T) {
+	bothBudgetModes(t, testKeyFailureBudgetRefundsSuccesses)
+}
+
+func testKeyFailureBudgetRefundsSuccesses(t *testing.T, newEnv func(*testing.T, ...func(*pairing.Config)) *env) {
 	e := newEnv(t, func(c *pairing.Config) { c.KeyFailureBudget = 3 })
 	k, _, _ := e.svc.CreateAPIKey(e.ctx, "site")
 	for i := range 10 {

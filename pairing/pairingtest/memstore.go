@@ -60,7 +60,14 @@ type MemStore struct {
 	st state
 	// FailWith, when set, is returned by every call (database down).
 	FailWith error
+	// Serial makes the store say it serializes write transactions (as
+	// SQLite does; Tx holds the lock throughout), so the service decides
+	// key budgets inside transactions. Set it before pairing.New.
+	Serial bool
 }
+
+// SerializesWrites implements pairing.WriteSerializer.
+func (m *MemStore) SerializesWrites() bool { return m.Serial }
 
 // NewMemStore returns an empty store.
 func NewMemStore() *MemStore {

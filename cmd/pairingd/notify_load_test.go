@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -122,8 +123,14 @@ func TestNotifyThousandToHundredPaced(t *testing.T) {
 		n.PollInterval = 50 * time.Millisecond
 	})
 	e.tg.EnforceRateLimits(tgfake.RateLimits{PerChat: 1, PerBot: 30, Window: window})
-	const users, perUser = 100, 10
+	// PAIRINGD_NOTIFY_PER_USER=100 makes it 10,000 notifications.
+	const users = 100
+	perUser := 10
+	if v, err := strconv.Atoi(os.Getenv("PAIRINGD_NOTIFY_PER_USER")); err == nil && v > 0 {
+		perUser = v
+	}
 	e.linkUsers(users)
+	quiet := e.authorizeLatency(100, "quiet")
 	var ids []int64
 	for round := range perUser {
 		for u := 1; u <= users; u++ {
@@ -137,7 +144,9 @@ func TestNotifyThousandToHundredPaced(t *testing.T) {
 	}
 	began := time.Now()
 	e.runWorker()
-	ctx, cancel := context.WithTimeout(e.ctx, time.Duration(float64(3*time.Minute)/scale))
+	// The outbox must not slow pairing down: authorize while it delivers.
+	busy := e.authorizeLatency(100, "busy")
+	ctx, cancel := context.WithTimeout(e.ctx, time.Duration(float64(3*time.Minute)/scale*float64(perUser)/10))
 	defer cancel()
 	sent, err := e.tg.WaitSent(ctx, users*perUser)
 	if err != nil {
@@ -178,7 +187,32 @@ func TestNotifyThousandToHundredPaced(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	t.Logf("1000 notifications to 100 chats in %v at scale 1/%v (%.0f msg/s), no 429", took.Round(time.Millisecond), scale, float64(users*perUser)/took.Seconds())
+	t.Logf("%d notifications to %d chats in %v at scale 1/%v (%.0f msg/s), no 429; authorize p99 %v quiet, %v while delivering",
+		users*perUser, users, took.Round(time.Millisecond), scale, float64(users*perUser)/took.Seconds(), quiet, busy)
+	if busy > 10*quiet+50*time.Millisecond {
+		t.Fatalf("authorize p99 %v while the outbox delivers, %v without: the outbox slows pairing down", busy, quiet)
+	}
+}
+
+// authorizeLatency issues and spends n PINs for new chats, one after the
+// other, and returns the 99th percentile of the authorize calls.
+func (e *loadEnv) authorizeLatency(n int, tag string) time.Duration {
+	e.t.Helper()
+	lat := make([]time.Duration, 0, n)
+	for i := range n {
+		p, err := e.svc.IssuePIN(e.ctx, pairing.LeadKey{Channel: "telegram", ExternalID: fmt.Sprintf("probe-%s-%d", tag, i)},
+			pairing.Profile{}, pairing.IssueOptions{Force: true})
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		begin := time.Now()
+		if _, err := e.svc.Authorize(e.ctx, pairing.AuthorizeRequest{BUID: p.BUID, PIN: p.PIN}); err != nil {
+			e.t.Fatal(err)
+		}
+		lat = append(lat, time.Since(begin))
+	}
+	slices.Sort(lat)
+	return lat[len(lat)*99/100]
 }
 
 // BenchmarkOutboxDelivery measures delivery throughput: b.N queued

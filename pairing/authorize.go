@@ -186,7 +186,7 @@ func (s *Service) authorize(ctx context.Context, req AuthorizeRequest, pin strin
 		if err := s.hasRoom(ctx, r, b); err != nil {
 			return err
 		}
-		spent, err := r.SpendCredential(ctx, wu.ID, buidHash, pinH, now)
+		cur, spent, err := r.SpendCredential(ctx, wu.ID, buidHash, pinH, now)
 		if err != nil {
 			return err
 		}
@@ -198,10 +198,6 @@ func (s *Service) authorize(ctx context.Context, req AuthorizeRequest, pin strin
 				return err
 			}
 			return s.whyNotSpent(cur, buidHash, pinH == nil, now)
-		}
-		cur, err := r.WebUserByID(ctx, wu.ID)
-		if err != nil {
-			return err
 		}
 		out.Result, err = s.decide(ctx, r, cur, req.UserID)
 		if err != nil {

@@ -57,7 +57,8 @@ type WebUserRepo interface {
 	// and either pinHash equals the stored PIN hash and pin_expires_at > now,
 	// or pinHash is nil (magic link) and magic_expires_at > now. It resets the
 	// wrong-PIN counter and the lock. It reports whether it changed the row.
-	SpendCredential(ctx context.Context, webUserID int64, buidHash, pinHash []byte, now time.Time) (bool, error)
+	// The row as it is after the update comes back with it (RETURNING).
+	SpendCredential(ctx context.Context, webUserID int64, buidHash, pinHash []byte, now time.Time) (WebUser, bool, error)
 	// SetLink links the row to a site user. It changes the row only while
 	// the row has no link (conditional UPDATE ... WHERE user_id IS NULL), and
 	// returns ErrUserTaken if the row was linked meanwhile or another row

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -81,7 +82,7 @@ func (r repo) RecordPINFailure(ctx context.Context, id int64, now time.Time, max
 
 // SpendCredential is the one conditional UPDATE that spends a PIN (or a
 // magic link): exactly one request can change the row.
-func (r repo) SpendCredential(ctx context.Context, id int64, buidHash, pinHash []byte, now time.Time) (bool, error) {
+func (r repo) SpendCredential(ctx context.Context, id int64, buidHash, pinHash []byte, now time.Time) (pairing.WebUser, bool, error) {
 	q := `UPDATE web_users SET pin_used_at = ?, failed_attempts = 0, locked_until = 0, updated_at = ?
 		WHERE id = ? AND buid_hash = ? AND pin_used_at = 0 AND locked_until <= ? AND `
 	args := []any{us(now), us(now), id, buidHash, us(now)}
@@ -92,8 +93,15 @@ func (r repo) SpendCredential(ctx context.Context, id int64, buidHash, pinHash [
 		q += `pin_hash = ? AND pin_expires_at > ?`
 		args = append(args, pinHash, us(now))
 	}
-	n, err := r.exec(ctx, q, args...)
-	return n == 1, err
+	var row webUserRow
+	err := scanOne(ctx, r.w, q+` RETURNING `+webUserColumns, args, row.fields()...)
+	switch {
+	case errors.Is(err, pairing.ErrNotFound):
+		return pairing.WebUser{}, false, nil
+	case err != nil:
+		return pairing.WebUser{}, false, err
+	}
+	return row.webUser(), true, nil
 }
 
 // SetLink fills an empty link. It runs in a savepoint so that a unique

@@ -359,25 +359,25 @@ func (r repo) RecordPINFailure(_ context.Context, id int64, now time.Time, max i
 	return w.FailedAttempts, w.LockedUntil, true, nil
 }
 
-func (m *MemStore) SpendCredential(ctx context.Context, id int64, bh, ph []byte, now time.Time) (ok bool, err error) {
-	err = m.do(func(r repo) error { ok, err = r.SpendCredential(ctx, id, bh, ph, now); return err })
+func (m *MemStore) SpendCredential(ctx context.Context, id int64, bh, ph []byte, now time.Time) (w pairing.WebUser, ok bool, err error) {
+	err = m.do(func(r repo) error { w, ok, err = r.SpendCredential(ctx, id, bh, ph, now); return err })
 	return
 }
-func (r repo) SpendCredential(_ context.Context, id int64, bh, ph []byte, now time.Time) (bool, error) {
+func (r repo) SpendCredential(_ context.Context, id int64, bh, ph []byte, now time.Time) (pairing.WebUser, bool, error) {
 	w, ok := r.st.webUsers[id]
 	if !ok || !bytes.Equal(w.BUIDHash, bh) || !w.PINUsedAt.IsZero() || w.LockedUntil.After(now) {
-		return false, nil
+		return pairing.WebUser{}, false, nil
 	}
 	if ph == nil {
 		if !w.MagicExpiresAt.After(now) {
-			return false, nil
+			return pairing.WebUser{}, false, nil
 		}
 	} else if !bytes.Equal(w.PINHash, ph) || !w.PINExpiresAt.After(now) {
-		return false, nil
+		return pairing.WebUser{}, false, nil
 	}
 	w.PINUsedAt, w.FailedAttempts, w.LockedUntil, w.UpdatedAt = now, 0, time.Time{}, now
 	r.st.webUsers[id] = w
-	return true, nil
+	return w, true, nil
 }
 
 func (m *MemStore) SetLink(ctx context.Context, id int64, uid string, now time.Time) error {

@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -113,16 +111,10 @@ RETURNING ` + inboundColumns
 
 // ClaimInbound leases up to limit claimable rows to owner.
 func (s *Store) ClaimInbound(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]pairing.InboundItem, error) {
-	lock := ""
-	if s.driver == Postgres {
-		lock = "FOR UPDATE SKIP LOCKED"
+	rows, err := claim[inboundRow](ctx, s, claimInboundSQL, owner, now, lease, limit)
+	if err != nil {
+		return nil, err
 	}
-	n := us(now)
-	var rows []inboundRow
-	if err := s.writer.WithContext(ctx).Raw(fmt.Sprintf(claimInboundSQL, lock), n, n, limit, owner, us(now.Add(lease)), n).Scan(&rows).Error; err != nil {
-		return nil, translate(err)
-	}
-	sort.Slice(rows, func(i, j int) bool { return rows[i].ID < rows[j].ID })
 	out := make([]pairing.InboundItem, len(rows))
 	for i, r := range rows {
 		out[i] = r.item()

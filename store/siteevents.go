@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"fmt"
-	"sort"
 	"time"
 
 	"github.com/pairingd/pairingd/pairing"
@@ -59,17 +57,10 @@ RETURNING ` + outboxColumns
 
 // ClaimSiteEvents leases up to limit deliverable events to owner.
 func (s *Store) ClaimSiteEvents(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]pairing.OutboxEvent, error) {
-	lock := ""
-	if s.driver == Postgres {
-		lock = "FOR UPDATE SKIP LOCKED"
+	rows, err := claim[outboxRow](ctx, s, claimSQL, owner, now, lease, limit)
+	if err != nil {
+		return nil, err
 	}
-	q := fmt.Sprintf(claimSQL, lock)
-	n := us(now)
-	var rows []outboxRow
-	if err := s.writer.WithContext(ctx).Raw(q, n, n, limit, owner, us(now.Add(lease)), n).Scan(&rows).Error; err != nil {
-		return nil, translate(err)
-	}
-	sort.Slice(rows, func(i, j int) bool { return rows[i].ID < rows[j].ID })
 	out := make([]pairing.OutboxEvent, len(rows))
 	for i, r := range rows {
 		out[i] = r.event()

@@ -22,25 +22,13 @@ func TestBinaryTelegramDeepLink(t *testing.T) {
 	const token = "123456:AAE-secret-token-part"
 	tg := tgfake.New(t, token)
 	dir := t.TempDir()
-	env := baseEnv(dir,
-		"PAIRINGD_CHANNELS_0_NAME=telegram",
-		"PAIRINGD_CHANNELS_0_TYPE=telegram",
-		"PAIRINGD_CHANNELS_0_TOKEN="+token,
-		"PAIRINGD_CHANNELS_0_API_ENDPOINT="+tg.Endpoint(),
-		"PAIRINGD_CHANNELS_0_POLL_TIMEOUT=1s",
-		"PAIRINGD_PAIRING_DEEP_LINK_TTL=5m",
-	)
+	env := telegramEnv(dir, tg, "PAIRINGD_PAIRING_DEEP_LINK_TTL=5m")
 	key := lastLine(cli(t, dir, env, "keys", "create", "--name", "site"))
 	in := start(t, dir, env)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for tg.CallCount("setMyCommands") == 0 {
-		if ctx.Err() != nil {
-			t.Fatalf("bot did not start\n%s", in.logs())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitBotStarted(ctx, t, in, tg)
 
 	code, out := in.call("POST", "/v1/deep-links", key, map[string]any{"user_id": "site-user-9", "channel": "telegram", "display_name": "ann@shop.example"})
 	if code != 201 {

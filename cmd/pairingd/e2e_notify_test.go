@@ -20,12 +20,7 @@ func TestBinaryNotifySurvivesKill9(t *testing.T) {
 	const token = "123456:AAE-kill-test-token-part"
 	tg := tgfake.New(t, token)
 	dir := t.TempDir()
-	env := baseEnv(dir,
-		"PAIRINGD_CHANNELS_0_NAME=telegram",
-		"PAIRINGD_CHANNELS_0_TYPE=telegram",
-		"PAIRINGD_CHANNELS_0_TOKEN="+token,
-		"PAIRINGD_CHANNELS_0_API_ENDPOINT="+tg.Endpoint(),
-		"PAIRINGD_CHANNELS_0_POLL_TIMEOUT=1s",
+	env := telegramEnv(dir, tg,
 		"PAIRINGD_NOTIFY_TELEGRAM_RATE_PER_SECOND=20",
 		"PAIRINGD_NOTIFY_TELEGRAM_PER_CHAT_INTERVAL=50ms",
 		"PAIRINGD_NOTIFY_LEASE=3s",

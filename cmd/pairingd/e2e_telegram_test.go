@@ -17,25 +17,13 @@ func TestBinaryTelegramLoginThenAuthorize(t *testing.T) {
 	const token = "123456:AAE-secret-token-part"
 	tg := tgfake.New(t, token)
 	dir := t.TempDir()
-	env := baseEnv(dir,
-		"PAIRINGD_CHANNELS_0_NAME=telegram",
-		"PAIRINGD_CHANNELS_0_TYPE=telegram",
-		"PAIRINGD_CHANNELS_0_TOKEN="+token,
-		"PAIRINGD_CHANNELS_0_API_ENDPOINT="+tg.Endpoint(),
-		"PAIRINGD_CHANNELS_0_POLL_TIMEOUT=1s",
-		"PAIRINGD_PAIRING_REISSUE_INTERVAL=1s",
-	)
+	env := telegramEnv(dir, tg, "PAIRINGD_PAIRING_REISSUE_INTERVAL=1s")
 	key := lastLine(cli(t, dir, env, "keys", "create", "--name", "site"))
 	in := start(t, dir, env)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for tg.CallCount("setMyCommands") == 0 {
-		if ctx.Err() != nil {
-			t.Fatalf("bot did not register its commands\n%s", in.logs())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitBotStarted(ctx, t, in, tg)
 	login := func(n int) (buid, pin string) {
 		t.Helper()
 		tg.UserSends(4242, "/login", "en")
@@ -96,5 +84,30 @@ func TestBinaryTelegramLoginThenAuthorize(t *testing.T) {
 		if strings.Contains(in.logs(), s) {
 			t.Fatalf("secret %q in logs:\n%s", s, in.logs())
 		}
+	}
+}
+
+// telegramEnv is the environment of a binary in dir whose channel
+// "telegram" long-polls the fake Bot API tg.
+func telegramEnv(dir string, tg *tgfake.Server, extra ...string) []string {
+	return baseEnv(dir, append([]string{
+		"PAIRINGD_CHANNELS_0_NAME=telegram",
+		"PAIRINGD_CHANNELS_0_TYPE=telegram",
+		"PAIRINGD_CHANNELS_0_TOKEN=" + tg.Token(),
+		"PAIRINGD_CHANNELS_0_API_ENDPOINT=" + tg.Endpoint(),
+		"PAIRINGD_CHANNELS_0_POLL_TIMEOUT=1s",
+	}, extra...)...)
+}
+
+// waitBotStarted waits until the binary's bot registered its commands
+// (it then polls for updates). It polls the fake: Wait's condition must
+// not call the fake under its own lock.
+func waitBotStarted(ctx context.Context, t *testing.T, in *instance, tg *tgfake.Server) {
+	t.Helper()
+	for tg.CallCount("setMyCommands") == 0 {
+		if ctx.Err() != nil {
+			t.Fatalf("bot did not register its commands\n%s", in.logs())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

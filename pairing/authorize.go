@@ -135,86 +135,96 @@ func (s *Service) hasRoom(ctx context.Context, r Repo, b budget) error {
 }
 
 func (s *Service) authorize(ctx context.Context, req AuthorizeRequest, pin string, b budget) (authorized, error) {
-	wu, buidHash, err := s.lookupBUID(ctx, req.BUID)
-	if err != nil {
-		if errors.Is(err, ErrBUIDUnknown) {
-			err = s.charge(ctx, s.store, b, err)
-		}
-		return authorized{}, err
+	rowID, secret, ok := s.buid.decode(req.BUID)
+	if !ok {
+		return authorized{}, s.charge(ctx, s.store, b, ErrBUIDUnknown)
 	}
-	out := authorized{webUserID: wu.ID, Result: Result{PersonID: wu.PersonID}}
-	now := s.now()
-	if wu.LockedUntil.After(now) {
-		return out, s.charge(ctx, s.store, b, &AttemptsError{Err: ErrPINLocked, LockedUntil: wu.LockedUntil})
-	}
-
+	buidHash := HashToken(secret)
 	var pinH []byte
 	if pin != "" {
-		pinH = pinHash(s.cfg.Secret, wu.ID, pin)
-		if !equalHash(pinH, wu.PINHash) {
-			if !b.inTx {
-				return out, s.wrongPIN(ctx, s.store, wu.ID, now)
-			}
-			var refusal error
-			err := s.store.Tx(ctx, func(r Repo) error {
-				if err := s.charge(ctx, r, b, nil); err != nil {
-					return err
-				}
-				refusal = s.wrongPIN(ctx, r, wu.ID, now)
-				var ae *AttemptsError
-				if errors.As(refusal, &ae) {
-					return nil // commit the count
-				}
-				return refusal
-			})
-			if err != nil {
-				return out, err
-			}
-			return out, refusal
-		}
+		pinH = pinHash(s.cfg.Secret, rowID, pin)
 	}
-	if err := credentialState(wu, pinH == nil, now); err != nil {
-		if b.inTx {
-			if terr := s.store.Tx(ctx, func(r Repo) error { return s.hasRoom(ctx, r, b) }); terr != nil {
-				return out, terr
-			}
-		}
-		return out, err
-	}
-
-	err = s.withRetry(ctx, func(r Repo) error {
+	now := s.now()
+	// The answer is decided in one transaction that first tries to spend
+	// the credential: the conditional update holds only for the right
+	// BUID and PIN, unused, unexpired and unlocked, so the common case
+	// costs one statement, and whatever made it fail is read afterwards
+	// in the same transaction.
+	var out authorized
+	var refusal error
+	err := s.withRetry(ctx, func(r Repo) error {
+		out, refusal = authorized{}, nil
 		if err := s.hasRoom(ctx, r, b); err != nil {
 			return err
 		}
-		cur, spent, err := r.SpendCredential(ctx, wu.ID, buidHash, pinH, now)
+		cur, spent, err := r.SpendCredential(ctx, rowID, buidHash, pinH, now)
 		if err != nil {
 			return err
 		}
 		if !spent {
-			// Someone else spent, rotated or locked it between our read
-			// and our update: say which.
-			cur, err := r.WebUserByID(ctx, wu.ID)
+			out, refusal, err = s.refuse(ctx, r, rowID, buidHash, pinH, now)
 			if err != nil {
 				return err
 			}
-			return s.whyNotSpent(cur, buidHash, pinH == nil, now)
+			if countsAgainstKey(refusal) {
+				refusal = s.charge(ctx, r, b, refusal)
+			}
+			var re *RetryError
+			if errors.As(refusal, &re) {
+				return refusal // the key is out of budget: nothing is counted
+			}
+			return nil // commit the counts (wrong PIN, key budget)
 		}
+		out = authorized{webUserID: cur.ID, Result: Result{PersonID: cur.PersonID}}
 		out.Result, err = s.decide(ctx, r, cur, req.UserID)
 		if err != nil {
 			return err
 		}
 		s.audit(ctx, r, AuditEvent{Action: "authorize", Outcome: string(out.Outcome), KeyID: req.KeyID,
-			WebUserID: wu.ID, PersonID: out.PersonID, UserID: req.UserID})
+			WebUserID: cur.ID, PersonID: out.PersonID, UserID: req.UserID})
 		if b.refund {
 			return r.RefundKeyFailure(ctx, req.KeyID, now, s.cfg.KeyFailureWindow)
 		}
 		return nil
 	})
-	if err != nil && b.inTx && countsAgainstKey(err) {
-		// The credential was rotated or locked meanwhile (whyNotSpent).
-		err = s.charge(ctx, s.store, b, err)
+	if err != nil {
+		return out, err
 	}
-	return out, err
+	return out, refusal
+}
+
+// refuse explains a credential that could not be spent, from the row as
+// it is now, and counts a wrong PIN: an unknown or rotated BUID, a lock,
+// a wrong PIN, a used or expired credential (DESIGN.md's order).
+func (s *Service) refuse(ctx context.Context, r Repo, rowID int64, buidHash, pinH []byte, now time.Time) (authorized, error, error) {
+	wu, err := r.WebUserByID(ctx, rowID)
+	if errors.Is(err, ErrNotFound) {
+		return authorized{}, ErrBUIDUnknown, nil
+	}
+	if err != nil {
+		return authorized{}, nil, err
+	}
+	if !equalHash(wu.BUIDHash, buidHash) {
+		return authorized{}, ErrBUIDUnknown, nil
+	}
+	out := authorized{webUserID: wu.ID, Result: Result{PersonID: wu.PersonID}}
+	if wu.LockedUntil.After(now) {
+		return out, &AttemptsError{Err: ErrPINLocked, LockedUntil: wu.LockedUntil}, nil
+	}
+	if pinH != nil && !equalHash(pinH, wu.PINHash) {
+		refusal := s.wrongPIN(ctx, r, wu.ID, now)
+		var ae *AttemptsError
+		if !errors.As(refusal, &ae) {
+			return out, nil, refusal // a store error
+		}
+		return out, refusal, nil
+	}
+	if err := credentialState(wu, pinH == nil, now); err != nil {
+		return out, err, nil
+	}
+	// Spendable now: it changed between the update and this read (only
+	// possible where writers do not serialize); the PIN is gone for us.
+	return out, ErrPINUsed, nil
 }
 
 // wrongPIN counts a wrong guess atomically; only guesses counted below the
@@ -245,20 +255,6 @@ func credentialState(wu WebUser, magic bool, now time.Time) error {
 		return ErrPINExpired
 	}
 	return nil
-}
-
-// whyNotSpent explains a conditional update that changed no row.
-func (s *Service) whyNotSpent(cur WebUser, buidHash []byte, magic bool, now time.Time) error {
-	switch {
-	case !equalHash(cur.BUIDHash, buidHash):
-		return ErrBUIDUnknown
-	case cur.LockedUntil.After(now):
-		return &AttemptsError{Err: ErrPINLocked, LockedUntil: cur.LockedUntil}
-	}
-	if err := credentialState(cur, magic, now); err != nil {
-		return err
-	}
-	return ErrPINUsed
 }
 
 // decide picks the answer for a spent PIN from the link state.

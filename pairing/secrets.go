@@ -25,16 +25,25 @@ const maxBUIDLen = 64
 // its random part matches the row.
 type buidCodec struct {
 	sq *sqids.Sqids
+	// legacy is the encoding with sqids' default blocklist, which BUIDs
+	// issued before pairingd 0.2 used (a nil Blocklist means the default
+	// list): such a BUID still decodes while its PIN lives.
+	legacy *sqids.Sqids
 }
 
 func newBUIDCodec() (*buidCodec, error) {
-	// No blocklist: a BUID is a random token, not a word anyone reads, and
-	// the blocklist check cost more than the rest of the codec (profiled).
-	sq, err := sqids.New(sqids.Options{})
+	// No blocklist (an empty, non-nil list: nil means sqids' default): a
+	// BUID is a random token, not a word anyone reads, and the blocklist
+	// check cost more than the rest of the codec (profiled).
+	sq, err := sqids.New(sqids.Options{Blocklist: []string{}})
 	if err != nil {
 		return nil, fmt.Errorf("sqids: %w", err)
 	}
-	return &buidCodec{sq: sq}, nil
+	legacy, err := sqids.New(sqids.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("sqids: %w", err)
+	}
+	return &buidCodec{sq: sq, legacy: legacy}, nil
 }
 
 // encode makes the BUID for a row and a 16-byte secret.
@@ -63,9 +72,12 @@ func (c *buidCodec) decode(buid string) (rowID int64, secret []byte, ok bool) {
 	}
 	// Several strings can decode to the same numbers; only the one we
 	// would issue is accepted.
-	canon, err := c.sq.Encode(nums)
-	if err != nil || canon != buid {
-		return 0, nil, false
+	if canon, err := c.sq.Encode(nums); err != nil || canon != buid {
+		// Not the form we issue now; perhaps the form an earlier version
+		// issued (only differs when the default blocklist re-encoded it).
+		if old, err := c.legacy.Encode(nums); err != nil || old != buid {
+			return 0, nil, false
+		}
 	}
 	secret = make([]byte, 16)
 	binary.BigEndian.PutUint64(secret[:8], nums[1])

@@ -9,10 +9,8 @@ import (
 )
 
 func (r repo) CreateGrant(ctx context.Context, g pairing.GrantRecord) error {
-	// Plain SQL: this runs on every register and conflict answer. (The
-	// hash is not the first value: GORM expands a byte slice right after
-	// "(" as if it were an IN list.)
-	_, err := r.exec(ctx, `INSERT INTO grants (kind, hash, web_user_id, lead_id, user_id, expires_at, used_at, created_at)
+	// Plain SQL: this runs on every register and conflict answer.
+	_, err := r.execSQL(ctx, `INSERT INTO grants (kind, hash, web_user_id, lead_id, user_id, expires_at, used_at, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, string(g.Kind), g.Hash, g.WebUserID, g.LeadID, g.UserID,
 		us(g.ExpiresAt), us(g.UsedAt), us(g.CreatedAt))
 	return err
@@ -66,14 +64,15 @@ func (r repo) RevokeAPIKey(ctx context.Context, idOrName string, now time.Time) 
 }
 
 func (r repo) KeyFailures(ctx context.Context, keyID int64, now time.Time, window time.Duration) (int, error) {
-	var row apiKeyRow
-	if err := take(ctx, r.r, &row, "id = ?", keyID); err != nil {
+	var failures int
+	var windowStart int64
+	if err := r.queryOne(ctx, r.rq, `SELECT failures, window_start FROM api_keys WHERE id = ?`, []any{keyID}, &failures, &windowStart); err != nil {
 		return 0, err
 	}
-	if row.WindowStart <= us(now.Add(-window)) {
+	if windowStart <= us(now.Add(-window)) {
 		return 0, nil
 	}
-	return row.Failures, nil
+	return failures, nil
 }
 
 // AddKeyFailure counts in one UPDATE ... RETURNING, so concurrent failures
@@ -101,7 +100,7 @@ func (r repo) AddKeyFailure(ctx context.Context, keyID int64, now time.Time, win
 // across instances never exceed the budget.
 func (r repo) ReserveKeyFailure(ctx context.Context, keyID int64, now time.Time, window time.Duration, budget int) (bool, error) {
 	start := us(now.Add(-window))
-	n, err := r.exec(ctx, `UPDATE api_keys SET
+	n, err := r.execSQL(ctx, `UPDATE api_keys SET
 		failures = CASE WHEN window_start <= ? THEN 1 ELSE failures + 1 END,
 		window_start = CASE WHEN window_start <= ? THEN ? ELSE window_start END
 		WHERE id = ? AND (window_start <= ? OR failures < ?)`, start, start, us(now), keyID, start, budget)
@@ -109,7 +108,7 @@ func (r repo) ReserveKeyFailure(ctx context.Context, keyID int64, now time.Time,
 }
 
 func (r repo) RefundKeyFailure(ctx context.Context, keyID int64, now time.Time, window time.Duration) error {
-	_, err := r.exec(ctx, `UPDATE api_keys SET failures = failures - 1
+	_, err := r.execSQL(ctx, `UPDATE api_keys SET failures = failures - 1
 		WHERE id = ? AND failures > 0 AND window_start > ?`, keyID, us(now.Add(-window)))
 	return err
 }

@@ -33,8 +33,8 @@ func (k *apiKeyRow) fields() []any {
 	return []any{&k.ID, &k.Name, &k.Prefix, &k.Hash, &k.CreatedAt, &k.RevokedAt, &k.LastUsedAt, &k.Failures, &k.WindowStart}
 }
 
-// scanOne runs a query expected to return at most one row into dest;
-// no row is pairing.ErrNotFound.
+// scanOne runs a query expected to return at most one row into dest,
+// through GORM; no row is pairing.ErrNotFound.
 func scanOne(ctx context.Context, db *gorm.DB, query string, args []any, dest ...any) error {
 	row := db.WithContext(ctx).Raw(query, args...).Row()
 	if row == nil {
@@ -43,9 +43,9 @@ func scanOne(ctx context.Context, db *gorm.DB, query string, args []any, dest ..
 	return translate(row.Scan(dest...))
 }
 
-func (r repo) webUser(ctx context.Context, db *gorm.DB, where string, args ...any) (pairing.WebUser, error) {
+func (r repo) webUser(ctx context.Context, db sqlConn, where string, args ...any) (pairing.WebUser, error) {
 	var row webUserRow
-	if err := scanOne(ctx, db, `SELECT `+webUserColumns+` FROM web_users WHERE `+where+` LIMIT 1`, args, row.fields()...); err != nil {
+	if err := r.queryOne(ctx, db, `SELECT `+webUserColumns+` FROM web_users WHERE `+where+` LIMIT 1`, args, row.fields()...); err != nil {
 		return pairing.WebUser{}, err
 	}
 	return row.webUser(), nil
@@ -53,7 +53,7 @@ func (r repo) webUser(ctx context.Context, db *gorm.DB, where string, args ...an
 
 func (r repo) LeadByID(ctx context.Context, id int64) (pairing.Lead, error) {
 	var row leadRow
-	if err := scanOne(ctx, r.r, `SELECT `+leadColumns+` FROM leads WHERE id = ?`, []any{id}, row.fields()...); err != nil {
+	if err := r.queryOne(ctx, r.rq, `SELECT `+leadColumns+` FROM leads WHERE id = ?`, []any{id}, row.fields()...); err != nil {
 		return pairing.Lead{}, err
 	}
 	return row.lead(), nil
@@ -61,14 +61,14 @@ func (r repo) LeadByID(ctx context.Context, id int64) (pairing.Lead, error) {
 
 func (r repo) APIKeyByHash(ctx context.Context, hash []byte) (pairing.APIKey, error) {
 	var row apiKeyRow
-	if err := scanOne(ctx, r.r, `SELECT `+apiKeyColumns+` FROM api_keys WHERE hash = ?`, []any{hash}, row.fields()...); err != nil {
+	if err := r.queryOne(ctx, r.rq, `SELECT `+apiKeyColumns+` FROM api_keys WHERE hash = ?`, []any{hash}, row.fields()...); err != nil {
 		return pairing.APIKey{}, err
 	}
 	return row.key(), nil
 }
 
 func (r repo) AddAudit(ctx context.Context, e pairing.AuditEvent) error {
-	_, err := r.exec(ctx, `INSERT INTO audit_events (at, action, outcome, key_id, web_user_id, person_id, user_id, detail)
+	_, err := r.execSQL(ctx, `INSERT INTO audit_events (at, action, outcome, key_id, web_user_id, person_id, user_id, detail)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, us(e.At), e.Action, e.Outcome, e.KeyID, e.WebUserID, e.PersonID, e.UserID, e.Detail)
 	return err
 }

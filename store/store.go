@@ -57,7 +57,10 @@ type Store struct {
 // repo runs the operations on a reader and a writer; inside a transaction
 // both are the transaction.
 type repo struct {
-	r, w   *gorm.DB
+	r, w *gorm.DB
+	// rq, wq are the same connections (or transaction) without GORM, for
+	// the hot path (fastsql.go).
+	rq, wq sqlConn
 	driver string
 }
 
@@ -131,7 +134,17 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 	default:
 		return nil, fmt.Errorf("database.driver: must be sqlite or postgres, got %q", cfg.Driver)
 	}
-	s.repo = repo{r: s.reader, w: s.writer, driver: s.driver}
+	rdb, err := s.reader.DB()
+	if err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	wdb, err := s.writer.DB()
+	if err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	s.repo = repo{r: s.reader, w: s.writer, rq: rdb, wq: wdb, driver: s.driver}
 	if err := s.ping(ctx); err != nil {
 		_ = s.Close()
 		return nil, err
@@ -215,7 +228,7 @@ func (s *Store) ping(ctx context.Context) error {
 func (s *Store) Tx(ctx context.Context, fn func(pairing.Repo) error) error {
 	var fnErr error
 	err := s.writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		fnErr = fn(repo{r: tx, w: tx, driver: s.driver})
+		fnErr = fn(repo{r: tx, w: tx, rq: tx.Statement.ConnPool, wq: tx.Statement.ConnPool, driver: s.driver})
 		return fnErr
 	})
 	if err != nil && fnErr != nil && errors.Is(err, fnErr) {

@@ -12,23 +12,23 @@ import (
 )
 
 func (r repo) WebUserByID(ctx context.Context, id int64) (pairing.WebUser, error) {
-	return r.webUser(ctx, r.r, "id = ?", id)
+	return r.webUser(ctx, r.rq, "id = ?", id)
 }
 
 func (r repo) WebUserByPerson(ctx context.Context, personID int64) (pairing.WebUser, error) {
-	return r.webUser(ctx, r.r, "person_id = ?", personID)
+	return r.webUser(ctx, r.rq, "person_id = ?", personID)
 }
 
 func (r repo) WebUserByUserID(ctx context.Context, userID string) (pairing.WebUser, error) {
 	if userID == "" {
 		return pairing.WebUser{}, pairing.ErrNotFound
 	}
-	return r.webUser(ctx, r.r, "user_id = ?", userID)
+	return r.webUser(ctx, r.rq, "user_id = ?", userID)
 }
 
 // exists tells ErrNotFound apart from "the condition did not hold".
 func (r repo) exists(ctx context.Context, id int64) error {
-	_, err := r.webUser(ctx, r.w, "id = ?", id)
+	_, err := r.webUser(ctx, r.wq, "id = ?", id)
 	return err
 }
 
@@ -55,25 +55,23 @@ func (r repo) ClaimIssue(ctx context.Context, id int64, now time.Time, minInterv
 // each count once and the lock is set by the one that reaches max. The
 // CASE expressions read the row's values from before the update.
 func (r repo) RecordPINFailure(ctx context.Context, id int64, now time.Time, max int, lockFor time.Duration) (int, time.Time, bool, error) {
-	var out []struct {
-		FailedAttempts int   `gorm:"column:failed_attempts"`
-		LockedUntil    int64 `gorm:"column:locked_until"`
-	}
 	const next = `(CASE WHEN failed_attempts >= ? THEN 1 ELSE failed_attempts + 1 END)`
-	err := r.w.WithContext(ctx).Raw(`UPDATE web_users SET
+	var attempts int
+	var lockedUntil int64
+	err := r.queryOne(ctx, r.wq, `UPDATE web_users SET
 		failed_attempts = `+next+`,
 		locked_until = CASE WHEN `+next+` >= ? THEN CAST(? AS BIGINT) ELSE 0 END,
 		updated_at = ?
 		WHERE id = ? AND locked_until <= ?
 		RETURNING failed_attempts, locked_until`,
-		max, max, max, us(now.Add(lockFor)), us(now), id, us(now)).Scan(&out).Error
-	if err != nil {
-		return 0, time.Time{}, false, translate(err)
+		[]any{max, max, max, us(now.Add(lockFor)), us(now), id, us(now)}, &attempts, &lockedUntil)
+	if err == nil {
+		return attempts, tm(lockedUntil), true, nil
 	}
-	if len(out) == 1 {
-		return out[0].FailedAttempts, tm(out[0].LockedUntil), true, nil
+	if !errors.Is(err, pairing.ErrNotFound) {
+		return 0, time.Time{}, false, err
 	}
-	w, err := r.webUser(ctx, r.w, "id = ?", id)
+	w, err := r.webUser(ctx, r.wq, "id = ?", id)
 	if err != nil {
 		return 0, time.Time{}, false, err
 	}
@@ -94,7 +92,7 @@ func (r repo) SpendCredential(ctx context.Context, id int64, buidHash, pinHash [
 		args = append(args, pinHash, us(now))
 	}
 	var row webUserRow
-	err := scanOne(ctx, r.w, q+` RETURNING `+webUserColumns, args, row.fields()...)
+	err := r.queryOne(ctx, r.wq, q+` RETURNING `+webUserColumns, args, row.fields()...)
 	switch {
 	case errors.Is(err, pairing.ErrNotFound):
 		return pairing.WebUser{}, false, nil
@@ -131,7 +129,7 @@ func (r repo) ClearLink(ctx context.Context, id int64, userID string, now time.T
 	if err != nil || n == 1 {
 		return err
 	}
-	if _, err := r.webUser(ctx, r.w, "id = ?", id); err != nil {
+	if _, err := r.webUser(ctx, r.wq, "id = ?", id); err != nil {
 		return err
 	}
 	return fmt.Errorf("%w: the link changed meanwhile", pairing.ErrUserTaken)

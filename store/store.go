@@ -52,6 +52,8 @@ type Store struct {
 	writer *gorm.DB
 	reader *gorm.DB
 	log    *slog.Logger
+	// batch runs SQLite's write transactions with group commit (batch.go).
+	batch *batcher
 }
 
 // repo runs the operations on a reader and a writer; inside a transaction
@@ -145,6 +147,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		return nil, err
 	}
 	s.repo = repo{r: s.reader, w: s.writer, rq: rdb, wq: wdb, driver: s.driver}
+	if s.driver == SQLite {
+		s.batch = newBatcher(s)
+	}
 	if err := s.ping(ctx); err != nil {
 		_ = s.Close()
 		return nil, err
@@ -176,6 +181,9 @@ func (s *Store) SerializesWrites() bool { return s.driver == SQLite }
 
 // Close closes every connection.
 func (s *Store) Close() error {
+	if s.batch != nil {
+		s.batch.stop()
+	}
 	var errs []error
 	for _, db := range []*gorm.DB{s.writer, s.reader} {
 		if db == nil {
@@ -222,10 +230,15 @@ func (s *Store) ping(ctx context.Context) error {
 	return nil
 }
 
-// Tx runs fn in one transaction. On SQLite it starts with BEGIN IMMEDIATE
-// on the single writer connection; on PostgreSQL it runs at READ
-// COMMITTED, where the conditional updates and unique indexes decide races.
+// Tx runs fn in one transaction. On SQLite it runs on the single writer
+// connection (BEGIN IMMEDIATE), committed together with the other
+// transactions queued meanwhile (group commit, batch.go); on PostgreSQL it
+// runs at READ COMMITTED, where the conditional updates and unique indexes
+// decide races.
 func (s *Store) Tx(ctx context.Context, fn func(pairing.Repo) error) error {
+	if s.batch != nil {
+		return s.batch.run(ctx, fn)
+	}
 	var fnErr error
 	err := s.writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		fnErr = fn(repo{r: tx, w: tx, rq: tx.Statement.ConnPool, wq: tx.Statement.ConnPool, driver: s.driver})

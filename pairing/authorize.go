@@ -152,16 +152,22 @@ func (s *Service) authorize(ctx context.Context, req AuthorizeRequest, pin strin
 	// in the same transaction.
 	var out authorized
 	var refusal error
+	var guard KeyGuard
+	if b.inTx {
+		guard = KeyGuard{KeyID: b.keyID, WindowStart: now.Add(-s.cfg.KeyFailureWindow), Budget: s.cfg.KeyFailureBudget}
+	}
 	err := s.withRetry(ctx, func(r Repo) error {
 		out, refusal = authorized{}, nil
-		if err := s.hasRoom(ctx, r, b); err != nil {
-			return err
-		}
-		cur, spent, err := r.SpendCredential(ctx, rowID, buidHash, pinH, now)
+		cur, spent, err := r.SpendCredential(ctx, rowID, buidHash, pinH, now, guard)
 		if err != nil {
 			return err
 		}
 		if !spent {
+			// The key's budget first: once it is used up, every answer is
+			// rate_limited.
+			if err := s.hasRoom(ctx, r, b); err != nil {
+				return err
+			}
 			out, refusal, err = s.refuse(ctx, r, rowID, buidHash, pinH, now)
 			if err != nil {
 				return err

@@ -58,7 +58,10 @@ type WebUserRepo interface {
 	// or pinHash is nil (magic link) and magic_expires_at > now. It resets the
 	// wrong-PIN counter and the lock. It reports whether it changed the row.
 	// The row as it is after the update comes back with it (RETURNING).
-	SpendCredential(ctx context.Context, webUserID int64, buidHash, pinHash []byte, now time.Time) (WebUser, bool, error)
+	// With a guard, the update also holds only while the guard's key has
+	// failures left in its window (the budget check and the spend are one
+	// statement).
+	SpendCredential(ctx context.Context, webUserID int64, buidHash, pinHash []byte, now time.Time, guard KeyGuard) (WebUser, bool, error)
 	// SetLink links the row to a site user. It changes the row only while
 	// the row has no link (conditional UPDATE ... WHERE user_id IS NULL), and
 	// returns ErrUserTaken if the row was linked meanwhile or another row
@@ -117,6 +120,15 @@ type EventRepo interface {
 
 // Repo is every storage operation. The same operations run inside a
 // transaction (Store.Tx) or on their own.
+// KeyGuard, given to SpendCredential, refuses the spend while API key
+// KeyID has used Budget failures in the window that started after
+// WindowStart. The zero KeyGuard guards nothing.
+type KeyGuard struct {
+	KeyID       int64
+	WindowStart time.Time
+	Budget      int
+}
+
 type Repo interface {
 	LeadRepo
 	WebUserRepo

@@ -157,20 +157,20 @@ func TestCredentialIsSpentOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		now := t0.Add(time.Minute)
-		if _, ok, _ := st.SpendCredential(ctx, w.ID, []byte("buid-hash"), []byte("wrong"), now); ok {
+		if _, ok, _ := st.SpendCredential(ctx, w.ID, []byte("buid-hash"), []byte("wrong"), now, pairing.KeyGuard{}); ok {
 			t.Fatal("wrong PIN spent")
 		}
-		if _, ok, _ := st.SpendCredential(ctx, w.ID, []byte("other-buid"), []byte("pin-hash"), now); ok {
+		if _, ok, _ := st.SpendCredential(ctx, w.ID, []byte("other-buid"), []byte("pin-hash"), now, pairing.KeyGuard{}); ok {
 			t.Fatal("wrong BUID spent")
 		}
-		if _, ok, _ := st.SpendCredential(ctx, w.ID, []byte("buid-hash"), []byte("pin-hash"), t0.Add(10*time.Minute)); ok {
+		if _, ok, _ := st.SpendCredential(ctx, w.ID, []byte("buid-hash"), []byte("pin-hash"), t0.Add(10*time.Minute), pairing.KeyGuard{}); ok {
 			t.Fatal("expired PIN spent")
 		}
-		if _, ok, _ := st.SpendCredential(ctx, w.ID, []byte("buid-hash"), nil, now); ok {
+		if _, ok, _ := st.SpendCredential(ctx, w.ID, []byte("buid-hash"), nil, now, pairing.KeyGuard{}); ok {
 			t.Fatal("magic link spent while magic links were off")
 		}
 		wins := parallel(t, 200, func(int) (bool, error) {
-			_, ok, err := st.SpendCredential(ctx, w.ID, []byte("buid-hash"), []byte("pin-hash"), now)
+			_, ok, err := st.SpendCredential(ctx, w.ID, []byte("buid-hash"), []byte("pin-hash"), now, pairing.KeyGuard{})
 			return ok, err
 		})
 		if wins != 1 {
@@ -186,7 +186,7 @@ func TestCredentialIsSpentOnce(t *testing.T) {
 		if err := st.SetCredential(ctx, w.ID, c, now); err != nil {
 			t.Fatal(err)
 		}
-		if _, ok, err := st.SpendCredential(ctx, w.ID, []byte("buid-hash"), nil, now); !ok || err != nil {
+		if _, ok, err := st.SpendCredential(ctx, w.ID, []byte("buid-hash"), nil, now, pairing.KeyGuard{}); !ok || err != nil {
 			t.Fatalf("magic link: %v %v", ok, err)
 		}
 		if err := st.SetCredential(ctx, 999999, c, now); !errors.Is(err, pairing.ErrNotFound) {
@@ -214,7 +214,7 @@ func TestWrongPINsCountedExactlyOnceEach(t *testing.T) {
 			t.Fatalf("attempts %d locked until %v", got.FailedAttempts, got.LockedUntil)
 		}
 		// While locked, even the right PIN is not spent.
-		if _, ok, _ := st.SpendCredential(ctx, w.ID, []byte("buid-hash"), []byte("pin-hash"), t0.Add(time.Minute)); ok {
+		if _, ok, _ := st.SpendCredential(ctx, w.ID, []byte("buid-hash"), []byte("pin-hash"), t0.Add(time.Minute), pairing.KeyGuard{}); ok {
 			t.Fatal("spent while locked")
 		}
 		// After the lock the count starts again at 1.
@@ -223,13 +223,13 @@ func TestWrongPINsCountedExactlyOnceEach(t *testing.T) {
 			t.Fatalf("after lock: %d %v %v %v", n, until, c, err)
 		}
 		// A right PIN resets the counter.
-		if _, ok, _ := st.SpendCredential(ctx, w.ID, []byte("buid-hash"), []byte("pin-hash"), t0.Add(17*time.Minute)); ok {
+		if _, ok, _ := st.SpendCredential(ctx, w.ID, []byte("buid-hash"), []byte("pin-hash"), t0.Add(17*time.Minute), pairing.KeyGuard{}); ok {
 			t.Fatal("expired PIN spent")
 		}
 		c2 := cred(l.ID)
 		c2.ExpiresAt = t0.Add(time.Hour)
 		_ = st.SetCredential(ctx, w.ID, c2, t0.Add(17*time.Minute))
-		if _, ok, _ := st.SpendCredential(ctx, w.ID, []byte("buid-hash"), []byte("pin-hash"), t0.Add(17*time.Minute)); !ok {
+		if _, ok, _ := st.SpendCredential(ctx, w.ID, []byte("buid-hash"), []byte("pin-hash"), t0.Add(17*time.Minute), pairing.KeyGuard{}); !ok {
 			t.Fatal("right PIN refused")
 		}
 		if got, _ := st.WebUserByID(ctx, w.ID); got.FailedAttempts != 0 || !got.LockedUntil.IsZero() {

@@ -80,10 +80,14 @@ func (r repo) RecordPINFailure(ctx context.Context, id int64, now time.Time, max
 
 // SpendCredential is the one conditional UPDATE that spends a PIN (or a
 // magic link): exactly one request can change the row.
-func (r repo) SpendCredential(ctx context.Context, id int64, buidHash, pinHash []byte, now time.Time) (pairing.WebUser, bool, error) {
+func (r repo) SpendCredential(ctx context.Context, id int64, buidHash, pinHash []byte, now time.Time, guard pairing.KeyGuard) (pairing.WebUser, bool, error) {
 	q := `UPDATE web_users SET pin_used_at = ?, failed_attempts = 0, locked_until = 0, updated_at = ?
 		WHERE id = ? AND buid_hash = ? AND pin_used_at = 0 AND locked_until <= ? AND `
 	args := []any{us(now), us(now), id, buidHash, us(now)}
+	if guard.KeyID != 0 {
+		q += `NOT EXISTS (SELECT 1 FROM api_keys WHERE id = ? AND window_start > ? AND failures >= ?) AND `
+		args = append(args, guard.KeyID, us(guard.WindowStart), guard.Budget)
+	}
 	if pinHash == nil {
 		q += `magic_expires_at > ?`
 		args = append(args, us(now))

@@ -359,11 +359,16 @@ func (r repo) RecordPINFailure(_ context.Context, id int64, now time.Time, max i
 	return w.FailedAttempts, w.LockedUntil, true, nil
 }
 
-func (m *MemStore) SpendCredential(ctx context.Context, id int64, bh, ph []byte, now time.Time) (w pairing.WebUser, ok bool, err error) {
-	err = m.do(func(r repo) error { w, ok, err = r.SpendCredential(ctx, id, bh, ph, now); return err })
+func (m *MemStore) SpendCredential(ctx context.Context, id int64, bh, ph []byte, now time.Time, g pairing.KeyGuard) (w pairing.WebUser, ok bool, err error) {
+	err = m.do(func(r repo) error { w, ok, err = r.SpendCredential(ctx, id, bh, ph, now, g); return err })
 	return
 }
-func (r repo) SpendCredential(_ context.Context, id int64, bh, ph []byte, now time.Time) (pairing.WebUser, bool, error) {
+func (r repo) SpendCredential(_ context.Context, id int64, bh, ph []byte, now time.Time, g pairing.KeyGuard) (pairing.WebUser, bool, error) {
+	if g.KeyID != 0 {
+		if k, ok := r.st.keys[g.KeyID]; ok && k.windowStart.After(g.WindowStart) && k.failures >= g.Budget {
+			return pairing.WebUser{}, false, nil
+		}
+	}
 	w, ok := r.st.webUsers[id]
 	if !ok || !bytes.Equal(w.BUIDHash, bh) || !w.PINUsedAt.IsZero() || w.LockedUntil.After(now) {
 		return pairing.WebUser{}, false, nil

@@ -88,10 +88,13 @@ func runCheck(ctx context.Context, check func(context.Context) error) error {
 }
 
 func (s *server) metricsText(c echo.Context) error {
+	queues := s.readQueues(c.Request().Context())
 	c.Response().Header().Set(echo.HeaderContentType, "text/plain; version=0.0.4; charset=utf-8")
 	c.Response().WriteHeader(http.StatusOK)
-	_, err := s.metrics.WriteTo(c.Response())
-	return err
+	if _, err := s.metrics.WriteTo(c.Response()); err != nil {
+		return err
+	}
+	return queues.writeTo(c.Response())
 }
 
 func (s *server) openAPI(c echo.Context) error {

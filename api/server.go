@@ -152,6 +152,9 @@ type Deps struct {
 	Log *slog.Logger
 	// Metrics collects the counters served at /metrics. Nil: New makes one.
 	Metrics *Metrics
+	// Queues is read at every /metrics scrape for the durable queues'
+	// gauges (the store). Nil: no queue gauges.
+	Queues QueueStatsReader
 	// Clock drives the per-IP limits and retry_after; nil is the wall clock.
 	Clock pairing.Clock
 }
@@ -164,6 +167,7 @@ type server struct {
 	checks    []Check
 	log       *slog.Logger
 	metrics   *Metrics
+	queues    QueueStatsReader
 	clock     pairing.Clock
 	spec      *spec
 	// authFailures counts 401s per client IP; public limits webhooks.
@@ -187,6 +191,7 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 		checks:    deps.Checks,
 		log:       deps.Log,
 		metrics:   deps.Metrics,
+		queues:    deps.Queues,
 		clock:     deps.Clock,
 		routes:    map[string]bool{},
 	}

@@ -111,6 +111,10 @@ type Delivery struct {
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
 	FinishedAt time.Time // zero until final
+	// RequeuedAt is when an operator put the failed delivery back in the
+	// queue (pairingd messages retry); zero if never. The max age then
+	// counts from it.
+	RequeuedAt time.Time
 }
 
 // ClaimedDelivery is a delivery a worker claimed, with what it must send.
@@ -119,8 +123,19 @@ type ClaimedDelivery struct {
 	UserID  string
 	Text    string
 	Buttons []Button
-	// MessageCreatedAt starts the delivery's max age.
+	// MessageCreatedAt starts the delivery's max age (or RequeuedAt, when
+	// later: see maxAgeFrom).
 	MessageCreatedAt time.Time
+}
+
+// maxAgeFrom is when the delivery's max age starts: the message's
+// acceptance, or the operator's retry when later, so that a delivery an
+// operator retries after a long outage is sent instead of expiring at once.
+func (d ClaimedDelivery) maxAgeFrom() time.Time {
+	if d.RequeuedAt.After(d.MessageCreatedAt) {
+		return d.RequeuedAt
+	}
+	return d.MessageCreatedAt
 }
 
 // DeliveryResult is what a worker records when a send ended.

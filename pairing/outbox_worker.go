@@ -255,7 +255,7 @@ func (w *Worker) pacer(channel string, pace Pace) *pacer {
 func (w *Worker) deliver(ctx context.Context, d ClaimedDelivery) {
 	bg := context.WithoutCancel(ctx)
 	now := w.svc.now()
-	if now.After(d.MessageCreatedAt.Add(w.cfg.MaxAge)) {
+	if now.After(d.maxAgeFrom().Add(w.cfg.MaxAge)) {
 		w.finish(bg, d, DeliveryResult{Status: DeliveryFailed, LastError: ReasonExpired + ": not delivered within " + w.cfg.MaxAge.String()})
 		return
 	}
@@ -318,7 +318,7 @@ func (w *Worker) retry(ctx context.Context, d ClaimedDelivery, de *DeliveryError
 		return
 	}
 	next := now.Add(w.backoff(d.Attempts, de.RetryAfter))
-	if next.After(d.MessageCreatedAt.Add(w.cfg.MaxAge)) {
+	if next.After(d.maxAgeFrom().Add(w.cfg.MaxAge)) {
 		w.finish(ctx, d, DeliveryResult{Status: DeliveryFailed,
 			LastError: clipError(ReasonExpired + ": " + de.Error())})
 		return

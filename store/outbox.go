@@ -52,6 +52,7 @@ type outboxDeliveryRow struct {
 	CreatedAt     int64  `gorm:"column:created_at;autoCreateTime:false"`
 	UpdatedAt     int64  `gorm:"column:updated_at;autoUpdateTime:false"`
 	FinishedAt    int64  `gorm:"column:finished_at"`
+	RequeuedAt    int64  `gorm:"column:requeued_at"` // migration 0007
 }
 
 func (outboxDeliveryRow) TableName() string { return "outbox_deliveries" }
@@ -62,6 +63,7 @@ func (r outboxDeliveryRow) delivery() pairing.Delivery {
 		Status: pairing.DeliveryStatus(r.Status), Attempts: r.Attempts, LastError: r.LastError,
 		NextAttemptAt: tm(r.NextAttemptAt), LeaseUntil: tm(r.LeaseUntil), LeaseToken: r.LeaseToken,
 		CreatedAt: tm(r.CreatedAt), UpdatedAt: tm(r.UpdatedAt), FinishedAt: tm(r.FinishedAt),
+		RequeuedAt: tm(r.RequeuedAt),
 	}
 }
 

@@ -33,6 +33,7 @@ type Config struct {
 	Channels  []ChannelConfig `yaml:"channels"`
 	Inbound   InboundConfig   `yaml:"inbound"`
 	Notify    NotifyConfig    `yaml:"notify"`
+	Audit     AuditConfig     `yaml:"audit"`
 }
 
 // ServerConfig is the HTTP server.
@@ -159,6 +160,7 @@ func defaultConfig() Config {
 		Templates: TemplatesConfig{FallbackLocale: "en"},
 		Inbound:   defaultInbound(),
 		Notify:    defaultNotifyConfig(),
+		Audit:     defaultAudit(),
 	}
 }
 
@@ -365,6 +367,7 @@ func (c Config) Validate() error {
 		bad("log.format", "must be text or json")
 	}
 	errs = append(errs, c.Notify.validate()...)
+	errs = append(errs, c.Audit.validate()...)
 	seen := map[string]bool{}
 	for i, ch := range c.Channels {
 		key := fmt.Sprintf("channels[%d]", i)

@@ -27,7 +27,7 @@ func TestExampleConfigLoads(t *testing.T) {
 		t.Fatal(err)
 	}
 	def := defaultConfig()
-	if cfg.Server.Listen != def.Server.Listen || cfg.Pairing != def.Pairing || cfg.Site != def.Site {
+	if cfg.Server.Listen != def.Server.Listen || cfg.Pairing != def.Pairing || cfg.Site != def.Site || cfg.Audit != def.Audit {
 		t.Fatalf("example disagrees with the defaults:\n%+v\n%+v", cfg, def)
 	}
 }

@@ -37,6 +37,10 @@ Commands:
   links list [--after ID] [--limit N]
   links show USER_ID
   links unlink USER_ID
+  messages failed [--limit N]   list failed notification deliveries, the most recent first
+  messages retry DELIVERY_ID    queue a failed delivery again (attempts reset, due now)
+  events failed [--limit N]     list site events the webhook gave up on
+  events retry EVENT_ID         make a given-up site event pending again
   messenger setup --channel NAME
                                 set Get Started, greeting and menu of a Messenger page
   version                       print the version
@@ -98,6 +102,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		cmdErr = pinsCommand(ctx, cfg, log, rest, stdout)
 	case "links":
 		cmdErr = linksCommand(ctx, cfg, log, rest, stdout)
+	case "messages":
+		cmdErr = messagesCommand(ctx, cfg, log, rest, stdout)
+	case "events":
+		cmdErr = eventsCommand(ctx, cfg, log, rest, stdout)
 	case "messenger":
 		cmdErr = messengerCommand(ctx, cfg, log, rest, stdout)
 	default:

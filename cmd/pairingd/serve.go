@@ -49,6 +49,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	deps := api.Deps{
 		Service: svc,
 		Log:     log,
+		Queues:  st,
 	}
 	inbox := inboundWorker(cfg.Inbound, st, log)
 	chans, err := buildChannels(cfg, svc, st, texts, log, &deps, inbox)
@@ -97,6 +98,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	jobs = append(jobs, inbox.Run, inboundPruneLoop(st, log, cfg.Inbound.Retention), worker.Run)
 	if sendEvents != nil {
 		jobs = append(jobs, sendEvents)
+	}
+	if pruneAudit := auditPruneLoop(st, log, cfg.Audit.Retention); pruneAudit != nil {
+		jobs = append(jobs, pruneAudit)
 	}
 	for _, run := range jobs {
 		wg.Add(1)

@@ -220,5 +220,5 @@ func call(tx *gorm.DB, fn func(pairing.Repo) error, driver string) (res txResult
 			res = txResult{panicked: true, panicVal: v}
 		}
 	}()
-	return txResult{err: fn(repo{r: tx, w: tx, rq: tx.Statement.ConnPool, wq: tx.Statement.ConnPool, driver: driver})}
+	return txResult{err: fn(txRepo(tx, driver))}
 }

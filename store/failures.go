@@ -78,7 +78,7 @@ func (s *Store) RetryFailedDelivery(ctx context.Context, id int64, now time.Time
 			return &NotFailedError{State: rows[0].Row.Status}
 		}
 		out = FailedDelivery{Delivery: rows[0].Row.delivery(), UserID: rows[0].UserID}
-		return repo{r: tx, w: tx, driver: s.driver}.AddAudit(ctx, pairing.AuditEvent{
+		return txRepo(tx, s.driver).AddAudit(ctx, pairing.AuditEvent{
 			At: now, Action: "delivery_retry", Outcome: "operator", UserID: out.UserID,
 			Detail: fmt.Sprintf("delivery %d of message %d (%s)", out.ID, out.MessageID, out.Channel),
 		})
@@ -133,7 +133,7 @@ func (s *Store) RetryFailedSiteEvent(ctx context.Context, id int64, now time.Tim
 			return &NotFailedError{State: state}
 		}
 		out = rows[0].event()
-		return repo{r: tx, w: tx, driver: s.driver}.AddAudit(ctx, pairing.AuditEvent{
+		return txRepo(tx, s.driver).AddAudit(ctx, pairing.AuditEvent{
 			At: now, Action: "site_event_retry", Outcome: "operator", UserID: out.UserID,
 			Detail: fmt.Sprintf("event %d (%s)", out.ID, out.Type),
 		})

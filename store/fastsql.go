@@ -18,6 +18,12 @@ import (
 // sqlConn is a pool or a transaction without GORM (*sql.DB, *sql.Tx).
 type sqlConn = gorm.ConnPool
 
+// txRepo runs the operations inside transaction tx (a *gorm.DB from
+// Begin or Transaction).
+func txRepo(tx *gorm.DB, driver string) repo {
+	return repo{r: tx, w: tx, rq: tx.Statement.ConnPool, wq: tx.Statement.ConnPool, driver: driver}
+}
+
 // pgQueries caches the PostgreSQL form ($1, $2, ...) of each statement
 // text. The texts are constants of this package, so the cache is bounded.
 var pgQueries sync.Map

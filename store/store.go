@@ -241,7 +241,7 @@ func (s *Store) Tx(ctx context.Context, fn func(pairing.Repo) error) error {
 	}
 	var fnErr error
 	err := s.writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		fnErr = fn(repo{r: tx, w: tx, rq: tx.Statement.ConnPool, wq: tx.Statement.ConnPool, driver: s.driver})
+		fnErr = fn(txRepo(tx, s.driver))
 		return fnErr
 	})
 	if err != nil && fnErr != nil && errors.Is(err, fnErr) {

@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -159,6 +162,14 @@ const dueCondition = `((status = 'queued' AND next_attempt_at <= ?) OR (status =
 // over each other's rows instead of waiting or taking them twice; on
 // SQLite the transaction holds the one write lock. The UPDATE repeats the
 // due condition, so a row can only be claimed while it is due.
+//
+// One chat at a time across instances: row locks alone do not give it on
+// PostgreSQL, because two claims running at once lock different rows of
+// one lead and neither sees the other's uncommitted claim. So a claimer
+// also takes a transaction advisory lock per lead (lockLeads) and skips
+// leads another claim holds; and the UPDATE, whose snapshot is taken after
+// those locks, repeats "no live lease on this lead", which sees a claim
+// that committed while this one was looking.
 func (r repo) ClaimDeliveries(ctx context.Context, req pairing.ClaimRequest) ([]pairing.ClaimedDelivery, error) {
 	if req.Limit <= 0 {
 		return nil, nil
@@ -181,23 +192,33 @@ func (r repo) ClaimDeliveries(ctx context.Context, req pairing.ClaimRequest) ([]
 		if err := tx.Raw(q, now, now, now, req.Limit*4).Scan(&cands).Error; err != nil {
 			return err
 		}
-		seen := map[int64]bool{}
-		var ids []int64
+		first := map[int64]int64{} // lead -> its first candidate
+		var leads []int64
 		for _, c := range cands {
-			if len(ids) >= req.Limit {
-				break
+			if _, ok := first[c.LeadID]; !ok {
+				first[c.LeadID] = c.ID
+				leads = append(leads, c.LeadID)
 			}
-			if !seen[c.LeadID] {
-				seen[c.LeadID] = true
-				ids = append(ids, c.ID)
+		}
+		if r.driver == Postgres && len(leads) > 0 {
+			locked, err := lockLeads(tx, leads, req.Limit)
+			if err != nil {
+				return err
 			}
+			leads = slices.DeleteFunc(leads, func(l int64) bool { return !slices.Contains(locked, l) })
+		}
+		var ids []int64
+		for _, l := range leads[:min(len(leads), req.Limit)] {
+			ids = append(ids, first[l])
 		}
 		if len(ids) == 0 {
 			return nil
 		}
 		res := tx.Exec(`UPDATE outbox_deliveries SET status = 'sending', lease_until = ?, lease_token = ?,
-		  attempts = attempts + 1, updated_at = ? WHERE id IN ? AND `+dueCondition,
-			us(req.Now.Add(req.Lease)), req.Token, now, ids, now, now)
+		  attempts = attempts + 1, updated_at = ? WHERE id IN ? AND `+dueCondition+`
+		  AND NOT EXISTS (SELECT 1 FROM outbox_deliveries b
+		                  WHERE b.lead_id = outbox_deliveries.lead_id AND b.status = 'sending' AND b.lease_until > ?)`,
+			us(req.Now.Add(req.Lease)), req.Token, now, ids, now, now, now)
 		if res.Error != nil {
 			return res.Error
 		}
@@ -231,6 +252,31 @@ func (r repo) ClaimDeliveries(ctx context.Context, req pairing.ClaimRequest) ([]
 		return nil, translate(err)
 	}
 	return out, nil
+}
+
+// leadLockClass is the first key of the advisory locks claimers take on
+// leads (PostgreSQL's two-int key space, apart from migrationLock's).
+const leadLockClass = 0x6f757462 // "outb"
+
+// lockLeads takes, without waiting, the claim lock of up to limit of the
+// leads, for the rest of the transaction, and returns the leads it got. A
+// lead another transaction holds is skipped: that claimer is taking one of
+// its deliveries right now. Lead ids fold onto the lock's 32-bit key; two
+// leads that share a key only take turns. The leads are integers from the
+// database, written into the statement because GORM would expand a slice
+// argument.
+func lockLeads(tx *gorm.DB, leads []int64, limit int) ([]int64, error) {
+	var vals strings.Builder
+	for i, l := range leads {
+		if i > 0 {
+			vals.WriteString(", ")
+		}
+		vals.WriteString("(" + strconv.FormatInt(l, 10) + ")")
+	}
+	var got []int64
+	err := tx.Raw(`SELECT v.lead FROM (VALUES `+vals.String()+`) AS v(lead)
+	  WHERE pg_try_advisory_xact_lock(?, CAST(v.lead % 2147483648 AS integer)) LIMIT ?`, leadLockClass, limit).Scan(&got).Error
+	return got, err
 }
 
 // FinishDelivery records a result while the delivery is still sending

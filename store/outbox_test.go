@@ -196,3 +196,57 @@ func TestOutboxClaimOnePerLeadAndLeaseExpiry(t *testing.T) {
 		}
 	})
 }
+
+// TestOutboxConcurrentClaimsOneChatAtATime runs claimers at the same
+// moment, as instances sharing PostgreSQL do, on chats with more queued
+// messages than one claim looks at: a chat is never claimed by two of
+// them at once (on PostgreSQL, row locks alone let each claimer take a
+// different message of the same chat).
+func TestOutboxConcurrentClaimsOneChatAtATime(t *testing.T) {
+	storetest.Engines(t, func(t *testing.T, st *store.Store) {
+		for range 30 {
+			queueMessage(t, st, 1, "", 10, 11)
+		}
+		const claimers, rounds = 3, 100
+		for round := range rounds {
+			got := make([][]pairing.ClaimedDelivery, claimers)
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			for w := range claimers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					c, err := st.ClaimDeliveries(ctx, pairing.ClaimRequest{Now: t0, Lease: time.Minute, Limit: 2, Token: fmt.Sprintf("r%d-w%d", round, w)})
+					if err != nil {
+						t.Error(err)
+					}
+					got[w] = c
+				}()
+			}
+			close(start)
+			wg.Wait()
+			byLead := map[int64]string{}
+			for _, c := range got {
+				for _, d := range c {
+					if prev, ok := byLead[d.LeadID]; ok {
+						t.Fatalf("round %d: chat %d claimed by %s and %s at once", round, d.LeadID, prev, d.LeaseToken)
+					}
+					byLead[d.LeadID] = d.LeaseToken
+				}
+			}
+			if len(byLead) == 0 {
+				t.Fatalf("round %d: nothing claimed", round)
+			}
+			// Hand everything back (uncounted) for the next round.
+			for _, c := range got {
+				for _, d := range c {
+					res := pairing.DeliveryResult{Status: pairing.DeliveryQueued, NextAttemptAt: t0, Uncount: true}
+					if ok, err := st.FinishDelivery(ctx, d.ID, d.LeaseToken, res, t0); !ok || err != nil {
+						t.Fatalf("release: %v %v", ok, err)
+					}
+				}
+			}
+		}
+	})
+}

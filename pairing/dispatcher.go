@@ -48,8 +48,10 @@ type DispatcherConfig struct {
 	// Lease is how long a claim holds an event; longer than a send may
 	// take (the sender's timeout), so a live send never loses its claim.
 	Lease time.Duration
-	// Batch is how many events one pass claims; Workers how many it sends
-	// at once.
+	// Batch bounds how many events one pass claims; Workers is how many it
+	// sends at once. A pass claims no more than it can start sending at
+	// once (at most Workers): a claimed event waiting for a send slot
+	// would see its lease run out and another instance send it too.
 	Batch   int
 	Workers int
 	// PollInterval is the wait after a pass that found nothing to send.
@@ -126,11 +128,12 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 }
 
-// RunOnce claims one batch, sends it (one event per user at most, see
-// Deliverable, so the sends may run in parallel) and records each result.
-// It returns how many events it claimed.
+// RunOnce claims one batch (no more than Workers events), sends it (one
+// event per user at most, see Deliverable, so the sends run in parallel)
+// and records each result. It returns how many events it claimed.
 func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
-	evs, err := d.outbox.ClaimSiteEvents(ctx, d.cfg.Owner, d.cfg.Clock.Now().UTC(), d.cfg.Lease, d.cfg.Batch)
+	limit := min(d.cfg.Batch, d.cfg.Workers)
+	evs, err := d.outbox.ClaimSiteEvents(ctx, d.cfg.Owner, d.cfg.Clock.Now().UTC(), d.cfg.Lease, limit)
 	if err != nil || len(evs) == 0 {
 		return 0, err
 	}

@@ -57,12 +57,12 @@ func main() {
 	}
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
 
-	// Several goroutines: SQLite serializes the writes, but the HMACs and
-	// the round trips overlap.
+	// Many goroutines: SQLite serializes the writes, but their
+	// transactions share commits (group commit) and the HMACs overlap.
 	parallel := func(count int, fn func(i int) error) {
 		var wg sync.WaitGroup
 		next := make(chan int)
-		for range 4 {
+		for range 32 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()

@@ -7,6 +7,7 @@
 #   bash api/bench/load.sh                 # 60000 requests per path, 10 s runs
 #   N=20000 DURATION=5s bash api/bench/load.sh
 #   FILLER=1000000 bash api/bench/load.sh  # grow web_users first (latency vs data)
+#   PATHS=match bash api/bench/load.sh     # only some paths (match, register)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -15,6 +16,7 @@ DURATION="${DURATION:-10s}"
 CONNS="${CONNS:-32}"
 THREADS="${THREADS:-2}"
 FILLER="${FILLER:-0}"
+PATHS="${PATHS:-match register}"
 WORK="${WORK:-$(mktemp -d)}"
 PORT=18080
 BASE_PORT=18081
@@ -47,7 +49,7 @@ run_wrk() { # name port requests-file
 rss() { awk '/VmRSS/ {printf "rss %d MB", $2/1024}' "/proc/$1/status"; }
 
 echo "machine: $(nproc) cores, $(go version | awk '{print $3}'), wrk -t$THREADS -c$CONNS -d$DURATION, filler rows $FILLER"
-for path in match register; do
+for path in $PATHS; do
   db="$WORK/$path.db"
   "$WORK/seed" -db "$db" -n "$N" -path "$path" -filler "$FILLER" -out "$WORK/$path.lua" 2>&1 | sed 's/^/  /'
   PAIRINGD_DATABASE_DSN="$db" PAIRINGD_SERVER_LISTEN="127.0.0.1:$PORT" PAIRINGD_LOG_LEVEL=warn \
@@ -61,5 +63,5 @@ done
 "$WORK/baseline" -db "$WORK/baseline.db" -listen "127.0.0.1:$BASE_PORT" -rows "$N" 2>"$WORK/baseline.log" &
 pid=$!; pids+=("$pid")
 wait_port $BASE_PORT
-run_wrk "baseline (1 read+1 update)" $BASE_PORT "$WORK/match.lua"; echo "  $(rss $pid)"
+run_wrk "baseline (1 read+1 update)" $BASE_PORT "$WORK/${PATHS%% *}.lua"; echo "  $(rss $pid)"
 echo "work dir: $WORK"

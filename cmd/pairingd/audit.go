@@ -35,23 +35,8 @@ func auditPruneLoop(st *store.Store, log *slog.Logger, retention time.Duration) 
 	if retention <= 0 {
 		return nil
 	}
-	return func(ctx context.Context) error {
-		t := time.NewTicker(time.Hour)
-		defer t.Stop()
-		for {
-			if n, err := st.PruneAudit(ctx, time.Now().Add(-retention), store.AuditPruneBatch); err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				log.Warn("prune audit events", "err", err, "rows", n)
-			} else if n > 0 {
-				log.Info("pruned audit events past audit.retention", "rows", n)
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-t.C:
-			}
-		}
-	}
+	return hourly(func(ctx context.Context) {
+		n, err := st.PruneAudit(ctx, time.Now().Add(-retention), store.AuditPruneBatch)
+		logPrune(ctx, log, slog.LevelInfo, "audit events past audit.retention", n, err)
+	})
 }

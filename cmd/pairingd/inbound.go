@@ -68,23 +68,8 @@ func inboundWorker(cfg InboundConfig, st *store.Store, log *slog.Logger) *pairin
 // inboundPruneLoop drops handled and given-up inbound events older than
 // the retention, hourly.
 func inboundPruneLoop(st *store.Store, log *slog.Logger, retention time.Duration) func(context.Context) error {
-	return func(ctx context.Context) error {
-		t := time.NewTicker(time.Hour)
-		defer t.Stop()
-		for {
-			if n, err := st.PruneInbound(ctx, time.Now().Add(-retention)); err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				log.Warn("prune inbound events", "err", err)
-			} else if n > 0 {
-				log.Debug("pruned inbound events", "rows", n)
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-t.C:
-			}
-		}
-	}
+	return hourly(func(ctx context.Context) {
+		n, err := st.PruneInbound(ctx, time.Now().Add(-retention))
+		logPrune(ctx, log, slog.LevelDebug, "inbound events", n, err)
+	})
 }

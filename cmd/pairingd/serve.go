@@ -138,43 +138,44 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	return result
 }
 
-// pruneLoop drops webhook dedupe marks older than the retention, and site
-// events older than eventRetention, hourly.
+// pruneLoop drops webhook dedupe marks older than the retention, site
+// events older than eventRetention, and spent grants, link tokens and
+// finished notifications, hourly.
 func pruneLoop(st *store.Store, log *slog.Logger, eventRetention time.Duration) func(context.Context) error {
+	return hourly(func(ctx context.Context) {
+		n, err := st.PruneProcessed(ctx, time.Now().Add(-processedRetention))
+		logPrune(ctx, log, slog.LevelDebug, "processed updates", n, err)
+		n, err = st.PruneSiteEvents(ctx, time.Now().Add(-eventRetention))
+		logPrune(ctx, log, slog.LevelInfo, "site events past site.events_retention", n, err)
+		now := time.Now()
+		n, err = st.PruneSpent(ctx, now.Add(-spentRetention), now.Add(-messageRetention))
+		logPrune(ctx, log, slog.LevelDebug, "expired grants, deep-link tokens and finished notifications", n, err)
+	})
+}
+
+// hourly runs fn at once and then every hour, until ctx ends.
+func hourly(fn func(context.Context)) func(context.Context) error {
 	return func(ctx context.Context) error {
 		t := time.NewTicker(time.Hour)
 		defer t.Stop()
 		for {
-			if n, err := st.PruneProcessed(ctx, time.Now().Add(-processedRetention)); err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				log.Warn("prune processed updates", "err", err)
-			} else if n > 0 {
-				log.Debug("pruned processed updates", "rows", n)
-			}
-			if n, err := st.PruneSiteEvents(ctx, time.Now().Add(-eventRetention)); err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				log.Warn("prune site events", "err", err)
-			} else if n > 0 {
-				log.Info("pruned site events past site.events_retention", "rows", n)
-			}
-			now := time.Now()
-			if n, err := st.PruneSpent(ctx, now.Add(-spentRetention), now.Add(-messageRetention)); err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				log.Warn("prune grants, deep-link tokens and notifications", "err", err)
-			} else if n > 0 {
-				log.Debug("pruned expired grants, deep-link tokens and finished notifications", "rows", n)
-			}
+			fn(ctx)
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
 			case <-t.C:
 			}
 		}
+	}
+}
+
+// logPrune reports one prune: a failure as a warning (not when it failed
+// because the service is stopping), rows removed at level.
+func logPrune(ctx context.Context, log *slog.Logger, level slog.Level, what string, n int64, err error) {
+	switch {
+	case err != nil && ctx.Err() == nil:
+		log.Warn("prune "+what, "err", err, "rows", n)
+	case err == nil && n > 0:
+		log.Log(ctx, level, "pruned "+what, "rows", n)
 	}
 }

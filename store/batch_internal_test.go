@@ -58,3 +58,23 @@ func TestBatchAbortedWhenTheTransactionIsGone(t *testing.T) {
 		t.Fatalf("keys %v %v", keys, err)
 	}
 }
+
+// The writer checkpoints the WAL in small steps (walAutoCheckpoint), with
+// either SQLite driver.
+func TestSQLiteWALAutoCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	st, err := Open(ctx, Config{Driver: SQLite, DSN: filepath.Join(t.TempDir(), "p.db")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, db := range []struct {
+		name string
+		conn sqlConn
+	}{{"writer", st.wq}, {"reader", st.rq}} {
+		var n int
+		if err := st.queryOne(ctx, db.conn, `PRAGMA wal_autocheckpoint`, nil, &n); err != nil || n != walAutoCheckpoint {
+			t.Fatalf("%s: wal_autocheckpoint %d, %v; want %d", db.name, n, err, walAutoCheckpoint)
+		}
+	}
+}

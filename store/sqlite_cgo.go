@@ -3,14 +3,27 @@
 package store
 
 import (
+	"database/sql"
 	"errors"
 	"net/url"
+	"strconv"
 
 	"github.com/mattn/go-sqlite3"
 )
 
-// With cgo, SQLite is mattn/go-sqlite3 (the C library, fastest).
-const sqliteDriverName = "sqlite3"
+// With cgo, SQLite is mattn/go-sqlite3 (the C library, fastest), registered
+// under its own name so that every connection also gets the settings the
+// driver has no DSN parameter for.
+const sqliteDriverName = "sqlite3_pairingd"
+
+func init() {
+	sql.Register(sqliteDriverName, &sqlite3.SQLiteDriver{
+		ConnectHook: func(c *sqlite3.SQLiteConn) error {
+			_, err := c.Exec("PRAGMA wal_autocheckpoint = "+strconv.Itoa(walAutoCheckpoint), nil)
+			return err
+		},
+	})
+}
 
 // sqliteParams are the connection settings pairingd relies on, in the
 // driver's DSN syntax.

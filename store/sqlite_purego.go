@@ -5,6 +5,7 @@ package store
 import (
 	"errors"
 	"net/url"
+	"strconv"
 
 	"modernc.org/sqlite"
 )
@@ -22,6 +23,7 @@ func sqliteParams(readOnly bool) url.Values {
 	p.Add("_pragma", "busy_timeout(10000)")
 	p.Add("_pragma", "foreign_keys(1)")
 	p.Add("_pragma", "synchronous(NORMAL)")
+	p.Add("_pragma", "wal_autocheckpoint("+strconv.Itoa(walAutoCheckpoint)+")")
 	p.Set("_txlock", "immediate")
 	if readOnly {
 		p.Add("_pragma", "query_only(1)")

@@ -1,9 +1,10 @@
 // Command baseline is the yardstick for the authorize load test: a minimal
 // Echo + GORM + SQLite server whose POST /v1/authorize does one indexed
 // read and one conditional update, on the same SQLite settings as
-// pairingd (WAL, one writer connection, prepared statements). The load
-// script runs it with the same requests file so the ratio between
-// pairingd and this floor is measured in one run.
+// pairingd (WAL, one writer connection, prepared statements, WAL
+// checkpoints every 250 pages). The load script runs it with the same
+// requests file so the ratio between pairingd and this floor is measured
+// in one run.
 //
 //	go run ./api/bench/baseline -db /tmp/load/baseline.db -listen 127.0.0.1:18081 -rows 100000
 package main
@@ -46,6 +47,11 @@ func main() {
 	w, r := open(""), open("&_query_only=1")
 	wdb, _ := w.DB()
 	wdb.SetMaxOpenConns(1)
+	wdb.SetMaxIdleConns(1)
+	// As pairingd's writer (store.walAutoCheckpoint).
+	if err := w.Exec("PRAGMA wal_autocheckpoint = 250").Error; err != nil {
+		log.Fatal(err)
+	}
 	if err := w.AutoMigrate(&row{}); err != nil {
 		log.Fatal(err)
 	}

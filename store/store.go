@@ -161,9 +161,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 // copies them back into the database file (SQLite's default: 1000). The
 // copy, with its fsync, happens inside a COMMIT on the single writer, so
 // every write waits for it: smaller, more frequent checkpoints cut the
-// stalls (authorize p99 under load: 29 to 34 ms at 1000, 22 to 24 ms at
-// 250, same throughput; measured with api/bench/load.sh's requests).
-const walAutoCheckpoint = 250
+// stalls, and too small ones cost throughput. Interleaved runs of
+// api/bench/load.sh's requests on 2026-12-02: authorize p99 on match 34 to
+// 36 ms at 1000, 22 to 27 ms at 500 or 250; on register 250 lost 7% of the
+// throughput, 500 about 3% (p99 28 to 30 ms against 34 to 35).
+const walAutoCheckpoint = 500
 
 // sqliteDSN adds the connection settings pairingd relies on: WAL (readers
 // beside the writer), a busy timeout (other processes such as the CLI),

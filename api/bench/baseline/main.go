@@ -2,7 +2,7 @@
 // Echo + GORM + SQLite server whose POST /v1/authorize does one indexed
 // read and one conditional update, on the same SQLite settings as
 // pairingd (WAL, one writer connection, prepared statements, WAL
-// checkpoints every 250 pages). The load script runs it with the same
+// checkpoints every 500 pages). The load script runs it with the same
 // requests file so the ratio between pairingd and this floor is measured
 // in one run.
 //
@@ -49,7 +49,7 @@ func main() {
 	wdb.SetMaxOpenConns(1)
 	wdb.SetMaxIdleConns(1)
 	// As pairingd's writer (store.walAutoCheckpoint).
-	if err := w.Exec("PRAGMA wal_autocheckpoint = 250").Error; err != nil {
+	if err := w.Exec("PRAGMA wal_autocheckpoint = 500").Error; err != nil {
 		log.Fatal(err)
 	}
 	if err := w.AutoMigrate(&row{}); err != nil {

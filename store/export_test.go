@@ -1,5 +1,7 @@
 package store
 
+import "fmt"
+
 // BatchStats reports how many transactions the SQLite writer ran and how
 // many COMMITs it made (group commit makes the second smaller).
 func BatchStats(s *Store) (ran, commits int64) {
@@ -7,4 +9,22 @@ func BatchStats(s *Store) (ran, commits int64) {
 		return 0, 0
 	}
 	return s.batch.ran.Load(), s.batch.commits.Load()
+}
+
+// HoldLeadLocks takes on st, in a transaction of its own, the claim locks
+// of leads as a claimer does, until release is called.
+func HoldLeadLocks(st *Store, leads []int64) (release func(), err error) {
+	tx := st.writer.Begin()
+	if tx.Error != nil {
+		return nil, tx.Error
+	}
+	got, err := lockLeads(tx, leads, len(leads))
+	if err == nil && len(got) != len(leads) {
+		err = fmt.Errorf("locked %v of %v", got, leads)
+	}
+	if err != nil {
+		tx.Rollback()
+		return nil, err
+	}
+	return func() { tx.Rollback() }, nil
 }

@@ -262,7 +262,10 @@ const leadLockClass = 0x6f757462 // "outb"
 // leads, for the rest of the transaction, and returns the leads it got. A
 // lead another transaction holds is skipped: that claimer is taking one of
 // its deliveries right now. Lead ids fold onto the lock's 32-bit key; two
-// leads that share a key only take turns. The leads are integers from the
+// leads that share a key only take turns. Advisory locks are per database,
+// not per schema, so the first key mixes in the schema's name: two
+// deployments in two schemas of one database (or parallel test runs) do
+// not hold each other's leads. The leads are integers from the
 // database, written into the statement because GORM would expand a slice
 // argument.
 func lockLeads(tx *gorm.DB, leads []int64, limit int) ([]int64, error) {
@@ -275,7 +278,8 @@ func lockLeads(tx *gorm.DB, leads []int64, limit int) ([]int64, error) {
 	}
 	var got []int64
 	err := tx.Raw(`SELECT v.lead FROM (VALUES `+vals.String()+`) AS v(lead)
-	  WHERE pg_try_advisory_xact_lock(?, CAST(v.lead % 2147483648 AS integer)) LIMIT ?`, leadLockClass, limit).Scan(&got).Error
+	  WHERE pg_try_advisory_xact_lock(CAST(? AS integer) # hashtext(current_schema()), CAST(v.lead % 2147483648 AS integer))
+	  LIMIT ?`, leadLockClass, limit).Scan(&got).Error
 	return got, err
 }
 

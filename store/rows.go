@@ -3,8 +3,6 @@ package store
 import (
 	"context"
 
-	"gorm.io/gorm"
-
 	"github.com/pairingd/pairingd/pairing"
 )
 
@@ -31,16 +29,6 @@ const apiKeyColumns = `id, name, prefix, hash, created_at, revoked_at, last_used
 
 func (k *apiKeyRow) fields() []any {
 	return []any{&k.ID, &k.Name, &k.Prefix, &k.Hash, &k.CreatedAt, &k.RevokedAt, &k.LastUsedAt, &k.Failures, &k.WindowStart}
-}
-
-// scanOne runs a query expected to return at most one row into dest,
-// through GORM; no row is pairing.ErrNotFound.
-func scanOne(ctx context.Context, db *gorm.DB, query string, args []any, dest ...any) error {
-	row := db.WithContext(ctx).Raw(query, args...).Row()
-	if row == nil {
-		return pairing.ErrUnavailable
-	}
-	return translate(row.Scan(dest...))
 }
 
 func (r repo) webUser(ctx context.Context, db sqlConn, where string, args ...any) (pairing.WebUser, error) {

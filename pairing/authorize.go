@@ -173,11 +173,9 @@ func (s *Service) authorize(ctx context.Context, req AuthorizeRequest, pin strin
 				return err
 			}
 			if countsAgainstKey(refusal) {
-				refusal = s.charge(ctx, r, b, refusal)
-			}
-			var re *RetryError
-			if errors.As(refusal, &re) {
-				return refusal // the key is out of budget: nothing is counted
+				if refusal = s.charge(ctx, r, b, refusal); !countsAgainstKey(refusal) {
+					return refusal // out of budget, or a store error: nothing is counted
+				}
 			}
 			return nil // commit the counts (wrong PIN, key budget)
 		}

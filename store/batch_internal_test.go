@@ -61,7 +61,7 @@ func TestBatchAbortedWhenTheTransactionIsGone(t *testing.T) {
 
 // The writer checkpoints the WAL in small steps (walAutoCheckpoint), with
 // either SQLite driver.
-func TestSQLiteWALAutoCheckpoint(t *testing.T) {
+func TestSQLiteConnectionSettings(t *testing.T) {
 	ctx := context.Background()
 	st, err := Open(ctx, Config{Driver: SQLite, DSN: filepath.Join(t.TempDir(), "p.db")}, nil)
 	if err != nil {
@@ -75,6 +75,10 @@ func TestSQLiteWALAutoCheckpoint(t *testing.T) {
 		var n int
 		if err := st.queryOne(ctx, db.conn, `PRAGMA wal_autocheckpoint`, nil, &n); err != nil || n != walAutoCheckpoint {
 			t.Fatalf("%s: wal_autocheckpoint %d, %v; want %d", db.name, n, err, walAutoCheckpoint)
+		}
+		// 2 is MEMORY: the savepoints' statement journal stays off disk.
+		if err := st.queryOne(ctx, db.conn, `PRAGMA temp_store`, nil, &n); err != nil || n != 2 {
+			t.Fatalf("%s: temp_store %d, %v; want 2 (MEMORY)", db.name, n, err)
 		}
 	}
 }

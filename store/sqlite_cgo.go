@@ -19,7 +19,7 @@ const sqliteDriverName = "sqlite3_pairingd"
 func init() {
 	sql.Register(sqliteDriverName, &sqlite3.SQLiteDriver{
 		ConnectHook: func(c *sqlite3.SQLiteConn) error {
-			_, err := c.Exec("PRAGMA wal_autocheckpoint = "+strconv.Itoa(walAutoCheckpoint), nil)
+			_, err := c.Exec("PRAGMA temp_store = "+tempStore+"; PRAGMA wal_autocheckpoint = "+strconv.Itoa(walAutoCheckpoint), nil)
 			return err
 		},
 	})

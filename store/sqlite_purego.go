@@ -23,6 +23,7 @@ func sqliteParams(readOnly bool) url.Values {
 	p.Add("_pragma", "busy_timeout(10000)")
 	p.Add("_pragma", "foreign_keys(1)")
 	p.Add("_pragma", "synchronous(NORMAL)")
+	p.Add("_pragma", "temp_store("+tempStore+")")
 	p.Add("_pragma", "wal_autocheckpoint("+strconv.Itoa(walAutoCheckpoint)+")")
 	p.Set("_txlock", "immediate")
 	if readOnly {

@@ -167,6 +167,23 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 // throughput, 500 about 3% (p99 28 to 30 ms against 34 to 35).
 const walAutoCheckpoint = 500
 
+// tempStore keeps SQLite's temporary files in memory, among them the
+// statement journal that group commit (batch.go) uses: every transaction
+// of a batch runs in a savepoint, and a savepoint journals the original of
+// each page it changes that the batch already changed. With the default
+// temp_store, SQLite gives that journal 64 KiB memory chunks (its spill
+// size) instead of 1 KiB ones; with the C library, glibc then grew and
+// trimmed the writer thread's heap for every batch, about 430 madvise
+// calls a second under load (strace -c), each one flushing the TLBs of
+// every core. Interleaved runs of api/bench/load.sh's requests on
+// 2026-12-02: server CPU per authorize fell from 0.26-0.29 ms to
+// 0.17-0.19 ms on match (4,806-5,388 to 6,833-7,307 requests/s, p99 21-23
+// to 17-18 ms) and from 0.40-0.43 to 0.31-0.32 ms on register. The
+// journal is bounded by a batch (maxBatch transactions); the other
+// temporary files (sorts without an index, VACUUM) come from operator
+// commands on tables that fit in memory many times over.
+const tempStore = "MEMORY"
+
 // sqliteDSN adds the connection settings pairingd relies on: WAL (readers
 // beside the writer), a busy timeout (other processes such as the CLI),
 // foreign keys, BEGIN IMMEDIATE for transactions (a transaction takes the

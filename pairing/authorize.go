@@ -297,12 +297,12 @@ func (s *Service) decide(ctx context.Context, r Repo, wu WebUser, userID string)
 
 // newGrant creates a one-time grant and returns its token.
 func (s *Service) newGrant(ctx context.Context, r Repo, g GrantRecord) (*Grant, error) {
-	tok, err := randomToken(s.rand, grantPrefix)
+	now := s.now()
+	tok, hash, err := newGrantToken(s.rand, now)
 	if err != nil {
 		return nil, err
 	}
-	now := s.now()
-	g.Hash = HashToken([]byte(tok))
+	g.Hash = hash
 	g.CreatedAt = now
 	g.ExpiresAt = now.Add(s.cfg.GrantTTL)
 	if err := r.CreateGrant(ctx, g); err != nil {

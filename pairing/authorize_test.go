@@ -405,6 +405,34 @@ func TestGrantRules(t *testing.T) {
 	}
 }
 
+// A grant issued by an earlier version (a plain 32-byte token stored as its
+// SHA-256) is still spent by POST /v1/links after an upgrade.
+func TestLegacyGrantStillLinks(t *testing.T) {
+	e := newEnv(t)
+	res, err := e.authorize(e.issue("1"), "")
+	if err != nil || res.Grant == nil {
+		t.Fatal(res, err)
+	}
+	g, err := e.store.GrantByHash(e.ctx, pairing.GrantHash(res.Grant.Token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacy := "pgr_" + strings.Repeat("Q", 43)
+	old := g
+	old.ID, old.Hash = 0, pairing.HashToken([]byte(legacy))
+	if err := e.store.CreateGrant(e.ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	out, err := e.svc.CompleteLink(e.ctx, pairing.LinkRequest{Grant: legacy, UserID: "u1"})
+	if err != nil || out.Outcome != pairing.OutcomeLinked || out.UserID != "u1" {
+		t.Fatalf("legacy grant: %v %v", out.Outcome, err)
+	}
+	// Spent once, like any grant.
+	if _, err := e.svc.CompleteLink(e.ctx, pairing.LinkRequest{Grant: legacy, UserID: "u1"}); !errors.Is(err, pairing.ErrGrantUsed) {
+		t.Fatalf("legacy grant spent twice: %v", err)
+	}
+}
+
 func TestConcurrentSpendOnce(t *testing.T) {
 	e := newEnv(t)
 	p := e.issue("1")

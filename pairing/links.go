@@ -119,7 +119,7 @@ func (s *Service) CompleteLink(ctx context.Context, req LinkRequest) (Result, er
 	if !strings.HasPrefix(req.Grant, grantPrefix) || len(req.Grant) > 128 {
 		return Result{}, ErrGrantUnknown
 	}
-	g, err := s.store.GrantByHash(ctx, HashToken([]byte(req.Grant)))
+	g, err := s.store.GrantByHash(ctx, grantHash(req.Grant))
 	if errors.Is(err, ErrNotFound) {
 		s.addKeyFailure(ctx, req.KeyID)
 		return Result{}, ErrGrantUnknown

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -102,6 +103,46 @@ func randomToken(r io.Reader, prefix string) (string, error) {
 		return "", err
 	}
 	return prefix + base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// A grant token is grantPrefix + unpadded base64url of an 8-byte order
+// key (the issue time in nanoseconds, big-endian) followed by 32 random
+// bytes: 54 characters, 256 bits of secret. It is stored as the order key
+// followed by the token's SHA-256, so new grants land at the end of the
+// unique index on grants.hash instead of at a random page of it: one
+// page fewer written per register or conflict answer (on SQLite, whose
+// writer commits every page a transaction dirtied, that was 10 to 20% of
+// register's throughput in interleaved runs, see README "Performance").
+// Only the SHA-256 half is secret; the order key tells the holder when
+// the grant was issued, which grant_expires_at tells it anyway.
+const (
+	grantKeyLen    = 8
+	grantSecretLen = 32
+)
+
+// newGrantToken returns a new grant token and its stored hash.
+func newGrantToken(r io.Reader, now time.Time) (string, []byte, error) {
+	b := make([]byte, grantKeyLen, grantKeyLen+grantSecretLen)
+	binary.BigEndian.PutUint64(b, uint64(now.UnixNano()))
+	secret, err := randomBytes(r, grantSecretLen)
+	if err != nil {
+		return "", nil, err
+	}
+	tok := grantPrefix + base64.RawURLEncoding.EncodeToString(append(b, secret...))
+	return tok, grantHash(tok), nil
+}
+
+// grantHash is the stored form of a grant token. Tokens issued before the
+// order key existed (32 bytes after the prefix) are stored as their plain
+// SHA-256, like any other token, and are still looked up that way; so is
+// anything that is not a grant token, which matches no grant.
+func grantHash(tok string) []byte {
+	h := HashToken([]byte(tok))
+	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(tok, grantPrefix))
+	if err != nil || len(raw) != grantKeyLen+grantSecretLen || !strings.HasPrefix(tok, grantPrefix) {
+		return h
+	}
+	return append(raw[:grantKeyLen:grantKeyLen], h...)
 }
 
 // randomPIN returns n decimal digits, uniformly, leading zeros kept.

@@ -1,0 +1,4 @@
+package pairing
+
+// GrantHash is grantHash, for the external tests.
+var GrantHash = grantHash

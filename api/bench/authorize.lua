@@ -37,5 +37,7 @@ function done(summary, latency, requests)
   for _, t in ipairs(threads) do
     local s = t:get("statuses")
     for k, v in pairs(s) do io.write(string.format("status %d: %d\n", k, v)) end
+    local sent, share = t:get("i"), t:get("per")
+    if sent > share then io.write(string.format("reused %d\n", sent - share)) end
   end
 end

@@ -44,6 +44,12 @@ run_wrk() { # name port requests-file
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   statuses=$(grep '^status' <<<"$out" | awk '{s[$2]+=$3} END {for (k in s) printf "%s%s ", k, s[k]}')
   printf '%-22s %10s req/s  p50 %-8s p99 %-8s %s' "$1" "$rps" "$p50" "$p99" "$statuses"
+  # Each request spends its PIN: a wrk thread that runs out of its share
+  # of the N PINs sends spent ones again (422 pin_used, not the path being
+  # measured); authorize.lua counts them.
+  local reused
+  reused=$(awk '$1=="reused" {n+=$2} END {print n+0}' <<<"$out")
+  if [ "$reused" -gt 0 ]; then printf ' (%s requests reused a spent PIN: raise N)' "$reused"; fi
 }
 
 rss() { awk '/VmRSS/ {printf "rss %d MB", $2/1024}' "/proc/$1/status"; }

@@ -111,8 +111,8 @@ func randomToken(r io.Reader, prefix string) (string, error) {
 // followed by the token's SHA-256, so new grants land at the end of the
 // unique index on grants.hash instead of at a random page of it: one
 // page fewer written per register or conflict answer (on SQLite, whose
-// writer commits every page a transaction dirtied, that was 10 to 20% of
-// register's throughput in interleaved runs, see README "Performance").
+// writer commits every page a transaction dirtied, register gained 1 to
+// 15% in three interleaved runs, see README "Performance").
 // Only the SHA-256 half is secret; the order key tells the holder when
 // the grant was issued, which grant_expires_at tells it anyway.
 const (

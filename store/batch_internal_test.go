@@ -59,8 +59,9 @@ func TestBatchAbortedWhenTheTransactionIsGone(t *testing.T) {
 	}
 }
 
-// The writer checkpoints the WAL in small steps (walAutoCheckpoint), with
-// either SQLite driver.
+// Every SQLite connection, with either driver, checkpoints the WAL in small
+// steps (walAutoCheckpoint) and keeps temporary files in memory
+// (tempStore).
 func TestSQLiteConnectionSettings(t *testing.T) {
 	ctx := context.Background()
 	st, err := Open(ctx, Config{Driver: SQLite, DSN: filepath.Join(t.TempDir(), "p.db")}, nil)
@@ -76,7 +77,7 @@ func TestSQLiteConnectionSettings(t *testing.T) {
 		if err := st.queryOne(ctx, db.conn, `PRAGMA wal_autocheckpoint`, nil, &n); err != nil || n != walAutoCheckpoint {
 			t.Fatalf("%s: wal_autocheckpoint %d, %v; want %d", db.name, n, err, walAutoCheckpoint)
 		}
-		// 2 is MEMORY: the savepoints' statement journal stays off disk.
+		// 2 is MEMORY.
 		if err := st.queryOne(ctx, db.conn, `PRAGMA temp_store`, nil, &n); err != nil || n != 2 {
 			t.Fatalf("%s: temp_store %d, %v; want 2 (MEMORY)", db.name, n, err)
 		}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/pairingd/pairingd/bots/messenger/fbfake"
 	"github.com/pairingd/pairingd/pairing"
+	"github.com/pairingd/pairingd/store/storetest"
 )
 
 const targetApp = "263902037430900" // the Page Inbox
@@ -121,6 +122,29 @@ func TestHandoverEventsTrackOwner(t *testing.T) {
 	// Handover events are not chat: nothing sent, no lead.
 	if len(e.fb.Sent()) != 0 || e.store.Persons() != 0 {
 		t.Fatal("handover events answered")
+	}
+}
+
+// Two instances behind one webhook address share thread owners through
+// the database: the one that did not see a handover event still knows
+// who owns the thread (with owners in memory it would hand away a thread
+// another app holds).
+func TestThreadOwnersSharedAcrossInstances(t *testing.T) {
+	st := storetest.SQLite(t)
+	a, b := newEnvThreads(t, st), newEnvThreads(t, st)
+	a.deliver(fbfake.PassThread("5001", "3003", appA))
+	b.deliver(fbfake.RequestThread("5001", "4004"))
+	if calls := b.fb.ThreadCalls(); len(calls) != 0 {
+		t.Fatalf("instance b handed away a thread app 3003 owns: %+v", calls)
+	}
+	a.deliver(fbfake.PassThread("5001", appA, "3003"))
+	b.deliver(fbfake.RequestThread("5001", "4004"))
+	calls := b.fb.ThreadCalls()
+	if len(calls) != 1 || calls[0].Kind != "pass" || calls[0].TargetAppID != "4004" {
+		t.Fatalf("instance b did not grant a thread this app owns: %+v", calls)
+	}
+	if a.owner("5001") != "4004" {
+		t.Fatalf("instance a sees owner %q", a.owner("5001"))
 	}
 }
 

@@ -67,7 +67,7 @@ type env struct {
 	clock   *pairingtest.Clock
 	svc     *pairing.Service
 	hub     *Hub
-	threads *MemThreadState
+	threads ThreadState
 	logs    *syncBuffer
 	inbound *pairingtest.MemInbound
 	worker  *pairing.InboundWorker
@@ -77,8 +77,15 @@ type envOption func(*Config)
 
 func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
+	return newEnvThreads(t, NewMemThreadState(), opts...)
+}
+
+// newEnvThreads is newEnv with the given thread owners (a database shared
+// with another env stands for two instances).
+func newEnvThreads(t testing.TB, threads ThreadState, opts ...envOption) *env {
+	t.Helper()
 	e := &env{t: t, ctx: context.Background(), fb: fbfake.New(t), store: pairingtest.NewMemStore(),
-		clock: pairingtest.NewClock(start), threads: NewMemThreadState(), logs: &syncBuffer{}}
+		clock: pairingtest.NewClock(start), threads: threads, logs: &syncBuffer{}}
 	e.fb.AddPage(pageA, tokenA, secretA)
 	e.fb.AddPage(pageB, tokenB, secretB)
 	var err error

@@ -7,8 +7,11 @@ import (
 	"github.com/pairingd/pairingd/pairing"
 )
 
-// MemThreadState is a ThreadState kept in memory: enough for one instance;
-// after a restart owners are unknown until the next handover event.
+// MemThreadState is a ThreadState kept in memory, for tests and for
+// embedding the Hub without a database: enough for one process; after a
+// restart owners are unknown until the next handover event. pairingd
+// itself keeps owners in its database (store.Store), shared by every
+// instance.
 type MemThreadState struct {
 	mu     sync.Mutex
 	owners map[pairing.LeadKey]string

@@ -31,7 +31,7 @@ func messengerHub(cfg Config, svc *pairing.Service, st *store.Store, texts *temp
 	if len(pages) == 0 {
 		return nil, nil
 	}
-	hub, err := messenger.New(messenger.Config{Pages: pages, Inbox: inbox}, svc, st, messenger.NewMemThreadState(), texts, log)
+	hub, err := messenger.New(messenger.Config{Pages: pages, Inbox: inbox}, svc, st, st, texts, log)
 	if err != nil {
 		return nil, fmt.Errorf("messenger: %w", err)
 	}

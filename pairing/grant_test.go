@@ -67,3 +67,27 @@ func TestGrantHashForms(t *testing.T) {
 		}
 	}
 }
+
+// FuzzGrantHash: any string a site sends as a grant is hashed without a
+// panic, and only a well-formed order-keyed token gets the keyed form,
+// whose secret half is always the token's SHA-256.
+func FuzzGrantHash(f *testing.F) {
+	tok, _, err := newGrantToken(rand.Reader, time.Unix(1_800_000_000, 0))
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range []string{tok, "", "pgr_", tok[:len(tok)-1], tok + "=", "pgr_" + strings.Repeat("A", 43), "pgr_\x00\xff"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		h := grantHash(s)
+		sum := HashToken([]byte(s))
+		switch {
+		case bytes.Equal(h, sum):
+		case len(h) == grantKeyLen+len(sum) && bytes.Equal(h[grantKeyLen:], sum) && strings.HasPrefix(s, grantPrefix) &&
+			len(s) == len(grantPrefix)+54:
+		default:
+			t.Fatalf("%q: unexpected stored form %x", s, h)
+		}
+	})
+}

@@ -33,3 +33,21 @@ func (s *Store) ThreadOwner(ctx context.Context, key pairing.LeadKey) (string, e
 	}
 	return owner, err
 }
+
+// SetPageRole records a Messenger Page's role from an app_roles event.
+func (s *Store) SetPageRole(ctx context.Context, channel, role string) error {
+	_, err := s.execSQL(ctx, `INSERT INTO messenger_pages (channel, role, updated_at) VALUES (?, ?, ?)
+		ON CONFLICT (channel) DO UPDATE SET role = excluded.role, updated_at = excluded.updated_at`,
+		channel, role, time.Now().UnixMicro())
+	return err
+}
+
+// PageRole returns a Messenger Page's recorded role, "" when none.
+func (s *Store) PageRole(ctx context.Context, channel string) (string, error) {
+	var role string
+	err := s.queryOne(ctx, s.rq, `SELECT role FROM messenger_pages WHERE channel = ?`, []any{channel}, &role)
+	if errors.Is(err, pairing.ErrNotFound) {
+		return "", nil
+	}
+	return role, err
+}

@@ -46,5 +46,20 @@ func TestThreadOwners(t *testing.T) {
 		if err := st.SetThreadOwner(ctx, b, ""); err != nil {
 			t.Fatal(err)
 		}
+		// Page roles from app_roles events.
+		if r, err := st.PageRole(ctx, "fb"); r != "" || err != nil {
+			t.Fatalf("no event yet: role %q, %v", r, err)
+		}
+		for _, role := range []string{"secondary", "primary"} {
+			if err := st.SetPageRole(ctx, "fb", role); err != nil {
+				t.Fatal(err)
+			}
+			if r, err := st.PageRole(ctx, "fb"); r != role || err != nil {
+				t.Fatalf("role %q, %v; want %q", r, err, role)
+			}
+		}
+		if r, _ := st.PageRole(ctx, "fb2"); r != "" {
+			t.Fatalf("another Page's role %q", r)
+		}
 	})
 }

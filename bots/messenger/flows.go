@@ -59,7 +59,7 @@ func (h *Hub) enter(ctx context.Context, p *page, ev event) (*chat, error) {
 	}
 	key := pairing.LeadKey{Channel: p.cfg.Name, ExternalID: psid}
 	h.noteInbound(key)
-	if p.currentRole() == RoleSecondary {
+	if h.role(ctx, p) == RoleSecondary {
 		// A secondary receiver gets `messaging` (not standby) events only
 		// for threads it owns.
 		h.trackOwner(ctx, p, key, p.cfg.AppID)

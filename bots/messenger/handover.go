@@ -13,8 +13,7 @@ import (
 func (h *Hub) onHandover(ctx context.Context, p *page, ev event) error {
 	it := ev.Item
 	if it.AppRoles != nil {
-		h.onAppRoles(p, it.AppRoles)
-		return nil
+		return h.onAppRoles(ctx, p, it.AppRoles)
 	}
 	psid := ev.psid()
 	if !validPSID(psid) {
@@ -35,7 +34,7 @@ func (h *Hub) onHandover(ctx context.Context, p *page, ev event) error {
 		if err != nil {
 			return err
 		}
-		ours := owner == p.cfg.AppID && owner != "" || owner == "" && p.currentRole() == RolePrimary
+		ours := owner == p.cfg.AppID && owner != "" || owner == "" && h.role(ctx, p) == RolePrimary
 		if to == "" || !ours {
 			h.log.Debug("thread control request not ours to grant", "channel", p.cfg.Name)
 			return nil
@@ -54,11 +53,11 @@ func (h *Hub) onHandover(ctx context.Context, p *page, ev event) error {
 
 // onAppRoles applies an app_roles event: which role this app now has on
 // the Page.
-func (h *Hub) onAppRoles(p *page, roles map[string][]string) {
+func (h *Hub) onAppRoles(ctx context.Context, p *page, roles map[string][]string) error {
 	mine, ok := roles[p.cfg.AppID]
 	if p.cfg.AppID == "" || !ok {
 		h.log.Debug("app roles event names other apps", "channel", p.cfg.Name)
-		return
+		return nil
 	}
 	role := ""
 	switch {
@@ -67,15 +66,19 @@ func (h *Hub) onAppRoles(p *page, roles map[string][]string) {
 	case slices.Contains(mine, "secondary_receiver"):
 		role = RoleSecondary
 	default:
-		return
+		return nil
 	}
-	p.mu.Lock()
-	changed := p.role != role
-	p.role = role
-	p.mu.Unlock()
-	if changed {
+	prev := h.role(ctx, p)
+	// Recorded for every instance (and kept across restarts), even when
+	// the configuration says the same: Meta's word is the latest. A
+	// failure leaves the event to be handled again.
+	if err := h.threads.SetPageRole(ctx, p.cfg.Name, role); err != nil {
+		return err
+	}
+	if prev != role {
 		h.log.Info("handover role changed", "channel", p.cfg.Name, "role", role)
 	}
+	return nil
 }
 
 // trackOwner records a thread's owner if it changed.

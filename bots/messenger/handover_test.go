@@ -146,21 +146,34 @@ func TestThreadOwnersSharedAcrossInstances(t *testing.T) {
 	if a.owner("5001") != "4004" {
 		t.Fatalf("instance a sees owner %q", a.owner("5001"))
 	}
+	// An app_roles event one instance received sets the role for both.
+	a.deliver(fbfake.AppRoles(map[string][]string{appA: {"secondary_receiver"}}))
+	if r := b.hub.role(b.ctx, b.hub.byName["fb-shop"]); r != RoleSecondary {
+		t.Fatalf("instance b's role %q after instance a's app_roles event", r)
+	}
+	// And it outlives the process: a new instance on the same database.
+	c := newEnvThreads(t, st)
+	if r := c.hub.role(c.ctx, c.hub.byName["fb-shop"]); r != RoleSecondary {
+		t.Fatalf("a new instance's role %q", r)
+	}
+	if r := c.hub.role(c.ctx, c.hub.byName["fb-news"]); r != RolePrimary {
+		t.Fatalf("another Page's role %q", r)
+	}
 }
 
 func TestAppRolesChangeTheRole(t *testing.T) {
 	e := newEnv(t)
 	p := e.hub.byName["fb-shop"]
 	e.deliver(fbfake.AppRoles(map[string][]string{appA: {"secondary_receiver"}, "9": {"primary_receiver"}}))
-	if p.currentRole() != RoleSecondary {
+	if e.hub.role(e.ctx, p) != RoleSecondary {
 		t.Fatal("not secondary")
 	}
 	e.deliver(fbfake.AppRoles(map[string][]string{"9": {"secondary_receiver"}}))
-	if p.currentRole() != RoleSecondary {
+	if e.hub.role(e.ctx, p) != RoleSecondary {
 		t.Fatal("another app's roles changed ours")
 	}
 	e.deliver(fbfake.AppRoles(map[string][]string{appA: {"primary_receiver"}}))
-	if p.currentRole() != RolePrimary {
+	if e.hub.role(e.ctx, p) != RolePrimary {
 		t.Fatal("not primary")
 	}
 }

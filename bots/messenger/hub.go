@@ -43,11 +43,14 @@ type Deduper interface {
 	Forget(ctx context.Context, source, key string) error
 }
 
-// ThreadState remembers which app owns each thread (handover protocol).
-// An empty owner means unknown or idle.
+// ThreadState remembers the handover protocol's state: which app owns
+// each thread (an empty owner means unknown or idle), and each Page's role
+// as the last app_roles event gave it ("" when none was received).
 type ThreadState interface {
 	SetThreadOwner(ctx context.Context, key pairing.LeadKey, appID string) error
 	ThreadOwner(ctx context.Context, key pairing.LeadKey) (string, error)
+	SetPageRole(ctx context.Context, channel, role string) error
+	PageRole(ctx context.Context, channel string) (string, error)
 }
 
 // dedupeSource is the source name of Messenger events in the dedupe table.
@@ -59,8 +62,7 @@ type page struct {
 	graph *graphClient
 
 	mu      sync.Mutex
-	role    string // the role in force: config, then app_roles events
-	lastErr error  // the last call that says the Page is unhealthy
+	lastErr error // the last call that says the Page is unhealthy
 }
 
 // Hub serves every configured Page: the webhook, the channels, Account
@@ -134,7 +136,7 @@ func New(cfg Config, svc Pairing, dedupe Deduper, threads ThreadState, texts *te
 	}
 	for _, pc := range cfg.Pages {
 		pc = pc.withDefaults()
-		p := &page{cfg: pc, role: pc.Role}
+		p := &page{cfg: pc}
 		p.graph = newGraphClient(pc, hc)
 		p.graph.observe = p.observe
 		h.pages = append(h.pages, p)
@@ -205,10 +207,17 @@ func (p *page) observe(err error) {
 	p.mu.Unlock()
 }
 
-func (p *page) currentRole() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.role
+// role is the Page's role in force: the last app_roles event any instance
+// recorded, else the configuration's.
+func (h *Hub) role(ctx context.Context, p *page) string {
+	r, err := h.threads.PageRole(ctx, p.cfg.Name)
+	if err != nil {
+		h.log.Error("page role", "channel", p.cfg.Name, "err", err)
+	}
+	if r == "" {
+		return p.cfg.Role
+	}
+	return r
 }
 
 // pageChannel is one Page as a pairing.Channel.

@@ -104,7 +104,7 @@ func clipRunes(s string, n int) string {
 // pass_thread_control event; a send before it fails with
 // ErrThreadControlled.
 func (h *Hub) acquireThread(ctx context.Context, p *page, key pairing.LeadKey) {
-	if p.currentRole() != RoleSecondary {
+	if h.role(ctx, p) != RoleSecondary {
 		return
 	}
 	owner, err := h.threads.ThreadOwner(ctx, key)
@@ -123,7 +123,7 @@ func (h *Hub) acquireThread(ctx context.Context, p *page, key pairing.LeadKey) {
 // finishExchange passes the thread to the target app after a pairing
 // exchange when this Page is a secondary receiver.
 func (h *Hub) finishExchange(ctx context.Context, p *page, key pairing.LeadKey) {
-	if p.currentRole() != RoleSecondary || p.cfg.TargetAppID == "" {
+	if h.role(ctx, p) != RoleSecondary || p.cfg.TargetAppID == "" {
 		return
 	}
 	if err := p.graph.passThreadControl(ctx, key.ExternalID, p.cfg.TargetAppID, "pairingd: pairing done"); err != nil {

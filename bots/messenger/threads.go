@@ -15,13 +15,14 @@ import (
 type MemThreadState struct {
 	mu     sync.Mutex
 	owners map[pairing.LeadKey]string
+	roles  map[string]string
 }
 
 var _ ThreadState = (*MemThreadState)(nil)
 
 // NewMemThreadState returns an empty ThreadState.
 func NewMemThreadState() *MemThreadState {
-	return &MemThreadState{owners: map[pairing.LeadKey]string{}}
+	return &MemThreadState{owners: map[pairing.LeadKey]string{}, roles: map[string]string{}}
 }
 
 // SetThreadOwner records the app that owns the thread; "" forgets it.
@@ -41,4 +42,19 @@ func (m *MemThreadState) ThreadOwner(_ context.Context, key pairing.LeadKey) (st
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.owners[key], nil
+}
+
+// SetPageRole records a Page's role from an app_roles event.
+func (m *MemThreadState) SetPageRole(_ context.Context, channel, role string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.roles[channel] = role
+	return nil
+}
+
+// PageRole returns the recorded role, "" when none.
+func (m *MemThreadState) PageRole(_ context.Context, channel string) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.roles[channel], nil
 }

@@ -496,6 +496,37 @@ func TestConcurrentGuessesCapped(t *testing.T) {
 	}
 }
 
+// A spend that changed no row although the row, read right after, looks
+// spendable (a concurrent writer decided the UPDATE; only possible where
+// writers do not serialize): the PIN is gone for this request, which is
+// answered pin_used and counted neither as a wrong PIN nor against the key.
+func TestSpendLostToAConcurrentWriter(t *testing.T) {
+	bothBudgetModes(t, func(t *testing.T, newEnv func(*testing.T, ...func(*pairing.Config)) *env) {
+		e := newEnv(t, func(c *pairing.Config) { c.KeyFailureBudget = 20 })
+		k, _, err := e.svc.CreateAPIKey(e.ctx, "site")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := e.issue("1")
+		e.store.MissNextSpends(1)
+		_, err = e.svc.Authorize(e.ctx, pairing.AuthorizeRequest{BUID: p.BUID, PIN: p.PIN, KeyID: k.ID})
+		if !errors.Is(err, pairing.ErrPINUsed) {
+			t.Fatalf("want pin_used, got %v", err)
+		}
+		if n, err := e.store.KeyFailures(e.ctx, k.ID, e.clock.Now(), time.Hour); err != nil || n != 0 {
+			t.Fatalf("key failures %d, %v; want 0", n, err)
+		}
+		wu, err := e.store.WebUserByPerson(e.ctx, p.Lead.PersonID)
+		if err != nil || wu.FailedAttempts != 0 {
+			t.Fatalf("wrong-PIN count %d, %v; want 0", wu.FailedAttempts, err)
+		}
+		audit := e.store.Audit()
+		if last := audit[len(audit)-1]; last.Action != "authorize" || last.Outcome != "pin_used" {
+			t.Fatalf("audited %s %s", last.Action, last.Outcome)
+		}
+	})
+}
+
 func TestKeyFailureBudget(t *testing.T) { bothBudgetModes(t, testKeyFailureBudget) }
 
 func testKeyFailureBudget(t *testing.T, newEnv func(*testing.T, ...func(*pairing.Config)) *env) {

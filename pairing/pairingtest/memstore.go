@@ -35,6 +35,8 @@ type state struct {
 	seen       map[string]time.Time
 	linkTokens map[int64]pairing.LinkToken
 	outbox     outboxState
+	// missSpends: how many more SpendCredential calls change nothing.
+	missSpends int
 }
 
 func (st *state) clone() state {
@@ -64,6 +66,16 @@ type MemStore struct {
 	// SQLite does; Tx holds the lock throughout), so the service decides
 	// key budgets inside transactions. Set it before pairing.New.
 	Serial bool
+}
+
+// MissNextSpends makes the next n SpendCredential calls change no row even
+// when the credential is spendable, as an UPDATE can on PostgreSQL when a
+// concurrent writer's change decides its WHERE (the row re-read afterwards
+// may look spendable again).
+func (m *MemStore) MissNextSpends(n int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.st.missSpends = n
 }
 
 // SerializesWrites implements pairing.WriteSerializer.
@@ -364,6 +376,10 @@ func (m *MemStore) SpendCredential(ctx context.Context, id int64, bh, ph []byte,
 	return
 }
 func (r repo) SpendCredential(_ context.Context, id int64, bh, ph []byte, now time.Time, g pairing.KeyGuard) (pairing.WebUser, bool, error) {
+	if r.st.missSpends > 0 {
+		r.st.missSpends--
+		return pairing.WebUser{}, false, nil
+	}
 	if g.KeyID != 0 {
 		if k, ok := r.st.keys[g.KeyID]; ok && k.windowStart.After(g.WindowStart) && k.failures >= g.Budget {
 			return pairing.WebUser{}, false, nil

@@ -61,7 +61,8 @@ func TestGrantHashForms(t *testing.T) {
 		}
 	}
 	// Not grant tokens at all: hashed whole, never a panic.
-	for _, s := range []string{"", "pgr_", "pgr_!!!", "pdl_" + tok[len(grantPrefix):], tok + "A", strings.Repeat("x", 200)} {
+	for _, s := range []string{"", "pgr_", "pgr_!!!", "pdl_" + tok[len(grantPrefix):], tok + "A", strings.Repeat("x", 200),
+		tok[:30] + "\r" + tok[30:], tok[:30] + "\n" + tok[31:]} {
 		if !bytes.Equal(grantHash(s), HashToken([]byte(s))) {
 			t.Fatalf("%q: not hashed whole", s)
 		}

@@ -135,11 +135,16 @@ func newGrantToken(r io.Reader, now time.Time) (string, []byte, error) {
 // grantHash is the stored form of a grant token. Tokens issued before the
 // order key existed (32 bytes after the prefix) are stored as their plain
 // SHA-256, like any other token, and are still looked up that way; so is
-// anything that is not a grant token, which matches no grant.
+// anything that is not a grant token, which matches no grant. The length
+// is checked first: the base64 decoder skips CR and LF, so a token with
+// one inserted would otherwise decode.
 func grantHash(tok string) []byte {
 	h := HashToken([]byte(tok))
-	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(tok, grantPrefix))
-	if err != nil || len(raw) != grantKeyLen+grantSecretLen || !strings.HasPrefix(tok, grantPrefix) {
+	if len(tok) != len(grantPrefix)+base64.RawURLEncoding.EncodedLen(grantKeyLen+grantSecretLen) || !strings.HasPrefix(tok, grantPrefix) {
+		return h
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(tok[len(grantPrefix):])
+	if err != nil || len(raw) != grantKeyLen+grantSecretLen {
 		return h
 	}
 	return append(raw[:grantKeyLen:grantKeyLen], h...)

@@ -129,7 +129,7 @@ func newGrantToken(r io.Reader, now time.Time) (string, []byte, error) {
 		return "", nil, err
 	}
 	tok := grantPrefix + base64.RawURLEncoding.EncodeToString(append(b, secret...))
-	return tok, grantHash(tok), nil
+	return tok, append(b[:grantKeyLen:grantKeyLen], HashToken([]byte(tok))...), nil
 }
 
 // grantHash is the stored form of a grant token. Tokens issued before the

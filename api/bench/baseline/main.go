@@ -1,10 +1,11 @@
-// Command baseline is the yardstick for the authorize load test: a minimal
-// Echo + GORM + SQLite server whose POST /v1/authorize does one indexed
-// read and one conditional update, on the same SQLite settings as
-// pairingd (WAL, one writer connection, prepared statements, WAL
-// checkpoints every 500 pages). The load script runs it with the same
-// requests file so the ratio between pairingd and this floor is measured
-// in one run.
+// Command baseline is the yardstick for the load test: a minimal Echo +
+// GORM + SQLite server on the same SQLite settings as pairingd (WAL, one
+// writer connection, prepared statements, WAL checkpoints every 500
+// pages). Its POST /v1/authorize does one indexed read and one
+// conditional update; its GET /v1/links/{user_id} does one indexed read
+// by a unique text column. The load script runs it with the same requests
+// files so the ratio between pairingd and this floor is measured in one
+// run.
 //
 //	go run ./api/bench/baseline -db /tmp/load/baseline.db -listen 127.0.0.1:18081 -rows 100000
 package main
@@ -91,6 +92,19 @@ func main() {
 			return c.JSON(http.StatusConflict, map[string]string{"error": "not spent"})
 		}
 		return c.JSON(http.StatusOK, map[string]any{"outcome": "match", "user_id": got.BUID})
+	})
+	e.GET("/v1/links/:user_id", func(c echo.Context) error {
+		if !strings.HasPrefix(c.Request().Header.Get("Authorization"), "Bearer ") {
+			return c.JSON(http.StatusUnauthorized, map[string]string{"error": "unauthorized"})
+		}
+		// The prepared requests carry pairingd user ids; map each to a row
+		// read through the unique text index, as pairingd reads by user id.
+		var got row
+		buid := fmt.Sprintf("b%d", next.Add(1)%int64(*rows))
+		if err := r.WithContext(c.Request().Context()).Where("buid = ?", buid).Take(&got).Error; err != nil {
+			return c.JSON(http.StatusNotFound, map[string]string{"error": "unknown"})
+		}
+		return c.JSON(http.StatusOK, map[string]any{"user_id": c.Param("user_id"), "person_id": got.ID, "linked_at": got.UsedAt})
 	})
 	log.Printf("baseline listening on %s", *listen)
 	log.Fatal(e.Start(*listen))

@@ -63,7 +63,7 @@ func siteEventsJob(cfg SiteConfig, st *store.Store, log *slog.Logger) (func(cont
 		return nil, errors.New("site events: " + err.Error())
 	}
 	d := pairing.NewDispatcher(st, client, pairing.DispatcherConfig{
-		Policy: pairing.RetryPolicy{Initial: cfg.WebhookBackoffMin, Max: cfg.WebhookBackoffMax, RetryFor: cfg.WebhookRetryFor},
+		Policy:       pairing.RetryPolicy{Initial: cfg.WebhookBackoffMin, Max: cfg.WebhookBackoffMax, RetryFor: cfg.WebhookRetryFor},
 		Lease:        pairing.LeaseFor(cfg.WebhookTimeout),
 		Workers:      cfg.WebhookWorkers,
 		PollInterval: cfg.WebhookPollInterval,

@@ -263,14 +263,21 @@ func (r *runner[T]) drain(ctx context.Context) (int, error) {
 // when ctx ends or admit fails, the jobs not started are handed back.
 func (r *runner[T]) start(ctx context.Context, jobs []T, slots chan struct{}, wg *sync.WaitGroup, freed func()) {
 	for i, job := range jobs {
+		// A free slot is taken even when ctx has ended: a job claimed with
+		// a slot for it starts, and gets the grace like the others.
 		acquired := false
 		select {
 		case slots <- struct{}{}:
 			acquired = true
-		case <-ctx.Done():
+		default:
+			select {
+			case slots <- struct{}{}:
+				acquired = true
+			case <-ctx.Done():
+			}
 		}
 		var err error
-		if ctx.Err() == nil && r.admit != nil {
+		if acquired && r.admit != nil {
 			err = r.admit(ctx, job)
 		}
 		if errors.Is(err, errHandBack) {
@@ -278,7 +285,7 @@ func (r *runner[T]) start(ctx context.Context, jobs []T, slots chan struct{}, wg
 			<-slots
 			continue
 		}
-		if ctx.Err() != nil || err != nil {
+		if !acquired || err != nil {
 			if acquired {
 				<-slots
 			}

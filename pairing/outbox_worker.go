@@ -169,6 +169,9 @@ func (w *Worker) claim(ctx context.Context, limit int) ([]ClaimedDelivery, error
 // no longer be sent within its lease is handed back: another worker may
 // claim it any moment.
 func (w *Worker) admit(ctx context.Context, d ClaimedDelivery) error {
+	if err := ctx.Err(); err != nil {
+		return err // shutting down: hand back what has not started
+	}
 	w.mu.Lock()
 	chatFree := w.chatFree[d.LeadID]
 	w.mu.Unlock()

@@ -63,23 +63,42 @@ func (g queueGauges) writeTo(w io.Writer) error {
 	if g.ok {
 		q := g.stats
 		gauge("pairingd_notify_deliveries", "Notification deliveries by status: queued (waiting), sending (claimed by a worker), failed (given up). Database-wide.")
-		fmt.Fprintf(cw, "pairingd_notify_deliveries{status=\"failed\"} %d\n", q.DeliveriesFailed)
-		fmt.Fprintf(cw, "pairingd_notify_deliveries{status=\"queued\"} %d\n", q.DeliveriesQueued)
-		fmt.Fprintf(cw, "pairingd_notify_deliveries{status=\"sending\"} %d\n", q.DeliveriesSending)
-		age := 0.0
-		if !q.OldestPendingDelivery.IsZero() {
-			age = max(0, g.now.Sub(q.OldestPendingDelivery).Seconds())
-		}
+		fmt.Fprintf(cw, "pairingd_notify_deliveries{status=\"failed\"} %d\n", q.Deliveries.Failed)
+		fmt.Fprintf(cw, "pairingd_notify_deliveries{status=\"queued\"} %d\n", q.Deliveries.Pending)
+		fmt.Fprintf(cw, "pairingd_notify_deliveries{status=\"sending\"} %d\n", q.Deliveries.Running)
+		age := g.ageOf(q.Deliveries.OldestPending)
 		gauge("pairingd_notify_oldest_pending_age_seconds", "Age of the oldest queued or sending notification delivery; 0 when none is pending.")
 		fmt.Fprintf(cw, "pairingd_notify_oldest_pending_age_seconds %g\n", age)
 		gauge("pairingd_site_events", "Site events by delivery state: pending (not delivered yet), failed (given up). Database-wide.")
-		fmt.Fprintf(cw, "pairingd_site_events{state=\"failed\"} %d\n", q.SiteEventsFailed)
-		fmt.Fprintf(cw, "pairingd_site_events{state=\"pending\"} %d\n", q.SiteEventsPending)
+		fmt.Fprintf(cw, "pairingd_site_events{state=\"failed\"} %d\n", q.SiteEvents.Failed)
+		fmt.Fprintf(cw, "pairingd_site_events{state=\"pending\"} %d\n", q.SiteEvents.Unfinished())
 		gauge("pairingd_inbound_events_pending", "Platform webhook events stored and not handled yet. Database-wide.")
-		fmt.Fprintf(cw, "pairingd_inbound_events_pending %d\n", q.InboundPending)
+		fmt.Fprintf(cw, "pairingd_inbound_events_pending %d\n", q.Inbound.Unfinished())
+		queues := []struct {
+			name string
+			s    pairing.QueueStat
+		}{{"inbound", q.Inbound}, {"notify", q.Deliveries}, {"site_events", q.SiteEvents}}
+		gauge("pairingd_queue_jobs", "Jobs of each durable queue by state: pending (waiting for a try), running (claimed by a worker), failed (given up). Database-wide.")
+		for _, j := range queues {
+			fmt.Fprintf(cw, "pairingd_queue_jobs{queue=%q,state=\"failed\"} %d\n", j.name, j.s.Failed)
+			fmt.Fprintf(cw, "pairingd_queue_jobs{queue=%q,state=\"pending\"} %d\n", j.name, j.s.Pending)
+			fmt.Fprintf(cw, "pairingd_queue_jobs{queue=%q,state=\"running\"} %d\n", j.name, j.s.Running)
+		}
+		gauge("pairingd_queue_oldest_pending_age_seconds", "Age of each durable queue's oldest pending or running job; 0 when none is.")
+		for _, j := range queues {
+			fmt.Fprintf(cw, "pairingd_queue_oldest_pending_age_seconds{queue=%q} %g\n", j.name, g.ageOf(j.s.OldestPending))
+		}
 	}
 	if err := cw.w.Flush(); err != nil && cw.err == nil {
 		cw.err = err
 	}
 	return cw.err
+}
+
+// ageOf is the seconds since t at the scrape; 0 for the zero time.
+func (g queueGauges) ageOf(t time.Time) float64 {
+	if t.IsZero() {
+		return 0
+	}
+	return max(0, g.now.Sub(t).Seconds())
 }

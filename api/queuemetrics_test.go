@@ -177,6 +177,16 @@ func TestMetricsQueueGauges(t *testing.T) {
 		if err != nil || len(items) != 1 {
 			t.Fatalf("claim inbound: %v %v", items, err)
 		}
+		// The shared gauges: the claimed event is running, an hour old.
+		clk.Advance(time.Hour)
+		m = scrape(t, srv.URL)
+		if r, p, a := gauge(t, m, `pairingd_queue_jobs{queue="inbound",state="running"}`), gauge(t, m, `pairingd_queue_jobs{queue="inbound",state="pending"}`),
+			gauge(t, m, `pairingd_queue_oldest_pending_age_seconds{queue="inbound"}`); r != 1 || p != 0 || a != 3600 {
+			t.Fatalf("inbound running %g pending %g oldest %gs", r, p, a)
+		}
+		if f, p := gauge(t, m, `pairingd_queue_jobs{queue="site_events",state="failed"}`), gauge(t, m, `pairingd_queue_jobs{queue="site_events",state="pending"}`); f != 1 || p != 2 {
+			t.Fatalf("site events by queue_jobs: failed %g pending %g", f, p)
+		}
 		if err := st.FinishInbound(ctx, items[0].ID, clk.Now()); err != nil {
 			t.Fatal(err)
 		}

@@ -2,12 +2,9 @@ package pairing
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"io"
 	"log/slog"
-	"sync"
 	"time"
 )
 
@@ -47,15 +44,17 @@ type DispatcherConfig struct {
 	Policy RetryPolicy
 	// Lease is how long a claim holds an event; longer than a send may
 	// take (the sender's timeout), so a live send never loses its claim.
+	// See LeaseFor.
 	Lease time.Duration
-	// Batch bounds how many events one pass claims; Workers is how many it
-	// sends at once. A pass claims no more than it can start sending at
-	// once (at most Workers): a claimed event waiting for a send slot
-	// would see its lease run out and another instance send it too.
-	Batch   int
+	// Workers is how many events are sent at once; a claim takes no more
+	// than there are free workers, so a claimed event never waits for a
+	// send slot while its lease runs out.
 	Workers int
 	// PollInterval is the wait after a pass that found nothing to send.
 	PollInterval time.Duration
+	// Grace is how long sends in flight may finish after Run's context
+	// ends; then they are abandoned and their events released.
+	Grace time.Duration
 	// Owner names this dispatcher in claims; empty: random.
 	Owner  string
 	Clock  Clock
@@ -68,6 +67,7 @@ type Dispatcher struct {
 	outbox EventOutbox
 	sender EventSender
 	cfg    DispatcherConfig
+	jobs   *runner[OutboxEvent]
 }
 
 // NewDispatcher builds a dispatcher over an outbox and a sender.
@@ -75,17 +75,11 @@ func NewDispatcher(outbox EventOutbox, sender EventSender, cfg DispatcherConfig)
 	if cfg.Policy == (RetryPolicy{}) {
 		cfg.Policy = DefaultRetryPolicy()
 	}
-	if cfg.Lease <= 0 {
-		cfg.Lease = time.Minute
-	}
-	if cfg.Batch <= 0 {
-		cfg.Batch = 50
-	}
+	cfg.Lease = orDefault(cfg.Lease, time.Minute)
+	cfg.PollInterval = orDefault(cfg.PollInterval, DefaultPollInterval)
+	cfg.Grace = orDefault(cfg.Grace, DefaultGrace)
 	if cfg.Workers <= 0 {
 		cfg.Workers = 4
-	}
-	if cfg.PollInterval <= 0 {
-		cfg.PollInterval = time.Second
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = SystemClock{}
@@ -97,97 +91,69 @@ func NewDispatcher(outbox EventOutbox, sender EventSender, cfg DispatcherConfig)
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Owner == "" {
-		b := make([]byte, 8)
-		_, _ = rand.Read(b)
-		cfg.Owner = hex.EncodeToString(b)
+		cfg.Owner = newOwner()
 	}
-	return &Dispatcher{outbox: outbox, sender: sender, cfg: cfg}
+	d := &Dispatcher{outbox: outbox, sender: sender, cfg: cfg}
+	d.jobs = &runner[OutboxEvent]{
+		name: "site events", slots: cfg.Workers, poll: cfg.PollInterval, grace: cfg.Grace, log: cfg.Logger,
+		claim: func(ctx context.Context, limit int) ([]OutboxEvent, error) {
+			return outbox.ClaimSiteEvents(ctx, cfg.Owner, cfg.Clock.Now().UTC(), cfg.Lease, limit)
+		},
+		release: func(e OutboxEvent) { d.record(context.Background(), e, nil, true) },
+		do:      d.send,
+		record:  d.record,
+	}
+	return d
 }
 
-// Run sends until ctx ends: a pass, and again at once while passes find
-// work, else after PollInterval. Sends in flight when ctx ends are
-// abandoned and their events released for the next start.
-func (d *Dispatcher) Run(ctx context.Context) error {
-	for {
-		n, err := d.RunOnce(ctx)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		wait := d.cfg.PollInterval
-		switch {
-		case err != nil:
-			d.cfg.Logger.Warn("site events: claim failed", "err", err)
-		case n > 0:
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
-		}
-	}
-}
+// Run sends until ctx ends: it keeps up to Workers events in flight,
+// claiming more when one is done and every PollInterval. Sends in flight
+// when ctx ends get Grace, then are abandoned and their events released
+// for the next start.
+func (d *Dispatcher) Run(ctx context.Context) error { return d.jobs.run(ctx) }
 
 // RunOnce claims one batch (no more than Workers events), sends it (one
 // event per user at most, see Deliverable, so the sends run in parallel)
 // and records each result. It returns how many events it claimed.
-func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) {
-	limit := min(d.cfg.Batch, d.cfg.Workers)
-	evs, err := d.outbox.ClaimSiteEvents(ctx, d.cfg.Owner, d.cfg.Clock.Now().UTC(), d.cfg.Lease, limit)
-	if err != nil || len(evs) == 0 {
-		return 0, err
+func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) { return d.jobs.once(ctx) }
+
+func (d *Dispatcher) send(ctx context.Context, e OutboxEvent) error {
+	body, err := EventBody(e.SiteEvent)
+	if err != nil {
+		return err
 	}
-	sem := make(chan struct{}, d.cfg.Workers)
-	var wg sync.WaitGroup
-	for _, e := range evs {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			d.deliver(ctx, e)
-		}()
-	}
-	wg.Wait()
-	return len(evs), nil
+	return d.sender.SendEvent(ctx, e.SiteEvent, body)
 }
 
-// deliver sends one claimed event and records the outcome. Recording uses
-// a context that outlives a shutdown, so a result is not lost.
-func (d *Dispatcher) deliver(ctx context.Context, e OutboxEvent) {
+// record stores the outcome of one send. interrupted (shutdown) releases
+// the claim so the next start sends it without waiting for the lease.
+func (d *Dispatcher) record(ctx context.Context, e OutboxEvent, err error, interrupted bool) {
 	log := d.cfg.Logger.With("event_id", e.ID, "type", e.Type, "attempt", e.Attempts)
-	rec, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	body, err := EventBody(e.SiteEvent)
-	if err == nil {
-		err = d.sender.SendEvent(ctx, e.SiteEvent, body)
-	}
 	now := d.cfg.Clock.Now().UTC()
 	switch {
+	case interrupted:
+		if err := d.outbox.RetrySiteEvent(ctx, e.ID, d.cfg.Owner, now, "interrupted by shutdown"); err != nil {
+			log.Warn("site events: releasing a claim failed", "err", err)
+		}
 	case err == nil:
-		if err := d.outbox.MarkSiteEventDelivered(rec, e.ID, now); err != nil {
+		if err := d.outbox.MarkSiteEventDelivered(ctx, e.ID, now); err != nil {
 			log.Warn("site events: recording a delivery failed; the event will be sent again", "err", err)
 			return
 		}
 		log.Debug("site event delivered")
-	case ctx.Err() != nil:
-		// Shutting down: release the claim so the next start sends it
-		// without waiting for the lease.
-		if err := d.outbox.RetrySiteEvent(rec, e.ID, d.cfg.Owner, now, "interrupted by shutdown"); err != nil {
-			log.Warn("site events: releasing a claim failed", "err", err)
-		}
 	case errors.Is(err, ErrEventRejected):
 		log.Warn("site events: the site rejected the event (410); not retrying", "err", err)
-		if err := d.outbox.FailSiteEvent(rec, e.ID, d.cfg.Owner, now, err.Error()); err != nil {
+		if err := d.outbox.FailSiteEvent(ctx, e.ID, d.cfg.Owner, now, clipError(err.Error())); err != nil {
 			log.Warn("site events: recording a failure failed", "err", err)
 		}
 	default:
 		next, giveUp := d.cfg.Policy.Next(e.CreatedAt, e.Attempts, now, d.cfg.Rand)
 		if giveUp {
 			log.Error("site events: giving up after the retry window", "err", err, "retry_for", d.cfg.Policy.RetryFor)
-			err = d.outbox.FailSiteEvent(rec, e.ID, d.cfg.Owner, now, err.Error())
+			err = d.outbox.FailSiteEvent(ctx, e.ID, d.cfg.Owner, now, clipError(err.Error()))
 		} else {
 			log.Warn("site events: delivery failed; will retry", "err", err, "next_attempt_at", next)
-			err = d.outbox.RetrySiteEvent(rec, e.ID, d.cfg.Owner, next, err.Error())
+			err = d.outbox.RetrySiteEvent(ctx, e.ID, d.cfg.Owner, next, clipError(err.Error()))
 		}
 		if err != nil {
 			log.Warn("site events: recording a failure failed", "err", err)

@@ -2,9 +2,7 @@ package pairing
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
-	"io"
 	"sort"
 	"time"
 )
@@ -159,64 +157,4 @@ func Deliverable(events []OutboxEvent, now time.Time, limit int) []int64 {
 		}
 	}
 	return out
-}
-
-// RetryPolicy is when a failed delivery is tried again.
-type RetryPolicy struct {
-	// Initial is the wait after the first failure; each further failure
-	// doubles it, up to Max.
-	Initial time.Duration
-	Max     time.Duration
-	// RetryFor is how long after the event was written it is still
-	// retried. A failure at or after created+RetryFor gives up; the last
-	// retry is scheduled at created+RetryFor at the latest, so an event is
-	// tried for at least RetryFor.
-	RetryFor time.Duration
-}
-
-// DefaultRetryPolicy: 5s, 10s, 20s ... capped at 1h, for 24h (about 30
-// tries).
-func DefaultRetryPolicy() RetryPolicy {
-	return RetryPolicy{Initial: 5 * time.Second, Max: time.Hour, RetryFor: 24 * time.Hour}
-}
-
-// Backoff is the wait after the n-th failed try (n >= 1) before jitter:
-// Initial * 2^(n-1), at most Max.
-func (p RetryPolicy) Backoff(n int) time.Duration {
-	d := p.Initial
-	for i := 1; i < n && d < p.Max; i++ {
-		d *= 2
-	}
-	return min(d, p.Max)
-}
-
-// Delay is Backoff with jitter: a random wait in [Backoff/2, Backoff], so
-// that events that failed together (the site was down) do not all come
-// back at the same moment.
-func (p RetryPolicy) Delay(n int, rnd io.Reader) time.Duration {
-	d := p.Backoff(n)
-	half := d / 2
-	if half <= 0 {
-		return d
-	}
-	var b [8]byte
-	if _, err := io.ReadFull(rnd, b[:]); err != nil {
-		return d
-	}
-	frac := float64(binary.BigEndian.Uint64(b[:])>>11) / (1 << 53) // uniform in [0, 1)
-	return half + time.Duration(frac*float64(d-half))
-}
-
-// Next decides after the n-th failed try of an event written at created:
-// try again at next, or give up.
-func (p RetryPolicy) Next(created time.Time, n int, now time.Time, rnd io.Reader) (next time.Time, giveUp bool) {
-	deadline := created.Add(p.RetryFor)
-	if !now.Before(deadline) {
-		return time.Time{}, true
-	}
-	next = now.Add(p.Delay(n, rnd))
-	if next.After(deadline) {
-		next = deadline
-	}
-	return next, false
 }

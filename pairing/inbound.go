@@ -2,8 +2,6 @@ package pairing
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -108,17 +106,12 @@ type InboundConfig struct {
 }
 
 func (c InboundConfig) withDefaults() InboundConfig {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	def(&c.MaxAge, time.Hour)
-	def(&c.PollInterval, time.Second)
-	def(&c.Lease, 2*time.Minute)
-	def(&c.Grace, 3*time.Second)
-	def(&c.RetryInitial, 2*time.Second)
-	def(&c.RetryMax, 5*time.Minute)
+	c.MaxAge = orDefault(c.MaxAge, time.Hour)
+	c.PollInterval = orDefault(c.PollInterval, DefaultPollInterval)
+	c.Lease = orDefault(c.Lease, 2*time.Minute)
+	c.Grace = orDefault(c.Grace, DefaultGrace)
+	c.RetryInitial = orDefault(c.RetryInitial, 2*time.Second)
+	c.RetryMax = orDefault(c.RetryMax, 5*time.Minute)
 	if c.Workers <= 0 {
 		c.Workers = 8
 	}
@@ -132,9 +125,7 @@ func (c InboundConfig) withDefaults() InboundConfig {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.Owner == "" {
-		b := make([]byte, 8)
-		_, _ = rand.Read(b)
-		c.Owner = hex.EncodeToString(b)
+		c.Owner = newOwner()
 	}
 	return c
 }
@@ -146,6 +137,7 @@ type InboundWorker struct {
 	cfg    InboundConfig
 	policy RetryPolicy
 	nudge  chan struct{}
+	jobs   *runner[InboundItem]
 
 	mu       sync.RWMutex
 	handlers map[string]InboundHandler
@@ -154,10 +146,22 @@ type InboundWorker struct {
 // NewInboundWorker builds a worker over a queue.
 func NewInboundWorker(q InboundQueue, cfg InboundConfig) *InboundWorker {
 	cfg = cfg.withDefaults()
-	return &InboundWorker{
+	w := &InboundWorker{
 		q: q, cfg: cfg, nudge: make(chan struct{}, 1), handlers: map[string]InboundHandler{},
 		policy: RetryPolicy{Initial: cfg.RetryInitial, Max: cfg.RetryMax, RetryFor: cfg.MaxAge},
 	}
+	w.jobs = &runner[InboundItem]{
+		name: "inbound", slots: cfg.Workers, poll: cfg.PollInterval, grace: cfg.Grace, nudge: w.nudge, log: cfg.Logger,
+		claim: func(ctx context.Context, limit int) ([]InboundItem, error) {
+			return q.ClaimInbound(ctx, cfg.Owner, cfg.Clock.Now().UTC(), cfg.Lease, limit)
+		},
+		release: func(it InboundItem) {
+			w.record(context.Background(), it, nil, true)
+		},
+		do:     w.call,
+		record: w.record,
+	}
+	return w
 }
 
 // Handle registers the handler of a source. Adapters call it when they
@@ -198,116 +202,40 @@ func (w *InboundWorker) Nudge() {
 // every PollInterval. When ctx ends it claims nothing more; events in
 // hand get Grace to finish, then their context ends and their rows are
 // released for the next start (or another instance).
-func (w *InboundWorker) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	slots := make(chan struct{}, w.cfg.Workers)
-	freed := make(chan struct{}, 1)
-	poll := time.NewTicker(w.cfg.PollInterval)
-	defer poll.Stop()
-	for {
-		free := cap(slots) - len(slots)
-		claimFailed := false
-		if free > 0 {
-			items, err := w.q.ClaimInbound(ctx, w.cfg.Owner, w.cfg.Clock.Now().UTC(), w.cfg.Lease, free)
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if err != nil {
-				claimFailed = true
-				w.cfg.Logger.Warn("inbound: claim failed", "err", err)
-			}
-			for _, it := range items {
-				slots <- struct{}{}
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					w.process(ctx, it)
-					<-slots
-					select {
-					case freed <- struct{}{}:
-					default:
-					}
-				}()
-			}
-			if len(items) == free {
-				continue // there may be more
-			}
-		}
-		if claimFailed {
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-poll.C:
-			}
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-w.nudge:
-		case <-freed:
-		case <-poll.C:
-		}
-	}
-}
+func (w *InboundWorker) Run(ctx context.Context) error { return w.jobs.run(ctx) }
 
 // Drain handles every event that is due now, group by group in order,
 // and returns how many it handled. Tests and tools use it instead of Run.
-func (w *InboundWorker) Drain(ctx context.Context) (int, error) {
-	total := 0
-	for {
-		items, err := w.q.ClaimInbound(ctx, w.cfg.Owner, w.cfg.Clock.Now().UTC(), w.cfg.Lease, w.cfg.Workers)
-		if err != nil || len(items) == 0 {
-			return total, err
-		}
-		var wg sync.WaitGroup
-		for _, it := range items {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				w.process(ctx, it)
-			}()
-		}
-		wg.Wait()
-		total += len(items)
-	}
-}
+func (w *InboundWorker) Drain(ctx context.Context) (int, error) { return w.jobs.drain(ctx) }
 
-// process handles one claimed row and records the outcome. Recording uses
-// a context that outlives a shutdown, so an outcome is not lost.
-func (w *InboundWorker) process(parent context.Context, it InboundItem) {
+// record stores the outcome of one claimed row. interrupted (shutdown,
+// or a row claimed and not started) releases the row so the next start
+// (or another instance) handles it without waiting for the lease.
+func (w *InboundWorker) record(ctx context.Context, it InboundItem, err error, interrupted bool) {
 	log := w.cfg.Logger.With("source", it.Source, "inbound_id", it.ID, "attempt", it.Attempts)
-	ctx, cancel := graceContext(parent, w.cfg.Grace)
-	err := w.call(ctx, it)
-	cancel()
-	rec, rcancel := context.WithTimeout(context.WithoutCancel(parent), 5*time.Second)
-	defer rcancel()
 	now := w.cfg.Clock.Now().UTC()
 	switch {
-	case err == nil:
-		if err := w.q.FinishInbound(rec, it.ID, now); err != nil {
-			log.Warn("inbound: recording a handled event failed; it may be handled again", "err", err)
-		}
-	case parent.Err() != nil:
-		// Shutting down: release the row so the next start (or another
-		// instance) handles it without waiting for the lease.
-		if err := w.q.RetryInbound(rec, it.ID, w.cfg.Owner, now, "interrupted by shutdown"); err != nil {
+	case interrupted:
+		if err := w.q.RetryInbound(ctx, it.ID, w.cfg.Owner, now, "interrupted by shutdown"); err != nil {
 			log.Warn("inbound: releasing a lease failed", "err", err)
+		}
+	case err == nil:
+		if err := w.q.FinishInbound(ctx, it.ID, now); err != nil {
+			log.Warn("inbound: recording a handled event failed; it may be handled again", "err", err)
 		}
 	case errors.Is(err, ErrInboundDropped):
 		log.Error("inbound: event cannot be handled; dropped", "err", err)
-		if err := w.q.FailInbound(rec, it.ID, w.cfg.Owner, now, err.Error()); err != nil {
+		if err := w.q.FailInbound(ctx, it.ID, w.cfg.Owner, now, clipError(err.Error())); err != nil {
 			log.Warn("inbound: recording a failure failed", "err", err)
 		}
 	default:
 		next, giveUp := w.policy.Next(it.CreatedAt, it.Attempts, now, w.cfg.Rand)
 		if giveUp {
 			log.Error("inbound: giving up on an event after its max age", "err", err, "max_age", w.cfg.MaxAge.String())
-			err = w.q.FailInbound(rec, it.ID, w.cfg.Owner, now, err.Error())
+			err = w.q.FailInbound(ctx, it.ID, w.cfg.Owner, now, clipError(err.Error()))
 		} else {
 			log.Warn("inbound: handling failed; will retry", "err", err, "next_attempt_at", next)
-			err = w.q.RetryInbound(rec, it.ID, w.cfg.Owner, next, err.Error())
+			err = w.q.RetryInbound(ctx, it.ID, w.cfg.Owner, next, clipError(err.Error()))
 		}
 		if err != nil {
 			log.Warn("inbound: recording a failure failed", "err", err)
@@ -315,37 +243,13 @@ func (w *InboundWorker) process(parent context.Context, it InboundItem) {
 	}
 }
 
-// call runs the source's handler; a panic is a failure, not a crash.
-func (w *InboundWorker) call(ctx context.Context, it InboundItem) (err error) {
+// call runs the source's handler.
+func (w *InboundWorker) call(ctx context.Context, it InboundItem) error {
 	w.mu.RLock()
 	h := w.handlers[it.Source]
 	w.mu.RUnlock()
 	if h == nil {
 		return fmt.Errorf("no handler for source %q in this instance", it.Source)
 	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = errors.New("inbound handler panicked")
-		}
-	}()
 	return h(ctx, it.Payload)
-}
-
-// graceContext is a context that survives the end of parent by grace, so
-// work in hand is finished rather than cut in the middle.
-func graceContext(parent context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
-	stop := context.AfterFunc(parent, func() {
-		t := time.NewTimer(grace)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			cancel()
-		case <-ctx.Done():
-		}
-	})
-	return ctx, func() {
-		stop()
-		cancel()
-	}
 }

@@ -14,6 +14,8 @@ import (
 
 	"github.com/pairingd/pairingd/pairing"
 	"github.com/pairingd/pairingd/pairing/pairingtest"
+	"github.com/pairingd/pairingd/store"
+	"github.com/pairingd/pairingd/store/storetest"
 )
 
 // zeroRand makes the jitter deterministic: every delay is half its backoff.
@@ -24,18 +26,34 @@ func (zeroRand) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// faultyInbound is the real store, whose EnqueueInbound fails with
+// failWith when set.
+type faultyInbound struct {
+	*store.Store
+	failWith error
+}
+
+func (f *faultyInbound) EnqueueInbound(ctx context.Context, evs []pairing.InboundEvent, now time.Time) (int, error) {
+	if f.failWith != nil {
+		return 0, f.failWith
+	}
+	return f.Store.EnqueueInbound(ctx, evs, now)
+}
+
 type inboundEnv struct {
-	q     *pairingtest.MemInbound
+	t     *testing.T
+	q     *faultyInbound
 	clock *pairingtest.Clock
 	w     *pairing.InboundWorker
 	logs  *bytes.Buffer
 	mu    sync.Mutex
 	seen  []string
+	keys  []pairing.InboundEvent // accepted, in order
 }
 
-func newInboundEnv(t *testing.T, cfg pairing.InboundConfig, h func(payload string) error) *inboundEnv {
+func newInboundEnv(t *testing.T, st *store.Store, cfg pairing.InboundConfig, h func(payload string) error) *inboundEnv {
 	t.Helper()
-	e := &inboundEnv{q: pairingtest.NewMemInbound(), clock: pairingtest.NewClock(time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)), logs: &bytes.Buffer{}}
+	e := &inboundEnv{t: t, q: &faultyInbound{Store: st}, clock: pairingtest.NewClock(time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)), logs: &bytes.Buffer{}}
 	cfg.Clock, cfg.Rand = e.clock, zeroRand{}
 	cfg.Logger = slog.New(slog.NewTextHandler(&lockedWriter{w: e.logs}, nil))
 	e.w = pairing.NewInboundWorker(e.q, cfg)
@@ -64,6 +82,26 @@ func (e *inboundEnv) accept(t *testing.T, evs ...pairing.InboundEvent) {
 	if err := e.w.Accept(context.Background(), evs); err != nil {
 		t.Fatal(err)
 	}
+	e.mu.Lock()
+	e.keys = append(e.keys, evs...)
+	e.mu.Unlock()
+}
+
+// rows reads the accepted events' rows from the store, in accept order.
+func (e *inboundEnv) rows() []pairing.InboundItem {
+	e.t.Helper()
+	e.mu.Lock()
+	keys := slices.Clone(e.keys)
+	e.mu.Unlock()
+	out := make([]pairing.InboundItem, len(keys))
+	for i, k := range keys {
+		it, err := e.q.InboundByKey(context.Background(), k.Source, k.Key)
+		if err != nil {
+			e.t.Fatalf("row %s/%s: %v", k.Source, k.Key, err)
+		}
+		out[i] = it
+	}
+	return out
 }
 
 func (e *inboundEnv) handled() []string {
@@ -77,179 +115,189 @@ func ev(key, group string) pairing.InboundEvent {
 }
 
 func TestInboundRetriesWithBackoffUntilMaxAge(t *testing.T) {
-	var mu sync.Mutex
-	fails := map[string]int{"a": 2, "b": 1000}
-	e := newInboundEnv(t, pairing.InboundConfig{MaxAge: time.Hour, RetryInitial: 2 * time.Second, RetryMax: 5 * time.Minute},
-		func(p string) error {
-			mu.Lock()
-			defer mu.Unlock()
-			if fails[p] > 0 {
-				fails[p]--
-				return errors.New("graph 502")
-			}
-			return nil
-		})
-	e.accept(t, ev("a", "1"), ev("b", "2"))
-	ctx := context.Background()
-	if n, _ := e.w.Drain(ctx); n != 2 {
-		t.Fatalf("first pass handled %d", n)
-	}
-	rows := e.q.Rows()
-	// Jitter 0: half the backoff. 1st failure: 1s later.
-	if !rows[0].NextAttemptAt.Equal(e.clock.Now().Add(time.Second)) || rows[0].LastError != "graph 502" {
-		t.Fatalf("after the first failure %+v", rows[0])
-	}
-	if n, _ := e.w.Drain(ctx); n != 0 {
-		t.Fatal("a retry ran before it was due")
-	}
-	e.clock.Advance(time.Second)
-	e.w.Drain(ctx) // a fails again: 2s
-	if r := e.q.Rows()[0]; !r.NextAttemptAt.Equal(e.clock.Now().Add(2*time.Second)) || r.Attempts != 2 {
-		t.Fatalf("after the second failure %+v", r)
-	}
-	e.clock.Advance(2 * time.Second)
-	e.w.Drain(ctx)
-	if r := e.q.Rows()[0]; r.DoneAt.IsZero() {
-		t.Fatalf("a not done after recovering: %+v", r)
-	}
-	// b keeps failing: tried with growing waits, then given up at the
-	// max age, with one error log.
-	for range 200 {
-		e.clock.Advance(5 * time.Minute)
+	storetest.Engines(t, func(t *testing.T, st *store.Store) {
+		var mu sync.Mutex
+		fails := map[string]int{"a": 2, "b": 1000}
+		e := newInboundEnv(t, st, pairing.InboundConfig{MaxAge: time.Hour, RetryInitial: 2 * time.Second, RetryMax: 5 * time.Minute},
+			func(p string) error {
+				mu.Lock()
+				defer mu.Unlock()
+				if fails[p] > 0 {
+					fails[p]--
+					return errors.New("graph 502")
+				}
+				return nil
+			})
+		e.accept(t, ev("a", "1"), ev("b", "2"))
+		ctx := context.Background()
+		if n, _ := e.w.Drain(ctx); n != 2 {
+			t.Fatalf("first pass handled %d", n)
+		}
+		rows := e.rows()
+		// Jitter 0: half the backoff. 1st failure: 1s later.
+		if !rows[0].NextAttemptAt.Equal(e.clock.Now().Add(time.Second)) || rows[0].LastError != "graph 502" {
+			t.Fatalf("after the first failure %+v", rows[0])
+		}
+		if n, _ := e.w.Drain(ctx); n != 0 {
+			t.Fatal("a retry ran before it was due")
+		}
+		e.clock.Advance(time.Second)
+		e.w.Drain(ctx) // a fails again: 2s
+		if r := e.rows()[0]; !r.NextAttemptAt.Equal(e.clock.Now().Add(2*time.Second)) || r.Attempts != 2 {
+			t.Fatalf("after the second failure %+v", r)
+		}
+		e.clock.Advance(2 * time.Second)
 		e.w.Drain(ctx)
-	}
-	b := e.q.Rows()[1]
-	if b.FailedAt.IsZero() || b.Attempts < 12 || b.Attempts > 25 {
-		t.Fatalf("b: %+v", b)
-	}
-	if n := strings.Count(e.logs.String(), "giving up"); n != 1 {
-		t.Fatalf("%d give-up logs", n)
-	}
+		if r := e.rows()[0]; r.DoneAt.IsZero() {
+			t.Fatalf("a not done after recovering: %+v", r)
+		}
+		// b keeps failing: tried with growing waits, then given up at the
+		// max age, with one error log.
+		for range 200 {
+			e.clock.Advance(5 * time.Minute)
+			e.w.Drain(ctx)
+		}
+		b := e.rows()[1]
+		if b.FailedAt.IsZero() || b.Attempts < 12 || b.Attempts > 25 {
+			t.Fatalf("b: %+v", b)
+		}
+		if n := strings.Count(e.logs.String(), "giving up"); n != 1 {
+			t.Fatalf("%d give-up logs", n)
+		}
+	})
 }
 
 func TestInboundPanicAndDrop(t *testing.T) {
-	e := newInboundEnv(t, pairing.InboundConfig{}, func(p string) error {
-		switch p {
-		case "panic":
-			panic("boom " + p)
-		case "bad":
-			return fmt.Errorf("payload: %w", pairing.ErrInboundDropped)
+	storetest.Engines(t, func(t *testing.T, st *store.Store) {
+		e := newInboundEnv(t, st, pairing.InboundConfig{}, func(p string) error {
+			switch p {
+			case "panic":
+				panic("boom " + p)
+			case "bad":
+				return fmt.Errorf("payload: %w", pairing.ErrInboundDropped)
+			}
+			return nil
+		})
+		e.accept(t, ev("panic", "1"), ev("bad", "2"), ev("ok", "3"),
+			pairing.InboundEvent{Source: "unknown", Key: "x", Group: "g", Payload: []byte("x")})
+		e.w.Drain(context.Background())
+		rows := e.rows()
+		if rows[0].DoneAt.IsZero() == false || rows[0].NextAttemptAt.IsZero() || rows[0].LastError != "inbound handler panicked" {
+			t.Fatalf("panic: %+v", rows[0])
 		}
-		return nil
+		if rows[1].FailedAt.IsZero() || rows[2].DoneAt.IsZero() {
+			t.Fatalf("drop/ok: %+v %+v", rows[1], rows[2])
+		}
+		if rows[3].NextAttemptAt.IsZero() || !strings.Contains(rows[3].LastError, "no handler") {
+			t.Fatalf("unknown source: %+v", rows[3])
+		}
 	})
-	e.accept(t, ev("panic", "1"), ev("bad", "2"), ev("ok", "3"),
-		pairing.InboundEvent{Source: "unknown", Key: "x", Group: "g", Payload: []byte("x")})
-	e.w.Drain(context.Background())
-	rows := e.q.Rows()
-	if rows[0].DoneAt.IsZero() == false || rows[0].NextAttemptAt.IsZero() || rows[0].LastError != "inbound handler panicked" {
-		t.Fatalf("panic: %+v", rows[0])
-	}
-	if rows[1].FailedAt.IsZero() || rows[2].DoneAt.IsZero() {
-		t.Fatalf("drop/ok: %+v %+v", rows[1], rows[2])
-	}
-	if rows[3].NextAttemptAt.IsZero() || !strings.Contains(rows[3].LastError, "no handler") {
-		t.Fatalf("unknown source: %+v", rows[3])
-	}
 }
 
 func TestInboundOrderPerGroupUnderRun(t *testing.T) {
-	var mu sync.Mutex
-	inHand := map[string]int{}
-	overlap := false
-	e := newInboundEnv(t, pairing.InboundConfig{Workers: 4, PollInterval: time.Hour}, func(p string) error {
-		g := p[:1]
-		mu.Lock()
-		inHand[g]++
-		if inHand[g] > 1 {
-			overlap = true
+	storetest.Engines(t, func(t *testing.T, st *store.Store) {
+		var mu sync.Mutex
+		inHand := map[string]int{}
+		overlap := false
+		e := newInboundEnv(t, st, pairing.InboundConfig{Workers: 4, PollInterval: time.Hour}, func(p string) error {
+			g := p[:1]
+			mu.Lock()
+			inHand[g]++
+			if inHand[g] > 1 {
+				overlap = true
+			}
+			mu.Unlock()
+			time.Sleep(time.Millisecond)
+			mu.Lock()
+			inHand[g]--
+			mu.Unlock()
+			return nil
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- e.w.Run(ctx) }()
+		var want []string
+		for i := range 60 {
+			k := fmt.Sprintf("%c%02d", 'a'+i%5, i)
+			want = append(want, k)
+			e.accept(t, pairing.InboundEvent{Source: "src", Key: k, Group: k[:1], Payload: []byte(k)})
 		}
-		mu.Unlock()
-		time.Sleep(time.Millisecond)
-		mu.Lock()
-		inHand[g]--
-		mu.Unlock()
-		return nil
+		deadline := time.Now().Add(10 * time.Second)
+		for len(e.handled()) < 60 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		cancel()
+		<-done
+		got := e.handled()
+		if len(got) != 60 || overlap {
+			t.Fatalf("handled %d of 60 (poll interval 1h: the nudges must wake the worker); overlap %v", len(got), overlap)
+		}
+		for g := 'a'; g < 'f'; g++ {
+			var gotG, wantG []string
+			for _, k := range got {
+				if k[0] == byte(g) {
+					gotG = append(gotG, k)
+				}
+			}
+			for _, k := range want {
+				if k[0] == byte(g) {
+					wantG = append(wantG, k)
+				}
+			}
+			if !slices.Equal(gotG, wantG) {
+				t.Fatalf("group %c out of order: %v", g, gotG)
+			}
+		}
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- e.w.Run(ctx) }()
-	var want []string
-	for i := range 60 {
-		k := fmt.Sprintf("%c%02d", 'a'+i%5, i)
-		want = append(want, k)
-		e.accept(t, pairing.InboundEvent{Source: "src", Key: k, Group: k[:1], Payload: []byte(k)})
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(e.handled()) < 60 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	cancel()
-	<-done
-	got := e.handled()
-	if len(got) != 60 || overlap {
-		t.Fatalf("handled %d of 60 (poll interval 1h: the nudges must wake the worker); overlap %v", len(got), overlap)
-	}
-	for g := 'a'; g < 'f'; g++ {
-		var gotG, wantG []string
-		for _, k := range got {
-			if k[0] == byte(g) {
-				gotG = append(gotG, k)
-			}
-		}
-		for _, k := range want {
-			if k[0] == byte(g) {
-				wantG = append(wantG, k)
-			}
-		}
-		if !slices.Equal(gotG, wantG) {
-			t.Fatalf("group %c out of order: %v", g, gotG)
-		}
-	}
 }
 
 // On shutdown a handler in hand gets the grace, then its context ends and
 // its row is released at once (not left leased), attempt counted.
 func TestInboundShutdownReleases(t *testing.T) {
-	started := make(chan struct{})
-	e := newInboundEnv(t, pairing.InboundConfig{Grace: 50 * time.Millisecond}, func(p string) error {
-		close(started)
-		time.Sleep(200 * time.Millisecond) // longer than the grace
-		return errors.New("unreachable")
-	})
-	var handlerCtxErr error
-	e.w.Handle("src2", func(ctx context.Context, _ []byte) error {
-		<-ctx.Done()
-		handlerCtxErr = ctx.Err()
-		return ctx.Err()
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- e.w.Run(ctx) }()
-	e.accept(t, ev("slow", "1"), pairing.InboundEvent{Source: "src2", Key: "k", Group: "g"})
-	<-started
-	began := time.Now()
-	cancel()
-	<-done
-	if d := time.Since(began); d > 2*time.Second {
-		t.Fatalf("Run took %v to stop", d)
-	}
-	if !errors.Is(handlerCtxErr, context.Canceled) {
-		t.Fatalf("handler context after the grace: %v", handlerCtxErr)
-	}
-	for _, r := range e.q.Rows() {
-		if r.LeaseOwner != "" || !r.DoneAt.IsZero() || !r.FailedAt.IsZero() || !r.NextAttemptAt.Equal(e.clock.Now()) {
-			t.Fatalf("row not released: %+v", r)
+	storetest.Engines(t, func(t *testing.T, st *store.Store) {
+		started := make(chan struct{})
+		e := newInboundEnv(t, st, pairing.InboundConfig{Grace: 50 * time.Millisecond}, func(p string) error {
+			close(started)
+			time.Sleep(200 * time.Millisecond) // longer than the grace
+			return errors.New("unreachable")
+		})
+		var handlerCtxErr error
+		e.w.Handle("src2", func(ctx context.Context, _ []byte) error {
+			<-ctx.Done()
+			handlerCtxErr = ctx.Err()
+			return ctx.Err()
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- e.w.Run(ctx) }()
+		e.accept(t, ev("slow", "1"), pairing.InboundEvent{Source: "src2", Key: "k", Group: "g"})
+		<-started
+		began := time.Now()
+		cancel()
+		<-done
+		if d := time.Since(began); d > 2*time.Second {
+			t.Fatalf("Run took %v to stop", d)
 		}
-	}
+		if !errors.Is(handlerCtxErr, context.Canceled) {
+			t.Fatalf("handler context after the grace: %v", handlerCtxErr)
+		}
+		for _, r := range e.rows() {
+			if r.LeaseOwner != "" || !r.DoneAt.IsZero() || !r.FailedAt.IsZero() || !r.NextAttemptAt.Equal(e.clock.Now()) {
+				t.Fatalf("row not released: %+v", r)
+			}
+		}
+	})
 }
 
 func TestInboundAcceptFailure(t *testing.T) {
-	e := newInboundEnv(t, pairing.InboundConfig{}, func(string) error { return nil })
-	e.q.FailWith = pairing.ErrUnavailable
-	if err := e.w.Accept(context.Background(), []pairing.InboundEvent{ev("a", "1")}); !errors.Is(err, pairing.ErrUnavailable) {
-		t.Fatalf("accept: %v", err)
-	}
-	if len(e.q.Rows()) != 0 {
-		t.Fatal("stored")
-	}
+	storetest.Engines(t, func(t *testing.T, st *store.Store) {
+		e := newInboundEnv(t, st, pairing.InboundConfig{}, func(string) error { return nil })
+		e.q.failWith = pairing.ErrUnavailable
+		if err := e.w.Accept(context.Background(), []pairing.InboundEvent{ev("a", "1")}); !errors.Is(err, pairing.ErrUnavailable) {
+			t.Fatalf("accept: %v", err)
+		}
+		if _, err := e.q.InboundByKey(context.Background(), "src", "a"); !errors.Is(err, pairing.ErrNotFound) {
+			t.Fatalf("stored: %v", err)
+		}
+	})
 }

@@ -47,7 +47,6 @@ const (
 	ReasonTooManyAttempts   = "too_many_attempts"
 	ReasonExpired           = "expired"
 	ReasonTokenRefused      = "token_refused"
-	maxLastErrorBytes       = 500
 	idempotencyWindow       = 24 * time.Hour
 	maxIdempotencyKeyLength = 255
 )
@@ -290,18 +289,6 @@ func (s *Service) wakeWorkers() {
 	case ch <- struct{}{}:
 	default:
 	}
-}
-
-// clipError keeps a stored error short.
-func clipError(s string) string {
-	if len(s) <= maxLastErrorBytes {
-		return s
-	}
-	cut := maxLastErrorBytes
-	for cut > 0 && s[cut]&0xC0 == 0x80 { // do not cut a UTF-8 sequence
-		cut--
-	}
-	return s[:cut] + "…"
 }
 
 // deliveryErrorOf reads a Deliverer's error; anything else is a temporary

@@ -2,7 +2,6 @@ package pairing
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/hex"
 	"log/slog"
 	"sort"
@@ -83,12 +82,14 @@ func (c WorkerConfig) withDefaults() WorkerConfig {
 // Worker sends queued notifications. Several workers, in one process or
 // in several instances sharing PostgreSQL, may run on one outbox.
 type Worker struct {
-	svc   *Service
-	cfg   WorkerConfig
-	log   *slog.Logger
-	sleep func(ctx context.Context, d time.Duration) error
-	id    string
-	seq   atomic.Int64
+	svc    *Service
+	cfg    WorkerConfig
+	policy RetryPolicy
+	log    *slog.Logger
+	sleep  func(ctx context.Context, d time.Duration) error
+	id     string
+	seq    atomic.Int64
+	jobs   *runner[ClaimedDelivery]
 
 	mu       sync.Mutex
 	pacers   map[string]*pacer
@@ -109,13 +110,26 @@ func (s *Service) NewWorker(cfg WorkerConfig, opts ...WorkerOption) (*Worker, er
 	if err != nil {
 		return nil, err
 	}
+	cfg = cfg.withDefaults()
 	w := &Worker{
-		svc: s, cfg: cfg.withDefaults(), log: s.log.With("component", "outbox"),
-		sleep: sleepCtx, id: hex.EncodeToString(b),
+		svc: s, cfg: cfg, log: s.log.With("component", "outbox"),
+		policy: RetryPolicy{Initial: cfg.BackoffMin, Max: cfg.BackoffMax, RetryFor: cfg.MaxAge, MaxAttempts: cfg.MaxAttempts, Expires: true},
+		sleep:  sleepCtx, id: hex.EncodeToString(b),
 		pacers: map[string]*pacer{}, chatFree: map[int64]time.Time{},
 	}
 	for _, o := range opts {
 		o(w)
+	}
+	w.jobs = &runner[ClaimedDelivery]{
+		// A send and its record outlive a shutdown (bounded by
+		// SendTimeout): a message that went out is recorded.
+		name: "outbox", slots: cfg.Parallel, ahead: cfg.BatchSize, poll: cfg.PollInterval, grace: cfg.SendTimeout,
+		nudge: s.queued(), log: w.log,
+		claim:   w.claim,
+		admit:   w.admit,
+		release: w.release,
+		do:      w.deliver,
+		record:  func(ctx context.Context, d ClaimedDelivery, err error, _ bool) { w.record(ctx, d, err) },
 	}
 	return w, nil
 }
@@ -126,113 +140,62 @@ func (w *Worker) Config() WorkerConfig { return w.cfg }
 // Run sends due deliveries until ctx ends. Sends in flight then finish
 // (bounded by SendTimeout) and are recorded; deliveries claimed but not
 // started are handed back.
-func (w *Worker) Run(ctx context.Context) error {
-	wake := w.svc.queued()
-	for {
-		n, err := w.RunOnce(ctx)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if err != nil {
-			w.log.Warn("outbox: claim failed", "err", err)
-		}
-		if n > 0 && err == nil {
-			continue
-		}
-		t := time.NewTimer(w.cfg.PollInterval)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-wake:
-		case <-t.C:
-		}
-		t.Stop()
-	}
-}
+func (w *Worker) Run(ctx context.Context) error { return w.jobs.run(ctx) }
 
 // RunOnce claims one batch of due deliveries, sends them paced, records
 // the results, and returns how many it claimed.
-func (w *Worker) RunOnce(ctx context.Context) (int, error) {
-	now := w.svc.now()
+func (w *Worker) RunOnce(ctx context.Context) (int, error) { return w.jobs.once(ctx) }
+
+// claim takes up to limit due deliveries, the chats that may receive now
+// first.
+func (w *Worker) claim(ctx context.Context, limit int) ([]ClaimedDelivery, error) {
 	claimed, err := w.svc.store.ClaimDeliveries(ctx, ClaimRequest{
-		Now: now, Lease: w.cfg.Lease, Limit: w.cfg.BatchSize, Token: w.id + "-" + strconv.FormatInt(w.seq.Add(1), 10),
+		Now: w.svc.now(), Lease: w.cfg.Lease, Limit: limit, Token: w.id + "-" + strconv.FormatInt(w.seq.Add(1), 10),
 	})
 	if err != nil || len(claimed) == 0 {
-		return 0, err
+		return nil, err
 	}
-	// Chats that may receive now go first.
-	ready := make([]time.Time, len(claimed))
 	w.mu.Lock()
-	for i, d := range claimed {
-		ready[i] = w.chatFree[d.LeadID]
-	}
-	w.mu.Unlock()
-	order := make([]int, len(claimed))
-	for i := range order {
-		order[i] = i
-	}
-	sort.SliceStable(order, func(a, b int) bool { return ready[order[a]].Before(ready[order[b]]) })
-
-	sem := make(chan struct{}, w.cfg.Parallel)
-	var wg sync.WaitGroup
-	for n, i := range order {
-		d := claimed[i]
-		// A send slot first, then the pace: a 429 met by a send in flight
-		// pauses the sends not started yet.
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() == nil {
-			err = w.waitTurn(ctx, d, ready[i])
-		}
-		if ctx.Err() != nil || err != nil {
-			for _, j := range order[n:] {
-				w.release(claimed[j])
-			}
-			break
-		}
-		if w.svc.now().Add(w.cfg.SendTimeout).After(d.LeaseUntil) {
-			// Too late to start within the lease: another worker may
-			// claim it any moment. Hand it back instead.
-			w.release(d)
-			<-sem
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			w.deliver(ctx, d)
-		}()
-	}
-	wg.Wait()
-	return len(claimed), nil
+	defer w.mu.Unlock()
+	sort.SliceStable(claimed, func(a, b int) bool {
+		return w.chatFree[claimed[a].LeadID].Before(w.chatFree[claimed[b].LeadID])
+	})
+	return claimed, nil
 }
 
-// waitTurn waits until the chat may receive again and the channel's pace
-// allows one more message.
-func (w *Worker) waitTurn(ctx context.Context, d ClaimedDelivery, chatFree time.Time) error {
+// admit waits until the chat may receive again and the channel's pace
+// allows one more message; a slot was taken first, so a 429 met by a
+// send in flight pauses the sends not started yet. A delivery that could
+// no longer be sent within its lease is handed back: another worker may
+// claim it any moment.
+func (w *Worker) admit(ctx context.Context, d ClaimedDelivery) error {
+	if err := ctx.Err(); err != nil {
+		return err // shutting down: hand back what has not started
+	}
+	w.mu.Lock()
+	chatFree := w.chatFree[d.LeadID]
+	w.mu.Unlock()
 	if wait := chatFree.Sub(w.svc.now()); wait > 0 {
 		if err := w.sleep(ctx, wait); err != nil {
 			return err
 		}
 	}
-	dc, ok := w.svc.deliverer(d.Channel)
-	if !ok {
-		return nil
-	}
-	p := w.pacer(d.Channel, dc.pace)
-	for {
-		wait := p.reserve(w.svc.now())
-		if wait <= 0 {
-			return nil
-		}
-		if err := w.sleep(ctx, wait); err != nil {
-			return err
+	if dc, ok := w.svc.deliverer(d.Channel); ok {
+		p := w.pacer(d.Channel, dc.pace)
+		for {
+			wait := p.reserve(w.svc.now())
+			if wait <= 0 {
+				break
+			}
+			if err := w.sleep(ctx, wait); err != nil {
+				return err
+			}
 		}
 	}
+	if w.svc.now().Add(w.cfg.SendTimeout).After(d.LeaseUntil) {
+		return errHandBack
+	}
+	return nil
 }
 
 func (w *Worker) pacer(channel string, pace Pace) *pacer {
@@ -249,32 +212,26 @@ func (w *Worker) pacer(channel string, pace Pace) *pacer {
 	return p
 }
 
-// deliver sends one claimed delivery and records the result. The send
-// and the record outlive ctx (bounded by SendTimeout): a message that
-// went out is recorded even during a shutdown.
-func (w *Worker) deliver(ctx context.Context, d ClaimedDelivery) {
-	bg := context.WithoutCancel(ctx)
-	now := w.svc.now()
-	if now.After(d.maxAgeFrom().Add(w.cfg.MaxAge)) {
-		w.finish(bg, d, DeliveryResult{Status: DeliveryFailed, LastError: ReasonExpired + ": not delivered within " + w.cfg.MaxAge.String()})
-		return
+// deliver sends one claimed delivery. Its error is a *DeliveryError (or
+// one deliveryErrorOf reads as temporary); what a failure changes beyond
+// the delivery (the channel's pause, the lead's block) happens here.
+func (w *Worker) deliver(ctx context.Context, d ClaimedDelivery) error {
+	if w.policy.expired(d.maxAgeFrom(), w.svc.now()) {
+		return &DeliveryError{Permanent: true, Reason: ReasonExpired, Detail: "not delivered within " + w.cfg.MaxAge.String()}
 	}
 	dc, ok := w.svc.deliverer(d.Channel)
 	if !ok {
-		w.finish(bg, d, DeliveryResult{Status: DeliveryFailed, LastError: ReasonChannelMissing})
-		return
+		return &DeliveryError{Permanent: true, Reason: ReasonChannelMissing}
 	}
-	lead, err := w.svc.store.LeadByID(bg, d.LeadID)
+	lead, err := w.svc.store.LeadByID(ctx, d.LeadID)
 	if err != nil {
 		w.log.Warn("outbox: lead lookup failed", "delivery", d.ID, "err", err)
-		w.retry(bg, d, &DeliveryError{Reason: ReasonUnavailable, Detail: "lead lookup failed"})
-		return
+		return &DeliveryError{Reason: ReasonUnavailable, Detail: "lead lookup failed"}
 	}
 	if lead.Blocked {
-		w.finish(bg, d, DeliveryResult{Status: DeliveryFailed, LastError: ReasonBlocked})
-		return
+		return &DeliveryError{Permanent: true, Reason: ReasonBlocked}
 	}
-	sendCtx, cancel := context.WithTimeout(bg, w.cfg.SendTimeout)
+	sendCtx, cancel := context.WithTimeout(ctx, w.cfg.SendTimeout)
 	err = dc.d.Deliver(sendCtx, OutboundMessage{DeliveryID: d.ID, MessageID: d.MessageID, Lead: lead, Text: d.Text, Buttons: d.Buttons})
 	cancel()
 	done := w.svc.now()
@@ -289,8 +246,7 @@ func (w *Worker) deliver(ctx context.Context, d ClaimedDelivery) {
 	}
 	w.mu.Unlock()
 	if err == nil {
-		w.finish(bg, d, DeliveryResult{Status: DeliveryDelivered})
-		return
+		return nil
 	}
 	de := deliveryErrorOf(err)
 	if de.RetryAfter > 0 {
@@ -298,59 +254,40 @@ func (w *Worker) deliver(ctx context.Context, d ClaimedDelivery) {
 	}
 	if de.Blocked {
 		// The existing path: marks the lead and writes lead.blocked.
-		if err := w.svc.SetBlocked(bg, lead.Key(), true); err != nil {
+		if err := w.svc.SetBlocked(context.WithoutCancel(ctx), lead.Key(), true); err != nil {
 			w.log.Error("outbox: mark lead blocked", "channel", d.Channel, "err", err)
 		}
 	}
-	if de.Permanent {
-		w.finish(bg, d, DeliveryResult{Status: DeliveryFailed, LastError: clipError(de.Error())})
-		return
-	}
-	w.retry(bg, d, de)
+	return de
 }
 
-// retry schedules the next attempt of a temporary failure, or gives up.
-func (w *Worker) retry(ctx context.Context, d ClaimedDelivery, de *DeliveryError) {
-	now := w.svc.now()
-	if d.Attempts >= w.cfg.MaxAttempts {
+// record stores the outcome of a send: delivered, failed for good, or
+// queued for a retry (the platform's retry_after plus up to 10 %, else
+// the policy's backoff) unless the policy gives up.
+func (w *Worker) record(ctx context.Context, d ClaimedDelivery, err error) {
+	if err == nil {
+		w.finish(ctx, d, DeliveryResult{Status: DeliveryDelivered})
+		return
+	}
+	de := deliveryErrorOf(err)
+	if de.Permanent {
+		w.finish(ctx, d, DeliveryResult{Status: DeliveryFailed, LastError: clipError(de.Error())})
+		return
+	}
+	wait := w.policy.Delay(d.Attempts, w.svc.rand)
+	if de.RetryAfter > 0 {
+		wait = de.RetryAfter + time.Duration(randomFraction(w.svc.rand)*float64(de.RetryAfter/10))
+	}
+	next, why := w.policy.decide(d.maxAgeFrom(), d.Attempts, w.svc.now(), wait)
+	switch why {
+	case tooManyAttempts:
 		w.finish(ctx, d, DeliveryResult{Status: DeliveryFailed,
 			LastError: clipError(ReasonTooManyAttempts + " (" + strconv.Itoa(d.Attempts) + "): " + de.Error())})
-		return
+	case tooOld:
+		w.finish(ctx, d, DeliveryResult{Status: DeliveryFailed, LastError: clipError(ReasonExpired + ": " + de.Error())})
+	default:
+		w.finish(ctx, d, DeliveryResult{Status: DeliveryQueued, NextAttemptAt: next, LastError: clipError(de.Error())})
 	}
-	next := now.Add(w.backoff(d.Attempts, de.RetryAfter))
-	if next.After(d.maxAgeFrom().Add(w.cfg.MaxAge)) {
-		w.finish(ctx, d, DeliveryResult{Status: DeliveryFailed,
-			LastError: clipError(ReasonExpired + ": " + de.Error())})
-		return
-	}
-	w.finish(ctx, d, DeliveryResult{Status: DeliveryQueued, NextAttemptAt: next, LastError: clipError(de.Error())})
-}
-
-// backoff is the wait after the attempt-th failed attempt: the platform's
-// retry_after plus up to 10 % when it gave one, else BackoffMin doubled
-// per attempt, capped at BackoffMax, of which a random half to all.
-func (w *Worker) backoff(attempt int, retryAfter time.Duration) time.Duration {
-	if retryAfter > 0 {
-		return retryAfter + w.jitter(retryAfter/10)
-	}
-	d := w.cfg.BackoffMin
-	for i := 1; i < attempt && d < w.cfg.BackoffMax; i++ {
-		d *= 2
-	}
-	d = min(d, w.cfg.BackoffMax)
-	return d/2 + w.jitter(d/2)
-}
-
-// jitter is a random duration in [0, n].
-func (w *Worker) jitter(n time.Duration) time.Duration {
-	if n <= 0 {
-		return 0
-	}
-	b, err := randomBytes(w.svc.rand, 8)
-	if err != nil {
-		return n / 2
-	}
-	return time.Duration(binary.BigEndian.Uint64(b) % uint64(n+1))
 }
 
 // release hands an unsent delivery back without counting the attempt.
@@ -361,7 +298,7 @@ func (w *Worker) release(d ClaimedDelivery) {
 // finish records a result; a final one writes its site event in the same
 // transaction.
 func (w *Worker) finish(ctx context.Context, d ClaimedDelivery, res DeliveryResult) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, recordTimeout)
 	defer cancel()
 	var recorded bool
 	err := w.svc.store.Tx(ctx, func(r Repo) error {

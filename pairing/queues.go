@@ -3,24 +3,28 @@ package pairing
 import "time"
 
 // QueueStats is the state of the durable queues at one moment, for
-// monitoring (GET /metrics): what waits, and what was given up. The
-// numbers are database-wide, so every instance sharing a database reports
-// the same ones.
+// monitoring (GET /metrics): one QueueStat per queue of the job engine.
+// The numbers are database-wide, so every instance sharing a database
+// reports the same ones.
 type QueueStats struct {
-	// Notification deliveries: queued (waiting for their first or next
-	// attempt), sending (claimed by a worker), failed (given up; kept
-	// until their message is pruned).
-	DeliveriesQueued  int64
-	DeliveriesSending int64
-	DeliveriesFailed  int64
-	// OldestPendingDelivery is when the oldest queued or sending delivery
-	// was created; zero when none is pending.
-	OldestPendingDelivery time.Time
-	// Site events not yet delivered nor given up, and given up (after
-	// site.webhook_retry_for, or a 410 from the site).
-	SiteEventsPending int64
-	SiteEventsFailed  int64
-	// InboundPending counts platform webhook events stored and not yet
-	// handled nor given up.
-	InboundPending int64
+	Deliveries QueueStat // notification deliveries
+	SiteEvents QueueStat // site events to the site's webhook
+	Inbound    QueueStat // platform webhook events
 }
+
+// QueueStat is one queue's gauges.
+type QueueStat struct {
+	// Pending jobs wait for their first or next try; Running ones are
+	// claimed by a worker (until another claims them again, when a crashed
+	// worker's lease ran out).
+	Pending int64
+	Running int64
+	// Failed jobs were given up; they are kept until pruned.
+	Failed int64
+	// OldestPending is when the oldest pending or running job was
+	// written; zero when none is.
+	OldestPending time.Time
+}
+
+// Unfinished is every job not yet done nor given up.
+func (q QueueStat) Unfinished() int64 { return q.Pending + q.Running }

@@ -45,7 +45,7 @@ func TestDispatchersOnSlowSiteSendEachEventOnce(t *testing.T) {
 			addEvent(t, st, "", time.Now())
 		}
 		site := &slowSite{got: map[int64]int{}}
-		cfg := pairing.DispatcherConfig{Lease: 500 * time.Millisecond, Batch: 50, Workers: 1, PollInterval: 20 * time.Millisecond}
+		cfg := pairing.DispatcherConfig{Lease: 500 * time.Millisecond, Workers: 1, PollInterval: 20 * time.Millisecond}
 		rctx, cancel := context.WithCancel(ctx)
 		var wg sync.WaitGroup
 		for range 2 {

@@ -40,7 +40,7 @@ func TestQueueStatsAndDeliveryRetry(t *testing.T) {
 		a := queueAt(t, st, "u1", 10, t0)
 		b := queueAt(t, st, "u2", 11, t0.Add(time.Minute))
 		c := queueAt(t, st, "u3", 12, t0.Add(time.Hour))
-		if q := stats(t, st); q.DeliveriesQueued != 3 || q.DeliveriesSending != 0 || !q.OldestPendingDelivery.Equal(t0) {
+		if q := stats(t, st); q.Deliveries.Pending != 3 || q.Deliveries.Running != 0 || !q.Deliveries.OldestPending.Equal(t0) {
 			t.Fatalf("3 queued: %+v", q)
 		}
 		now := t0.Add(2 * time.Hour)
@@ -48,7 +48,7 @@ func TestQueueStatsAndDeliveryRetry(t *testing.T) {
 		if err != nil || len(claimed) != 3 {
 			t.Fatalf("claim: %d %v", len(claimed), err)
 		}
-		if q := stats(t, st); q.DeliveriesQueued != 0 || q.DeliveriesSending != 3 || !q.OldestPendingDelivery.Equal(t0) {
+		if q := stats(t, st); q.Deliveries.Pending != 0 || q.Deliveries.Running != 3 || !q.Deliveries.OldestPending.Equal(t0) {
 			t.Fatalf("3 sending: %+v", q)
 		}
 		finish := func(id int64, res pairing.DeliveryResult, at time.Time) {
@@ -61,7 +61,7 @@ func TestQueueStatsAndDeliveryRetry(t *testing.T) {
 		finish(b.ID, pairing.DeliveryResult{Status: pairing.DeliveryDelivered}, now)
 		finish(c.ID, pairing.DeliveryResult{Status: pairing.DeliveryQueued, NextAttemptAt: now.Add(time.Minute), LastError: "unavailable"}, now)
 		q := stats(t, st)
-		if q.DeliveriesQueued != 1 || q.DeliveriesSending != 0 || q.DeliveriesFailed != 1 || !q.OldestPendingDelivery.Equal(t0.Add(time.Hour)) {
+		if q.Deliveries.Pending != 1 || q.Deliveries.Running != 0 || q.Deliveries.Failed != 1 || !q.Deliveries.OldestPending.Equal(t0.Add(time.Hour)) {
 			t.Fatalf("after the results: %+v", q)
 		}
 
@@ -105,7 +105,7 @@ func TestQueueStatsAndDeliveryRetry(t *testing.T) {
 			!d.RequeuedAt.Equal(later) || !d.FinishedAt.IsZero() || d.LastError != "rejected: chat not found" {
 			t.Fatalf("retried delivery %+v", d)
 		}
-		if q := stats(t, st); q.DeliveriesQueued != 2 || q.DeliveriesFailed != 0 || !q.OldestPendingDelivery.Equal(t0) {
+		if q := stats(t, st); q.Deliveries.Pending != 2 || q.Deliveries.Failed != 0 || !q.Deliveries.OldestPending.Equal(t0) {
 			t.Fatalf("after the retry: %+v", q)
 		}
 		if failed, _ := st.FailedDeliveries(ctx, 10); len(failed) != 0 {
@@ -156,7 +156,7 @@ func TestQueueStatsAndSiteEventRetry(t *testing.T) {
 		addEvent(t, st, "U", t0) // 1
 		addEvent(t, st, "U", t0) // 2: waits for 1
 		addEvent(t, st, "V", t0) // 3
-		if q := stats(t, st); q.SiteEventsPending != 3 || q.SiteEventsFailed != 0 {
+		if q := stats(t, st); q.SiteEvents.Unfinished() != 3 || q.SiteEvents.Failed != 0 {
 			t.Fatalf("3 pending: %+v", q)
 		}
 		if got := claim(t, st, "a", t0, 10); !slices.Equal(ids(got), []int64{1, 3}) {
@@ -168,7 +168,7 @@ func TestQueueStatsAndSiteEventRetry(t *testing.T) {
 		if err := st.MarkSiteEventDelivered(ctx, 3, t0.Add(time.Second)); err != nil {
 			t.Fatal(err)
 		}
-		if q := stats(t, st); q.SiteEventsPending != 1 || q.SiteEventsFailed != 1 {
+		if q := stats(t, st); q.SiteEvents.Unfinished() != 1 || q.SiteEvents.Failed != 1 {
 			t.Fatalf("one failed, one pending: %+v", q)
 		}
 		failed, err := st.FailedSiteEvents(ctx, 10)
@@ -192,7 +192,7 @@ func TestQueueStatsAndSiteEventRetry(t *testing.T) {
 		if err != nil || e.ID != 1 || e.Attempts != 0 || !e.FailedAt.IsZero() || !e.NextAttemptAt.Equal(now) || e.LastError != "HTTP 410: gone" {
 			t.Fatalf("retried %+v %v", e, err)
 		}
-		if q := stats(t, st); q.SiteEventsPending != 2 || q.SiteEventsFailed != 0 {
+		if q := stats(t, st); q.SiteEvents.Unfinished() != 2 || q.SiteEvents.Failed != 0 {
 			t.Fatalf("after the retry: %+v", q)
 		}
 		if _, err := st.RetryFailedSiteEvent(ctx, 1, now); !errors.As(err, &nf) || nf.State != "pending" {
@@ -213,14 +213,14 @@ func TestQueueStatsAndSiteEventRetry(t *testing.T) {
 func TestQueueStatsInbound(t *testing.T) {
 	storetest.Engines(t, func(t *testing.T, st *store.Store) {
 		enqueue(t, st, t0, inEv("tg", "1", "a"), inEv("tg", "2", "b"), inEv("tg", "3", "c"))
-		if q := stats(t, st); q.InboundPending != 3 {
+		if q := stats(t, st); q.Inbound.Unfinished() != 3 {
 			t.Fatalf("3 pending: %+v", q)
 		}
 		items := claimIn(t, st, "w", t0, 2)
 		if len(items) != 2 {
 			t.Fatalf("claimed %d", len(items))
 		}
-		if q := stats(t, st); q.InboundPending != 3 {
+		if q := stats(t, st); q.Inbound.Unfinished() != 3 {
 			t.Fatalf("claimed ones are still pending: %+v", q)
 		}
 		if err := st.FinishInbound(ctx, items[0].ID, t0); err != nil {
@@ -229,7 +229,7 @@ func TestQueueStatsInbound(t *testing.T) {
 		if err := st.FailInbound(ctx, items[1].ID, "w", t0, "too old"); err != nil {
 			t.Fatal(err)
 		}
-		if q := stats(t, st); q.InboundPending != 1 {
+		if q := stats(t, st); q.Inbound.Unfinished() != 1 {
 			t.Fatalf("one handled, one given up: %+v", q)
 		}
 	})

@@ -90,28 +90,11 @@ func (s *Store) EnqueueInbound(ctx context.Context, evs []pairing.InboundEvent, 
 	return total, nil
 }
 
-// claimInboundSQL has the shape of claimSQL (site events): the CTE picks
-// the rows once (MATERIALIZED) and on PostgreSQL locks them FOR UPDATE
-// SKIP LOCKED, so instances claiming at once take disjoint rows; the
-// UPDATE repeats the conditions, which PostgreSQL re-checks on a row
-// another claim changed meanwhile. Only the oldest pending row of a
-// (source, grp) is claimable, so one person's events are handled one at a
-// time, in order.
-const claimInboundSQL = `WITH picked AS MATERIALIZED (
-  SELECT e.id FROM inbound_events e
-  WHERE e.done_at = 0 AND e.failed_at = 0 AND e.next_attempt_at <= ? AND e.lease_until <= ?
-    AND NOT EXISTS (
-      SELECT 1 FROM inbound_events p
-      WHERE p.source = e.source AND p.grp = e.grp AND p.id < e.id AND p.done_at = 0 AND p.failed_at = 0)
-  ORDER BY e.id
-  LIMIT ? %s)
-UPDATE inbound_events SET lease_owner = ?, lease_until = ?, attempts = attempts + 1
-WHERE id IN (SELECT id FROM picked) AND done_at = 0 AND failed_at = 0 AND lease_until <= ?
-RETURNING ` + inboundColumns
-
-// ClaimInbound leases up to limit claimable rows to owner.
+// ClaimInbound leases up to limit claimable rows to owner: only the
+// oldest pending row of a (source, grp) is claimable, so one person's
+// events are handled one at a time, in order.
 func (s *Store) ClaimInbound(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]pairing.InboundItem, error) {
-	rows, err := claim[inboundRow](ctx, s, claimInboundSQL, owner, now, lease, limit)
+	rows, err := claimJobs[inboundRow](ctx, s, inboundJobs, owner, now, lease, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -124,23 +107,17 @@ func (s *Store) ClaimInbound(ctx context.Context, owner string, now time.Time, l
 
 // FinishInbound marks a row handled, whoever holds the lease.
 func (s *Store) FinishInbound(ctx context.Context, id int64, now time.Time) error {
-	_, err := s.exec(ctx, `UPDATE inbound_events SET done_at = ?, lease_until = 0, lease_owner = '', last_error = ''
-		WHERE id = ? AND done_at = 0`, us(now), id)
-	return err
+	return s.finishJob(ctx, inboundJobs, id, now)
 }
 
 // RetryInbound releases owner's lease and schedules the next try.
 func (s *Store) RetryInbound(ctx context.Context, id int64, owner string, next time.Time, lastError string) error {
-	_, err := s.exec(ctx, `UPDATE inbound_events SET next_attempt_at = ?, lease_until = 0, lease_owner = '', last_error = ?
-		WHERE id = ? AND lease_owner = ? AND done_at = 0 AND failed_at = 0`, us(next), truncate(lastError, 500), id, owner)
-	return err
+	return s.retryJob(ctx, inboundJobs, id, owner, next, lastError)
 }
 
 // FailInbound gives up on a row.
 func (s *Store) FailInbound(ctx context.Context, id int64, owner string, now time.Time, lastError string) error {
-	_, err := s.exec(ctx, `UPDATE inbound_events SET failed_at = ?, lease_until = 0, lease_owner = '', last_error = ?
-		WHERE id = ? AND lease_owner = ? AND done_at = 0 AND failed_at = 0`, us(now), truncate(lastError, 500), id, owner)
-	return err
+	return s.failJob(ctx, inboundJobs, id, owner, now, lastError)
 }
 
 // InboundByKey returns a row with its handling state (tests, CLI).

@@ -35,29 +35,11 @@ func (r outboxRow) event() pairing.OutboxEvent {
 	}
 }
 
-// claimSQL is pairing.Deliverable in one statement: pending, due, not
-// leased, and no earlier pending event of the same user. The CTE picks the
-// rows once (MATERIALIZED: PostgreSQL could otherwise run a LIMIT
-// subquery more than once and claim more than the limit); on PostgreSQL
-// it locks them FOR UPDATE SKIP LOCKED so that instances claiming at once
-// take disjoint rows, and the UPDATE repeats the conditions, which
-// PostgreSQL re-checks on a row another claim changed meanwhile. On SQLite
-// the single writer connection makes the statement atomic.
-const claimSQL = `WITH picked AS MATERIALIZED (
-  SELECT e.id FROM site_events e
-  WHERE e.delivered_at = 0 AND e.failed_at = 0 AND e.next_attempt_at <= ? AND e.lease_until <= ?
-    AND (e.user_id = '' OR NOT EXISTS (
-      SELECT 1 FROM site_events p
-      WHERE p.user_id = e.user_id AND p.id < e.id AND p.delivered_at = 0 AND p.failed_at = 0))
-  ORDER BY e.id
-  LIMIT ? %s)
-UPDATE site_events SET lease_owner = ?, lease_until = ?, attempts = attempts + 1
-WHERE id IN (SELECT id FROM picked) AND delivered_at = 0 AND failed_at = 0 AND lease_until <= ?
-RETURNING ` + outboxColumns
-
-// ClaimSiteEvents leases up to limit deliverable events to owner.
+// ClaimSiteEvents leases up to limit deliverable events to owner: the
+// claim is pairing.Deliverable in one statement (pending, due, not leased,
+// and no earlier pending event of the same user).
 func (s *Store) ClaimSiteEvents(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]pairing.OutboxEvent, error) {
-	rows, err := claim[outboxRow](ctx, s, claimSQL, owner, now, lease, limit)
+	rows, err := claimJobs[outboxRow](ctx, s, siteEventJobs, owner, now, lease, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -71,23 +53,17 @@ func (s *Store) ClaimSiteEvents(ctx context.Context, owner string, now time.Time
 // MarkSiteEventDelivered records a 2xx answer. Whoever holds the claim
 // now, the site has the event, so the owner is not checked.
 func (s *Store) MarkSiteEventDelivered(ctx context.Context, id int64, now time.Time) error {
-	_, err := s.exec(ctx, `UPDATE site_events SET delivered_at = ?, lease_until = 0, lease_owner = '', last_error = ''
-		WHERE id = ? AND delivered_at = 0`, us(now), id)
-	return err
+	return s.finishJob(ctx, siteEventJobs, id, now)
 }
 
 // RetrySiteEvent releases owner's claim and schedules the next try.
 func (s *Store) RetrySiteEvent(ctx context.Context, id int64, owner string, next time.Time, lastError string) error {
-	_, err := s.exec(ctx, `UPDATE site_events SET next_attempt_at = ?, lease_until = 0, lease_owner = '', last_error = ?
-		WHERE id = ? AND lease_owner = ? AND delivered_at = 0 AND failed_at = 0`, us(next), truncate(lastError, 500), id, owner)
-	return err
+	return s.retryJob(ctx, siteEventJobs, id, owner, next, lastError)
 }
 
 // FailSiteEvent gives up on the event.
 func (s *Store) FailSiteEvent(ctx context.Context, id int64, owner string, now time.Time, lastError string) error {
-	_, err := s.exec(ctx, `UPDATE site_events SET failed_at = ?, lease_until = 0, lease_owner = '', last_error = ?
-		WHERE id = ? AND lease_owner = ? AND delivered_at = 0 AND failed_at = 0`, us(now), truncate(lastError, 500), id, owner)
-	return err
+	return s.failJob(ctx, siteEventJobs, id, owner, now, lastError)
 }
 
 // SiteEventDelivery returns an event with its delivery state (tests, CLI).
@@ -106,14 +82,4 @@ func (s *Store) SiteEventDelivery(ctx context.Context, id int64) (pairing.Outbox
 // and returns how many.
 func (s *Store) PruneSiteEvents(ctx context.Context, before time.Time) (int64, error) {
 	return s.exec(ctx, `DELETE FROM site_events WHERE created_at < ?`, us(before))
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && s[n]&0xC0 == 0x80 { // do not cut a UTF-8 sequence
-		n--
-	}
-	return s[:n]
 }

@@ -63,9 +63,8 @@ func siteEventsJob(cfg SiteConfig, st *store.Store, log *slog.Logger) (func(cont
 		return nil, errors.New("site events: " + err.Error())
 	}
 	d := pairing.NewDispatcher(st, client, pairing.DispatcherConfig{
-		Policy: pairing.RetryPolicy{Initial: cfg.WebhookBackoffMin, Max: cfg.WebhookBackoffMax, RetryFor: cfg.WebhookRetryFor},
-		// A claim outlives the longest send, so a live send keeps it.
-		Lease:        2*cfg.WebhookTimeout + 30*time.Second,
+		Policy:       pairing.RetryPolicy{Initial: cfg.WebhookBackoffMin, Max: cfg.WebhookBackoffMax, RetryFor: cfg.WebhookRetryFor},
+		Lease:        pairing.LeaseFor(cfg.WebhookTimeout),
 		Workers:      cfg.WebhookWorkers,
 		PollInterval: cfg.WebhookPollInterval,
 		Logger:       log.With("job", "site_events"),

@@ -1,0 +1,124 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// jobTable describes a table of jobs that workers claim with a lease
+// (pairing's job engine): inbound_events and site_events share the
+// columns attempts, next_attempt_at, lease_owner, lease_until, failed_at,
+// last_error and created_at, and differ in the rest, named here.
+type jobTable struct {
+	name string
+	// done is the column stamped when the job is handled.
+	done string
+	// sameGroup matches an earlier row p of row e's ordering group: only
+	// the oldest pending row of a group is claimable, so a group's jobs
+	// run one at a time, in order.
+	sameGroup string
+	// ungrouped, when set, is a condition on e under which a row belongs
+	// to no group and waits for nothing.
+	ungrouped string
+	// columns are what a claim returns.
+	columns string
+}
+
+var (
+	inboundJobs = jobTable{name: "inbound_events", done: "done_at",
+		sameGroup: "p.source = e.source AND p.grp = e.grp", columns: inboundColumns}
+	siteEventJobs = jobTable{name: "site_events", done: "delivered_at",
+		sameGroup: "p.user_id = e.user_id", ungrouped: "e.user_id = ''", columns: outboxColumns}
+)
+
+// pending is the condition of a row neither handled nor given up.
+func (t jobTable) pending(alias string) string {
+	return alias + t.done + " = 0 AND " + alias + "failed_at = 0"
+}
+
+// claimSQL picks the claimable rows in a CTE (MATERIALIZED: PostgreSQL
+// could otherwise run a LIMIT subquery more than once and claim more than
+// the limit) and, on PostgreSQL, locks them FOR UPDATE SKIP LOCKED (lock),
+// so instances claiming at once take disjoint rows; the UPDATE repeats
+// the conditions, which PostgreSQL re-checks on a row another claim
+// changed meanwhile. On SQLite the single writer connection makes the
+// statement atomic. Arguments: now, now, limit, owner, lease end, now.
+func (t jobTable) claimSQL(lock string) string {
+	waits := `NOT EXISTS (
+      SELECT 1 FROM ` + t.name + ` p
+      WHERE ` + t.sameGroup + ` AND p.id < e.id AND ` + t.pending("p.") + `)`
+	if t.ungrouped != "" {
+		waits = "(" + t.ungrouped + " OR " + waits + ")"
+	}
+	return `WITH picked AS MATERIALIZED (
+  SELECT e.id FROM ` + t.name + ` e
+  WHERE ` + t.pending("e.") + ` AND e.next_attempt_at <= ? AND e.lease_until <= ?
+    AND ` + waits + `
+  ORDER BY e.id
+  LIMIT ? ` + lock + `)
+UPDATE ` + t.name + ` SET lease_owner = ?, lease_until = ?, attempts = attempts + 1
+WHERE id IN (SELECT id FROM picked) AND ` + t.pending("") + ` AND lease_until <= ?
+RETURNING ` + t.columns
+}
+
+// leasedRow is a row of a job table.
+type leasedRow interface{ rowID() int64 }
+
+func (r inboundRow) rowID() int64 { return r.ID }
+func (r outboxRow) rowID() int64  { return r.ID }
+
+// claimJobs leases to owner, until now+lease, up to limit claimable rows,
+// counts one attempt on each, and returns them in id order.
+func claimJobs[R leasedRow](ctx context.Context, s *Store, t jobTable, owner string, now time.Time, lease time.Duration, limit int) ([]R, error) {
+	lock := ""
+	if s.driver == Postgres {
+		lock = "FOR UPDATE SKIP LOCKED"
+	}
+	n := us(now)
+	var rows []R
+	if err := s.writer.WithContext(ctx).Raw(t.claimSQL(lock), n, n, limit, owner, us(now.Add(lease)), n).Scan(&rows).Error; err != nil {
+		return nil, translate(err)
+	}
+	slices.SortFunc(rows, func(a, b R) int { return cmp.Compare(a.rowID(), b.rowID()) })
+	return rows, nil
+}
+
+// finishJob marks a row handled. Whoever holds the lease now, the effect
+// happened, so the owner is not checked.
+func (s *Store) finishJob(ctx context.Context, t jobTable, id int64, now time.Time) error {
+	_, err := s.exec(ctx, fmt.Sprintf(`UPDATE %s SET %s = ?, lease_until = 0, lease_owner = '', last_error = ''
+		WHERE id = ? AND %s = 0`, t.name, t.done, t.done), us(now), id)
+	return err
+}
+
+// retryJob releases owner's lease and schedules the next try at next. It
+// changes nothing when owner no longer holds the lease.
+func (s *Store) retryJob(ctx context.Context, t jobTable, id int64, owner string, next time.Time, lastError string) error {
+	_, err := s.exec(ctx, `UPDATE `+t.name+` SET next_attempt_at = ?, lease_until = 0, lease_owner = '', last_error = ?
+		WHERE id = ? AND lease_owner = ? AND `+t.pending(""), us(next), truncate(lastError, maxLastError), id, owner)
+	return err
+}
+
+// failJob gives up on a row. It changes nothing when owner no longer
+// holds the lease.
+func (s *Store) failJob(ctx context.Context, t jobTable, id int64, owner string, now time.Time, lastError string) error {
+	_, err := s.exec(ctx, `UPDATE `+t.name+` SET failed_at = ?, lease_until = 0, lease_owner = '', last_error = ?
+		WHERE id = ? AND lease_owner = ? AND `+t.pending(""), us(now), truncate(lastError, maxLastError), id, owner)
+	return err
+}
+
+// maxLastError bounds a stored last error, whatever the caller clipped.
+const maxLastError = 500
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && s[n]&0xC0 == 0x80 { // do not cut a UTF-8 sequence
+		n--
+	}
+	return s[:n]
+}

@@ -61,6 +61,9 @@ type PageConfig struct {
 	// FallbackLocale is the text locale when the person's is unknown;
 	// empty: the catalog's fallback.
 	FallbackLocale string
+	// Pace is how fast notifications go out through the Page; zero: as
+	// fast as the outbox worker sends.
+	Pace pairing.Pace
 }
 
 // Config is the Messenger adapter's configuration: every Page it serves.
@@ -88,8 +91,7 @@ type Config struct {
 }
 
 var (
-	channelName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
-	numericID   = regexp.MustCompile(`^[0-9]{1,32}$`)
+	numericID = regexp.MustCompile(`^[0-9]{1,32}$`)
 	// appIDPattern is an app id usable as a JSON number.
 	appIDPattern = regexp.MustCompile(`^[1-9][0-9]{0,31}$`)
 	tagName      = regexp.MustCompile(`^[A-Z][A-Z_]{0,63}$`)
@@ -117,8 +119,8 @@ func (p PageConfig) validate() error {
 	bad := func(field, reason string) {
 		errs = append(errs, fmt.Errorf("messenger page %q: %s %s", p.Name, field, reason))
 	}
-	if !channelName.MatchString(p.Name) {
-		bad("name", "must be 1..64 of a-z 0-9 _ - starting with a letter or digit")
+	if err := pairing.ValidateChannelName(p.Name); err != nil {
+		errs = append(errs, fmt.Errorf("messenger page %q: %w", p.Name, err))
 	}
 	if !numericID.MatchString(p.PageID) {
 		bad("page_id", "must be the numeric Page id")

@@ -125,7 +125,7 @@ func newEnvThreads(t testing.TB, threads ThreadState, opts ...envOption) *env {
 		p.graph.backoff = time.Millisecond
 	}
 	for _, name := range e.hub.Names() {
-		e.svc.RegisterChannel(name, e.hub.Channel(name))
+		e.svc.RegisterChannel(e.hub.Channel(name))
 	}
 	return e
 }

@@ -157,8 +157,17 @@ func (h *Hub) Names() []string {
 	return out
 }
 
-// Channel returns the channel of one Page, for pairing.Service's
-// RegisterChannel; nil when no Page has that name.
+// Channels returns one pairing.Channel per Page, in config order, for
+// pairing.Service's RegisterChannel.
+func (h *Hub) Channels() []pairing.Channel {
+	out := make([]pairing.Channel, 0, len(h.pages))
+	for _, p := range h.pages {
+		out = append(out, &pageChannel{h: h, p: p})
+	}
+	return out
+}
+
+// Channel returns the channel of one Page; nil when no Page has that name.
 func (h *Hub) Channel(name string) pairing.Channel {
 	p, ok := h.byName[name]
 	if !ok {
@@ -172,14 +181,19 @@ func (h *Hub) Channel(name string) pairing.Channel {
 func (h *Hub) Health() error {
 	var errs []error
 	for _, p := range h.pages {
-		p.mu.Lock()
-		err := p.lastErr
-		p.mu.Unlock()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("messenger page %q: %w", p.cfg.Name, err))
-		}
+		errs = append(errs, p.health())
 	}
 	return errors.Join(errs...)
+}
+
+// health is the Page's state for Health.
+func (p *page) health() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.lastErr == nil {
+		return nil
+	}
+	return fmt.Errorf("messenger page %q: %w", p.cfg.Name, p.lastErr)
 }
 
 // Unhealthy states, as Health reports them.
@@ -225,6 +239,14 @@ type pageChannel struct {
 	h *Hub
 	p *page
 }
+
+var _ pairing.Channel = (*pageChannel)(nil)
+
+// Name is the Page's channel name.
+func (c *pageChannel) Name() string { return c.p.cfg.Name }
+
+// Health reports why the Page cannot work now (see Hub.Health).
+func (c *pageChannel) Health() error { return c.p.health() }
 
 // SendPIN sends the pairing message to the lead (a resend asked by the
 // site). It returns the send error as is: see the Err* sentinels.

@@ -68,6 +68,9 @@ type Config struct {
 	// FallbackLocale is the text locale for people whose language is not
 	// shipped; empty: the catalog's fallback.
 	FallbackLocale string
+	// Pace is how fast notifications go out through the bot; zero: as fast
+	// as the outbox worker sends.
+	Pace pairing.Pace
 
 	// Optional parts; zero values take the defaults.
 
@@ -108,7 +111,6 @@ var _ DeepLinker = (*pairing.Service)(nil)
 func WebhookPath(name string) string { return "/webhooks/telegram/" + name }
 
 var (
-	channelName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 	// tokenPattern is what BotFather hands out: the bot id, a colon, and
 	// the secret part. Checked so a token can never break the URL.
 	tokenPattern  = regexp.MustCompile(`^[0-9]{1,20}:[A-Za-z0-9_-]{1,200}$`)
@@ -154,8 +156,8 @@ func (c Config) validate(texts *templates.Catalog) error {
 	bad := func(field, reason string) {
 		errs = append(errs, fmt.Errorf("telegram channel %q: %s %s", c.Name, field, reason))
 	}
-	if !channelName.MatchString(c.Name) {
-		bad("name", "must be 1..64 of a-z 0-9 _ - starting with a letter or digit")
+	if err := pairing.ValidateChannelName(c.Name); err != nil {
+		errs = append(errs, fmt.Errorf("telegram channel %q: %w", c.Name, err))
 	}
 	if c.Token == "" {
 		bad("token", "is required (from @BotFather)")

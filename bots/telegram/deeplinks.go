@@ -21,8 +21,6 @@ const (
 	dataDeepLinkNo  = "dl:no"
 )
 
-var _ pairing.DeepLinkChannel = (*Bot)(nil)
-
 // DeepLinkURL is the link that opens this bot with token as the /start
 // parameter. It fails until the bot has learnt its username from getMe.
 func (b *Bot) DeepLinkURL(token string) (string, error) {

@@ -123,7 +123,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	}
 	e.bot.sleep = e.sleep
 	e.bot.backoffMin, e.bot.backoffMax = 10*time.Millisecond, 50*time.Millisecond
-	e.svc.RegisterChannel(chName, e.bot)
+	e.svc.RegisterChannel(e.bot)
 	return e
 }
 

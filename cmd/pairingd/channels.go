@@ -26,6 +26,7 @@ func messengerHub(cfg Config, svc *pairing.Service, st *store.Store, texts *temp
 			AppSecret: ch.AppSecret, VerifyToken: ch.VerifyToken, GraphURL: ch.GraphURL, Role: ch.Role,
 			TargetAppID: ch.TargetAppID, MessageTag: ch.MessageTag, LoginURL: ch.LoginURL,
 			IDMatching: ch.IDMatching, FallbackLocale: cfg.Templates.FallbackLocale,
+			Pace: cfg.Notify.messengerPace(),
 		})
 	}
 	if len(pages) == 0 {
@@ -48,9 +49,8 @@ func buildChannels(cfg Config, svc *pairing.Service, st *store.Store, texts *tem
 		return nil, err
 	}
 	if hub != nil {
-		for _, name := range hub.Names() {
-			svc.RegisterChannel(name, hub.Channel(name))
-			svc.RegisterDeliverer(name, hub.Deliverer(name), messenger.Limits(), cfg.Notify.messengerPace())
+		for _, ch := range hub.Channels() {
+			svc.RegisterChannel(ch)
 		}
 		deps.Messenger = hub
 		h := hub.WebhookHandler()

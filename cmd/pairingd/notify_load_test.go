@@ -57,11 +57,11 @@ func newLoadEnv(t testing.TB, notify func(*NotifyConfig)) *loadEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bot, err := telegram.New(telegram.Config{Name: "telegram", Token: loadToken, APIEndpoint: tg.Endpoint()}, svc, st, texts, log)
+	bot, err := telegram.New(telegram.Config{Name: "telegram", Token: loadToken, APIEndpoint: tg.Endpoint(), Pace: cfg.Notify.telegramPace()}, svc, st, texts, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc.RegisterDeliverer("telegram", bot, telegram.Limits(), cfg.Notify.telegramPace())
+	svc.RegisterChannel(bot)
 	return &loadEnv{t: t, ctx: ctx, st: st, svc: svc, tg: tg, cfg: cfg}
 }
 

@@ -25,14 +25,14 @@ func telegramChannel(cfg Config, ch ChannelConfig, svc *pairing.Service, st *sto
 		PollTimeout:    ch.PollTimeout,
 		StatusDisplay:  ch.StatusDisplay,
 		FallbackLocale: cfg.Templates.FallbackLocale,
+		Pace:           cfg.Notify.telegramPace(),
 		DeepLinks:      svc,
 		Inbox:          inbox,
 	}, svc, st, texts, log)
 	if err != nil {
 		return nil, err
 	}
-	svc.RegisterChannel(ch.Name, bot)
-	svc.RegisterDeliverer(ch.Name, bot, telegram.Limits(), cfg.Notify.telegramPace())
+	svc.RegisterChannel(bot)
 	if bot.Mode() == telegram.ModeWebhook {
 		deps.Webhooks = append(deps.Webhooks, api.Webhook{
 			Method: "POST", Path: telegram.WebhookPath(ch.Name), Handler: bot.WebhookHandler(),

@@ -73,14 +73,12 @@ type Config struct {
 	// redirect_uri (exact host names, or host:port). Empty: the
 	// DefaultRedirectHosts. A non-empty list replaces the defaults.
 	AllowedRedirectHosts []string
-	// Inbox is the inbound queue the webhook stores events in; its worker
-	// handles them. Required.
-	Inbox Inbox
+	// Threads keeps the handover protocol's state (the store); nil: in
+	// memory, for one instance.
+	Threads ThreadState
 
 	// Optional settings; zero values take the defaults.
 
-	// Clock tells the time (authorization codes, the 24-hour window).
-	Clock pairing.Clock
 	// HTTPClient calls the Graph API; default: a client with a 10 s
 	// timeout.
 	HTTPClient *http.Client

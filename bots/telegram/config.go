@@ -1,7 +1,6 @@
 package telegram
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -74,38 +73,13 @@ type Config struct {
 
 	// Optional parts; zero values take the defaults.
 
-	// DeepLinks serves /start tokens (site-initiated pairing): the person
-	// confirms with a button before the link is made. Nil: every token gets
-	// the "link expired or unknown" answer.
-	DeepLinks DeepLinker
-	// Clock tells the time (PIN validity shown to the person).
-	Clock pairing.Clock
 	// HTTPClient calls the Bot API. Its Timeout, if set, must exceed
 	// PollTimeout. Default: a client with its own transport and a timeout
 	// of PollTimeout + 20s.
 	HTTPClient *http.Client
 	// HandleTimeout bounds the handling of one update; default 15s.
 	HandleTimeout time.Duration
-	// Inbox is the inbound queue webhook deliveries are stored in; its
-	// worker handles them. Required in webhook mode.
-	Inbox Inbox
 }
-
-// DeepLinker serves site-initiated deep links
-// (https://t.me/<bot>?start=<token>); *pairing.Service is one.
-type DeepLinker interface {
-	// PreviewDeepLink tells what a token would link (the display name to
-	// show) without spending it. Unknown, expired and used tokens are
-	// pairing.ErrTokenUnknown, ErrTokenExpired and ErrTokenUsed.
-	PreviewDeepLink(ctx context.Context, key pairing.LeadKey, token string) (pairing.DeepLinkPreview, error)
-	// RedeemDeepLink is the person's confirmation: it spends token and
-	// links the lead's person to the token's site user. Errors as above; a
-	// taken link is an error wrapping *pairing.ConflictError and spends
-	// nothing.
-	RedeemDeepLink(ctx context.Context, key pairing.LeadKey, token string) (pairing.Result, error)
-}
-
-var _ DeepLinker = (*pairing.Service)(nil)
 
 // WebhookPath is the route serving the webhook of the channel name.
 func WebhookPath(name string) string { return "/webhooks/telegram/" + name }
@@ -140,9 +114,6 @@ func (c Config) withDefaults(texts *templates.Catalog) Config {
 			c.FallbackLocale = loc
 		}
 	}
-	if c.Clock == nil {
-		c.Clock = pairing.SystemClock{}
-	}
 	if c.HandleTimeout == 0 {
 		c.HandleTimeout = 15 * time.Second
 	}
@@ -167,9 +138,6 @@ func (c Config) validate(texts *templates.Catalog) error {
 	switch c.Mode {
 	case ModePolling:
 	case ModeWebhook:
-		if c.Inbox == nil {
-			bad("inbox", "is required in webhook mode (the inbound queue)")
-		}
 		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 			bad("public_url", "must be the service's absolute http(s) base URL in webhook mode (server.public_url)")
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/makiuchi-d/gozxing/qrcode"
 
 	"github.com/pairingd/pairingd/pairing"
+	"github.com/pairingd/pairingd/pairing/pairingtest"
 )
 
 // linkChannel makes deep links like a channel does, or fails like a
@@ -39,9 +40,9 @@ const botBase = "https://t.me/shop_bot?start="
 func newDeepLinkEnv(t *testing.T) *env {
 	t.Helper()
 	e := newEnv(t)
-	e.svc.RegisterChannel("telegram", linkChannel{base: botBase})
-	e.svc.RegisterChannel("fb-shop", linkChannel{base: "https://m.me/1234?ref="})
-	e.svc.RegisterChannel("tg-starting", linkChannel{fail: true})
+	e.svc.RegisterChannel(pairingtest.Channel{ChannelName: "telegram", Links: linkChannel{base: botBase}})
+	e.svc.RegisterChannel(pairingtest.Channel{ChannelName: "fb-shop", Links: linkChannel{base: "https://m.me/1234?ref="}})
+	e.svc.RegisterChannel(pairingtest.Channel{ChannelName: "tg-starting", Links: linkChannel{fail: true}})
 	return e
 }
 

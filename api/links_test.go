@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pairingd/pairingd/pairing"
+	"github.com/pairingd/pairingd/pairing/pairingtest"
 )
 
 func TestCompleteLinkAfterRegister(t *testing.T) {
@@ -157,7 +158,7 @@ func TestResendPIN(t *testing.T) {
 	}
 
 	ch := &fakeChannel{}
-	e.svc.RegisterChannel("telegram", ch)
+	e.svc.RegisterChannel(pairingtest.Channel{ChannelName: "telegram", PINs: ch})
 	e.clock.Advance(time.Minute) // past the resend interval of the issue
 	r = e.post("/v1/pins/resend", map[string]string{"buid": p.BUID})
 	expect(t, r, http.StatusAccepted, "")
@@ -186,7 +187,7 @@ func TestResendPINChannelFails(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	p := e.issue()
-	e.svc.RegisterChannel("telegram", &fakeChannel{err: errors.New("telegram said 500 for bot token 123:SECRET")})
+	e.svc.RegisterChannel(pairingtest.Channel{ChannelName: "telegram", PINs: &fakeChannel{err: errors.New("telegram said 500 for bot token 123:SECRET")}})
 	e.clock.Advance(time.Minute)
 	r := e.post("/v1/pins/resend", map[string]string{"buid": p.BUID})
 	expect(t, r, http.StatusBadGateway, "channel_error")

@@ -25,7 +25,7 @@ func BenchmarkNotifyHTTP(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	svc.RegisterDeliverer("telegram", &okDeliverer{}, pairing.ChannelLimits{MaxText: 4096, UTF16: true}, pairing.Pace{})
+	svc.RegisterChannel(pairingtest.Channel{ChannelName: "telegram", Notifications: &okDeliverer{}, NotifyLimits: pairing.ChannelLimits{MaxText: 4096, UTF16: true}, NotifyPace: pairing.Pace{}})
 	const users = 100
 	for i := range users {
 		p, err := svc.IssuePIN(ctx, pairing.LeadKey{Channel: "telegram", ExternalID: strconv.Itoa(i + 1)}, pairing.Profile{}, pairing.IssueOptions{Force: true})

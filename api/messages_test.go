@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/pairingd/pairingd/pairing"
+	"github.com/pairingd/pairingd/pairing/pairingtest"
 )
 
 type okDeliverer struct{ n int }
@@ -18,7 +19,7 @@ func newNotifyAPI(t *testing.T) (*env, *okDeliverer) {
 	t.Helper()
 	e := newEnv(t)
 	d := &okDeliverer{}
-	e.svc.RegisterDeliverer("telegram", d, pairing.ChannelLimits{MaxText: 4096, UTF16: true}, pairing.Pace{})
+	e.svc.RegisterChannel(pairingtest.Channel{ChannelName: "telegram", Notifications: d, NotifyLimits: pairing.ChannelLimits{MaxText: 4096, UTF16: true}, NotifyPace: pairing.Pace{}})
 	e.link("site-7")
 	return e, d
 }

@@ -72,7 +72,7 @@ func TestMetricsQueueGauges(t *testing.T) {
 			t.Fatal(err)
 		}
 		tg := &scriptedDeliverer{}
-		svc.RegisterDeliverer("telegram", tg, pairing.ChannelLimits{MaxText: 4096}, pairing.Pace{})
+		svc.RegisterChannel(pairingtest.Channel{ChannelName: "telegram", Notifications: tg, NotifyLimits: pairing.ChannelLimits{MaxText: 4096}, NotifyPace: pairing.Pace{}})
 		worker, err := svc.NewWorker(pairing.WorkerConfig{})
 		if err != nil {
 			t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pairingd/pairingd/pairing"
+	"github.com/pairingd/pairingd/pairing/pairingtest"
 )
 
 func TestKeyInQueryStringRefused(t *testing.T) {
@@ -186,7 +187,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ch := &fakeChannel{}
-	e.svc.RegisterChannel("telegram", ch)
+	e.svc.RegisterChannel(pairingtest.Channel{ChannelName: "telegram", PINs: ch})
 	var pins, buids, grants []string
 	note := func(p pairing.IssuedPIN) { pins, buids = append(pins, p.PIN), append(buids, p.BUID) }
 

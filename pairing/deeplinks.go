@@ -63,14 +63,6 @@ type LinkTokenRepo interface {
 	SpendLinkToken(ctx context.Context, id, leadID int64, now time.Time) (bool, error)
 }
 
-// DeepLinkChannel is a channel a person can open with a one-time token:
-// the Telegram bot (t.me/<bot>?start=) and a Messenger Page (m.me/<page>?ref=).
-type DeepLinkChannel interface {
-	// DeepLinkURL is the link that opens the chat with token. It fails when
-	// the channel cannot tell yet (a bot whose username is unknown).
-	DeepLinkURL(token string) (string, error)
-}
-
 // DeepLinkRequest is one call of POST /v1/deep-links.
 type DeepLinkRequest struct {
 	UserID      string
@@ -106,17 +98,16 @@ func (s *Service) CreateDeepLink(ctx context.Context, req DeepLinkRequest) (Deep
 	if req.Channel == "" || len(req.Channel) > 64 {
 		return DeepLink{}, invalid("channel", "must be 1..64 bytes")
 	}
-	dl, err := s.deepLinkChannel(req.Channel)
-	if err != nil {
-		return DeepLink{}, err
+	if _, ok := s.channel(req.Channel); !ok {
+		return DeepLink{}, ErrChannelUnknown
 	}
 	token, err := randomToken(s.rand, linkTokenPrefix)
 	if err != nil {
 		return DeepLink{}, err
 	}
-	url, err := dl.DeepLinkURL(token)
+	url, err := s.deepLinkURL(req.Channel, token)
 	if err != nil {
-		return DeepLink{}, &ChannelError{Err: ErrChannelUnavailable, Channel: req.Channel, Cause: err}
+		return DeepLink{}, err
 	}
 	now := s.now()
 	rec := LinkToken{
@@ -140,13 +131,9 @@ func (s *Service) DeepLinkByToken(ctx context.Context, token string) (DeepLink, 
 	if err := linkTokenState(rec, s.now()); err != nil {
 		return DeepLink{}, err
 	}
-	dl, err := s.deepLinkChannel(rec.Channel)
+	url, err := s.deepLinkURL(rec.Channel, token)
 	if err != nil {
 		return DeepLink{}, err
-	}
-	url, err := dl.DeepLinkURL(token)
-	if err != nil {
-		return DeepLink{}, &ChannelError{Err: ErrChannelUnavailable, Channel: rec.Channel, Cause: err}
 	}
 	return DeepLink{Token: token, URL: url, Channel: rec.Channel, ExpiresAt: rec.ExpiresAt}, nil
 }
@@ -227,17 +214,17 @@ func (s *Service) RedeemDeepLink(ctx context.Context, key LeadKey, token string)
 	return res, nil
 }
 
-// deepLinkChannel finds the configured channel that makes deep links.
-func (s *Service) deepLinkChannel(name string) (DeepLinkChannel, error) {
-	ch, ok := s.channel(name)
+// deepLinkURL asks the channel for the link that opens it with token.
+func (s *Service) deepLinkURL(channel, token string) (string, error) {
+	ch, ok := s.channel(channel)
 	if !ok {
-		return nil, ErrChannelUnknown
+		return "", ErrChannelUnknown
 	}
-	dl, ok := ch.(DeepLinkChannel)
-	if !ok {
-		return nil, &ChannelError{Err: ErrChannelUnavailable, Channel: name, Cause: errors.New("the channel does not support deep links")}
+	url, err := ch.DeepLinkURL(token)
+	if err != nil {
+		return "", &ChannelError{Err: ErrChannelUnavailable, Channel: channel, Cause: err}
 	}
-	return dl, nil
+	return url, nil
 }
 
 // linkToken finds a token by its hash. Anything that cannot be one of our

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pairingd/pairingd/pairing"
+	"github.com/pairingd/pairingd/pairing/pairingtest"
 )
 
 // linkChannel is a channel that makes deep links like the real ones, or
@@ -41,8 +42,8 @@ const tgBase = "https://t.me/shop_bot?start="
 func newLinkEnv(t *testing.T, mod ...func(*pairing.Config)) *env {
 	t.Helper()
 	e := newEnv(t, mod...)
-	e.svc.RegisterChannel("telegram", linkChannel{base: tgBase})
-	e.svc.RegisterChannel("fb-shop", linkChannel{base: "https://m.me/1234?ref="})
+	e.svc.RegisterChannel(pairingtest.Channel{ChannelName: "telegram", Links: linkChannel{base: tgBase}})
+	e.svc.RegisterChannel(pairingtest.Channel{ChannelName: "fb-shop", Links: linkChannel{base: "https://m.me/1234?ref="}})
 	return e
 }
 
@@ -151,7 +152,7 @@ func TestDeepLinkTokenComesFromInjectedRand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc.RegisterChannel("telegram", linkChannel{base: tgBase})
+	svc.RegisterChannel(pairingtest.Channel{ChannelName: "telegram", Links: linkChannel{base: tgBase}})
 	dl, err := svc.CreateDeepLink(context.Background(), pairing.DeepLinkRequest{UserID: "u", Channel: "telegram"})
 	if err != nil {
 		t.Fatal(err)
@@ -332,8 +333,8 @@ func TestDeepLinkConcurrentConfirmationsOneWinner(t *testing.T) {
 
 func TestCreateDeepLinkRefusals(t *testing.T) {
 	e := newLinkEnv(t)
-	e.svc.RegisterChannel("tg-new", linkChannel{fail: errors.New("bot username not known yet")})
-	e.svc.RegisterChannel("pins-only", pinOnly{})
+	e.svc.RegisterChannel(pairingtest.Channel{ChannelName: "tg-new", Links: linkChannel{fail: errors.New("bot username not known yet")}})
+	e.svc.RegisterChannel(pairingtest.Channel{ChannelName: "pins-only", PINs: pinOnly{}})
 	for _, tc := range []struct {
 		name string
 		req  pairing.DeepLinkRequest

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pairingd/pairingd/pairing"
+	"github.com/pairingd/pairingd/pairing/pairingtest"
 )
 
 type fakeChannel struct {
@@ -47,7 +48,7 @@ func TestResendPIN(t *testing.T) {
 		t.Fatalf("no channel: %v", err)
 	}
 	ch := &fakeChannel{}
-	e.svc.RegisterChannel("telegram", ch)
+	e.svc.RegisterChannel(pairingtest.Channel{ChannelName: "telegram", PINs: ch})
 	if _, err := e.svc.ResendPIN(e.ctx, "nope"); !errors.Is(err, pairing.ErrBUIDUnknown) {
 		t.Fatalf("bad buid: %v", err)
 	}

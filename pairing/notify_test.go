@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pairingd/pairingd/pairing"
+	"github.com/pairingd/pairingd/pairing/pairingtest"
 )
 
 // fakeDeliverer records sends and answers from a script of errors (nil
@@ -67,8 +68,8 @@ func newNotifyEnv(t *testing.T, cfg pairing.WorkerConfig, pace pairing.Pace) *no
 	t.Helper()
 	e := &notifyEnv{env: newEnv(t)}
 	e.tg, e.fb = &fakeDeliverer{clock: e.clock}, &fakeDeliverer{clock: e.clock}
-	e.svc.RegisterDeliverer("telegram", e.tg, tgLimits, pace)
-	e.svc.RegisterDeliverer("fb-shop", e.fb, fbLimits, pace)
+	e.svc.RegisterChannel(pairingtest.Channel{ChannelName: "telegram", Notifications: e.tg, NotifyLimits: tgLimits, NotifyPace: pace})
+	e.svc.RegisterChannel(pairingtest.Channel{ChannelName: "fb-shop", Notifications: e.fb, NotifyLimits: fbLimits, NotifyPace: pace})
 	var err error
 	e.worker, err = e.svc.NewWorker(cfg, pairing.WithSleep(func(ctx context.Context, d time.Duration) error {
 		e.clock.Advance(d)

@@ -11,7 +11,7 @@ import (
 // Notifications by site user id: the site queues a message for a linked
 // user (Service.Notify); it is written to the outbox with one delivery per
 // lead in the same transaction; a Worker claims due deliveries with a
-// lease, sends them through the lead's channel (a Deliverer), and records
+// lease, sends them through the lead's channel (its Channel), and records
 // the result with a site event.
 
 // DeliveryStatus is where one delivery stands.
@@ -186,92 +186,6 @@ type OutboxRepo interface {
 // different request.
 var ErrIdempotencyReused = errors.New("idempotency key reused with a different request")
 
-// OutboundMessage is one delivery handed to a channel.
-type OutboundMessage struct {
-	DeliveryID int64
-	MessageID  int64
-	Lead       Lead
-	Text       string
-	Buttons    []Button
-}
-
-// Deliverer sends notifications through one channel. The Telegram and
-// Messenger adapters implement it. Deliver makes exactly one attempt (no
-// retries of its own: the worker retries) and returns nil or an error
-// wrapping a *DeliveryError.
-type Deliverer interface {
-	Deliver(ctx context.Context, m OutboundMessage) error
-}
-
-// DeliveryError is why a platform did not take a message.
-type DeliveryError struct {
-	// Permanent: sending again cannot help.
-	Permanent bool
-	// Blocked: the person blocked the bot; the lead is marked blocked.
-	// Implies Permanent.
-	Blocked bool
-	// RetryAfter is how long the platform asked us to wait (Telegram's
-	// retry_after); the whole channel pauses that long.
-	RetryAfter time.Duration
-	// Reason is one of the Reason* words.
-	Reason string
-	// Detail is the platform's words, free of secrets.
-	Detail string
-}
-
-func (e *DeliveryError) Error() string {
-	if e.Detail == "" {
-		return e.Reason
-	}
-	return e.Reason + ": " + e.Detail
-}
-
-// ChannelLimits are what a channel can carry, checked when a message is
-// accepted so that a message is refused at once rather than failing later.
-type ChannelLimits struct {
-	// MaxText is the longest text, in characters (Unicode code points), or
-	// in UTF-16 code units when UTF16 is set (Telegram counts those).
-	MaxText int
-	// MaxTextWithButtons is the longest text when buttons are attached
-	// (Messenger's button template: 640); 0: MaxText.
-	MaxTextWithButtons int
-	UTF16              bool
-}
-
-// Pace is how fast a worker sends through one channel.
-type Pace struct {
-	// RatePerSecond bounds the messages per second through the channel
-	// (the bot or Page as a whole).
-	RatePerSecond float64
-	// PerChatInterval is the least time between the end of one send to a
-	// chat and the start of the next one to the same chat.
-	PerChatInterval time.Duration
-}
-
-// deliveryChannel is a registered Deliverer with its limits and pace.
-type deliveryChannel struct {
-	d      Deliverer
-	limits ChannelLimits
-	pace   Pace
-}
-
-// RegisterDeliverer makes a channel able to carry notifications.
-func (s *Service) RegisterDeliverer(name string, d Deliverer, limits ChannelLimits, pace Pace) {
-	s.outbox.mu.Lock()
-	defer s.outbox.mu.Unlock()
-	if s.outbox.channels == nil {
-		s.outbox.channels = map[string]deliveryChannel{}
-	}
-	s.outbox.channels[name] = deliveryChannel{d: d, limits: limits, pace: pace}
-}
-
-func (s *Service) deliverer(name string) (deliveryChannel, bool) {
-	s.outbox.mu.Lock()
-	defer s.outbox.mu.Unlock()
-	dc, ok := s.outbox.channels[name]
-	return dc, ok
-}
-
 // queued returns a channel that receives a value when a message was
 // queued, so a worker can start at once instead of at its next poll.
 func (s *Service) queued() chan struct{} {
@@ -291,7 +205,7 @@ func (s *Service) wakeWorkers() {
 	}
 }
 
-// deliveryErrorOf reads a Deliverer's error; anything else is a temporary
+// deliveryErrorOf reads a channel's Deliver error; anything else is a temporary
 // failure.
 func deliveryErrorOf(err error) *DeliveryError {
 	var de *DeliveryError
@@ -310,10 +224,9 @@ func deliveryErrorOf(err error) *DeliveryError {
 	return &DeliveryError{Reason: ReasonUnavailable, Detail: fmt.Sprint(err)}
 }
 
-// outboxState is the Service's notification side: the channels that can
-// carry notifications and the wake-up of the workers.
+// outboxState is the Service's notification side: the wake-up of the
+// workers.
 type outboxState struct {
-	mu       sync.Mutex
-	channels map[string]deliveryChannel
-	wake     chan struct{}
+	mu   sync.Mutex
+	wake chan struct{}
 }

@@ -126,14 +126,6 @@ func (c Config) validate() error {
 	return nil
 }
 
-// Channel is a configured bot connection that can send a person their PIN.
-// The Telegram and Messenger adapters implement it.
-type Channel interface {
-	// SendPIN sends the pairing message (link with BUID, PIN, validity) to
-	// the lead in pin.Lead.
-	SendPIN(ctx context.Context, pin IssuedPIN) error
-}
-
 // Service runs every pairing flow. It is safe for concurrent use.
 type Service struct {
 	store Store
@@ -202,21 +194,6 @@ type WriteSerializer interface {
 
 // Config returns the rules in force, defaults filled in.
 func (s *Service) Config() Config { return s.cfg }
-
-// RegisterChannel makes a channel reachable by its configured name, for
-// PIN resends and chat notices.
-func (s *Service) RegisterChannel(name string, ch Channel) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.channels[name] = ch
-}
-
-func (s *Service) channel(name string) (Channel, bool) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	ch, ok := s.channels[name]
-	return ch, ok
-}
 
 func (s *Service) now() time.Time { return s.clock.Now().UTC() }
 

@@ -62,7 +62,7 @@ func TestDeepLinkRedeemedOnceOnRealStore(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		svc.RegisterChannel("telegram", tgLinks{})
+		svc.RegisterChannel(pairingtest.Channel{ChannelName: "telegram", Links: tgLinks{}})
 		dl, err := svc.CreateDeepLink(ctx, pairing.DeepLinkRequest{UserID: "site-9", Channel: "telegram", DisplayName: "Ann"})
 		if err != nil {
 			t.Fatal(err)

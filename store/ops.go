@@ -3,30 +3,9 @@ package store
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/pairingd/pairingd/pairing"
 )
-
-// FirstSeen records a webhook or update id and reports whether it is new,
-// so a platform's retry of a delivery is handled once, across instances.
-func (s *Store) FirstSeen(ctx context.Context, source, key string) (bool, error) {
-	n, err := s.exec(ctx, `INSERT INTO processed_updates (source, update_key, seen_at) VALUES (?, ?, ?)
-		ON CONFLICT (source, update_key) DO NOTHING`, source, key, time.Now().UnixMicro())
-	return n == 1, err
-}
-
-// Forget drops a mark so that a delivery whose handling failed can be
-// handled when the platform sends it again.
-func (s *Store) Forget(ctx context.Context, source, key string) error {
-	_, err := s.exec(ctx, `DELETE FROM processed_updates WHERE source = ? AND update_key = ?`, source, key)
-	return err
-}
-
-// PruneProcessed drops marks older than before and returns how many.
-func (s *Store) PruneProcessed(ctx context.Context, before time.Time) (int64, error) {
-	return s.exec(ctx, `DELETE FROM processed_updates WHERE seen_at < ?`, before.UnixMicro())
-}
 
 // ServerSecret returns the server secret kept in the database, creating it
 // with gen the first time. Instances starting together agree on one: the

@@ -25,7 +25,8 @@ import (
 //	go test -run '^$' -bench WebhookIngestion -benchtime 3s ./bots/messenger/
 func BenchmarkWebhookIngestion(b *testing.B) {
 	st := storetest.SQLite(b)
-	e := newEnv(b, func(c *Config) { c.Inbox = pairing.NewInboundWorker(st, pairing.InboundConfig{}) })
+	e := newEnv(b)
+	e.hub.inbox = pairing.NewInboundWorker(st, pairing.InboundConfig{})
 	srv := httptest.NewServer(e.hub.WebhookHandler())
 	defer srv.Close()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}

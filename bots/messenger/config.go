@@ -61,6 +61,9 @@ type PageConfig struct {
 	// FallbackLocale is the text locale when the person's is unknown;
 	// empty: the catalog's fallback.
 	FallbackLocale string
+	// Pace is how fast notifications go out through the Page; zero: as
+	// fast as the outbox worker sends.
+	Pace pairing.Pace
 }
 
 // Config is the Messenger adapter's configuration: every Page it serves.
@@ -70,14 +73,12 @@ type Config struct {
 	// redirect_uri (exact host names, or host:port). Empty: the
 	// DefaultRedirectHosts. A non-empty list replaces the defaults.
 	AllowedRedirectHosts []string
-	// Inbox is the inbound queue the webhook stores events in; its worker
-	// handles them. Required.
-	Inbox Inbox
+	// Threads keeps the handover protocol's state (the store); nil: in
+	// memory, for one instance.
+	Threads ThreadState
 
 	// Optional settings; zero values take the defaults.
 
-	// Clock tells the time (authorization codes, the 24-hour window).
-	Clock pairing.Clock
 	// HTTPClient calls the Graph API; default: a client with a 10 s
 	// timeout.
 	HTTPClient *http.Client
@@ -88,8 +89,7 @@ type Config struct {
 }
 
 var (
-	channelName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
-	numericID   = regexp.MustCompile(`^[0-9]{1,32}$`)
+	numericID = regexp.MustCompile(`^[0-9]{1,32}$`)
 	// appIDPattern is an app id usable as a JSON number.
 	appIDPattern = regexp.MustCompile(`^[1-9][0-9]{0,31}$`)
 	tagName      = regexp.MustCompile(`^[A-Z][A-Z_]{0,63}$`)
@@ -117,8 +117,8 @@ func (p PageConfig) validate() error {
 	bad := func(field, reason string) {
 		errs = append(errs, fmt.Errorf("messenger page %q: %s %s", p.Name, field, reason))
 	}
-	if !channelName.MatchString(p.Name) {
-		bad("name", "must be 1..64 of a-z 0-9 _ - starting with a letter or digit")
+	if err := pairing.ValidateChannelName(p.Name); err != nil {
+		errs = append(errs, fmt.Errorf("messenger page %q: %w", p.Name, err))
 	}
 	if !numericID.MatchString(p.PageID) {
 		bad("page_id", "must be the numeric Page id")

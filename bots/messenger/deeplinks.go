@@ -24,8 +24,6 @@ const (
 // maxRefLen bounds the ref looked at: a deep-link token is 47 characters.
 const maxRefLen = 64
 
-var _ pairing.DeepLinkChannel = (*pageChannel)(nil)
-
 // DeepLinkURL is the m.me link that opens the Page with token as the ref.
 func (c *pageChannel) DeepLinkURL(token string) (string, error) {
 	return "https://m.me/" + c.p.cfg.PageID + "?ref=" + token, nil

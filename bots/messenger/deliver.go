@@ -26,29 +26,20 @@ const (
 
 // Limits are what a notification through a Page may hold: 2000
 // characters of text, 640 in a button template (with buttons).
-func Limits() pairing.ChannelLimits {
+func (c *pageChannel) Limits() pairing.ChannelLimits {
 	return pairing.ChannelLimits{MaxText: MaxMessageText, MaxTextWithButtons: maxTextLen}
 }
 
-// Deliverer returns the notification sender of one Page, for
-// pairing.Service's RegisterDeliverer; nil when no Page has that name.
-func (h *Hub) Deliverer(name string) pairing.Deliverer {
-	p, ok := h.byName[name]
-	if !ok {
-		return nil
-	}
-	return pageDeliverer{p: p}
-}
-
-type pageDeliverer struct{ p *page }
+// Pace is how fast the outbox worker sends through this Page.
+func (c *pageChannel) Pace() pairing.Pace { return c.p.cfg.Pace }
 
 // Deliver sends a notification with the Page's message tag (default
 // ACCOUNT_UPDATE), so it may go out after the 24-hour window: plain text,
 // or a button template with URL buttons. One attempt, no retries of its
 // own; errors are *pairing.DeliveryError. A thread another app controls
 // (a human agent) is not written over: the delivery fails.
-func (d pageDeliverer) Deliver(ctx context.Context, m pairing.OutboundMessage) error {
-	p := d.p
+func (c *pageChannel) Deliver(ctx context.Context, m pairing.OutboundMessage) error {
+	p := c.p
 	if m.Lead.Channel != p.cfg.Name {
 		return &pairing.DeliveryError{Permanent: true, Reason: pairing.ReasonRejected,
 			Detail: fmt.Sprintf("the lead belongs to channel %q", m.Lead.Channel)}

@@ -30,8 +30,8 @@ func deliveryErr(t *testing.T, err error) *pairing.DeliveryError {
 
 func TestDeliverUsesMessageTag(t *testing.T) {
 	e := newEnv(t)
-	d := e.hub.Deliverer("fb-shop")
-	if e.hub.Deliverer("nope") != nil {
+	d := e.hub.Channel("fb-shop")
+	if e.hub.Channel("nope") != nil {
 		t.Fatal("deliverer for an unknown page")
 	}
 	e.fb.CloseWindow("psid-1") // outside the 24 h window: only a tag may send
@@ -55,7 +55,7 @@ func TestDeliverUsesMessageTag(t *testing.T) {
 
 func TestDeliverMapsGraphErrors(t *testing.T) {
 	e := newEnv(t)
-	d := e.hub.Deliverer("fb-shop")
+	d := e.hub.Channel("fb-shop")
 	for _, c := range []struct {
 		code, subcode int
 		reason        string

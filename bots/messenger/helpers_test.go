@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pairingd/pairingd/bots/channel"
 	"github.com/pairingd/pairingd/bots/messenger/fbfake"
 	"github.com/pairingd/pairingd/pairing"
 	"github.com/pairingd/pairingd/pairing/pairingtest"
@@ -108,24 +109,23 @@ func newEnvThreads(t testing.TB, threads ThreadState, opts ...envOption) *env {
 				GraphURL: e.fb.URL(), FallbackLocale: "fr"},
 		},
 		AllowedRedirectHosts: append([]string{fakeHost}, DefaultRedirectHosts...),
-		Clock:                e.clock,
+		Threads:              e.threads,
 		HandleTimeout:        5 * time.Second,
 	}
 	e.inbound = pairingtest.NewMemInbound()
 	e.worker = pairing.NewInboundWorker(e.inbound, pairing.InboundConfig{Clock: e.clock, Logger: log})
-	cfg.Inbox = e.worker
 	for _, o := range opts {
 		o(&cfg)
 	}
-	e.hub, err = New(cfg, e.svc, e.store, e.threads, texts, log)
+	e.hub, err = New(cfg, channel.Deps[Pairing]{Service: e.svc, Intake: e.worker, Texts: texts, Log: log, Clock: e.clock})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range e.hub.pages {
 		p.graph.backoff = time.Millisecond
 	}
-	for _, name := range e.hub.Names() {
-		e.svc.RegisterChannel(name, e.hub.Channel(name))
+	for _, ch := range e.hub.Channels() {
+		e.svc.RegisterChannel(ch)
 	}
 	return e
 }

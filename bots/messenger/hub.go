@@ -15,12 +15,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pairingd/pairingd/bots/channel"
 	"github.com/pairingd/pairingd/pairing"
 	"github.com/pairingd/pairingd/templates"
 )
 
 // Pairing is what the adapter needs of *pairing.Service.
 type Pairing interface {
+	pairing.Confirmations // deep links (m.me/<page>?ref=<token>): see deeplinks.go
 	TouchLead(ctx context.Context, key pairing.LeadKey, p pairing.Profile) (pairing.Lead, error)
 	IssuePIN(ctx context.Context, key pairing.LeadKey, p pairing.Profile, opt pairing.IssueOptions) (pairing.IssuedPIN, error)
 	Status(ctx context.Context, key pairing.LeadKey) (pairing.LeadStatus, error)
@@ -28,20 +30,9 @@ type Pairing interface {
 	SetBlocked(ctx context.Context, key pairing.LeadKey, blocked bool) error
 	LinkLead(ctx context.Context, key pairing.LeadKey, userID string) (pairing.Result, error)
 	JoinLeads(ctx context.Context, key pairing.LeadKey, existing pairing.LeadKey) error
-	// Deep links (m.me/<page>?ref=<token>): see deeplinks.go.
-	PreviewDeepLink(ctx context.Context, key pairing.LeadKey, token string) (pairing.DeepLinkPreview, error)
-	RedeemDeepLink(ctx context.Context, key pairing.LeadKey, token string) (pairing.Result, error)
 }
 
 var _ Pairing = (*pairing.Service)(nil)
-
-// Deduper is the store's processed_updates. The webhook no longer uses it:
-// the inbound queue's unique (source, key) is the dedupe of Messenger
-// events. New still takes one so that callers need not change.
-type Deduper interface {
-	FirstSeen(ctx context.Context, source, key string) (bool, error)
-	Forget(ctx context.Context, source, key string) error
-}
 
 // ThreadState remembers the handover protocol's state: which app owns
 // each thread (an empty owner means unknown or idle), and each Page's role
@@ -72,9 +63,8 @@ type Hub struct {
 	byName  map[string]*page
 	byID    map[string]*page
 	svc     Pairing
-	dedupe  Deduper
 	threads ThreadState
-	inbox   Inbox
+	inbox   channel.Intake
 	texts   *templates.Catalog
 	log     *slog.Logger
 	clock   pairing.Clock
@@ -90,39 +80,34 @@ type Hub struct {
 	known    map[pairing.LeadKey]bool
 }
 
-// New checks the configuration and builds the Hub. threads may be nil (an
-// in-memory ThreadState is used); log may be nil.
-func New(cfg Config, svc Pairing, dedupe Deduper, threads ThreadState, texts *templates.Catalog, log *slog.Logger) (*Hub, error) {
+// New checks the configuration and builds the Hub; each Page becomes one
+// pairing.Channel (Channels).
+func New(cfg Config, deps channel.Deps[Pairing]) (*Hub, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if svc == nil || dedupe == nil || texts == nil || cfg.Inbox == nil {
-		return nil, errors.New("messenger: pairing service, deduper, inbox and texts are required")
+	deps, err := deps.WithDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("messenger: %w", err)
 	}
+	threads := cfg.Threads
 	if threads == nil {
 		threads = NewMemThreadState()
-	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
 	}
 	h := &Hub{
 		byName:        map[string]*page{},
 		byID:          map[string]*page{},
-		svc:           svc,
-		dedupe:        dedupe,
+		svc:           deps.Service,
 		threads:       threads,
-		inbox:         cfg.Inbox,
-		texts:         texts,
-		log:           log.With("channel_type", "messenger"),
-		clock:         cfg.Clock,
+		inbox:         deps.Intake,
+		texts:         deps.Texts,
+		log:           deps.Log.With("channel_type", "messenger"),
+		clock:         deps.Clock,
 		redirectHosts: cfg.AllowedRedirectHosts,
 		timeout:       cfg.HandleTimeout,
 		inbound:       map[pairing.LeadKey]time.Time{},
 		profiles:      map[pairing.LeadKey]cachedProfile{},
 		known:         map[pairing.LeadKey]bool{},
-	}
-	if h.clock == nil {
-		h.clock = pairing.SystemClock{}
 	}
 	if len(h.redirectHosts) == 0 {
 		h.redirectHosts = DefaultRedirectHosts
@@ -143,7 +128,7 @@ func New(cfg Config, svc Pairing, dedupe Deduper, threads ThreadState, texts *te
 		h.byName[pc.Name] = p
 		h.byID[pc.PageID] = p
 	}
-	h.words = loadWords(texts)
+	h.words = loadWords(deps.Texts)
 	h.inbox.Handle(dedupeSource, h.handleInbound)
 	return h, nil
 }
@@ -157,8 +142,17 @@ func (h *Hub) Names() []string {
 	return out
 }
 
-// Channel returns the channel of one Page, for pairing.Service's
-// RegisterChannel; nil when no Page has that name.
+// Channels returns one pairing.Channel per Page, in config order, for
+// pairing.Service's RegisterChannel.
+func (h *Hub) Channels() []pairing.Channel {
+	out := make([]pairing.Channel, 0, len(h.pages))
+	for _, p := range h.pages {
+		out = append(out, &pageChannel{h: h, p: p})
+	}
+	return out
+}
+
+// Channel returns the channel of one Page; nil when no Page has that name.
 func (h *Hub) Channel(name string) pairing.Channel {
 	p, ok := h.byName[name]
 	if !ok {
@@ -172,14 +166,19 @@ func (h *Hub) Channel(name string) pairing.Channel {
 func (h *Hub) Health() error {
 	var errs []error
 	for _, p := range h.pages {
-		p.mu.Lock()
-		err := p.lastErr
-		p.mu.Unlock()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("messenger page %q: %w", p.cfg.Name, err))
-		}
+		errs = append(errs, p.health())
 	}
 	return errors.Join(errs...)
+}
+
+// health is the Page's state for Health.
+func (p *page) health() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.lastErr == nil {
+		return nil
+	}
+	return fmt.Errorf("messenger page %q: %w", p.cfg.Name, p.lastErr)
 }
 
 // Unhealthy states, as Health reports them.
@@ -225,6 +224,14 @@ type pageChannel struct {
 	h *Hub
 	p *page
 }
+
+var _ pairing.Channel = (*pageChannel)(nil)
+
+// Name is the Page's channel name.
+func (c *pageChannel) Name() string { return c.p.cfg.Name }
+
+// Health reports why the Page cannot work now (see Hub.Health).
+func (c *pageChannel) Health() error { return c.p.health() }
 
 // SendPIN sends the pairing message to the lead (a resend asked by the
 // site). It returns the send error as is: see the Err* sentinels.

@@ -8,16 +8,6 @@ import (
 	"github.com/pairingd/pairingd/pairing"
 )
 
-// Inbox is the inbound queue the webhook stores events in (a
-// *pairing.InboundWorker). Accept stores a delivery's events in one
-// transaction; Handle registers the handler its worker calls for them.
-type Inbox interface {
-	Accept(ctx context.Context, evs []pairing.InboundEvent) error
-	Handle(source string, h pairing.InboundHandler)
-}
-
-var _ Inbox = (*pairing.InboundWorker)(nil)
-
 // storedEvent is an event's payload in the inbound queue: the messaging
 // item as Meta sent it, and where it came from.
 type storedEvent struct {

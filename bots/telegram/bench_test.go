@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/pairingd/pairingd/bots/telegram/tgfake"
-	"github.com/pairingd/pairingd/pairing"
-	"github.com/pairingd/pairingd/store/storetest"
 )
 
 // BenchmarkWebhookIngestion posts Telegram updates (one per request, as
@@ -23,9 +21,7 @@ import (
 //
 //	go test -run '^$' -bench WebhookIngestion -benchtime 3s ./bots/telegram/
 func BenchmarkWebhookIngestion(b *testing.B) {
-	st := storetest.SQLite(b)
-	e := newEnv(b, webhookMode("https://pairing.example"),
-		withConfig(func(c *Config) { c.Inbox = pairing.NewInboundWorker(st, pairing.InboundConfig{}) }))
+	e := newEnv(b, webhookMode("https://pairing.example"))
 	srv := httptest.NewServer(e.bot.WebhookHandler())
 	defer srv.Close()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}

@@ -24,12 +24,16 @@ import (
 
 	"golang.org/x/text/language"
 
+	"github.com/pairingd/pairingd/bots/channel"
 	"github.com/pairingd/pairingd/pairing"
 	"github.com/pairingd/pairingd/templates"
 )
 
-// Pairing is what the adapter needs of *pairing.Service.
+// Pairing is what the adapter needs of *pairing.Service: the chat
+// commands, and the confirmations of site-initiated deep links
+// (https://t.me/<bot>?start=<token>, see deeplinks.go).
 type Pairing interface {
+	pairing.Confirmations
 	TouchLead(ctx context.Context, key pairing.LeadKey, p pairing.Profile) (pairing.Lead, error)
 	IssuePIN(ctx context.Context, key pairing.LeadKey, p pairing.Profile, opt pairing.IssueOptions) (pairing.IssuedPIN, error)
 	Status(ctx context.Context, key pairing.LeadKey) (pairing.LeadStatus, error)
@@ -42,28 +46,20 @@ var (
 	_ pairing.Channel = (*Bot)(nil)
 )
 
-// Deduper remembers which updates were handled (the store's
-// processed_updates). FirstSeen claims a key; Forget releases it when the
-// handling failed so the update is handled again.
-type Deduper interface {
-	FirstSeen(ctx context.Context, source, key string) (bool, error)
-	Forget(ctx context.Context, source, key string) error
-}
-
 // Bot is one Telegram bot serving as a pairing channel.
 type Bot struct {
 	cfg    Config
 	svc    Pairing
-	dedupe Deduper
-	inbox  Inbox // webhook mode: where deliveries are stored
+	intake channel.Intake // where webhook deliveries and polled updates are stored
 	texts  *templates.Catalog
 	log    *slog.Logger
+	clock  pairing.Clock
 	http   *http.Client
 	// ownClient: the HTTP client was made here, so Run may close its idle
 	// connections when it stops.
 	ownClient bool
 	secret    string // the webhook's secret_token
-	source    string // dedupe source: "telegram:" + name
+	source    string // inbound source: "telegram:" + name
 
 	// Tuning, replaced by tests.
 	sleep        func(ctx context.Context, d time.Duration) error
@@ -71,9 +67,6 @@ type Bot struct {
 	backoffMax   time.Duration
 	sendRetries  int           // 429 retries of one send
 	maxRetryWait time.Duration // longest retry_after a send waits out
-	maxAttempts  int           // tries of one update in polling mode
-	parallel     int           // chats handled side by side in a batch
-	grace        time.Duration // how long updates in hand may finish after Run's ctx ends
 	infoEvery    time.Duration // webhook mode: how often getWebhookInfo is checked
 
 	mu       sync.Mutex
@@ -82,28 +75,25 @@ type Bot struct {
 }
 
 // New checks the configuration and builds the bot. It does no network
-// I/O: Run calls getMe. log may be nil.
-func New(cfg Config, svc Pairing, dedupe Deduper, texts *templates.Catalog, log *slog.Logger) (*Bot, error) {
-	if svc == nil || dedupe == nil || texts == nil {
-		return nil, errors.New("telegram: pairing service, deduper and texts are required")
+// I/O: Run calls getMe.
+func New(cfg Config, deps channel.Deps[Pairing]) (*Bot, error) {
+	deps, err := deps.WithDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("telegram: %w", err)
 	}
-	cfg = cfg.withDefaults(texts)
-	if err := cfg.validate(texts); err != nil {
+	cfg = cfg.withDefaults(deps.Texts)
+	if err := cfg.validate(deps.Texts); err != nil {
 		return nil, err
 	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	tokens.Store(cfg.Token, struct{}{})
-	log = slog.New(redactHandler{inner: log.Handler(), token: cfg.Token}).With("channel_type", "telegram")
+	log := slog.New(redactHandler{inner: deps.Log.Handler(), token: cfg.Token}).With("channel_type", "telegram")
 	installSDKLogger(log)
 
 	b := &Bot{
-		cfg: cfg, svc: svc, dedupe: dedupe, inbox: cfg.Inbox, texts: texts, log: log,
+		cfg: cfg, svc: deps.Service, intake: deps.Intake, texts: deps.Texts, log: log, clock: deps.Clock,
 		http: cfg.HTTPClient, secret: cfg.WebhookSecret, source: "telegram:" + cfg.Name,
 		sleep: sleepCtx, backoffMin: time.Second, backoffMax: time.Minute,
-		sendRetries: 2, maxRetryWait: 10 * time.Second, maxAttempts: 5, parallel: 4,
-		grace: 3 * time.Second, infoEvery: 10 * time.Minute,
+		sendRetries: 2, maxRetryWait: 10 * time.Second, infoEvery: 10 * time.Minute,
 	}
 	if b.http == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -114,11 +104,7 @@ func New(cfg Config, svc Pairing, dedupe Deduper, texts *templates.Catalog, log 
 	if b.secret == "" {
 		b.secret = deriveSecret(cfg.Token, cfg.Name)
 	}
-	if b.inbox != nil {
-		// Also in polling mode: updates a webhook stored before a switch to
-		// polling are still handled.
-		b.inbox.Handle(b.source, b.handleInbound)
-	}
+	b.intake.Handle(b.source, b.handleInbound)
 	return b, nil
 }
 

@@ -1,7 +1,6 @@
 package telegram
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -68,47 +67,24 @@ type Config struct {
 	// FallbackLocale is the text locale for people whose language is not
 	// shipped; empty: the catalog's fallback.
 	FallbackLocale string
+	// Pace is how fast notifications go out through the bot; zero: as fast
+	// as the outbox worker sends.
+	Pace pairing.Pace
 
 	// Optional parts; zero values take the defaults.
 
-	// DeepLinks serves /start tokens (site-initiated pairing): the person
-	// confirms with a button before the link is made. Nil: every token gets
-	// the "link expired or unknown" answer.
-	DeepLinks DeepLinker
-	// Clock tells the time (PIN validity shown to the person).
-	Clock pairing.Clock
 	// HTTPClient calls the Bot API. Its Timeout, if set, must exceed
 	// PollTimeout. Default: a client with its own transport and a timeout
 	// of PollTimeout + 20s.
 	HTTPClient *http.Client
 	// HandleTimeout bounds the handling of one update; default 15s.
 	HandleTimeout time.Duration
-	// Inbox is the inbound queue webhook deliveries are stored in; its
-	// worker handles them. Required in webhook mode.
-	Inbox Inbox
 }
-
-// DeepLinker serves site-initiated deep links
-// (https://t.me/<bot>?start=<token>); *pairing.Service is one.
-type DeepLinker interface {
-	// PreviewDeepLink tells what a token would link (the display name to
-	// show) without spending it. Unknown, expired and used tokens are
-	// pairing.ErrTokenUnknown, ErrTokenExpired and ErrTokenUsed.
-	PreviewDeepLink(ctx context.Context, key pairing.LeadKey, token string) (pairing.DeepLinkPreview, error)
-	// RedeemDeepLink is the person's confirmation: it spends token and
-	// links the lead's person to the token's site user. Errors as above; a
-	// taken link is an error wrapping *pairing.ConflictError and spends
-	// nothing.
-	RedeemDeepLink(ctx context.Context, key pairing.LeadKey, token string) (pairing.Result, error)
-}
-
-var _ DeepLinker = (*pairing.Service)(nil)
 
 // WebhookPath is the route serving the webhook of the channel name.
 func WebhookPath(name string) string { return "/webhooks/telegram/" + name }
 
 var (
-	channelName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 	// tokenPattern is what BotFather hands out: the bot id, a colon, and
 	// the secret part. Checked so a token can never break the URL.
 	tokenPattern  = regexp.MustCompile(`^[0-9]{1,20}:[A-Za-z0-9_-]{1,200}$`)
@@ -138,9 +114,6 @@ func (c Config) withDefaults(texts *templates.Catalog) Config {
 			c.FallbackLocale = loc
 		}
 	}
-	if c.Clock == nil {
-		c.Clock = pairing.SystemClock{}
-	}
 	if c.HandleTimeout == 0 {
 		c.HandleTimeout = 15 * time.Second
 	}
@@ -154,8 +127,8 @@ func (c Config) validate(texts *templates.Catalog) error {
 	bad := func(field, reason string) {
 		errs = append(errs, fmt.Errorf("telegram channel %q: %s %s", c.Name, field, reason))
 	}
-	if !channelName.MatchString(c.Name) {
-		bad("name", "must be 1..64 of a-z 0-9 _ - starting with a letter or digit")
+	if err := pairing.ValidateChannelName(c.Name); err != nil {
+		errs = append(errs, fmt.Errorf("telegram channel %q: %w", c.Name, err))
 	}
 	if c.Token == "" {
 		bad("token", "is required (from @BotFather)")
@@ -165,9 +138,6 @@ func (c Config) validate(texts *templates.Catalog) error {
 	switch c.Mode {
 	case ModePolling:
 	case ModeWebhook:
-		if c.Inbox == nil {
-			bad("inbox", "is required in webhook mode (the inbound queue)")
-		}
 		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 			bad("public_url", "must be the service's absolute http(s) base URL in webhook mode (server.public_url)")
 		}

@@ -9,8 +9,8 @@ import (
 
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
 
+	"github.com/pairingd/pairingd/bots/channel"
 	"github.com/pairingd/pairingd/bots/telegram/tgfake"
-	"github.com/pairingd/pairingd/pairing/pairingtest"
 	"github.com/pairingd/pairingd/templates"
 )
 
@@ -27,12 +27,12 @@ func TestNewValidatesWithoutNetwork(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := pairingtest.NewMemStore()
 	e := newEnv(t)
+	deps := channel.Deps[Pairing]{Service: e.svc, Intake: e.worker, Texts: texts}
 	rt := &countingTransport{}
 	ok := Config{Name: "tg", Token: token, HTTPClient: &http.Client{Transport: rt}}
 
-	b, err := New(ok, e.svc, store, texts, nil)
+	b, err := New(ok, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,13 +50,13 @@ func TestNewValidatesWithoutNetwork(t *testing.T) {
 	// A base URL (a local Bot API server) gets the method path added.
 	local := ok
 	local.APIEndpoint = "http://localhost:8081/"
-	if b, err := New(local, e.svc, store, texts, nil); err != nil || b.cfg.APIEndpoint != "http://localhost:8081/bot%s/%s" {
+	if b, err := New(local, deps); err != nil || b.cfg.APIEndpoint != "http://localhost:8081/bot%s/%s" {
 		t.Fatalf("local endpoint: %v %q", err, b.cfg.APIEndpoint)
 	}
 	// A fallback given as a language tag maps to the shipped locale.
 	tagged := ok
 	tagged.FallbackLocale = "zh-Hant"
-	if b, err := New(tagged, e.svc, store, texts, nil); err != nil || b.cfg.FallbackLocale != "zh-TW" {
+	if b, err := New(tagged, deps); err != nil || b.cfg.FallbackLocale != "zh-TW" {
 		t.Fatalf("fallback tag: %v", err)
 	}
 
@@ -81,15 +81,18 @@ func TestNewValidatesWithoutNetwork(t *testing.T) {
 	} {
 		cfg := ok
 		tc.change(&cfg)
-		_, err := New(cfg, e.svc, store, texts, nil)
+		_, err := New(cfg, deps)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v", name, err)
 		} else if strings.Contains(err.Error(), secretPart) {
 			t.Errorf("%s: token in %q", name, err)
 		}
 	}
-	if _, err := New(ok, nil, store, texts, nil); err == nil {
+	if _, err := New(ok, channel.Deps[Pairing]{Intake: e.worker, Texts: texts}); err == nil {
 		t.Fatal("nil service accepted")
+	}
+	if _, err := New(ok, channel.Deps[Pairing]{Service: e.svc, Texts: texts}); err == nil {
+		t.Fatal("nil intake accepted")
 	}
 }
 

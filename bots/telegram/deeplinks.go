@@ -21,8 +21,6 @@ const (
 	dataDeepLinkNo  = "dl:no"
 )
 
-var _ pairing.DeepLinkChannel = (*Bot)(nil)
-
 // DeepLinkURL is the link that opens this bot with token as the /start
 // parameter. It fails until the bot has learnt its username from getMe.
 func (b *Bot) DeepLinkURL(token string) (string, error) {
@@ -40,11 +38,10 @@ func isDeepLinkData(data string) bool {
 // deepLink answers /start <token>: the confirmation question, or why the
 // link cannot be used.
 func (c *conv) deepLink(ctx context.Context, token string) error {
-	dl := c.b.cfg.DeepLinks
-	if dl == nil || !deepLinkToken.MatchString(token) || len(dataDeepLinkYes)+len(token) > 64 {
+	if !deepLinkToken.MatchString(token) || len(dataDeepLinkYes)+len(token) > 64 {
 		return c.say(ctx, "telegram_deeplink_unknown", nil, nil)
 	}
-	pv, err := dl.PreviewDeepLink(ctx, c.key, token)
+	pv, err := c.b.svc.PreviewDeepLink(ctx, c.key, token)
 	if err != nil {
 		key, ok := deepLinkRefusal(err)
 		if !ok {
@@ -80,11 +77,10 @@ func (c *conv) onDeepLinkPress(ctx context.Context, q *callbackQuery) error {
 // confirmDeepLink spends the token and returns the text that says what
 // happened; an error means "try the update again".
 func (c *conv) confirmDeepLink(ctx context.Context, token string) (string, error) {
-	dl := c.b.cfg.DeepLinks
-	if dl == nil || !deepLinkToken.MatchString(token) {
+	if !deepLinkToken.MatchString(token) {
 		return "telegram_deeplink_unknown", nil
 	}
-	res, err := dl.RedeemDeepLink(ctx, c.key, token)
+	res, err := c.b.svc.RedeemDeepLink(ctx, c.key, token)
 	switch {
 	case err == nil && res.Outcome == pairing.OutcomeAlreadyLinked:
 		return "telegram_deeplink_already_linked", nil

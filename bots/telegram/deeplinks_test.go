@@ -10,9 +10,6 @@ import (
 	"github.com/pairingd/pairingd/pairing"
 )
 
-// withDeepLinks serves /start tokens with the real service.
-func withDeepLinks() envOption { return func(e *env) { e.cfg.DeepLinks = e.svc } }
-
 // newLink is the site asking for a deep link (POST /v1/deep-links).
 func (e *env) newLink(userID, name string) pairing.DeepLink {
 	e.t.Helper()
@@ -38,7 +35,7 @@ func (e *env) press(chatID int64, msg tgfake.SentMessage, data string) tgfake.Se
 }
 
 func TestDeepLinkConfirmLinks(t *testing.T) {
-	e := newEnv(t, withDeepLinks())
+	e := newEnv(t)
 	e.run()
 	dl := e.newLink("site-7", "Ann <Shop> & Co")
 	if dl.URL != "https://t.me/pairing_test_bot?start="+dl.Token {
@@ -75,7 +72,7 @@ func TestDeepLinkConfirmLinks(t *testing.T) {
 		t.Fatalf("%d callback queries answered", n)
 	}
 	created := 0
-	for _, ev := range e.store.SiteEvents() {
+	for _, ev := range e.siteEvents() {
 		if ev.Type == pairing.EventLinkCreated && ev.UserID == "site-7" {
 			created++
 		}
@@ -100,7 +97,7 @@ func TestDeepLinkConfirmLinks(t *testing.T) {
 }
 
 func TestDeepLinkNeutralTextAndCancel(t *testing.T) {
-	e := newEnv(t, withDeepLinks())
+	e := newEnv(t)
 	e.run()
 	dl := e.newLink("site-7", "")
 	ask := e.reply(5001, "/start "+dl.Token, "ru")
@@ -120,7 +117,7 @@ func TestDeepLinkNeutralTextAndCancel(t *testing.T) {
 }
 
 func TestDeepLinkExpiredAndUnknown(t *testing.T) {
-	e := newEnv(t, withDeepLinks())
+	e := newEnv(t)
 	e.run()
 	// Expired before it is opened.
 	old := e.newLink("site-7", "Ann")
@@ -150,7 +147,7 @@ func TestDeepLinkExpiredAndUnknown(t *testing.T) {
 }
 
 func TestDeepLinkConflictsInChat(t *testing.T) {
-	e := newEnv(t, withDeepLinks())
+	e := newEnv(t)
 	e.run()
 	// The chat is linked to another site user: conflict, nothing changes.
 	e.send(5001, "/help", "en")
@@ -185,7 +182,7 @@ func TestDeepLinkConflictsInChat(t *testing.T) {
 }
 
 func TestDeepLinkURLNeedsUsername(t *testing.T) {
-	e := newEnv(t, withDeepLinks())
+	e := newEnv(t)
 	// Not started: getMe has not told the username yet.
 	if _, err := e.bot.DeepLinkURL("pdl_x"); err == nil {
 		t.Fatal("URL without a username")
@@ -200,10 +197,17 @@ func TestDeepLinkURLNeedsUsername(t *testing.T) {
 	}
 }
 
-func TestDeepLinkWithoutDeepLinker(t *testing.T) {
+// A well-formed token the service never issued: unknown, both when opened
+// and when confirmed.
+func TestDeepLinkNotIssued(t *testing.T) {
 	e := newEnv(t)
 	e.run()
 	dl := e.newLink("site-7", "")
+	last := "A"
+	if strings.HasSuffix(dl.Token, last) {
+		last = "B"
+	}
+	dl.Token = dl.Token[:len(dl.Token)-1] + last
 	if got := e.reply(5001, "/start "+dl.Token, "en").Plain(); got != e.txt("en", "telegram_deeplink_unknown", nil) {
 		t.Fatalf("%q", got)
 	}

@@ -26,13 +26,14 @@ const (
 )
 
 // Limits are what a notification through a Telegram bot may hold.
-func Limits() pairing.ChannelLimits {
+func (b *Bot) Limits() pairing.ChannelLimits {
 	return pairing.ChannelLimits{MaxText: MaxMessageText, UTF16: true}
 }
 
-var _ pairing.Deliverer = (*Bot)(nil)
+// Pace is how fast the outbox worker sends through this bot.
+func (b *Bot) Pace() pairing.Pace { return b.cfg.Pace }
 
-// Deliver sends a notification (pairing.Deliverer): the text as plain
+// Deliver sends a notification: the text as plain
 // text (no HTML: the site's text is shown as it is) and one URL button
 // per row. It makes one attempt: a 429 is returned with its retry_after
 // for the outbox worker to honour, not waited out here. Errors are

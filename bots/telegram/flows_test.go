@@ -149,7 +149,7 @@ func TestLogoutAsksThenUnlinks(t *testing.T) {
 		t.Fatalf("%d callback queries answered, want 2", n)
 	}
 	var deleted map[string]any
-	for _, ev := range e.store.SiteEvents() {
+	for _, ev := range e.siteEvents() {
 		if ev.Type == pairing.EventLinkDeleted && ev.UserID == "user-1" {
 			_ = json.Unmarshal(ev.Payload, &deleted)
 		}
@@ -343,7 +343,7 @@ func TestGroupChats(t *testing.T) {
 	if st := e.status(5001); st.Lead.ID != 0 {
 		t.Fatal("a lead from a group message")
 	}
-	if e.store.Persons() != 0 {
+	if e.persons() != 0 {
 		t.Fatal("a person from a group message")
 	}
 }

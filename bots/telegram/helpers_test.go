@@ -9,14 +9,18 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/pairingd/pairingd/bots/channel"
 	"github.com/pairingd/pairingd/bots/telegram/tgfake"
 	"github.com/pairingd/pairingd/pairing"
 	"github.com/pairingd/pairingd/pairing/pairingtest"
+	"github.com/pairingd/pairingd/store"
+	"github.com/pairingd/pairingd/store/storetest"
 	"github.com/pairingd/pairingd/templates"
 )
 
@@ -51,7 +55,7 @@ type env struct {
 	t     testing.TB
 	ctx   context.Context
 	tg    *tgfake.Server
-	store *pairingtest.MemStore
+	store *store.Store // real SQLite in t.TempDir()
 	clock *pairingtest.Clock
 	svc   *pairing.Service
 	texts *templates.Catalog
@@ -61,8 +65,8 @@ type env struct {
 	// wrap, when set, stands between the bot and the service (faults).
 	wrap func(Pairing) Pairing
 
-	// inbound and worker are the inbound queue of webhook mode.
-	inbound *pairingtest.MemInbound
+	// inbound and worker are the inbound intake of both modes.
+	inbound *faultyInbound
 	worker  *pairing.InboundWorker
 
 	mu     sync.Mutex
@@ -95,7 +99,7 @@ func withLinkURL(u string) envOption {
 
 func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
-	e := &env{t: t, ctx: context.Background(), tg: tgfake.New(t, token), store: pairingtest.NewMemStore(),
+	e := &env{t: t, ctx: context.Background(), tg: tgfake.New(t, token), store: storetest.SQLite(t),
 		clock: pairingtest.NewClock(start), logs: &syncBuffer{}}
 	var err error
 	e.svc, err = pairing.New(e.store, pairing.Config{Secret: bytes.Repeat([]byte("s"), 32), LinkURL: linkURL}, pairing.WithClock(e.clock))
@@ -107,9 +111,9 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.inbound = pairingtest.NewMemInbound()
+	e.inbound = &faultyInbound{Store: e.store}
 	e.worker = pairing.NewInboundWorker(e.inbound, pairing.InboundConfig{Clock: e.clock, Logger: log})
-	e.cfg = Config{Name: chName, Token: token, APIEndpoint: e.tg.Endpoint(), PollTimeout: 2 * time.Second, Clock: e.clock, Inbox: e.worker}
+	e.cfg = Config{Name: chName, Token: token, APIEndpoint: e.tg.Endpoint(), PollTimeout: 2 * time.Second}
 	for _, o := range opts {
 		o(e)
 	}
@@ -117,13 +121,13 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	if e.wrap != nil {
 		svc = e.wrap(e.svc)
 	}
-	e.bot, err = New(e.cfg, svc, e.store, e.texts, log)
+	e.bot, err = New(e.cfg, channel.Deps[Pairing]{Service: svc, Intake: e.worker, Texts: e.texts, Log: log, Clock: e.clock})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.bot.sleep = e.sleep
 	e.bot.backoffMin, e.bot.backoffMax = 10*time.Millisecond, 50*time.Millisecond
-	e.svc.RegisterChannel(chName, e.bot)
+	e.svc.RegisterChannel(e.bot)
 	return e
 }
 
@@ -181,9 +185,9 @@ func (e *env) wait(cond func() bool) {
 	}
 }
 
-// idle waits until the bot handled every queued update: polling, until
-// the fake has them confirmed; webhook mode, until the webhook accepted
-// them, and then the inbound worker handles what is due.
+// idle waits until the bot handled every queued update: until the fake
+// has them confirmed (polling: stored in the intake; webhook mode:
+// accepted by the webhook), and then the intake's worker handles them.
 func (e *env) idle() {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
@@ -192,9 +196,18 @@ func (e *env) idle() {
 		e.t.Fatalf("updates not handled: %v (%d pending)", err, e.tg.Pending())
 	}
 	e.drain()
+	// An update that failed is due again after the intake's backoff: step
+	// the clock (ten minutes at most) until every update is done.
+	for range 600 {
+		if !e.inbound.pending() {
+			return
+		}
+		e.clock.Advance(time.Second)
+		e.drain()
+	}
 }
 
-// drain handles every stored webhook update that is due.
+// drain handles every stored update that is due.
 func (e *env) drain() int {
 	e.t.Helper()
 	n, err := e.worker.Drain(e.ctx)
@@ -284,4 +297,82 @@ func wantErr(t testing.TB, err, target error) {
 	if !errors.Is(err, target) {
 		t.Fatalf("want %v, got %v", target, err)
 	}
+}
+
+// faultyInbound is the real inbound queue with one fault: FailWith, when
+// set, is what storing returns (the database down). It remembers the keys
+// stored, so a test can read their rows back.
+type faultyInbound struct {
+	*store.Store
+	mu       sync.Mutex
+	FailWith error
+	keys     []pairing.InboundEvent
+}
+
+func (f *faultyInbound) EnqueueInbound(ctx context.Context, evs []pairing.InboundEvent, now time.Time) (int, error) {
+	f.mu.Lock()
+	fail := f.FailWith
+	f.mu.Unlock()
+	if fail != nil {
+		return 0, fail
+	}
+	n, err := f.Store.EnqueueInbound(ctx, evs, now)
+	if err == nil {
+		f.mu.Lock()
+		for _, ev := range evs {
+			if !slices.ContainsFunc(f.keys, func(k pairing.InboundEvent) bool { return k.Source == ev.Source && k.Key == ev.Key }) {
+				f.keys = append(f.keys, ev)
+			}
+		}
+		f.mu.Unlock()
+	}
+	return n, err
+}
+
+// Rows reads back every stored row, in the order first stored.
+func (f *faultyInbound) Rows() []pairing.InboundItem {
+	f.mu.Lock()
+	keys := slices.Clone(f.keys)
+	f.mu.Unlock()
+	var out []pairing.InboundItem
+	for _, k := range keys {
+		it, err := f.InboundByKey(context.Background(), k.Source, k.Key)
+		if err != nil {
+			panic(err)
+		}
+		out = append(out, it)
+	}
+	return out
+}
+
+// pending tells whether a stored update is neither handled nor given up.
+func (f *faultyInbound) pending() bool {
+	return slices.ContainsFunc(f.Rows(), func(it pairing.InboundItem) bool { return it.DoneAt.IsZero() && it.FailedAt.IsZero() })
+}
+
+func (e *env) siteEvents() []pairing.SiteEvent {
+	e.t.Helper()
+	evs, err := e.store.SiteEventsAfter(e.ctx, 0, 1000)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return evs
+}
+
+func (e *env) persons() int64 {
+	e.t.Helper()
+	n, err := e.store.Persons(e.ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return n
+}
+
+func (e *env) audit() []pairing.AuditEvent {
+	e.t.Helper()
+	evs, err := e.store.AuditEvents(e.ctx, 1000)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return evs
 }

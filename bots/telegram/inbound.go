@@ -9,17 +9,8 @@ import (
 	"github.com/pairingd/pairingd/pairing"
 )
 
-// Inbox is the inbound queue webhook deliveries are stored in (a
-// *pairing.InboundWorker). Accept stores events in one transaction;
-// Handle registers the handler its worker calls for them.
-type Inbox interface {
-	Accept(ctx context.Context, evs []pairing.InboundEvent) error
-	Handle(source string, h pairing.InboundHandler)
-}
-
-var _ Inbox = (*pairing.InboundWorker)(nil)
-
-// inboundEvent is the queue row of a webhook update: keyed by update_id
+// inboundEvent is the queue row of an update (a webhook delivery or one
+// polled update): keyed by update_id
 // (the dedupe), grouped by chat (one chat's updates in order), the body
 // as Telegram sent it.
 func (b *Bot) inboundEvent(u update, body []byte) pairing.InboundEvent {
@@ -31,7 +22,8 @@ func (b *Bot) inboundEvent(u update, body []byte) pairing.InboundEvent {
 }
 
 // handleInbound handles one stored update: the inbound worker calls it,
-// and tries again later on error.
+// one chat's updates in order, and tries again later on error (with
+// backoff, until the intake's max age). A panic is a failure there too.
 func (b *Bot) handleInbound(ctx context.Context, payload []byte) error {
 	u, err := parseUpdate(payload)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -11,6 +12,8 @@ import (
 
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
 	"golang.org/x/text/language"
+
+	"github.com/pairingd/pairingd/pairing"
 )
 
 // Run connects the bot and takes updates until ctx ends, then returns
@@ -143,20 +146,26 @@ func twoLetter(loc string) string {
 
 // --- polling ---
 
-// poll takes updates with getUpdates until ctx ends. The offset confirms
-// an update only once it is handled; a failed update is asked for again
-// (after a backoff) up to maxAttempts times, then given up with an error
-// in the log. Duplicates (a restart before the confirmation) are caught
-// by the dedupe table.
+// poll takes updates with getUpdates until ctx ends and stores each batch
+// in the inbound intake, like a webhook delivery; the intake's worker
+// handles them (one chat's updates in order, retries with backoff). The
+// offset confirms a batch only once it is stored, so a failure to store
+// asks Telegram for the same updates again after a backoff. Duplicates (a
+// restart before the confirmation) are caught by the intake's unique
+// update_id.
 func (b *Bot) poll(ctx context.Context) {
 	if b.until(ctx, "deleteWebhook", b.deleteWebhook) != nil {
 		return
 	}
 	offset := int64(0)
-	attempts := map[int64]int{}
 	delay := b.backoffMin
 	for ctx.Err() == nil {
+		what := "getUpdates"
 		ups, err := b.getUpdates(ctx, offset)
+		if err == nil {
+			what = "store updates"
+			err = b.store(ctx, ups)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -167,7 +176,7 @@ func (b *Bot) poll(ctx context.Context) {
 			} else {
 				delay = min(delay*2, b.backoffMax)
 			}
-			b.fail("getUpdates", err, wait)
+			b.fail(what, err, wait)
 			if b.sleep(ctx, wait) != nil {
 				return
 			}
@@ -175,22 +184,18 @@ func (b *Bot) poll(ctx context.Context) {
 		}
 		b.setHealth(nil)
 		delay = b.backoffMin
-		if len(ups) == 0 {
-			continue
-		}
-		var retry bool
-		offset, retry = b.handleBatch(ctx, ups, offset, attempts)
-		if retry && b.sleep(ctx, b.backoffMin) != nil {
-			return
+		if len(ups) > 0 {
+			offset = ups[len(ups)-1].id + 1
 		}
 	}
 }
 
 // polled is one element of a getUpdates result: its id, and the update
-// when it could be decoded.
+// with its raw body when it could be decoded.
 type polled struct {
-	id int64
-	u  *update
+	id   int64
+	u    *update
+	body []byte
 }
 
 func (b *Bot) getUpdates(ctx context.Context, offset int64) ([]polled, error) {
@@ -214,7 +219,7 @@ func (b *Bot) getUpdates(ctx context.Context, offset int64) ([]polled, error) {
 	for _, raw := range raws {
 		u, err := parseUpdate(raw)
 		if err == nil {
-			out = append(out, polled{id: u.id(), u: &u})
+			out = append(out, polled{id: u.id(), u: &u, body: raw})
 			continue
 		}
 		var idOnly struct {
@@ -230,34 +235,20 @@ func (b *Bot) getUpdates(ctx context.Context, offset int64) ([]polled, error) {
 	return out, nil
 }
 
-// handleBatch handles one getUpdates result and returns the next offset,
-// and whether it stopped at a failed update to ask for it again.
-func (b *Bot) handleBatch(ctx context.Context, batch []polled, offset int64, attempts map[int64]int) (int64, bool) {
-	var ups []update
+// store puts a getUpdates batch in the intake in one transaction. An
+// undecodable update is only confirmed (skipped), as it can never be
+// handled.
+func (b *Bot) store(ctx context.Context, batch []polled) error {
+	evs := make([]pairing.InboundEvent, 0, len(batch))
 	for _, p := range batch {
 		if p.u != nil {
-			ups = append(ups, *p.u)
+			evs = append(evs, b.inboundEvent(*p.u, p.body))
 		}
 	}
-	res := b.dispatch(ctx, ups)
-	for _, p := range batch {
-		switch res[p.id] {
-		case skipped:
-			return p.id, ctx.Err() == nil
-		case failed:
-			attempts[p.id]++
-			if attempts[p.id] < b.maxAttempts && ctx.Err() == nil {
-				return p.id, true
-			}
-			if ctx.Err() != nil {
-				return p.id, false
-			}
-			b.log.Error("update given up after repeated failures", "channel", b.cfg.Name, "update_id", p.id, "attempts", attempts[p.id])
-		}
-		delete(attempts, p.id)
-		offset = p.id + 1
+	if err := b.intake.Accept(ctx, evs); err != nil {
+		return fmt.Errorf("storing polled updates: %w", err)
 	}
-	return offset, false
+	return nil
 }
 
 func (b *Bot) deleteWebhook(ctx context.Context) error {

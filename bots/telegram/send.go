@@ -107,7 +107,7 @@ func esc(s string) string { return html.EscapeString(s) }
 // site link as text, and the link as a button when Telegram accepts the
 // URL for one.
 func (b *Bot) pinMessage(chatID int64, locale string, pin pairing.IssuedPIN) outgoing {
-	minutes := int(math.Ceil(pin.ExpiresAt.Sub(b.cfg.Clock.Now()).Minutes()))
+	minutes := int(math.Ceil(pin.ExpiresAt.Sub(b.clock.Now()).Minutes()))
 	minutes = max(minutes, 1)
 	m := outgoing{chatID: chatID, text: b.text(locale, "telegram_pin", map[string]any{
 		"PIN": esc(pin.PIN), "Minutes": minutes, "URL": esc(pin.URL),

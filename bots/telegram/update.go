@@ -97,7 +97,7 @@ func parseUpdate(body []byte) (update, error) {
 // id is the update's update_id (parseUpdate guarantees one).
 func (u update) id() int64 { return *u.ID }
 
-// dedupeKey names the update in the processed-updates table.
+// dedupeKey names the update in the inbound queue: unique per bot.
 func (u update) dedupeKey() string { return strconv.FormatInt(u.id(), 10) }
 
 // chatID is the private or group chat the update belongs to, 0 when none:

@@ -59,7 +59,7 @@ func (b *Bot) WebhookHandler() http.Handler {
 			http.Error(w, "bad request", http.StatusBadRequest)
 			return
 		}
-		if err := b.inbox.Accept(r.Context(), []pairing.InboundEvent{b.inboundEvent(u, body)}); err != nil {
+		if err := b.intake.Accept(r.Context(), []pairing.InboundEvent{b.inboundEvent(u, body)}); err != nil {
 			b.log.Error("webhook update not stored; Telegram will retry", "channel", b.cfg.Name, "update_id", u.id(), "err", err)
 			http.Error(w, "temporary failure, retry", http.StatusInternalServerError)
 			return

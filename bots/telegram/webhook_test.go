@@ -43,7 +43,7 @@ func TestWebhookRefusalsChangeNothing(t *testing.T) {
 			t.Errorf("%s: %d, want %d", tc.name, rec.Code, tc.status)
 		}
 	}
-	if len(e.tg.Sent()) != 0 || e.store.Persons() != 0 || len(e.inbound.Rows()) != 0 {
+	if len(e.tg.Sent()) != 0 || e.persons() != 0 || len(e.inbound.Rows()) != 0 {
 		t.Fatal("a refused delivery changed something")
 	}
 	rec := httptest.NewRecorder()
@@ -168,7 +168,7 @@ func TestWebhookDuplicatesAndRetries(t *testing.T) {
 		t.Fatalf("duplicate after handling: %d, %d sent", code, len(e.tg.Sent()))
 	}
 	issued := 0
-	for _, a := range e.store.Audit() {
+	for _, a := range e.audit() {
 		if a.Action == "pin_issue" {
 			issued++
 		}

@@ -10,12 +10,13 @@ import (
 	"net/url"
 	"os"
 	"reflect"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/pairingd/pairingd/pairing"
 )
 
 // Config is the whole configuration. Every key is documented in
@@ -284,8 +285,6 @@ func setLeaf(v reflect.Value, raw string) error {
 	return nil
 }
 
-var channelName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
-
 // Validate checks the whole configuration once, before anything starts;
 // the error names the key and why.
 func (c Config) Validate() error {
@@ -371,8 +370,8 @@ func (c Config) Validate() error {
 	seen := map[string]bool{}
 	for i, ch := range c.Channels {
 		key := fmt.Sprintf("channels[%d]", i)
-		if !channelName.MatchString(ch.Name) {
-			bad(key+".name", "must match %s", channelName)
+		if err := pairing.ValidateChannelName(ch.Name); err != nil {
+			bad(key+".name", "%v", err)
 		} else if seen[ch.Name] {
 			bad(key+".name", "%q is used twice", ch.Name)
 		}

@@ -34,11 +34,21 @@ func messengerCommand(ctx context.Context, cfg Config, log *slog.Logger, args []
 	}
 	return withService(ctx, cfg, log, func(st *store.Store, svc *pairing.Service) error {
 		// The CLI takes no webhooks: the inbox is never run here.
-		hub, err := messengerHub(cfg, svc, st, texts, log, inboundWorker(cfg.Inbound, st, log))
+		var pages []ChannelConfig
+		for _, ch := range cfg.Channels {
+			if ch.Type == "messenger" {
+				pages = append(pages, ch)
+			}
+		}
+		if !slices.ContainsFunc(pages, func(ch ChannelConfig) bool { return ch.Name == *channel }) {
+			return usageError{fmt.Sprintf("no messenger channel named %q in the configuration", *channel)}
+		}
+		env := channelEnv{cfg: cfg, svc: svc, st: st, texts: texts, log: log, inbox: inboundWorker(cfg.Inbound, st, log)}
+		hub, err := messengerHub(env, pages)
 		if err != nil {
 			return err
 		}
-		if hub == nil || !slices.Contains(hub.Names(), *channel) {
+		if !slices.Contains(hub.Names(), *channel) {
 			return usageError{fmt.Sprintf("no messenger channel named %q in the configuration", *channel)}
 		}
 		ctx, cancel := context.WithTimeout(ctx, time.Minute)

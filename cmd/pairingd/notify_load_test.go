@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pairingd/pairingd/bots/channel"
 	"github.com/pairingd/pairingd/bots/telegram"
 	"github.com/pairingd/pairingd/bots/telegram/tgfake"
 	"github.com/pairingd/pairingd/pairing"
@@ -57,11 +58,12 @@ func newLoadEnv(t testing.TB, notify func(*NotifyConfig)) *loadEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bot, err := telegram.New(telegram.Config{Name: "telegram", Token: loadToken, APIEndpoint: tg.Endpoint()}, svc, st, texts, log)
+	bot, err := telegram.New(telegram.Config{Name: "telegram", Token: loadToken, APIEndpoint: tg.Endpoint(), Pace: cfg.Notify.telegramPace()},
+		channel.Deps[telegram.Pairing]{Service: svc, Intake: inboundWorker(cfg.Inbound, st, log), Texts: texts, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc.RegisterDeliverer("telegram", bot, telegram.Limits(), cfg.Notify.telegramPace())
+	svc.RegisterChannel(bot)
 	return &loadEnv{t: t, ctx: ctx, st: st, svc: svc, tg: tg, cfg: cfg}
 }
 

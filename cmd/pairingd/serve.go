@@ -15,10 +15,6 @@ import (
 	"github.com/pairingd/pairingd/templates"
 )
 
-// processedRetention is how long webhook/update ids are kept for dedupe:
-// Meta retries for up to 36 hours.
-const processedRetention = 48 * time.Hour
-
 // spentRetention: grants and deep-link tokens are deleted this long after
 // they expired (they can never be spent again; the audit trail keeps what
 // happened). messageRetention: a notification whose deliveries have all
@@ -52,7 +48,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Queues:  st,
 	}
 	inbox := inboundWorker(cfg.Inbound, st, log)
-	chans, err := buildChannels(cfg, svc, st, texts, log, &deps, inbox)
+	chans, err := buildChannels(channelEnv{cfg: cfg, svc: svc, st: st, texts: texts, log: log, inbox: inbox}, &deps)
 	if err != nil {
 		return err
 	}
@@ -138,14 +134,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	return result
 }
 
-// pruneLoop drops webhook dedupe marks older than the retention, site
-// events older than eventRetention, and spent grants, link tokens and
+// pruneLoop drops site events older than eventRetention, and spent grants, link tokens and
 // finished notifications, hourly.
 func pruneLoop(st *store.Store, log *slog.Logger, eventRetention time.Duration) func(context.Context) error {
 	return hourly(func(ctx context.Context) {
-		n, err := st.PruneProcessed(ctx, time.Now().Add(-processedRetention))
-		logPrune(ctx, log, slog.LevelDebug, "processed updates", n, err)
-		n, err = st.PruneSiteEvents(ctx, time.Now().Add(-eventRetention))
+		n, err := st.PruneSiteEvents(ctx, time.Now().Add(-eventRetention))
 		logPrune(ctx, log, slog.LevelInfo, "site events past site.events_retention", n, err)
 		now := time.Now()
 		n, err = st.PruneSpent(ctx, now.Add(-spentRetention), now.Add(-messageRetention))

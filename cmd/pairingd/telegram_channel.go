@@ -2,46 +2,43 @@ package main
 
 import (
 	"context"
-	"log/slog"
 
 	"github.com/pairingd/pairingd/api"
 	"github.com/pairingd/pairingd/bots/telegram"
 	"github.com/pairingd/pairingd/pairing"
-	"github.com/pairingd/pairingd/store"
-	"github.com/pairingd/pairingd/templates"
 )
 
-// telegramChannel builds the bot of one channel of type telegram, registers
-// it with the service (PIN resends), adds its webhook route in webhook mode
-// and its state to /readyz, and returns its run loop.
-func telegramChannel(cfg Config, ch ChannelConfig, svc *pairing.Service, st *store.Store, texts *templates.Catalog, log *slog.Logger, deps *api.Deps, inbox *pairing.InboundWorker) (func(context.Context) error, error) {
-	bot, err := telegram.New(telegram.Config{
-		Name:           ch.Name,
-		Token:          ch.Token,
-		Mode:           ch.Mode,
-		APIEndpoint:    ch.APIEndpoint,
-		PublicURL:      cfg.Server.PublicURL,
-		WebhookSecret:  ch.WebhookSecret,
-		PollTimeout:    ch.PollTimeout,
-		StatusDisplay:  ch.StatusDisplay,
-		FallbackLocale: cfg.Templates.FallbackLocale,
-		DeepLinks:      svc,
-		Inbox:          inbox,
-	}, svc, st, texts, log)
-	if err != nil {
-		return nil, err
-	}
-	svc.RegisterChannel(ch.Name, bot)
-	svc.RegisterDeliverer(ch.Name, bot, telegram.Limits(), cfg.Notify.telegramPace())
-	if bot.Mode() == telegram.ModeWebhook {
-		deps.Webhooks = append(deps.Webhooks, api.Webhook{
-			Method: "POST", Path: telegram.WebhookPath(ch.Name), Handler: bot.WebhookHandler(),
+// telegramChannels builds one bot per channel of type telegram, adds its
+// webhook route in webhook mode and its state to /readyz.
+func telegramChannels(env channelEnv, chs []ChannelConfig, d *api.Deps) ([]pairing.Channel, error) {
+	var out []pairing.Channel
+	for _, ch := range chs {
+		bot, err := telegram.New(telegram.Config{
+			Name:           ch.Name,
+			Token:          ch.Token,
+			Mode:           ch.Mode,
+			APIEndpoint:    ch.APIEndpoint,
+			PublicURL:      env.cfg.Server.PublicURL,
+			WebhookSecret:  ch.WebhookSecret,
+			PollTimeout:    ch.PollTimeout,
+			StatusDisplay:  ch.StatusDisplay,
+			FallbackLocale: env.cfg.Templates.FallbackLocale,
+			Pace:           env.cfg.Notify.telegramPace(),
+		}, deps[telegram.Pairing](env, env.svc))
+		if err != nil {
+			return nil, err
+		}
+		if bot.Mode() == telegram.ModeWebhook {
+			d.Webhooks = append(d.Webhooks, api.Webhook{
+				Method: "POST", Path: telegram.WebhookPath(ch.Name), Handler: bot.WebhookHandler(),
+			})
+		}
+		d.Checks = append(d.Checks, api.Check{
+			Name:     "channel:" + ch.Name,
+			Check:    func(context.Context) error { return bot.Health() },
+			Optional: true,
 		})
+		out = append(out, bot)
 	}
-	deps.Checks = append(deps.Checks, api.Check{
-		Name:     "channel:" + ch.Name,
-		Check:    func(context.Context) error { return bot.Health() },
-		Optional: true,
-	})
-	return bot.Run, nil
+	return out, nil
 }

@@ -32,7 +32,6 @@ type state struct {
 	persons    map[int64]bool
 	audit      []pairing.AuditEvent
 	siteEvents []pairing.SiteEvent
-	seen       map[string]time.Time
 	linkTokens map[int64]pairing.LinkToken
 	outbox     outboxState
 	// missSpends: how many more SpendCredential calls change nothing.
@@ -48,7 +47,6 @@ func (st *state) clone() state {
 	c.persons = maps.Clone(st.persons)
 	c.audit = append([]pairing.AuditEvent(nil), st.audit...)
 	c.siteEvents = append([]pairing.SiteEvent(nil), st.siteEvents...)
-	c.seen = maps.Clone(st.seen)
 	c.linkTokens = maps.Clone(st.linkTokens)
 	c.outbox = st.outbox.clone()
 	return c
@@ -85,7 +83,7 @@ func (m *MemStore) SerializesWrites() bool { return m.Serial }
 func NewMemStore() *MemStore {
 	return &MemStore{st: state{
 		leads: map[int64]pairing.Lead{}, webUsers: map[int64]pairing.WebUser{}, grants: map[int64]pairing.GrantRecord{},
-		keys: map[int64]keyRow{}, persons: map[int64]bool{}, seen: map[string]time.Time{},
+		keys: map[int64]keyRow{}, persons: map[int64]bool{},
 		linkTokens: map[int64]pairing.LinkToken{},
 	}}
 }
@@ -144,28 +142,6 @@ func (m *MemStore) Persons() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return len(m.st.persons)
-}
-
-// FirstSeen is the webhook dedupe the store offers the bots.
-func (m *MemStore) FirstSeen(_ context.Context, source, key string) (bool, error) {
-	var first bool
-	err := m.do(func(r repo) error {
-		k := source + "\x00" + key
-		if _, ok := r.st.seen[k]; !ok {
-			r.st.seen[k] = time.Now()
-			first = true
-		}
-		return nil
-	})
-	return first, err
-}
-
-// Forget drops a dedupe mark so a failed update can be handled again.
-func (m *MemStore) Forget(_ context.Context, source, key string) error {
-	return m.do(func(r repo) error {
-		delete(r.st.seen, source+"\x00"+key)
-		return nil
-	})
 }
 
 func (r repo) id() int64 { r.st.nextID++; return r.st.nextID }

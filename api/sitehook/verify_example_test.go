@@ -15,7 +15,7 @@ import (
 	"github.com/pairingd/pairingd/api/sitehook"
 )
 
-// verifyPairingd is the Go verification example of the README ("Events to
+// verifyPairingd is the Go verification example of docs/events.md ("Events to
 // the site"), copied verbatim: keep the two the same.
 func verifyPairingd(secret []byte, header string, body []byte, now time.Time) bool {
 	var ts string
@@ -45,7 +45,7 @@ func verifyPairingd(secret []byte, header string, body []byte, now time.Time) bo
 	return false
 }
 
-// The test vector of the README, also checked there with Python and Node.
+// The test vector of docs/events.md, also checked there with Python and Node.
 const (
 	vectorSecret = "whsec_test_0123456789abcdef"
 	vectorT      = 1795428000
@@ -55,7 +55,7 @@ const (
 
 func TestSignatureVector(t *testing.T) {
 	if got := sitehook.Sign([]byte(vectorSecret), vectorT, []byte(vectorBody)); got != vectorSig {
-		t.Fatalf("Sign = %s, want the README's %s", got, vectorSig)
+		t.Fatalf("Sign = %s, want docs/events.md's %s", got, vectorSig)
 	}
 	h := sitehook.SignatureHeader([]byte(vectorSecret), vectorT, []byte(vectorBody))
 	if h != "t=1795428000,v1="+vectorSig {
@@ -69,7 +69,7 @@ func TestREADMEVerificationExample(t *testing.T) {
 	body := []byte(vectorBody)
 	h := sitehook.SignatureHeader(secret, vectorT, body)
 	if !verifyPairingd(secret, h, body, now.Add(time.Minute)) {
-		t.Fatal("the README example refuses a good signature")
+		t.Fatal("the docs/events.md example refuses a good signature")
 	}
 	for name, c := range map[string]struct {
 		secret, header, body string
@@ -83,7 +83,7 @@ func TestREADMEVerificationExample(t *testing.T) {
 		"timestamp moved": {vectorSecret, "t=1795428001,v1=" + vectorSig, vectorBody, time.Unix(1795428001, 0)},
 	} {
 		if verifyPairingd([]byte(c.secret), c.header, []byte(c.body), c.now) {
-			t.Errorf("%s: the README example accepts it", name)
+			t.Errorf("%s: the docs/events.md example accepts it", name)
 		}
 	}
 	// Rotation: a second v1 part is enough when one matches.
@@ -118,10 +118,10 @@ func TestVerify(t *testing.T) {
 	}
 }
 
-// TestREADMEHasThisExample keeps the README's Go example and the function
-// tested above the same text.
+// TestREADMEHasThisExample keeps the Go example of docs/events.md (the
+// page on events to the site) and the function tested above the same text.
 func TestREADMEHasThisExample(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
+	readme, err := os.ReadFile("../../docs/events.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,11 +132,11 @@ func TestREADMEHasThisExample(t *testing.T) {
 	start := strings.Index(string(self), "func verifyPairingd(")
 	end := strings.Index(string(self)[start:], "\n}\n") + start + 3
 	if start < 0 || !strings.Contains(string(readme), string(self)[start:end]) {
-		t.Fatal("README.md's Go verification example differs from verifyPairingd in verify_example_test.go")
+		t.Fatal("docs/events.md's Go verification example differs from verifyPairingd in verify_example_test.go")
 	}
 	for _, v := range []string{vectorSecret, vectorBody, vectorSig} {
 		if !strings.Contains(string(readme), v) {
-			t.Fatalf("README.md lacks the test vector part %q", v)
+			t.Fatalf("docs/events.md lacks the test vector part %q", v)
 		}
 	}
 }

@@ -92,6 +92,7 @@ func (e *env) eventsOf(typ string) []map[string]any {
 var telegramStart = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 func TestDeepLinkCreatePreviewConfirm(t *testing.T) {
+	t.Parallel()
 	e := newLinkEnv(t)
 	dl := e.deepLink("telegram", "site-user-1", "  Ann <Shop>  ")
 	if !telegramStart.MatchString(dl.Token) || len(dl.Token) < 4+22 {
@@ -145,6 +146,7 @@ func TestDeepLinkCreatePreviewConfirm(t *testing.T) {
 }
 
 func TestDeepLinkTokenComesFromInjectedRand(t *testing.T) {
+	t.Parallel()
 	st := newEnv(t).store
 	svc, err := pairing.New(st, pairing.Config{Secret: []byte(strings.Repeat("s", 32))},
 		pairing.WithRand(bytes.NewReader(bytes.Repeat([]byte{0xfb}, 32))))
@@ -168,6 +170,7 @@ func TestDeepLinkTokenComesFromInjectedRand(t *testing.T) {
 }
 
 func TestDeepLinkExpires(t *testing.T) {
+	t.Parallel()
 	e := newLinkEnv(t, func(c *pairing.Config) { c.DeepLinkTTL = 2 * time.Minute })
 	dl := e.deepLink("telegram", "u1", "")
 	if !dl.ExpiresAt.Equal(t0.Add(2 * time.Minute)) {
@@ -194,6 +197,7 @@ func TestDeepLinkExpires(t *testing.T) {
 }
 
 func TestDeepLinkUnknownTokens(t *testing.T) {
+	t.Parallel()
 	e := newLinkEnv(t)
 	k := e.chat("telegram", "42")
 	fb := e.deepLink("fb-shop", "u1", "")
@@ -224,6 +228,7 @@ func TestDeepLinkUnknownTokens(t *testing.T) {
 }
 
 func TestDeepLinkSameRulesAsAuthorize(t *testing.T) {
+	t.Parallel()
 	t.Run("chat linked to another user: conflict, nothing changes, token kept", func(t *testing.T) {
 		e := newLinkEnv(t)
 		e.link("42", "old-user")
@@ -293,6 +298,7 @@ func TestDeepLinkSameRulesAsAuthorize(t *testing.T) {
 }
 
 func TestDeepLinkConcurrentConfirmationsOneWinner(t *testing.T) {
+	t.Parallel()
 	e := newLinkEnv(t)
 	dl := e.deepLink("telegram", "u1", "")
 	const n = 16
@@ -331,6 +337,7 @@ func TestDeepLinkConcurrentConfirmationsOneWinner(t *testing.T) {
 }
 
 func TestCreateDeepLinkRefusals(t *testing.T) {
+	t.Parallel()
 	e := newLinkEnv(t)
 	e.svc.RegisterChannel("tg-new", linkChannel{fail: errors.New("bot username not known yet")})
 	e.svc.RegisterChannel("pins-only", pinOnly{})
@@ -367,6 +374,7 @@ func TestCreateDeepLinkRefusals(t *testing.T) {
 }
 
 func TestDeepLinkByTokenRebuildsTheURL(t *testing.T) {
+	t.Parallel()
 	e := newLinkEnv(t)
 	dl := e.deepLink("fb-shop", "u1", "")
 	got, err := e.svc.DeepLinkByToken(e.ctx, dl.Token)

@@ -192,6 +192,20 @@ func TestPINRefusals(t *testing.T) {
 			t.Fatalf("after cool-down: %+v %v", res, err)
 		}
 	})
+	t.Run("after a lock has passed the count starts again at 1", func(t *testing.T) {
+		e := newEnv(t)
+		p := e.issue("1")
+		for range 5 {
+			e.svc.Authorize(e.ctx, pairing.AuthorizeRequest{BUID: p.BUID, PIN: wrongPIN(p.PIN)})
+		}
+		e.clock.Advance(16 * time.Minute)
+		p = e.issue("1")
+		_, err := e.svc.Authorize(e.ctx, pairing.AuthorizeRequest{BUID: p.BUID, PIN: wrongPIN(p.PIN)})
+		var ae *pairing.AttemptsError
+		if !errors.As(err, &ae) || !errors.Is(err, pairing.ErrPINInvalid) || ae.AttemptsLeft != 4 || !ae.LockedUntil.IsZero() {
+			t.Fatalf("first wrong PIN after the lock: %v", err)
+		}
+	})
 	t.Run("success resets the count", func(t *testing.T) {
 		e := newEnv(t)
 		p := e.issue("1")
@@ -455,6 +469,10 @@ func TestConcurrentGuessesCapped(t *testing.T) {
 		wg.Wait()
 		if invalid != 5 || locked != 495 {
 			t.Fatalf("invalid=%d locked=%d", invalid, locked)
+		}
+		wu, err := e.store.WebUserByPerson(e.ctx, p.Lead.PersonID)
+		if err != nil || wu.FailedAttempts != 5 || !wu.LockedUntil.Equal(t0.Add(15*time.Minute)) {
+			t.Fatalf("stored attempts %d locked until %v, %v", wu.FailedAttempts, wu.LockedUntil, err)
 		}
 		if _, err := e.authorize(p, ""); !errors.Is(err, pairing.ErrPINLocked) {
 			t.Fatalf("right PIN after: %v", err)

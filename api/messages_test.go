@@ -40,7 +40,7 @@ func TestNotifyAPI(t *testing.T) {
 	if again.status != http.StatusAccepted || int64(again.body["id"].(float64)) != id || again.header.Get("Idempotent-Replayed") != "true" {
 		t.Fatalf("replay: %d %s", again.status, again.raw)
 	}
-	if n := len(e.store.Deliveries()); n != 1 {
+	if n := e.store.Deliveries(); n != 1 {
 		t.Fatalf("%d deliveries after a replay", n)
 	}
 	expect(t, e.post("/v1/users/site-7/messages", map[string]any{"text": "other"}, header{"Idempotency-Key", "order-7-shipped"}),
@@ -87,7 +87,7 @@ func TestNotifyAPIRefusals(t *testing.T) {
 	}
 	r := e.post("/v1/users/site-7/messages", map[string]any{"text": "hi"}, header{"Idempotency-Key", "ключ"})
 	expect(t, r, 400, "invalid_request")
-	if n := len(e.store.Deliveries()); n != 0 {
+	if n := e.store.Deliveries(); n != 0 {
 		t.Fatalf("a refused request queued %d deliveries", n)
 	}
 	expect(t, e.do(http.MethodGet, "/v1/messages/abc", ""), 400, "invalid_request")

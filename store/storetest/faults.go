@@ -1,8 +1,9 @@
-package pairing_test
+package storetest
 
 import (
 	"context"
 	"database/sql"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -12,12 +13,14 @@ import (
 	"github.com/pairingd/pairingd/store"
 )
 
-// faultStore is the real store with the faults tests inject (the database
+// FaultStore is a real store with the faults tests inject (the database
 // down, a spend lost to a concurrent writer, writes that do not look
-// serialized) and the reads tests make to check what was stored.
-type faultStore struct {
+// serialized) and the reads tests make to check what was stored. It is
+// the thin wrapper tests of the service put around the store instead of
+// an in-memory copy of the storage rules.
+type FaultStore struct {
 	*store.Store
-	t *testing.T
+	t testing.TB
 	// inspect reads tables the service has no query for, on a connection
 	// of its own.
 	inspect *sql.DB
@@ -30,27 +33,58 @@ type faultStore struct {
 	missSpends int
 }
 
-func newFaultStore(t *testing.T, st *store.Store, driver, dsn string) *faultStore {
+// SQLiteWithFaults opens a migrated store on a new SQLite file in
+// t.TempDir() behind a FaultStore.
+func SQLiteWithFaults(t testing.TB) *FaultStore {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "pairingd.db")
+	st := open(t, store.Config{Driver: store.SQLite, DSN: path})
+	return withFaults(t, st, sqliteDriver(t), "file:"+path+"?mode=ro")
+}
+
+// PostgresWithFaults opens a migrated store in a fresh PostgreSQL schema
+// behind a FaultStore (skipped without PAIRING_TEST_POSTGRES_DSN).
+func PostgresWithFaults(t testing.TB) *FaultStore {
+	t.Helper()
+	dsn := PostgresDSN(t)
+	st := open(t, store.Config{Driver: store.Postgres, DSN: dsn, MaxOpenConns: 20})
+	return withFaults(t, st, "pgx", dsn)
+}
+
+// sqliteDriver is the name the store registered its SQLite driver under
+// (it depends on whether the build has cgo).
+func sqliteDriver(t testing.TB) string {
+	t.Helper()
+	for _, d := range []string{"sqlite3_pairingd", "sqlite"} {
+		if slices.Contains(sql.Drivers(), d) {
+			return d
+		}
+	}
+	t.Fatalf("no SQLite driver among %v", sql.Drivers())
+	return ""
+}
+
+func withFaults(t testing.TB, st *store.Store, driver, dsn string) *FaultStore {
 	t.Helper()
 	db, err := sql.Open(driver, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return &faultStore{Store: st, t: t, inspect: db, serial: st.SerializesWrites()}
+	return &FaultStore{Store: st, t: t, inspect: db, serial: st.SerializesWrites()}
 }
 
-var _ pairing.Store = (*faultStore)(nil)
+var _ pairing.Store = (*FaultStore)(nil)
 
 // SetDown makes Ping, Tx and the lookups every flow starts with fail with
 // err (nil: the database is back).
-func (f *faultStore) SetDown(err error) {
+func (f *FaultStore) SetDown(err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.down = err
 }
 
-func (f *faultStore) fault() error {
+func (f *FaultStore) fault() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.down
@@ -60,13 +94,13 @@ func (f *faultStore) fault() error {
 // even when the credential is spendable, as an UPDATE can on PostgreSQL
 // when a concurrent writer's change decides its WHERE (the row re-read
 // afterwards may look spendable again).
-func (f *faultStore) MissNextSpends(n int) {
+func (f *FaultStore) MissNextSpends(n int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.missSpends = n
 }
 
-func (f *faultStore) missSpend() bool {
+func (f *FaultStore) missSpend() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.missSpends == 0 {
@@ -76,48 +110,54 @@ func (f *faultStore) missSpend() bool {
 	return true
 }
 
-func (f *faultStore) SerializesWrites() bool { return f.serial }
+// SerializesWrites is the store's answer unless HideSerialWrites was called.
+func (f *FaultStore) SerializesWrites() bool { return f.serial }
 
-func (f *faultStore) Ping(ctx context.Context) error {
+// HideSerialWrites makes the store say that it does not serialize writes,
+// so that a service built on it afterwards keeps the key failure budget as
+// it does on PostgreSQL.
+func (f *FaultStore) HideSerialWrites() { f.serial = false }
+
+func (f *FaultStore) Ping(ctx context.Context) error {
 	if err := f.fault(); err != nil {
 		return err
 	}
 	return f.Store.Ping(ctx)
 }
 
-func (f *faultStore) Tx(ctx context.Context, fn func(pairing.Repo) error) error {
+func (f *FaultStore) Tx(ctx context.Context, fn func(pairing.Repo) error) error {
 	if err := f.fault(); err != nil {
 		return err
 	}
 	return f.Store.Tx(ctx, func(r pairing.Repo) error { return fn(faultRepo{Repo: r, f: f}) })
 }
 
-func (f *faultStore) SpendCredential(ctx context.Context, id int64, buidHash, pinHash []byte, now time.Time, g pairing.KeyGuard) (pairing.WebUser, bool, error) {
+func (f *FaultStore) SpendCredential(ctx context.Context, id int64, buidHash, pinHash []byte, now time.Time, g pairing.KeyGuard) (pairing.WebUser, bool, error) {
 	return faultRepo{Repo: f.Store, f: f}.SpendCredential(ctx, id, buidHash, pinHash, now, g)
 }
 
-func (f *faultStore) WebUserByID(ctx context.Context, id int64) (pairing.WebUser, error) {
+func (f *FaultStore) WebUserByID(ctx context.Context, id int64) (pairing.WebUser, error) {
 	if err := f.fault(); err != nil {
 		return pairing.WebUser{}, err
 	}
 	return f.Store.WebUserByID(ctx, id)
 }
 
-func (f *faultStore) WebUserByUserID(ctx context.Context, userID string) (pairing.WebUser, error) {
+func (f *FaultStore) WebUserByUserID(ctx context.Context, userID string) (pairing.WebUser, error) {
 	if err := f.fault(); err != nil {
 		return pairing.WebUser{}, err
 	}
 	return f.Store.WebUserByUserID(ctx, userID)
 }
 
-func (f *faultStore) LeadByKey(ctx context.Context, k pairing.LeadKey) (pairing.Lead, error) {
+func (f *FaultStore) LeadByKey(ctx context.Context, k pairing.LeadKey) (pairing.Lead, error) {
 	if err := f.fault(); err != nil {
 		return pairing.Lead{}, err
 	}
 	return f.Store.LeadByKey(ctx, k)
 }
 
-func (f *faultStore) APIKeyByHash(ctx context.Context, h []byte) (pairing.APIKey, error) {
+func (f *FaultStore) APIKeyByHash(ctx context.Context, h []byte) (pairing.APIKey, error) {
 	if err := f.fault(); err != nil {
 		return pairing.APIKey{}, err
 	}
@@ -127,7 +167,7 @@ func (f *faultStore) APIKeyByHash(ctx context.Context, h []byte) (pairing.APIKey
 // faultRepo is a transaction's Repo with the same faults.
 type faultRepo struct {
 	pairing.Repo
-	f *faultStore
+	f *FaultStore
 }
 
 func (r faultRepo) SpendCredential(ctx context.Context, id int64, buidHash, pinHash []byte, now time.Time, g pairing.KeyGuard) (pairing.WebUser, bool, error) {
@@ -138,7 +178,7 @@ func (r faultRepo) SpendCredential(ctx context.Context, id int64, buidHash, pinH
 }
 
 // Audit is the audit trail, oldest first.
-func (f *faultStore) Audit() []pairing.AuditEvent {
+func (f *FaultStore) Audit() []pairing.AuditEvent {
 	f.t.Helper()
 	evs, err := f.AuditEvents(context.Background(), 1<<20)
 	if err != nil {
@@ -149,7 +189,7 @@ func (f *faultStore) Audit() []pairing.AuditEvent {
 }
 
 // SiteEvents lists the site events, oldest first.
-func (f *faultStore) SiteEvents() []pairing.SiteEvent {
+func (f *FaultStore) SiteEvents() []pairing.SiteEvent {
 	f.t.Helper()
 	evs, err := f.SiteEventsAfter(context.Background(), 0, 1<<20)
 	if err != nil {
@@ -159,7 +199,7 @@ func (f *faultStore) SiteEvents() []pairing.SiteEvent {
 }
 
 // Persons counts the persons.
-func (f *faultStore) Persons() int {
+func (f *FaultStore) Persons() int {
 	f.t.Helper()
 	n, err := f.Store.Persons(context.Background())
 	if err != nil {
@@ -170,7 +210,7 @@ func (f *faultStore) Persons() int {
 
 // LinkTokens lists the stored deep-link tokens (hash and user), oldest
 // first.
-func (f *faultStore) LinkTokens() []pairing.LinkToken {
+func (f *FaultStore) LinkTokens() []pairing.LinkToken {
 	f.t.Helper()
 	rows, err := f.inspect.Query(`SELECT hash, user_id FROM link_tokens ORDER BY id`)
 	if err != nil {
@@ -192,7 +232,7 @@ func (f *faultStore) LinkTokens() []pairing.LinkToken {
 }
 
 // Deliveries counts the stored notification deliveries.
-func (f *faultStore) Deliveries() int {
+func (f *FaultStore) Deliveries() int {
 	f.t.Helper()
 	var n int
 	if err := f.inspect.QueryRow(`SELECT count(*) FROM outbox_deliveries`).Scan(&n); err != nil {

@@ -24,6 +24,7 @@ func newNotifyAPI(t *testing.T) (*env, *okDeliverer) {
 }
 
 func TestNotifyAPI(t *testing.T) {
+	t.Parallel()
 	e, d := newNotifyAPI(t)
 	body := map[string]any{"text": "Your order shipped", "buttons": []map[string]string{{"text": "Track", "url": "https://shop.example/o/7"}}}
 	r := e.post("/v1/users/site-7/messages", body, header{"Idempotency-Key", "order-7-shipped"})
@@ -65,6 +66,7 @@ func TestNotifyAPI(t *testing.T) {
 }
 
 func TestNotifyAPIRefusals(t *testing.T) {
+	t.Parallel()
 	e, _ := newNotifyAPI(t)
 	expect(t, e.post("/v1/users/nobody/messages", map[string]any{"text": "hi"}), 404, "not_linked")
 	for name, body := range map[string]string{

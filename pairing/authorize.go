@@ -65,8 +65,8 @@ func (s *Service) lookupBUID(ctx context.Context, buid string) (WebUser, []byte,
 }
 
 // Authorize is POST /v1/authorize: it checks BUID and PIN, spends the PIN
-// exactly once, and decides the answer from the link state (DESIGN.md,
-// "authorize: every branch"). Refusals are errors: ErrBUIDUnknown,
+// exactly once, and decides the answer from the link state (the table at
+// the top of this file). Refusals are errors: ErrBUIDUnknown,
 // *AttemptsError (ErrPINInvalid / ErrPINLocked), ErrPINExpired, ErrPINUsed,
 // *RetryError (ErrRateLimited), *FieldError.
 func (s *Service) Authorize(ctx context.Context, req AuthorizeRequest) (Result, error) {
@@ -168,7 +168,7 @@ func (s *Service) authorize(ctx context.Context, req AuthorizeRequest, pin strin
 
 // refuse explains a credential that could not be spent, from the row as
 // it is now, and counts a wrong PIN: an unknown or rotated BUID, a lock,
-// a wrong PIN, a used or expired credential (DESIGN.md's order).
+// a wrong PIN, a used or expired credential (the table's order).
 func (s *Service) refuse(ctx context.Context, r Repo, rowID int64, buidHash, pinH []byte, now time.Time) (authorized, error, error) {
 	wu, err := r.WebUserByID(ctx, rowID)
 	if errors.Is(err, ErrNotFound) {

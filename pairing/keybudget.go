@@ -47,8 +47,9 @@ type keyBudget struct {
 // keyBudgetFor says how the budget of keyID is kept for one authorize call.
 // No key, or no budget configured: nothing is counted.
 func (s *Service) keyBudgetFor(keyID int64) *keyBudget {
-	on := keyID != 0 && s.cfg.KeyFailureBudget > 0
-	return &keyBudget{s: s, keyID: keyID, inTx: on && s.serialWrites}
+	b := &keyBudget{s: s, keyID: keyID}
+	b.inTx = b.counts() && s.serialWrites
+	return b
 }
 
 func (b *keyBudget) counts() bool { return b.keyID != 0 && b.s.cfg.KeyFailureBudget > 0 }

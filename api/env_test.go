@@ -15,17 +15,19 @@ import (
 
 	"github.com/pairingd/pairingd/pairing"
 	"github.com/pairingd/pairingd/pairing/pairingtest"
+	"github.com/pairingd/pairingd/store/storetest"
 )
 
 var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
-// env is one API on a real pairing.Service over the in-memory store,
-// served by an httptest server.
+// env is one API on a real pairing.Service over a real SQLite store in a
+// temporary file (behind storetest's fault-injecting wrapper), served by an
+// httptest server.
 type env struct {
 	t      *testing.T
 	ctx    context.Context
 	svc    *pairing.Service
-	store  *pairingtest.MemStore
+	store  *storetest.FaultStore
 	clock  *pairingtest.Clock
 	srv    *httptest.Server
 	key    string
@@ -69,7 +71,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 			return a
 		},
 	}))
-	st := pairingtest.NewMemStore()
+	st := storetest.SQLiteWithFaults(t)
 	clk := pairingtest.NewClock(t0)
 	svc, err := pairing.New(st, setup.pcfg, pairing.WithClock(clk), pairing.WithLogger(log))
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 )
 
 func TestListEvents(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	p := e.link("site-7")
 	if r := e.do(http.MethodDelete, "/v1/links/site-7", ""); r.status != 200 {
@@ -48,6 +49,7 @@ func TestListEvents(t *testing.T) {
 }
 
 func TestListEventsBadInput(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	for q, field := range map[string]string{
 		"after=-1": "after", "after=abc": "after", "after=1.5": "after", "after=99999999999999999999": "after",

@@ -25,6 +25,7 @@ func newNotifyAPI(t *testing.T) (*env, *okDeliverer) {
 }
 
 func TestNotifyAPI(t *testing.T) {
+	t.Parallel()
 	e, d := newNotifyAPI(t)
 	body := map[string]any{"text": "Your order shipped", "buttons": []map[string]string{{"text": "Track", "url": "https://shop.example/o/7"}}}
 	r := e.post("/v1/users/site-7/messages", body, header{"Idempotency-Key", "order-7-shipped"})
@@ -41,7 +42,7 @@ func TestNotifyAPI(t *testing.T) {
 	if again.status != http.StatusAccepted || int64(again.body["id"].(float64)) != id || again.header.Get("Idempotent-Replayed") != "true" {
 		t.Fatalf("replay: %d %s", again.status, again.raw)
 	}
-	if n := len(e.store.Deliveries()); n != 1 {
+	if n := e.store.Deliveries(); n != 1 {
 		t.Fatalf("%d deliveries after a replay", n)
 	}
 	expect(t, e.post("/v1/users/site-7/messages", map[string]any{"text": "other"}, header{"Idempotency-Key", "order-7-shipped"}),
@@ -66,6 +67,7 @@ func TestNotifyAPI(t *testing.T) {
 }
 
 func TestNotifyAPIRefusals(t *testing.T) {
+	t.Parallel()
 	e, _ := newNotifyAPI(t)
 	expect(t, e.post("/v1/users/nobody/messages", map[string]any{"text": "hi"}), 404, "not_linked")
 	for name, body := range map[string]string{
@@ -88,7 +90,7 @@ func TestNotifyAPIRefusals(t *testing.T) {
 	}
 	r := e.post("/v1/users/site-7/messages", map[string]any{"text": "hi"}, header{"Idempotency-Key", "ключ"})
 	expect(t, r, 400, "invalid_request")
-	if n := len(e.store.Deliveries()); n != 0 {
+	if n := e.store.Deliveries(); n != 0 {
 		t.Fatalf("a refused request queued %d deliveries", n)
 	}
 	expect(t, e.do(http.MethodGet, "/v1/messages/abc", ""), 400, "invalid_request")

@@ -47,8 +47,8 @@ func TestReadyz(t *testing.T) {
 	mu.Lock()
 	botErr = errors.New("getMe: token 123:ABCSECRET rejected")
 	mu.Unlock()
-	e.store.FailWith = fmt.Errorf("dial postgres://app:hunter2@db: %w", pairing.ErrUnavailable)
-	defer func() { e.store.FailWith = nil }()
+	e.store.SetDown(fmt.Errorf("dial postgres://app:hunter2@db: %w", pairing.ErrUnavailable))
+	defer e.store.SetDown(nil)
 	r = e.do(http.MethodGet, "/readyz", "", header{"Authorization", ""})
 	checks, _ = r.body["checks"].(map[string]any)
 	if r.status != 503 || r.str("status") != "unavailable" || checks["database"] != "unavailable" || checks["telegram"] != "unavailable" {

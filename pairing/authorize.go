@@ -3,10 +3,44 @@ package pairing
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 )
 
+// POST /v1/authorize {buid, pin, user_id?}: every branch, in the order the
+// code decides them, and where. A refusal is an error; a decided answer is
+// a Result with an Outcome.
+//
+//	state found                             user_id  answer                              decided in
+//	--------------------------------------  -------  ----------------------------------  --------------------------------
+//	pin or user_id malformed; pin missing   any      invalid_request, nothing counted    Authorize
+//	  while magic links are off
+//	API key's failure budget used up        any      rate_limited (retry after window)   keybudget.go: open, guard,
+//	                                                                                     hasRoom, charge
+//	BUID malformed, unknown or rotated      any      buid_unknown                        authorize (decode), refuse
+//	row locked after MaxAttempts wrong      any      pin_locked until the cool-down      refuse (pinLock.lockedAt)
+//	  PINs (even the right PIN)
+//	PIN wrong                               any      pin_invalid + attempts left; the    refuse -> wrongPIN
+//	                                                 last one locks: pin_locked          (pinLock.afterWrongPIN)
+//	PIN already used / expired              any      pin_used / pin_expired              credentialState
+//	right PIN, spent meanwhile by another   any      pin_used                            refuse (last line)
+//	  request
+//	person linked to U                      none     match, user_id U                    decide
+//	person linked to U                      U        already_linked, user_id U           decide
+//	person linked to U                      V != U   conflict bot_linked_elsewhere       decide -> link (ConflictError)
+//	                                                 + grant (relink with replace)
+//	person not linked; V linked to another  V        conflict user_linked_elsewhere      decide -> link (ConflictError)
+//	  person on the same channel                     + grant
+//	person not linked (V free, or linked    V        linked (the persons merge when V    decide -> link
+//	  on another channel only)                       is linked on another channel)
+//	person not linked                       none     register + grant + lead profile     decide
+//
+// The PIN is spent by one conditional UPDATE (SpendCredential) that holds
+// only for the row's current BUID and PIN, unused, unexpired and not
+// locked, so exactly one request spends it, on any number of instances.
+// Only when it changes no row is the reason read (refuse). Magic-link mode
+// (Config.MagicLink) spends the BUID alone, once, before MagicExpiresAt.
 const grantPrefix = "pgr_"
 
 // lookupBUID finds the web_users row a BUID names and checks its secret.
@@ -31,8 +65,8 @@ func (s *Service) lookupBUID(ctx context.Context, buid string) (WebUser, []byte,
 }
 
 // Authorize is POST /v1/authorize: it checks BUID and PIN, spends the PIN
-// exactly once, and decides the answer from the link state (DESIGN.md,
-// "authorize: every branch"). Refusals are errors: ErrBUIDUnknown,
+// exactly once, and decides the answer from the link state (the table at
+// the top of this file). Refusals are errors: ErrBUIDUnknown,
 // *AttemptsError (ErrPINInvalid / ErrPINLocked), ErrPINExpired, ErrPINUsed,
 // *RetryError (ErrRateLimited), *FieldError.
 func (s *Service) Authorize(ctx context.Context, req AuthorizeRequest) (Result, error) {
@@ -52,36 +86,21 @@ func (s *Service) Authorize(ctx context.Context, req AuthorizeRequest) (Result, 
 			return Result{}, invalid("pin", "must be exactly "+strconv.Itoa(s.cfg.PINLength)+" digits")
 		}
 	}
-	// The key's failure budget is exact, whatever the concurrency. Where
-	// the store serializes writers (SQLite), every answer is decided in one
-	// write transaction that first checks (or takes) the key's budget, so
-	// the check and the effect are atomic. Elsewhere (PostgreSQL, where
-	// holding the key's row for a whole transaction would serialize all of
-	// a site's requests) this attempt's failure is reserved before anything
-	// is evaluated and given back when the answer is not a failure.
-	b := budget{keyID: req.KeyID, inTx: s.serialWrites && req.KeyID != 0 && s.cfg.KeyFailureBudget > 0}
-	if !b.inTx {
-		reserved, err := s.reserveKeyFailure(ctx, req.KeyID)
-		if err != nil {
-			if errors.Is(err, ErrRateLimited) {
-				s.audit(ctx, s.store, AuditEvent{Action: "authorize", Outcome: "rate_limited", KeyID: req.KeyID})
-			}
-			return Result{}, err
+	budget := s.keyBudgetFor(req.KeyID)
+	if err := budget.open(ctx); err != nil {
+		if errors.Is(err, ErrRateLimited) {
+			s.audit(ctx, s.store, AuditEvent{Action: "authorize", Outcome: "rate_limited", KeyID: req.KeyID})
 		}
-		b.refund = reserved
+		return Result{}, err
 	}
-
-	res, err := s.authorize(ctx, req, pin, b)
-	reserved := b.refund
+	res, err := s.authorize(ctx, req, pin, budget)
+	budget.settle(ctx, err)
 	if err != nil {
-		if reserved && !countsAgainstKey(err) {
-			s.refundKeyFailure(ctx, req.KeyID)
-		}
 		s.audit(ctx, s.store, AuditEvent{Action: "authorize", KeyID: req.KeyID, WebUserID: res.webUserID,
 			PersonID: res.PersonID, UserID: req.UserID, Outcome: errorCode(err)})
 	}
-	// Decided answers were audited, and their reservation refunded, inside
-	// their transaction.
+	// Decided answers were audited, and their reservation given back,
+	// inside their transaction.
 	return res.Result, err
 }
 
@@ -90,54 +109,10 @@ type authorized struct {
 	webUserID int64
 }
 
-// budget says how an authorize call settles with its key's failure
-// budget (see Authorize).
-type budget struct {
-	keyID int64
-	// inTx: the budget is checked or taken inside the transaction that
-	// decides the answer.
-	inTx bool
-	// refund: a failure was reserved up front; a decided answer gives it
-	// back in its transaction.
-	refund bool
-}
-
-// charge takes one failure of the key's budget for a refusal that counts
-// as guessing (inTx mode), or refuses the key when none is left.
-func (s *Service) charge(ctx context.Context, r Repo, b budget, refusal error) error {
-	if !b.inTx {
-		return refusal
-	}
-	ok, err := r.ReserveKeyFailure(ctx, b.keyID, s.now(), s.cfg.KeyFailureWindow, s.cfg.KeyFailureBudget)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return &RetryError{Err: ErrRateLimited, RetryAfter: s.cfg.KeyFailureWindow}
-	}
-	return refusal
-}
-
-// hasRoom refuses the key (inTx mode) when its budget is used up, without
-// taking any of it.
-func (s *Service) hasRoom(ctx context.Context, r Repo, b budget) error {
-	if !b.inTx {
-		return nil
-	}
-	n, err := r.KeyFailures(ctx, b.keyID, s.now(), s.cfg.KeyFailureWindow)
-	if err != nil {
-		return err
-	}
-	if n >= s.cfg.KeyFailureBudget {
-		return &RetryError{Err: ErrRateLimited, RetryAfter: s.cfg.KeyFailureWindow}
-	}
-	return nil
-}
-
-func (s *Service) authorize(ctx context.Context, req AuthorizeRequest, pin string, b budget) (authorized, error) {
+func (s *Service) authorize(ctx context.Context, req AuthorizeRequest, pin string, budget *keyBudget) (authorized, error) {
 	rowID, secret, ok := s.buid.decode(req.BUID)
 	if !ok {
-		return authorized{}, s.charge(ctx, s.store, b, ErrBUIDUnknown)
+		return authorized{}, budget.charge(ctx, s.store, ErrBUIDUnknown)
 	}
 	buidHash := HashToken(secret)
 	var pinH []byte
@@ -152,10 +127,7 @@ func (s *Service) authorize(ctx context.Context, req AuthorizeRequest, pin strin
 	// in the same transaction.
 	var out authorized
 	var refusal error
-	var guard KeyGuard
-	if b.inTx {
-		guard = KeyGuard{KeyID: b.keyID, WindowStart: now.Add(-s.cfg.KeyFailureWindow), Budget: s.cfg.KeyFailureBudget}
-	}
+	guard := budget.guard(now)
 	err := s.withRetry(ctx, func(r Repo) error {
 		out, refusal = authorized{}, nil
 		cur, spent, err := r.SpendCredential(ctx, rowID, buidHash, pinH, now, guard)
@@ -165,7 +137,7 @@ func (s *Service) authorize(ctx context.Context, req AuthorizeRequest, pin strin
 		if !spent {
 			// The key's budget first: once it is used up, every answer is
 			// rate_limited.
-			if err := s.hasRoom(ctx, r, b); err != nil {
+			if err := budget.hasRoom(ctx, r); err != nil {
 				return err
 			}
 			out, refusal, err = s.refuse(ctx, r, rowID, buidHash, pinH, now)
@@ -173,7 +145,7 @@ func (s *Service) authorize(ctx context.Context, req AuthorizeRequest, pin strin
 				return err
 			}
 			if countsAgainstKey(refusal) {
-				if refusal = s.charge(ctx, r, b, refusal); !countsAgainstKey(refusal) {
+				if refusal = budget.charge(ctx, r, refusal); !countsAgainstKey(refusal) {
 					return refusal // out of budget, or a store error: nothing is counted
 				}
 			}
@@ -186,10 +158,7 @@ func (s *Service) authorize(ctx context.Context, req AuthorizeRequest, pin strin
 		}
 		s.audit(ctx, r, AuditEvent{Action: "authorize", Outcome: string(out.Outcome), KeyID: req.KeyID,
 			WebUserID: cur.ID, PersonID: out.PersonID, UserID: req.UserID})
-		if b.refund {
-			return r.RefundKeyFailure(ctx, req.KeyID, now, s.cfg.KeyFailureWindow)
-		}
-		return nil
+		return budget.settleInTx(ctx, r)
 	})
 	if err != nil {
 		return out, err
@@ -199,7 +168,7 @@ func (s *Service) authorize(ctx context.Context, req AuthorizeRequest, pin strin
 
 // refuse explains a credential that could not be spent, from the row as
 // it is now, and counts a wrong PIN: an unknown or rotated BUID, a lock,
-// a wrong PIN, a used or expired credential (DESIGN.md's order).
+// a wrong PIN, a used or expired credential (the table's order).
 func (s *Service) refuse(ctx context.Context, r Repo, rowID int64, buidHash, pinH []byte, now time.Time) (authorized, error, error) {
 	wu, err := r.WebUserByID(ctx, rowID)
 	if errors.Is(err, ErrNotFound) {
@@ -212,11 +181,11 @@ func (s *Service) refuse(ctx context.Context, r Repo, rowID int64, buidHash, pin
 		return authorized{}, ErrBUIDUnknown, nil
 	}
 	out := authorized{webUserID: wu.ID, Result: Result{PersonID: wu.PersonID}}
-	if wu.LockedUntil.After(now) {
+	if s.pinLock().lockedAt(attemptsOf(wu), now) {
 		return out, &AttemptsError{Err: ErrPINLocked, LockedUntil: wu.LockedUntil}, nil
 	}
 	if pinH != nil && !equalHash(pinH, wu.PINHash) {
-		refusal := s.wrongPIN(ctx, r, wu.ID, now)
+		refusal := s.wrongPIN(ctx, r, wu, now)
 		var ae *AttemptsError
 		if !errors.As(refusal, &ae) {
 			return out, nil, refusal // a store error
@@ -231,18 +200,81 @@ func (s *Service) refuse(ctx context.Context, r Repo, rowID int64, buidHash, pin
 	return out, ErrPINUsed, nil
 }
 
-// wrongPIN counts a wrong guess atomically; only guesses counted below the
-// limit are evaluated, so concurrent guessing cannot pass it.
-func (s *Service) wrongPIN(ctx context.Context, r Repo, rowID int64, now time.Time) error {
-	attempts, lockedUntil, counted, err := r.RecordPINFailure(ctx, rowID, now, s.cfg.MaxAttempts, s.cfg.LockDuration)
-	if err != nil {
-		return err
+// PINAttempts is a web_users row's wrong-PIN state: the failures counted
+// and the end of the lock they caused (zero: not locked).
+type PINAttempts struct {
+	Failed      int
+	LockedUntil time.Time
+}
+
+func attemptsOf(wu WebUser) PINAttempts {
+	return PINAttempts{Failed: wu.FailedAttempts, LockedUntil: wu.LockedUntil}
+}
+
+// pinLock is the wrong-PIN rule of a web_users row: MaxAttempts wrong PINs
+// lock the row for LockDuration; a lock that has passed starts the count
+// again; a new PIN does not reset the count, a spent one does (the spend's
+// UPDATE sets both back to zero).
+type pinLock struct {
+	max     int
+	lockFor time.Duration
+}
+
+func (s *Service) pinLock() pinLock {
+	return pinLock{max: s.cfg.MaxAttempts, lockFor: s.cfg.LockDuration}
+}
+
+// lockedAt: a locked row evaluates no PIN, not even the right one. The
+// spend's UPDATE holds the same condition (locked_until <= now).
+func (pinLock) lockedAt(a PINAttempts, now time.Time) bool { return a.LockedUntil.After(now) }
+
+// afterWrongPIN is the state after one more wrong PIN at now, and whether
+// the guess counts at all (a locked row counts nothing).
+func (l pinLock) afterWrongPIN(a PINAttempts, now time.Time) (PINAttempts, bool) {
+	if l.lockedAt(a, now) {
+		return a, false
 	}
-	if !counted {
-		return &AttemptsError{Err: ErrPINLocked, LockedUntil: lockedUntil}
+	next := PINAttempts{Failed: a.Failed + 1}
+	if a.Failed >= l.max {
+		next.Failed = 1 // the lock has passed
 	}
-	left := max(s.cfg.MaxAttempts-attempts, 0)
-	return &AttemptsError{Err: ErrPINInvalid, AttemptsLeft: left, LockedUntil: lockedUntil}
+	if next.Failed >= l.max {
+		next.LockedUntil = now.Add(l.lockFor)
+	}
+	return next, true
+}
+
+// wrongPINRaces bounds how often one wrong PIN is decided again after
+// other requests changed the row's count first. Each lost race means that
+// another guess was counted, and a row takes at most MaxAttempts of them
+// before it locks, so the bound is only reached if something else rewrites
+// the row in a loop.
+const wrongPINRaces = 100
+
+// wrongPIN counts a wrong guess. The rule is decided here, from the row as
+// read; the store writes the result only if the row still holds what was
+// read (compare and set), else the guess is decided again from the row as
+// it is now. So concurrent guesses on any number of instances each count
+// once, and none is evaluated past the lock.
+func (s *Service) wrongPIN(ctx context.Context, r Repo, wu WebUser, now time.Time) error {
+	rule := s.pinLock()
+	cur := attemptsOf(wu)
+	for range wrongPINRaces {
+		next, counted := rule.afterWrongPIN(cur, now)
+		if !counted {
+			return &AttemptsError{Err: ErrPINLocked, LockedUntil: cur.LockedUntil}
+		}
+		stored, swapped, err := r.SwapPINAttempts(ctx, wu.ID, cur, next, now)
+		if err != nil {
+			return err
+		}
+		if swapped {
+			left := max(rule.max-next.Failed, 0)
+			return &AttemptsError{Err: ErrPINInvalid, AttemptsLeft: left, LockedUntil: next.LockedUntil}
+		}
+		cur = stored
+	}
+	return fmt.Errorf("wrong-PIN count kept racing: %w", ErrUnavailable)
 }
 
 // credentialState refuses a used or expired credential before trying to
@@ -309,44 +341,6 @@ func (s *Service) newGrant(ctx context.Context, r Repo, g GrantRecord) (*Grant, 
 		return nil, err
 	}
 	return &Grant{Token: tok, ExpiresAt: g.ExpiresAt}, nil
-}
-
-// reserveKeyFailure takes one slot of the key's failure budget, or
-// refuses the key when none is left. It reports whether a slot was taken
-// (no key, or no budget configured: none).
-func (s *Service) reserveKeyFailure(ctx context.Context, keyID int64) (bool, error) {
-	if keyID == 0 || s.cfg.KeyFailureBudget == 0 {
-		return false, nil
-	}
-	ok, err := s.store.ReserveKeyFailure(ctx, keyID, s.now(), s.cfg.KeyFailureWindow, s.cfg.KeyFailureBudget)
-	if err != nil {
-		return false, err
-	}
-	if !ok {
-		return false, &RetryError{Err: ErrRateLimited, RetryAfter: s.cfg.KeyFailureWindow}
-	}
-	return true, nil
-}
-
-func (s *Service) refundKeyFailure(ctx context.Context, keyID int64) {
-	if err := s.store.RefundKeyFailure(ctx, keyID, s.now(), s.cfg.KeyFailureWindow); err != nil {
-		s.log.Error("refund key failure", "key_id", keyID, "err", err)
-	}
-}
-
-func (s *Service) addKeyFailure(ctx context.Context, keyID int64) {
-	if keyID == 0 || s.cfg.KeyFailureBudget == 0 {
-		return
-	}
-	if _, err := s.store.AddKeyFailure(ctx, keyID, s.now(), s.cfg.KeyFailureWindow); err != nil {
-		s.log.Error("count key failure", "key_id", keyID, "err", err)
-	}
-}
-
-// countsAgainstKey: the refusals that look like guessing.
-func countsAgainstKey(err error) bool {
-	return errors.Is(err, ErrBUIDUnknown) || errors.Is(err, ErrPINInvalid) ||
-		errors.Is(err, ErrPINLocked) || errors.Is(err, ErrGrantUnknown)
 }
 
 // errorCode names a refusal for the audit trail.

@@ -1,7 +1,6 @@
 package pairing_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -10,52 +9,7 @@ import (
 	"time"
 
 	"github.com/pairingd/pairingd/pairing"
-	"github.com/pairingd/pairingd/pairing/pairingtest"
 )
-
-var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
-
-type env struct {
-	t     *testing.T
-	svc   *pairing.Service
-	store *pairingtest.MemStore
-	clock *pairingtest.Clock
-	ctx   context.Context
-}
-
-func newEnv(t *testing.T, mod ...func(*pairing.Config)) *env {
-	t.Helper()
-	return newEnvStore(t, pairingtest.NewMemStore(), mod...)
-}
-
-// bothBudgetModes runs fn with a store that serializes writes (the key
-// budget is decided inside transactions, as on SQLite) and with one that
-// does not (reserve up front, as on PostgreSQL).
-func bothBudgetModes(t *testing.T, fn func(t *testing.T, newEnv func(t *testing.T, mod ...func(*pairing.Config)) *env)) {
-	for _, serial := range []bool{false, true} {
-		t.Run(map[bool]string{false: "reserve", true: "in-tx"}[serial], func(t *testing.T) {
-			fn(t, func(t *testing.T, mod ...func(*pairing.Config)) *env {
-				st := pairingtest.NewMemStore()
-				st.Serial = serial
-				return newEnvStore(t, st, mod...)
-			})
-		})
-	}
-}
-
-func newEnvStore(t *testing.T, st *pairingtest.MemStore, mod ...func(*pairing.Config)) *env {
-	t.Helper()
-	cfg := pairing.Config{Secret: []byte(strings.Repeat("s", 32)), LinkURL: "https://site.example/pair?buid={buid}"}
-	for _, m := range mod {
-		m(&cfg)
-	}
-	clk := pairingtest.NewClock(t0)
-	svc, err := pairing.New(st, cfg, pairing.WithClock(clk))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &env{t: t, svc: svc, store: st, clock: clk, ctx: context.Background()}
-}
 
 func (e *env) issue(ext string) pairing.IssuedPIN {
 	e.t.Helper()
@@ -100,6 +54,7 @@ func wrongPIN(pin string) string {
 }
 
 func TestAuthorizeBranches(t *testing.T) {
+	t.Parallel()
 	t.Run("register then match", func(t *testing.T) {
 		e := newEnv(t)
 		res, err := e.authorize(e.issue("1"), "")
@@ -208,6 +163,7 @@ func TestAuthorizeBranches(t *testing.T) {
 }
 
 func TestPINRefusals(t *testing.T) {
+	t.Parallel()
 	t.Run("wrong PIN counts down and locks; reissue does not reset; cool-down does", func(t *testing.T) {
 		e := newEnv(t)
 		p := e.issue("1")
@@ -234,6 +190,20 @@ func TestPINRefusals(t *testing.T) {
 		p = e.issue("1")
 		if res, err := e.authorize(p, ""); err != nil || res.Outcome != pairing.OutcomeRegister {
 			t.Fatalf("after cool-down: %+v %v", res, err)
+		}
+	})
+	t.Run("after a lock has passed the count starts again at 1", func(t *testing.T) {
+		e := newEnv(t)
+		p := e.issue("1")
+		for range 5 {
+			e.svc.Authorize(e.ctx, pairing.AuthorizeRequest{BUID: p.BUID, PIN: wrongPIN(p.PIN)})
+		}
+		e.clock.Advance(16 * time.Minute)
+		p = e.issue("1")
+		_, err := e.svc.Authorize(e.ctx, pairing.AuthorizeRequest{BUID: p.BUID, PIN: wrongPIN(p.PIN)})
+		var ae *pairing.AttemptsError
+		if !errors.As(err, &ae) || !errors.Is(err, pairing.ErrPINInvalid) || ae.AttemptsLeft != 4 || !ae.LockedUntil.IsZero() {
+			t.Fatalf("first wrong PIN after the lock: %v", err)
 		}
 	})
 	t.Run("success resets the count", func(t *testing.T) {
@@ -316,6 +286,7 @@ func TestPINRefusals(t *testing.T) {
 }
 
 func TestBUIDRules(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	p := e.issue("1")
 	if len(p.BUID) < 20 || strings.Trim(p.BUID, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") != "" {
@@ -357,6 +328,7 @@ func TestBUIDRules(t *testing.T) {
 }
 
 func TestMagicLink(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *pairing.Config) { c.MagicLink = true })
 	p := e.issue("1")
 	if !p.MagicExpiresAt.Equal(t0.Add(time.Hour)) {
@@ -383,6 +355,7 @@ func TestMagicLink(t *testing.T) {
 }
 
 func TestGrantRules(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	res, _ := e.authorize(e.issue("1"), "")
 	for _, g := range []string{"", "nope", "pgr_" + strings.Repeat("A", 43), "pgr_" + strings.Repeat("A", 200)} {
@@ -408,6 +381,7 @@ func TestGrantRules(t *testing.T) {
 // A grant issued by an earlier version (a plain 32-byte token stored as its
 // SHA-256) is still spent by POST /v1/links after an upgrade.
 func TestLegacyGrantStillLinks(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	res, err := e.authorize(e.issue("1"), "")
 	if err != nil || res.Grant == nil {
@@ -434,66 +408,76 @@ func TestLegacyGrantStillLinks(t *testing.T) {
 }
 
 func TestConcurrentSpendOnce(t *testing.T) {
-	e := newEnv(t)
-	p := e.issue("1")
-	var wg sync.WaitGroup
-	results := make(chan error, 200)
-	for i := 0; i < 200; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, err := e.authorize(p, "")
-			results <- err
-		}()
-	}
-	wg.Wait()
-	close(results)
-	ok, used := 0, 0
-	for err := range results {
-		switch {
-		case err == nil:
-			ok++
-		case errors.Is(err, pairing.ErrPINUsed):
-			used++
-		default:
-			t.Errorf("unexpected %v", err)
+	t.Parallel()
+	engines(t, func(t *testing.T, newEnv newEnvFunc) {
+		e := newEnv(t)
+		p := e.issue("1")
+		var wg sync.WaitGroup
+		results := make(chan error, 200)
+		for i := 0; i < 200; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := e.authorize(p, "")
+				results <- err
+			}()
 		}
-	}
-	if ok != 1 || used != 199 {
-		t.Fatalf("ok=%d used=%d", ok, used)
-	}
-}
-
-func TestConcurrentGuessesCapped(t *testing.T) {
-	e := newEnv(t)
-	p := e.issue("1")
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	invalid, locked := 0, 0
-	for i := 0; i < 500; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, err := e.svc.Authorize(e.ctx, pairing.AuthorizeRequest{BUID: p.BUID, PIN: wrongPIN(p.PIN)})
-			mu.Lock()
-			defer mu.Unlock()
+		wg.Wait()
+		close(results)
+		ok, used := 0, 0
+		for err := range results {
 			switch {
-			case errors.Is(err, pairing.ErrPINInvalid):
-				invalid++
-			case errors.Is(err, pairing.ErrPINLocked):
-				locked++
+			case err == nil:
+				ok++
+			case errors.Is(err, pairing.ErrPINUsed):
+				used++
 			default:
 				t.Errorf("unexpected %v", err)
 			}
-		}()
-	}
-	wg.Wait()
-	if invalid != 5 || locked != 495 {
-		t.Fatalf("invalid=%d locked=%d", invalid, locked)
-	}
-	if _, err := e.authorize(p, ""); !errors.Is(err, pairing.ErrPINLocked) {
-		t.Fatalf("right PIN after: %v", err)
-	}
+		}
+		if ok != 1 || used != 199 {
+			t.Fatalf("ok=%d used=%d", ok, used)
+		}
+	})
+}
+
+func TestConcurrentGuessesCapped(t *testing.T) {
+	t.Parallel()
+	engines(t, func(t *testing.T, newEnv newEnvFunc) {
+		e := newEnv(t)
+		p := e.issue("1")
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		invalid, locked := 0, 0
+		for i := 0; i < 500; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := e.svc.Authorize(e.ctx, pairing.AuthorizeRequest{BUID: p.BUID, PIN: wrongPIN(p.PIN)})
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case errors.Is(err, pairing.ErrPINInvalid):
+					invalid++
+				case errors.Is(err, pairing.ErrPINLocked):
+					locked++
+				default:
+					t.Errorf("unexpected %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		if invalid != 5 || locked != 495 {
+			t.Fatalf("invalid=%d locked=%d", invalid, locked)
+		}
+		wu, err := e.store.WebUserByPerson(e.ctx, p.Lead.PersonID)
+		if err != nil || wu.FailedAttempts != 5 || !wu.LockedUntil.Equal(t0.Add(15*time.Minute)) {
+			t.Fatalf("stored attempts %d locked until %v, %v", wu.FailedAttempts, wu.LockedUntil, err)
+		}
+		if _, err := e.authorize(p, ""); !errors.Is(err, pairing.ErrPINLocked) {
+			t.Fatalf("right PIN after: %v", err)
+		}
+	})
 }
 
 // A spend that changed no row although the row, read right after, looks
@@ -501,6 +485,7 @@ func TestConcurrentGuessesCapped(t *testing.T) {
 // writers do not serialize): the PIN is gone for this request, which is
 // answered pin_used and counted neither as a wrong PIN nor against the key.
 func TestSpendLostToAConcurrentWriter(t *testing.T) {
+	t.Parallel()
 	bothBudgetModes(t, func(t *testing.T, newEnv func(*testing.T, ...func(*pairing.Config)) *env) {
 		e := newEnv(t, func(c *pairing.Config) { c.KeyFailureBudget = 20 })
 		k, _, err := e.svc.CreateAPIKey(e.ctx, "site")
@@ -527,7 +512,7 @@ func TestSpendLostToAConcurrentWriter(t *testing.T) {
 	})
 }
 
-func TestKeyFailureBudget(t *testing.T) { bothBudgetModes(t, testKeyFailureBudget) }
+func TestKeyFailureBudget(t *testing.T) { t.Parallel(); bothBudgetModes(t, testKeyFailureBudget) }
 
 func testKeyFailureBudget(t *testing.T, newEnv func(*testing.T, ...func(*pairing.Config)) *env) {
 	e := newEnv(t, func(c *pairing.Config) { c.KeyFailureBudget = 20 })
@@ -562,6 +547,7 @@ func testKeyFailureBudget(t *testing.T, newEnv func(*testing.T, ...func(*pairing
 // Successful and non-guessing answers give their reserved slot back: a
 // key that only pairs correctly is never limited.
 func TestKeyFailureBudgetRefundsSuccesses(t *testing.T) {
+	t.Parallel()
 	bothBudgetModes(t, testKeyFailureBudgetRefundsSuccesses)
 }
 
@@ -592,6 +578,7 @@ func testKeyFailureBudgetRefundsSuccesses(t *testing.T, newEnv func(*testing.T, 
 }
 
 func TestAuditHasNoSecrets(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	p := e.issue("1")
 	e.svc.Authorize(e.ctx, pairing.AuthorizeRequest{BUID: p.BUID, PIN: wrongPIN(p.PIN)})
@@ -617,76 +604,82 @@ func TestAuditHasNoSecrets(t *testing.T) {
 }
 
 func TestConcurrentGrantSpendOnce(t *testing.T) {
-	e := newEnv(t)
-	res, err := e.authorize(e.issue("1"), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	linked := 0
-	for i := 0; i < 100; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			// Each caller tries a different user: at most one may win.
-			_, err := e.svc.CompleteLink(e.ctx, pairing.LinkRequest{Grant: res.Grant.Token, UserID: fmt.Sprint("u", i)})
-			mu.Lock()
-			defer mu.Unlock()
-			if err == nil {
-				linked++
-			} else if !errors.Is(err, pairing.ErrGrantUsed) {
-				t.Errorf("unexpected %v", err)
-			}
-		}(i)
-	}
-	wg.Wait()
-	if linked != 1 {
-		t.Fatalf("%d callers linked with one grant", linked)
-	}
-	created := 0
-	for _, ev := range e.store.SiteEvents() {
-		if ev.Type == pairing.EventLinkCreated {
-			created++
+	t.Parallel()
+	engines(t, func(t *testing.T, newEnv newEnvFunc) {
+		e := newEnv(t)
+		res, err := e.authorize(e.issue("1"), "")
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if created != 1 {
-		t.Fatalf("%d link.created events", created)
-	}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		linked := 0
+		for i := 0; i < 100; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				// Each caller tries a different user: at most one may win.
+				_, err := e.svc.CompleteLink(e.ctx, pairing.LinkRequest{Grant: res.Grant.Token, UserID: fmt.Sprint("u", i)})
+				mu.Lock()
+				defer mu.Unlock()
+				if err == nil {
+					linked++
+				} else if !errors.Is(err, pairing.ErrGrantUsed) {
+					t.Errorf("unexpected %v", err)
+				}
+			}(i)
+		}
+		wg.Wait()
+		if linked != 1 {
+			t.Fatalf("%d callers linked with one grant", linked)
+		}
+		created := 0
+		for _, ev := range e.store.SiteEvents() {
+			if ev.Type == pairing.EventLinkCreated {
+				created++
+			}
+		}
+		if created != 1 {
+			t.Fatalf("%d link.created events", created)
+		}
+	})
 }
 
 func TestConcurrentLinkAndUnlinkOfOneUser(t *testing.T) {
-	e := newEnv(t)
-	var keys []pairing.LeadKey
-	for i := 0; i < 20; i++ {
-		k := pairing.LeadKey{Channel: "telegram", ExternalID: fmt.Sprint(i)}
-		e.svc.TouchLead(e.ctx, k, pairing.Profile{})
-		keys = append(keys, k)
-	}
-	var wg sync.WaitGroup
-	for i := 0; i < 20; i++ {
-		wg.Add(2)
-		go func(k pairing.LeadKey) { defer wg.Done(); e.svc.LinkLead(e.ctx, k, "shared") }(keys[i])
-		go func() { defer wg.Done(); e.svc.UnlinkUser(e.ctx, "shared", pairing.ActorSite) }()
-	}
-	wg.Wait()
-	// At most one chat holds the user, and the events tell a consistent story.
-	holders := 0
-	for _, k := range keys {
-		if st, _ := e.svc.Status(e.ctx, k); st.Linked {
-			holders++
+	t.Parallel()
+	engines(t, func(t *testing.T, newEnv newEnvFunc) {
+		e := newEnv(t)
+		var keys []pairing.LeadKey
+		for i := 0; i < 20; i++ {
+			k := pairing.LeadKey{Channel: "telegram", ExternalID: fmt.Sprint(i)}
+			e.svc.TouchLead(e.ctx, k, pairing.Profile{})
+			keys = append(keys, k)
 		}
-	}
-	created, deleted := 0, 0
-	for _, ev := range e.store.SiteEvents() {
-		switch ev.Type {
-		case pairing.EventLinkCreated:
-			created++
-		case pairing.EventLinkDeleted:
-			deleted++
+		var wg sync.WaitGroup
+		for i := 0; i < 20; i++ {
+			wg.Add(2)
+			go func(k pairing.LeadKey) { defer wg.Done(); e.svc.LinkLead(e.ctx, k, "shared") }(keys[i])
+			go func() { defer wg.Done(); e.svc.UnlinkUser(e.ctx, "shared", pairing.ActorSite) }()
 		}
-	}
-	if holders > 1 || created-deleted != holders {
-		t.Fatalf("holders=%d created=%d deleted=%d", holders, created, deleted)
-	}
+		wg.Wait()
+		// At most one chat holds the user, and the events tell a consistent story.
+		holders := 0
+		for _, k := range keys {
+			if st, _ := e.svc.Status(e.ctx, k); st.Linked {
+				holders++
+			}
+		}
+		created, deleted := 0, 0
+		for _, ev := range e.store.SiteEvents() {
+			switch ev.Type {
+			case pairing.EventLinkCreated:
+				created++
+			case pairing.EventLinkDeleted:
+				deleted++
+			}
+		}
+		if holders > 1 || created-deleted != holders {
+			t.Fatalf("holders=%d created=%d deleted=%d", holders, created, deleted)
+		}
+	})
 }

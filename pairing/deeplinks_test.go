@@ -93,6 +93,7 @@ func (e *env) eventsOf(typ string) []map[string]any {
 var telegramStart = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 func TestDeepLinkCreatePreviewConfirm(t *testing.T) {
+	t.Parallel()
 	e := newLinkEnv(t)
 	dl := e.deepLink("telegram", "site-user-1", "  Ann <Shop>  ")
 	if !telegramStart.MatchString(dl.Token) || len(dl.Token) < 4+22 {
@@ -146,6 +147,7 @@ func TestDeepLinkCreatePreviewConfirm(t *testing.T) {
 }
 
 func TestDeepLinkTokenComesFromInjectedRand(t *testing.T) {
+	t.Parallel()
 	st := newEnv(t).store
 	svc, err := pairing.New(st, pairing.Config{Secret: []byte(strings.Repeat("s", 32))},
 		pairing.WithRand(bytes.NewReader(bytes.Repeat([]byte{0xfb}, 32))))
@@ -169,6 +171,7 @@ func TestDeepLinkTokenComesFromInjectedRand(t *testing.T) {
 }
 
 func TestDeepLinkExpires(t *testing.T) {
+	t.Parallel()
 	e := newLinkEnv(t, func(c *pairing.Config) { c.DeepLinkTTL = 2 * time.Minute })
 	dl := e.deepLink("telegram", "u1", "")
 	if !dl.ExpiresAt.Equal(t0.Add(2 * time.Minute)) {
@@ -195,6 +198,7 @@ func TestDeepLinkExpires(t *testing.T) {
 }
 
 func TestDeepLinkUnknownTokens(t *testing.T) {
+	t.Parallel()
 	e := newLinkEnv(t)
 	k := e.chat("telegram", "42")
 	fb := e.deepLink("fb-shop", "u1", "")
@@ -225,6 +229,7 @@ func TestDeepLinkUnknownTokens(t *testing.T) {
 }
 
 func TestDeepLinkSameRulesAsAuthorize(t *testing.T) {
+	t.Parallel()
 	t.Run("chat linked to another user: conflict, nothing changes, token kept", func(t *testing.T) {
 		e := newLinkEnv(t)
 		e.link("42", "old-user")
@@ -294,6 +299,7 @@ func TestDeepLinkSameRulesAsAuthorize(t *testing.T) {
 }
 
 func TestDeepLinkConcurrentConfirmationsOneWinner(t *testing.T) {
+	t.Parallel()
 	e := newLinkEnv(t)
 	dl := e.deepLink("telegram", "u1", "")
 	const n = 16
@@ -332,6 +338,7 @@ func TestDeepLinkConcurrentConfirmationsOneWinner(t *testing.T) {
 }
 
 func TestCreateDeepLinkRefusals(t *testing.T) {
+	t.Parallel()
 	e := newLinkEnv(t)
 	e.svc.RegisterChannel(pairingtest.Channel{ChannelName: "tg-new", Links: linkChannel{fail: errors.New("bot username not known yet")}})
 	e.svc.RegisterChannel(pairingtest.Channel{ChannelName: "pins-only", PINs: pinOnly{}})
@@ -368,6 +375,7 @@ func TestCreateDeepLinkRefusals(t *testing.T) {
 }
 
 func TestDeepLinkByTokenRebuildsTheURL(t *testing.T) {
+	t.Parallel()
 	e := newLinkEnv(t)
 	dl := e.deepLink("fb-shop", "u1", "")
 	got, err := e.svc.DeepLinkByToken(e.ctx, dl.Token)

@@ -12,6 +12,7 @@ import (
 )
 
 func TestEventJSONShape(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	p := e.issue("42")
 	res, err := e.svc.Authorize(e.ctx, pairing.AuthorizeRequest{BUID: p.BUID, PIN: p.PIN, UserID: "site-7"})
@@ -46,6 +47,7 @@ func TestEventJSONShape(t *testing.T) {
 }
 
 func TestSiteEventsPolling(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	for i := range 5 {
 		if err := e.store.AddSiteEvent(e.ctx, pairing.SiteEvent{Type: "link.created", UserID: "u", Payload: []byte("{}"), CreatedAt: t0.Add(time.Duration(i) * time.Second)}); err != nil {
@@ -82,6 +84,7 @@ func TestSiteEventsPolling(t *testing.T) {
 }
 
 func TestBackoffSchedule(t *testing.T) {
+	t.Parallel()
 	p := pairing.DefaultRetryPolicy()
 	want := []time.Duration{5 * time.Second, 10 * time.Second, 20 * time.Second, 40 * time.Second, 80 * time.Second}
 	for i, w := range want {
@@ -114,6 +117,7 @@ func TestBackoffSchedule(t *testing.T) {
 }
 
 func TestRetryGivesUpAfterWindow(t *testing.T) {
+	t.Parallel()
 	p := pairing.RetryPolicy{Initial: 5 * time.Second, Max: time.Hour, RetryFor: 24 * time.Hour}
 	created := t0
 	// A failure well inside the window is retried.
@@ -133,6 +137,7 @@ func TestRetryGivesUpAfterWindow(t *testing.T) {
 }
 
 func TestDeliverableOrdering(t *testing.T) {
+	t.Parallel()
 	ev := func(id int64, user string, mod ...func(*pairing.OutboxEvent)) pairing.OutboxEvent {
 		e := pairing.OutboxEvent{SiteEvent: pairing.SiteEvent{ID: id, UserID: user}}
 		for _, m := range mod {

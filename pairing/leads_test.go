@@ -24,6 +24,7 @@ func (f *fakeChannel) SendPIN(_ context.Context, p pairing.IssuedPIN) error {
 }
 
 func TestReissueLimitForBots(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	key := pairing.LeadKey{Channel: "telegram", ExternalID: "1"}
 	if _, err := e.svc.IssuePIN(e.ctx, key, pairing.Profile{}, pairing.IssueOptions{}); err != nil {
@@ -41,6 +42,7 @@ func TestReissueLimitForBots(t *testing.T) {
 }
 
 func TestResendPIN(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	p := e.issue("1")
 	_, err := e.svc.ResendPIN(e.ctx, p.BUID)
@@ -71,6 +73,7 @@ func TestResendPIN(t *testing.T) {
 }
 
 func TestUnlinkBothSides(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.link("1", "u1")
 	key := pairing.LeadKey{Channel: "telegram", ExternalID: "1"}
@@ -103,6 +106,7 @@ func TestUnlinkBothSides(t *testing.T) {
 }
 
 func TestBlockedFlag(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.link("1", "u1")
 	key := pairing.LeadKey{Channel: "telegram", ExternalID: "1"}
@@ -133,6 +137,7 @@ func TestBlockedFlag(t *testing.T) {
 }
 
 func TestLinkLeadAndJoin(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	tg := pairing.LeadKey{Channel: "telegram", ExternalID: "1"}
 	fb := pairing.LeadKey{Channel: "fb-shop", ExternalID: "psid"}
@@ -161,22 +166,24 @@ func TestLinkLeadAndJoin(t *testing.T) {
 }
 
 func TestStoreDownIsUnavailable(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	p := e.issue("1")
-	e.store.FailWith = pairing.ErrUnavailable
+	e.store.SetDown(pairing.ErrUnavailable)
 	if _, err := e.authorize(p, ""); !errors.Is(err, pairing.ErrUnavailable) {
 		t.Fatalf("%v", err)
 	}
 	if err := e.svc.Ready(e.ctx); !errors.Is(err, pairing.ErrUnavailable) {
 		t.Fatalf("ready: %v", err)
 	}
-	e.store.FailWith = nil
+	e.store.SetDown(nil)
 	if _, err := e.authorize(p, ""); err != nil {
 		t.Fatalf("after recovery: %v", err)
 	}
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {
+	t.Parallel()
 	for _, c := range []pairing.Config{
 		{Secret: []byte("short"), LinkURL: "https://x/{buid}"},
 		{Secret: make([]byte, 32), LinkURL: "https://x/no-placeholder"},

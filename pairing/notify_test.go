@@ -205,7 +205,7 @@ func TestNotifyValidation(t *testing.T) {
 	// Messenger's limits do not apply when Messenger is left out.
 	e.notify(pairing.NotifyRequest{UserID: "u1", Text: strings.Repeat("a", 4096), Channels: []string{"telegram"}})
 	e.notify(pairing.NotifyRequest{UserID: "u1", Text: strings.Repeat("a", 640) + "\nline two", Channels: []string{"telegram"}, Buttons: btn})
-	if n := len(e.store.Deliveries()); n != 2 {
+	if n := e.store.Deliveries(); n != 2 {
 		t.Fatalf("%d deliveries stored, want only the 2 accepted", n)
 	}
 }
@@ -219,7 +219,7 @@ func TestNotifyIdempotency(t *testing.T) {
 	if again.ID != first.ID || !again.Replayed || len(again.Deliveries) != 1 {
 		t.Fatalf("replay: %+v", again)
 	}
-	if n := len(e.store.Deliveries()); n != 1 {
+	if n := e.store.Deliveries(); n != 1 {
 		t.Fatalf("replay queued more: %d deliveries", n)
 	}
 	other := req

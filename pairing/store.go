@@ -45,18 +45,19 @@ type WebUserRepo interface {
 	// now-minInterval, and reports whether it did. It is the per-row
 	// reissue and resend limit.
 	ClaimIssue(ctx context.Context, webUserID int64, now time.Time, minInterval time.Duration) (bool, error)
-	// RecordPINFailure counts one wrong PIN atomically: it only counts when
-	// the row is not locked at `now` (a lock that has passed starts the count
-	// again at 1), and sets locked_until = now+lockFor when the count reaches
-	// max. It returns the new count and lock, and counted=false when the row
-	// was locked so the guess was not evaluated.
-	RecordPINFailure(ctx context.Context, webUserID int64, now time.Time, max int, lockFor time.Duration) (attempts int, lockedUntil time.Time, counted bool, err error)
+	// SwapPINAttempts is the compare-and-set of the wrong-PIN state (the
+	// rule is pinLock's): it writes next only if the row still holds old,
+	// with an UPDATE that changes exactly one row or none, and reports
+	// whether it did. When it did not, it returns the state the row holds
+	// now, read after the UPDATE. ErrNotFound when the row is gone.
+	SwapPINAttempts(ctx context.Context, webUserID int64, old, next PINAttempts, now time.Time) (stored PINAttempts, swapped bool, err error)
 	// SpendCredential marks the current credential used, with a conditional
 	// update that changes exactly one row only when the stored BUID hash is
-	// buidHash, the credential is unused and the row is not locked at `now`,
-	// and either pinHash equals the stored PIN hash and pin_expires_at > now,
-	// or pinHash is nil (magic link) and magic_expires_at > now. It resets the
-	// wrong-PIN counter and the lock. It reports whether it changed the row.
+	// buidHash, the credential is unused and the row is not locked at `now`
+	// (locked_until <= now, as pinLock.lockedAt), and either pinHash equals
+	// the stored PIN hash and pin_expires_at > now, or pinHash is nil (magic
+	// link) and magic_expires_at > now. It resets the wrong-PIN counter and
+	// the lock. It reports whether it changed the row.
 	// The row as it is after the update comes back with it (RETURNING).
 	// With a guard, the update also holds only while the guard's key has
 	// failures left in its window (the budget check and the spend are one

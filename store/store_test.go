@@ -195,6 +195,32 @@ func TestCredentialIsSpentOnce(t *testing.T) {
 	})
 }
 
+// wrongPIN counts one wrong PIN the way the service does (pairing's
+// pinLock: 5 wrong PINs lock for 15 minutes): decide from the row as read,
+// write with the compare-and-set, decide again after a lost race. It
+// reports whether the guess was counted.
+func wrongPIN(st *store.Store, id int64, now time.Time) (bool, error) {
+	w, err := st.WebUserByID(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	cur := pairing.PINAttempts{Failed: w.FailedAttempts, LockedUntil: w.LockedUntil}
+	for {
+		if cur.LockedUntil.After(now) {
+			return false, nil
+		}
+		next := pairing.PINAttempts{Failed: cur.Failed + 1}
+		if next.Failed >= 5 {
+			next.LockedUntil = now.Add(15 * time.Minute)
+		}
+		stored, swapped, err := st.SwapPINAttempts(ctx, id, cur, next, now)
+		if err != nil || swapped {
+			return swapped, err
+		}
+		cur = stored
+	}
+}
+
 func TestWrongPINsCountedExactlyOnceEach(t *testing.T) {
 	storetest.Engines(t, func(t *testing.T, st *store.Store) {
 		l := newLead(t, st, "1")
@@ -202,10 +228,23 @@ func TestWrongPINsCountedExactlyOnceEach(t *testing.T) {
 		if err := st.SetCredential(ctx, w.ID, cred(l.ID), t0); err != nil {
 			t.Fatal(err)
 		}
-		counted := parallel(t, 500, func(int) (bool, error) {
-			_, _, c, err := st.RecordPINFailure(ctx, w.ID, t0, 5, 15*time.Minute)
-			return c, err
+		// Of many swaps from one state, exactly one changes the row; the
+		// others get the state it wrote.
+		zero, one := pairing.PINAttempts{}, pairing.PINAttempts{Failed: 1}
+		won := parallel(t, 100, func(int) (bool, error) {
+			stored, swapped, err := st.SwapPINAttempts(ctx, w.ID, zero, one, t0)
+			if err == nil && !swapped && stored != one {
+				err = fmt.Errorf("lost the swap to %+v, want %+v", stored, one)
+			}
+			return swapped, err
 		})
+		if won != 1 {
+			t.Fatalf("%d swaps from one state won, want exactly 1", won)
+		}
+		if _, _, err := st.SwapPINAttempts(ctx, w.ID, one, zero, t0); err != nil {
+			t.Fatal(err)
+		}
+		counted := parallel(t, 500, func(int) (bool, error) { return wrongPIN(st, w.ID, t0) })
 		if counted != 5 {
 			t.Fatalf("%d guesses counted, want exactly 5", counted)
 		}
@@ -217,10 +256,11 @@ func TestWrongPINsCountedExactlyOnceEach(t *testing.T) {
 		if _, ok, _ := st.SpendCredential(ctx, w.ID, []byte("buid-hash"), []byte("pin-hash"), t0.Add(time.Minute), pairing.KeyGuard{}); ok {
 			t.Fatal("spent while locked")
 		}
-		// After the lock the count starts again at 1.
-		n, until, c, err := st.RecordPINFailure(ctx, w.ID, t0.Add(16*time.Minute), 5, 15*time.Minute)
-		if err != nil || !c || n != 1 || !until.IsZero() {
-			t.Fatalf("after lock: %d %v %v %v", n, until, c, err)
+		// After the lock the service starts the count again at 1.
+		locked := pairing.PINAttempts{Failed: 5, LockedUntil: t0.Add(15 * time.Minute)}
+		again := pairing.PINAttempts{Failed: 1}
+		if stored, ok, err := st.SwapPINAttempts(ctx, w.ID, locked, again, t0.Add(16*time.Minute)); err != nil || !ok || stored != again {
+			t.Fatalf("after lock: %+v %v %v", stored, ok, err)
 		}
 		// A right PIN resets the counter.
 		if _, ok, _ := st.SpendCredential(ctx, w.ID, []byte("buid-hash"), []byte("pin-hash"), t0.Add(17*time.Minute), pairing.KeyGuard{}); ok {
@@ -235,7 +275,7 @@ func TestWrongPINsCountedExactlyOnceEach(t *testing.T) {
 		if got, _ := st.WebUserByID(ctx, w.ID); got.FailedAttempts != 0 || !got.LockedUntil.IsZero() {
 			t.Fatalf("not reset: %+v", got)
 		}
-		if _, _, _, err := st.RecordPINFailure(ctx, 999999, t0, 5, time.Minute); !errors.Is(err, pairing.ErrNotFound) {
+		if _, _, err := st.SwapPINAttempts(ctx, 999999, zero, one, t0); !errors.Is(err, pairing.ErrNotFound) {
 			t.Fatalf("missing row: %v", err)
 		}
 	})
@@ -572,12 +612,14 @@ func TestWriterNoDeadlockUnderMixedLoad(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					for i := range 40 {
+						from := pairing.PINAttempts{Failed: g*40 + i}
+						to := pairing.PINAttempts{Failed: g*40 + i + 1}
 						if (g+i)%2 == 0 {
-							_, _, _, _ = st.RecordPINFailure(ctx, w.ID, t0, 1000000, time.Minute)
+							_, _, _ = st.SwapPINAttempts(ctx, w.ID, from, to, t0)
 							continue
 						}
 						_ = st.Tx(ctx, func(r pairing.Repo) error {
-							_, _, _, err := r.RecordPINFailure(ctx, w.ID, t0, 1000000, time.Minute)
+							_, _, err := r.SwapPINAttempts(ctx, w.ID, from, to, t0)
 							return err
 						})
 					}

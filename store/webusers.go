@@ -51,31 +51,24 @@ func (r repo) ClaimIssue(ctx context.Context, id int64, now time.Time, minInterv
 	return false, r.exists(ctx, id)
 }
 
-// RecordPINFailure is one UPDATE ... RETURNING, so concurrent wrong PINs
-// each count once and the lock is set by the one that reaches max. The
-// CASE expressions read the row's values from before the update.
-func (r repo) RecordPINFailure(ctx context.Context, id int64, now time.Time, max int, lockFor time.Duration) (int, time.Time, bool, error) {
-	const next = `(CASE WHEN failed_attempts >= ? THEN 1 ELSE failed_attempts + 1 END)`
-	var attempts int
-	var lockedUntil int64
-	err := r.queryOne(ctx, r.wq, `UPDATE web_users SET
-		failed_attempts = `+next+`,
-		locked_until = CASE WHEN `+next+` >= ? THEN CAST(? AS BIGINT) ELSE 0 END,
-		updated_at = ?
-		WHERE id = ? AND locked_until <= ?
-		RETURNING failed_attempts, locked_until`,
-		[]any{max, max, max, us(now.Add(lockFor)), us(now), id, us(now)}, &attempts, &lockedUntil)
-	if err == nil {
-		return attempts, tm(lockedUntil), true, nil
+// SwapPINAttempts writes the wrong-PIN state the service decided, only if
+// the row still holds the state it decided from: concurrent writers of the
+// counters change it one at a time, and each loser decides again.
+func (r repo) SwapPINAttempts(ctx context.Context, id int64, old, next pairing.PINAttempts, now time.Time) (pairing.PINAttempts, bool, error) {
+	n, err := r.execSQL(ctx, `UPDATE web_users SET failed_attempts = ?, locked_until = ?, updated_at = ?
+		WHERE id = ? AND failed_attempts = ? AND locked_until = ?`,
+		next.Failed, us(next.LockedUntil), us(now), id, old.Failed, us(old.LockedUntil))
+	if err != nil {
+		return pairing.PINAttempts{}, false, err
 	}
-	if !errors.Is(err, pairing.ErrNotFound) {
-		return 0, time.Time{}, false, err
+	if n == 1 {
+		return next, true, nil
 	}
 	w, err := r.webUser(ctx, r.wq, "id = ?", id)
 	if err != nil {
-		return 0, time.Time{}, false, err
+		return pairing.PINAttempts{}, false, err
 	}
-	return w.FailedAttempts, w.LockedUntil, false, nil
+	return pairing.PINAttempts{Failed: w.FailedAttempts, LockedUntil: w.LockedUntil}, false, nil
 }
 
 // SpendCredential is the one conditional UPDATE that spends a PIN (or a

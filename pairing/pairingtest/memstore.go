@@ -323,28 +323,21 @@ func (r repo) ClaimIssue(_ context.Context, id int64, now time.Time, min time.Du
 	return true, nil
 }
 
-func (m *MemStore) RecordPINFailure(ctx context.Context, id int64, now time.Time, max int, lockFor time.Duration) (a int, lu time.Time, c bool, err error) {
-	err = m.do(func(r repo) error { a, lu, c, err = r.RecordPINFailure(ctx, id, now, max, lockFor); return err })
+func (m *MemStore) SwapPINAttempts(ctx context.Context, id int64, old, next pairing.PINAttempts, now time.Time) (a pairing.PINAttempts, ok bool, err error) {
+	err = m.do(func(r repo) error { a, ok, err = r.SwapPINAttempts(ctx, id, old, next, now); return err })
 	return
 }
-func (r repo) RecordPINFailure(_ context.Context, id int64, now time.Time, max int, lockFor time.Duration) (int, time.Time, bool, error) {
+func (r repo) SwapPINAttempts(_ context.Context, id int64, old, next pairing.PINAttempts, now time.Time) (pairing.PINAttempts, bool, error) {
 	w, ok := r.st.webUsers[id]
 	if !ok {
-		return 0, time.Time{}, false, pairing.ErrNotFound
+		return pairing.PINAttempts{}, false, pairing.ErrNotFound
 	}
-	if w.LockedUntil.After(now) {
-		return w.FailedAttempts, w.LockedUntil, false, nil
+	if w.FailedAttempts != old.Failed || !w.LockedUntil.Equal(old.LockedUntil) {
+		return pairing.PINAttempts{Failed: w.FailedAttempts, LockedUntil: w.LockedUntil}, false, nil
 	}
-	if w.FailedAttempts >= max {
-		w.FailedAttempts = 0 // the lock has passed: count again
-	}
-	w.FailedAttempts++
-	w.LockedUntil = time.Time{}
-	if w.FailedAttempts >= max {
-		w.LockedUntil = now.Add(lockFor)
-	}
+	w.FailedAttempts, w.LockedUntil, w.UpdatedAt = next.Failed, next.LockedUntil, now
 	r.st.webUsers[id] = w
-	return w.FailedAttempts, w.LockedUntil, true, nil
+	return next, true, nil
 }
 
 func (m *MemStore) SpendCredential(ctx context.Context, id int64, bh, ph []byte, now time.Time, g pairing.KeyGuard) (w pairing.WebUser, ok bool, err error) {

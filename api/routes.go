@@ -36,6 +36,6 @@ func (s *server) register(e *echo.Echo, hooks []Webhook) {
 
 	for _, w := range hooks {
 		h := http.MaxBytesHandler(w.Handler, s.cfg.WebhookBodyLimit)
-		e.Add(w.Method, w.Path, echo.WrapHandler(h), s.publicLimit)
+		e.Add(w.Method, w.Path, echo.WrapHandler(h), s.publicLimit, s.uploads.middleware)
 	}
 }

@@ -173,6 +173,9 @@ type server struct {
 	// authFailures counts 401s per client IP; public limits webhooks.
 	authFailures *ipLimiter
 	public       *ipLimiter
+	// uploads bounds webhook bodies being read before their signature
+	// is checked.
+	uploads *uploadGate
 	// routes are the registered "METHOD pattern" pairs, so logs and
 	// metrics name only known routes.
 	routes map[string]bool
@@ -210,6 +213,7 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 	}
 	s.authFailures = newIPLimiter(cfg.AuthFailureRatePerSecond, cfg.AuthFailureBurst, s.clock.Now)
 	s.public = newIPLimiter(cfg.PublicRatePerSecond, cfg.PublicBurst, s.clock.Now)
+	s.uploads = newUploadGate(uploadsPerIP, uploadsBudget, cfg.WebhookBodyLimit)
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true

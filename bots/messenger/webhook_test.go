@@ -7,6 +7,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -324,7 +326,38 @@ func TestSignatureHelperMatchesMeta(t *testing.T) {
 		t.Fatal("fbfake.Sign")
 	}
 	h := &Hub{pages: []*page{{cfg: PageConfig{AppSecret: "a"}}, {cfg: PageConfig{AppSecret: "s"}}}}
-	if secret, ok := h.checkSignature(fbfake.Sign("s", body), body); !ok || secret != "s" {
+	sig, ok := parseSignature(fbfake.Sign("s", body))
+	if !ok {
+		t.Fatal("a signature from fbfake.Sign does not parse")
+	}
+	if secret, ok := h.checkSignature(sig, body); !ok || secret != "s" {
 		t.Fatal("second app's secret not tried")
+	}
+}
+
+// readSpy is a request body that records whether anything read it.
+type readSpy struct{ read bool }
+
+func (r *readSpy) Read(p []byte) (int, error) {
+	r.read = true
+	return 0, io.EOF
+}
+
+// A delivery whose signature header could never match is refused before
+// its body is read: an unauthenticated sender cannot make the service hold
+// its upload in memory.
+func TestUnsignedDeliveryRefusedBeforeTheBodyIsRead(t *testing.T) {
+	h := &Hub{pages: []*page{{cfg: PageConfig{AppSecret: "s"}}}, log: slog.New(slog.DiscardHandler)}
+	for _, header := range []string{"", "sha1=abc", "sha256=", "sha256=" + strings.Repeat("z", 64), "sha256=" + strings.Repeat("a", 63)} {
+		spy := &readSpy{}
+		r := httptest.NewRequest(http.MethodPost, WebhookPath, spy)
+		if header != "" {
+			r.Header.Set("X-Hub-Signature-256", header)
+		}
+		w := httptest.NewRecorder()
+		h.WebhookHandler().ServeHTTP(w, r)
+		if w.Code != http.StatusForbidden || spy.read {
+			t.Fatalf("header %q: status %d, body read %v", header, w.Code, spy.read)
+		}
 	}
 }

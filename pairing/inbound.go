@@ -69,7 +69,7 @@ type InboundQueue interface {
 }
 
 // InboundHandler handles one stored event's payload. nil: done. An error
-// wrapping ErrInboundDropped: never try again. Any other error: try
+// wrapping ErrInboundDropped or ErrInvalid: never try again. Any other error: try
 // again later. The error text is logged and stored, so it must hold no
 // secret.
 type InboundHandler func(ctx context.Context, payload []byte) error
@@ -176,6 +176,7 @@ func (w *InboundWorker) Handle(source string, h InboundHandler) {
 // worker. An error means nothing was stored: the webhook answers 500 so
 // the platform delivers again.
 func (w *InboundWorker) Accept(ctx context.Context, evs []InboundEvent) error {
+	evs = w.storable(evs)
 	if len(evs) == 0 {
 		return nil
 	}
@@ -187,6 +188,22 @@ func (w *InboundWorker) Accept(ctx context.Context, evs []InboundEvent) error {
 		w.Nudge()
 	}
 	return nil
+}
+
+// storable drops the events whose id or ordering group a database cannot
+// keep as text (a NUL, invalid UTF-8: PostgreSQL refuses both): they are
+// bad input from the platform, and must not take the good events of the
+// same delivery with them.
+func (w *InboundWorker) storable(evs []InboundEvent) []InboundEvent {
+	kept := evs[:0:0]
+	for _, ev := range evs {
+		if !StorableText(ev.Key) || !StorableText(ev.Group) {
+			w.cfg.Logger.Warn("inbound: event with an id that cannot be stored dropped", "source", ev.Source)
+			continue
+		}
+		kept = append(kept, ev)
+	}
+	return kept
 }
 
 // Nudge makes Run look at the queue now.
@@ -223,7 +240,8 @@ func (w *InboundWorker) record(ctx context.Context, it InboundItem, err error, i
 		if err := w.q.FinishInbound(ctx, it.ID, now); err != nil {
 			log.Warn("inbound: recording a handled event failed; it may be handled again", "err", err)
 		}
-	case errors.Is(err, ErrInboundDropped):
+	case errors.Is(err, ErrInboundDropped), errors.Is(err, ErrInvalid):
+		// Bad input never becomes good input: trying again cannot help.
 		log.Error("inbound: event cannot be handled; dropped", "err", err)
 		if err := w.q.FailInbound(ctx, it.ID, w.cfg.Owner, now, clipError(err.Error())); err != nil {
 			log.Warn("inbound: recording a failure failed", "err", err)

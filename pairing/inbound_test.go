@@ -301,3 +301,53 @@ func TestInboundAcceptFailure(t *testing.T) {
 		}
 	})
 }
+
+// An event whose id or group a database cannot keep as text (a NUL, bytes
+// that are not UTF-8: PostgreSQL refuses both) is dropped at intake with a
+// log line; the good events of the same delivery are stored, and the
+// delivery is not refused.
+func TestInboundAcceptDropsUnstorableIDs(t *testing.T) {
+	storetest.Engines(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		e := newInboundEnv(t, st, pairing.InboundConfig{}, func(string) error { return nil })
+		batch := []pairing.InboundEvent{ev("good-1", "1"), ev("m\x00id", "1"), {Source: "src", Key: "k", Group: "g\xff"}, ev("good-2", "2")}
+		if err := e.w.Accept(ctx, batch); err != nil {
+			t.Fatalf("accept: %v", err)
+		}
+		for _, k := range []string{"good-1", "good-2"} {
+			if _, err := e.q.InboundByKey(ctx, "src", k); err != nil {
+				t.Fatalf("%s not stored: %v", k, err)
+			}
+		}
+		for _, k := range []string{"m\x00id", "k"} {
+			if _, err := e.q.InboundByKey(ctx, "src", k); !errors.Is(err, pairing.ErrNotFound) && !errors.Is(err, pairing.ErrInvalid) {
+				t.Fatalf("%q stored: %v", k, err)
+			}
+		}
+		if !strings.Contains(e.logs.String(), "cannot be stored dropped") {
+			t.Fatalf("no log line: %s", e.logs.String())
+		}
+	})
+}
+
+// A handler that meets bad input (ErrInvalid, as the store answers text
+// PostgreSQL cannot keep) is not retried for an hour: the event fails at
+// once.
+func TestInboundInvalidInputIsDroppedNotRetried(t *testing.T) {
+	storetest.Engines(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		e := newInboundEnv(t, st, pairing.InboundConfig{}, func(string) error {
+			return fmt.Errorf("profile: %w", pairing.ErrInvalid)
+		})
+		if err := e.w.Accept(ctx, []pairing.InboundEvent{ev("bad", "1")}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.w.Drain(ctx); err != nil {
+			t.Fatal(err)
+		}
+		it, err := e.q.InboundByKey(ctx, "src", "bad")
+		if err != nil || it.FailedAt.IsZero() || it.Attempts != 1 {
+			t.Fatalf("row %+v, %v", it, err)
+		}
+	})
+}

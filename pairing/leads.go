@@ -24,6 +24,7 @@ func (s *Service) TouchLead(ctx context.Context, key LeadKey, p Profile) (Lead, 
 }
 
 func (s *Service) ensureLead(ctx context.Context, key LeadKey, p Profile) (Lead, error) {
+	p = Profile{FirstName: storable(p.FirstName), LastName: storable(p.LastName), Username: storable(p.Username), Locale: storable(p.Locale)}
 	now := s.now()
 	lead, err := s.store.LeadByKey(ctx, key)
 	if errors.Is(err, ErrNotFound) {

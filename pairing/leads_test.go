@@ -194,3 +194,23 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		}
 	}
 }
+
+// A platform's names may hold a NUL or bytes that are not UTF-8, which
+// PostgreSQL refuses: the person still gets a lead, with the names made
+// keepable, on both engines; an external id like that is bad input.
+func TestUnstorableProfileTextIsCleaned(t *testing.T) {
+	engines(t, func(t *testing.T, newEnv newEnvFunc) {
+		e := newEnv(t)
+		key := pairing.LeadKey{Channel: "telegram", ExternalID: "77"}
+		lead, err := e.svc.TouchLead(e.ctx, key, pairing.Profile{FirstName: "A\x00nn", LastName: "B\xffc", Username: "u\x00", Locale: "en"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := lead.Profile; p.FirstName != "Ann" || p.LastName != "B\uFFFDc" || p.Username != "u" {
+			t.Fatalf("profile %+v", lead.Profile)
+		}
+		if _, err := e.svc.TouchLead(e.ctx, pairing.LeadKey{Channel: "telegram", ExternalID: "7\x007"}, pairing.Profile{}); !errors.Is(err, pairing.ErrInvalid) {
+			t.Fatalf("external id with a NUL: %v", err)
+		}
+	})
+}

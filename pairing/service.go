@@ -229,11 +229,28 @@ func ValidateUserID(field, id string) error {
 	return nil
 }
 
+// StorableText tells whether both databases can keep s as text: valid
+// UTF-8 without NUL (PostgreSQL refuses either; SQLite would keep them,
+// and the engines must not differ).
+func StorableText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+}
+
+// storable makes a platform's free text keepable: invalid UTF-8 becomes
+// U+FFFD and NULs are dropped. Names are shown to people, not compared, so
+// a cleaned name is better than a refused person.
+func storable(s string) string {
+	if StorableText(s) {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "")
+}
+
 func validateLeadKey(k LeadKey) error {
 	if k.Channel == "" || len(k.Channel) > 64 {
 		return invalid("channel", "must be 1..64 bytes")
 	}
-	if k.ExternalID == "" || len(k.ExternalID) > 128 || !utf8.ValidString(k.ExternalID) {
+	if k.ExternalID == "" || len(k.ExternalID) > 128 || !StorableText(k.ExternalID) {
 		return invalid("external_id", "must be 1..128 bytes of UTF-8")
 	}
 	return nil

@@ -36,6 +36,8 @@ func translate(err error) error {
 		return fmt.Errorf("%w: %v", pairing.ErrUserTaken, err)
 	case isRetry(err):
 		return fmt.Errorf("%w: %v", pairing.ErrUserTaken, err)
+	case isUnstorableText(err):
+		return fmt.Errorf("%w: text the database cannot store", pairing.ErrInvalid)
 	case isUnavailable(err):
 		return fmt.Errorf("%w: %v", pairing.ErrUnavailable, err)
 	}
@@ -64,6 +66,13 @@ func isUnique(err error) bool {
 	}
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == "23505"
+}
+
+// isUnstorableText: PostgreSQL refused a text value (a NUL, or bytes that
+// are not UTF-8): bad input, not a failure of the database.
+func isUnstorableText(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "22021" || pe.Code == "22P05")
 }
 
 // isRetry: PostgreSQL gave up one of two colliding transactions.

@@ -135,8 +135,15 @@ func TestPostgresOutage(t *testing.T) {
 	if s, c, _ := e.post(e.key, "/v1/links", map[string]string{"grant": "pgr_" + "x", "user_id": "u"}); s != 503 && s != 404 {
 		t.Fatalf("links during the outage: %d %s", s, c)
 	}
-	if got := ready(); got != http.StatusServiceUnavailable {
-		t.Fatalf("readyz during the outage: %d", got)
+	if d := time.Since(begin); d > 10*time.Second {
+		t.Fatalf("failing took %v: requests must fail fast", d)
+	}
+	// /readyz reuses an answer for readyFor, so it says so within that.
+	for got := ready(); got != http.StatusServiceUnavailable; got = ready() {
+		if time.Since(begin) > readyFor+5*time.Second {
+			t.Fatalf("readyz during the outage: %d", got)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	if d := time.Since(begin); d > 10*time.Second {
 		t.Fatalf("failing took %v: requests must fail fast", d)

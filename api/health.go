@@ -24,11 +24,40 @@ type readyJSON struct {
 	Checks map[string]string `json:"checks"`
 }
 
-// readyz runs the database check (Service.Ready, unless Deps.Checks
+// readyFor is how long one readiness answer is reused. The database check
+// writes a heartbeat row (a database that answers but cannot write is not
+// ready), so a flood of /readyz must not become a flood of writes: every
+// caller within this time gets the answer of one check.
+const readyFor = time.Second
+
+// readyAnswer is the last readiness answer and when it was decided.
+type readyAnswer struct {
+	mu     sync.Mutex
+	at     time.Time
+	status int
+	body   readyJSON
+}
+
+// readyz answers with the readiness decided at most readyFor ago; callers
+// that come while a check runs wait for it instead of starting their own.
+func (s *server) readyz(c echo.Context) error {
+	s.ready.mu.Lock()
+	defer s.ready.mu.Unlock()
+	now := s.clock.Now()
+	if s.ready.at.IsZero() || now.Before(s.ready.at) || now.Sub(s.ready.at) >= readyFor {
+		// The check outlives the caller that started it: its answer is
+		// shared, so one caller hanging up must not make it "unavailable".
+		s.ready.status, s.ready.body = s.checkReady(context.WithoutCancel(c.Request().Context()))
+		s.ready.at = now
+	}
+	return c.JSON(s.ready.status, s.ready.body)
+}
+
+// checkReady runs the database check (Service.Ready, unless Deps.Checks
 // names its own "database") and the configured ones concurrently. A
 // failure shows as a fixed word ("unavailable", "timeout"); its text, which
 // may hold a DSN or host name, goes to the log.
-func (s *server) readyz(c echo.Context) error {
+func (s *server) checkReady(parent context.Context) (int, readyJSON) {
 	checks := s.checks
 	if !slices.ContainsFunc(checks, func(ch Check) bool { return ch.Name == "database" }) {
 		checks = append([]Check{{Name: "database", Check: s.svc.Ready}}, checks...)
@@ -42,7 +71,7 @@ func (s *server) readyz(c echo.Context) error {
 	var wg sync.WaitGroup
 	for _, ch := range checks {
 		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(c.Request().Context(), checkTimeout)
+			ctx, cancel := context.WithTimeout(parent, checkTimeout)
 			defer cancel()
 			res := "ok"
 			if err := runCheck(ctx, ch.Check); err != nil {
@@ -64,7 +93,7 @@ func (s *server) readyz(c echo.Context) error {
 			out.Status, status = "unavailable", http.StatusServiceUnavailable
 		}
 	}
-	return c.JSON(status, out)
+	return status, out
 }
 
 // runCheck returns when the check does or when ctx ends, whichever is

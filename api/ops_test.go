@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,6 +50,12 @@ func TestReadyz(t *testing.T) {
 	mu.Unlock()
 	e.store.SetDown(fmt.Errorf("dial postgres://app:hunter2@db: %w", pairing.ErrUnavailable))
 	defer e.store.SetDown(nil)
+	// Within readyFor the first answer is reused; after it, checked again.
+	r = e.do(http.MethodGet, "/readyz", "", header{"Authorization", ""})
+	if r.status != 200 {
+		t.Fatalf("answer not reused within %s: %d %s", readyFor, r.status, r.raw)
+	}
+	e.clock.Advance(readyFor)
 	r = e.do(http.MethodGet, "/readyz", "", header{"Authorization", ""})
 	checks, _ = r.body["checks"].(map[string]any)
 	if r.status != 503 || r.str("status") != "unavailable" || checks["database"] != "unavailable" || checks["telegram"] != "unavailable" {
@@ -59,6 +66,46 @@ func TestReadyz(t *testing.T) {
 	}
 	// With the database down, /v1 answers 503 unavailable.
 	expect(t, e.do(http.MethodGet, "/v1/links/u1", ""), http.StatusServiceUnavailable, "unavailable")
+}
+
+// A flood of /readyz costs one readiness check (one heartbeat write) per
+// readyFor, and /readyz and /metrics are limited per client address.
+func TestReadyzChecksOncePerSecondAndIsLimited(t *testing.T) {
+	t.Parallel()
+	var checks atomic.Int64
+	e := newEnv(t,
+		withConfig(func(c *Config) { c.PublicRatePerSecond, c.PublicBurst = 1, 30 }),
+		withDeps(func(d *Deps) {
+			d.Checks = []Check{{Name: "database", Check: func(context.Context) error { checks.Add(1); return nil }}}
+		}))
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if r := e.do(http.MethodGet, "/readyz", ""); r.status != 200 {
+				t.Errorf("readyz %d %s", r.status, r.raw)
+			}
+		})
+	}
+	wg.Wait()
+	if n := checks.Load(); n != 1 {
+		t.Fatalf("20 calls within %s ran %d checks", readyFor, n)
+	}
+	e.clock.Advance(readyFor)
+	if r := e.do(http.MethodGet, "/readyz", ""); r.status != 200 || checks.Load() != 2 {
+		t.Fatalf("after %s: %d, %d checks", readyFor, r.status, checks.Load())
+	}
+	limited := 0
+	for range 20 {
+		if r := e.do(http.MethodGet, "/metrics", ""); r.status == http.StatusTooManyRequests {
+			limited++
+		}
+	}
+	if limited == 0 {
+		t.Fatal("/metrics is not limited per client address")
+	}
+	if r := e.do(http.MethodGet, "/readyz", ""); r.status != http.StatusTooManyRequests {
+		t.Fatalf("/readyz past the limit: %d", r.status)
+	}
 }
 
 func TestRunCheckTimesOut(t *testing.T) {

@@ -13,8 +13,10 @@ func (s *server) register(e *echo.Echo, hooks []Webhook) {
 	e.Use(s.requestLog, s.recoverPanic, secureHeaders)
 
 	e.GET("/healthz", s.healthz)
-	e.GET("/readyz", s.readyz)
-	e.GET("/metrics", s.metricsText)
+	// Unauthenticated and costlier than a liveness check: limited per
+	// client address like the webhooks.
+	e.GET("/readyz", s.readyz, s.publicLimit)
+	e.GET("/metrics", s.metricsText, s.publicLimit)
 	e.GET("/openapi.yaml", s.openAPI)
 
 	// Middleware is attached per route, not to an Echo group: a group with

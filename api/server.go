@@ -176,6 +176,8 @@ type server struct {
 	// uploads bounds webhook bodies being read before their signature
 	// is checked.
 	uploads *uploadGate
+	// ready is the last readiness answer, reused for readyFor.
+	ready readyAnswer
 	// routes are the registered "METHOD pattern" pairs, so logs and
 	// metrics name only known routes.
 	routes map[string]bool

@@ -92,6 +92,12 @@ type Config struct {
 	WriteTimeout      time.Duration
 	IdleTimeout       time.Duration
 	MaxHeaderBytes    int
+	// MaxConnections caps the open connections (0: three quarters of the
+	// process's file descriptor limit); MaxConnectionsPerIP caps those of
+	// one client address (trusted proxies excepted). Past either, a new
+	// connection is closed at once.
+	MaxConnections      int
+	MaxConnectionsPerIP int
 }
 
 // DefaultConfig returns the documented defaults.
@@ -109,6 +115,8 @@ func DefaultConfig() Config {
 		WriteTimeout:             30 * time.Second,
 		IdleTimeout:              120 * time.Second,
 		MaxHeaderBytes:           64 << 10,
+		MaxConnections:           defaultMaxConnections(),
+		MaxConnectionsPerIP:      256,
 	}
 }
 
@@ -128,6 +136,8 @@ func (c Config) withDefaults() Config {
 	orDefault(&c.WriteTimeout, d.WriteTimeout)
 	orDefault(&c.IdleTimeout, d.IdleTimeout)
 	orDefault(&c.MaxHeaderBytes, d.MaxHeaderBytes)
+	orDefault(&c.MaxConnections, d.MaxConnections)
+	orDefault(&c.MaxConnectionsPerIP, d.MaxConnectionsPerIP)
 	return c
 }
 
@@ -233,6 +243,21 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 	return e, nil
 }
 
+// Listen opens cfg.Listen for srv, with the connection caps of cfg.
+func Listen(cfg Config, srv *http.Server) (net.Listener, error) {
+	cfg = cfg.withDefaults()
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	limited, err := limitConnections(ln, srv, cfg)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return limited, nil
+}
+
 // NewHTTPServer wraps a handler in an http.Server with the configured
 // timeouts, so slow clients cannot hold connections open.
 func NewHTTPServer(cfg Config, h http.Handler) *http.Server {
@@ -257,20 +282,29 @@ func ipExtractor(proxies []string) (echo.IPExtractor, error) {
 	}
 	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
 	for _, p := range proxies {
-		if !strings.Contains(p, "/") {
-			if ip := net.ParseIP(p); ip != nil && ip.To4() != nil {
-				p += "/32"
-			} else {
-				p += "/128"
-			}
-		}
-		_, n, err := net.ParseCIDR(p)
+		n, err := parseCIDROrIP(p)
 		if err != nil {
-			return nil, fmt.Errorf("api: trusted proxy %q: %w", p, err)
+			return nil, err
 		}
 		opts = append(opts, echo.TrustIPRange(n))
 	}
 	return echo.ExtractIPFromXFFHeader(opts...), nil
+}
+
+// parseCIDROrIP reads a trusted proxy: a CIDR, or one address.
+func parseCIDROrIP(p string) (*net.IPNet, error) {
+	if !strings.Contains(p, "/") {
+		if ip := net.ParseIP(p); ip != nil && ip.To4() != nil {
+			p += "/32"
+		} else {
+			p += "/128"
+		}
+	}
+	_, n, err := net.ParseCIDR(p)
+	if err != nil {
+		return nil, fmt.Errorf("api: trusted proxy %q: %w", p, err)
+	}
+	return n, nil
 }
 
 func checkWebhooks(hooks []Webhook) error {

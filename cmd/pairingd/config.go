@@ -51,6 +51,8 @@ type ServerConfig struct {
 	ShutdownTimeout     time.Duration `yaml:"shutdown_timeout"`
 	PublicRatePerSecond float64       `yaml:"public_rate_per_second"`
 	PublicBurst         int           `yaml:"public_burst"`
+	MaxConnections      int           `yaml:"max_connections"`
+	MaxConnectionsPerIP int           `yaml:"max_connections_per_ip"`
 }
 
 // DatabaseConfig selects the engine.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -71,15 +70,17 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		ReadTimeout:         cfg.Server.ReadTimeout,
 		WriteTimeout:        cfg.Server.WriteTimeout,
 		IdleTimeout:         cfg.Server.IdleTimeout,
+		MaxConnections:      cfg.Server.MaxConnections,
+		MaxConnectionsPerIP: cfg.Server.MaxConnectionsPerIP,
 	}
 	e, err := api.New(apiCfg, deps)
 	if err != nil {
 		return err
 	}
 	srv := api.NewHTTPServer(apiCfg, e)
-	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	ln, err := api.Listen(apiCfg, srv)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", cfg.Server.Listen, err)
+		return err
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "version", versionString(), "database", st.Driver(), "channels", len(cfg.Channels))
 

@@ -1,6 +1,7 @@
 # pairingd container image: a static binary on distroless, no shell.
 #
-#   docker build -t pairingd --build-arg VERSION=v0.1.0 .
+#   docker build -t pairingd --build-arg VERSION=v0.1.0 \
+#     --build-arg COMMIT=$(git rev-parse HEAD) --build-arg DATE=$(git log -1 --format=%cI) .
 #   docker run --rm -p 127.0.0.1:8080:8080 -v pairingd-data:/var/lib/pairingd pairingd
 #
 # CGO_ENABLED=0 builds with the pure-Go SQLite (modernc.org/sqlite): the
@@ -17,7 +18,10 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ARG VERSION=dev
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" \
+ARG COMMIT=
+ARG DATE=
+RUN CGO_ENABLED=0 go build -trimpath \
+        -ldflags "-s -w -X main.version=${VERSION} -X main.commit=${COMMIT} -X main.date=${DATE}" \
         -o /out/pairingd ./cmd/pairingd \
     && mkdir -p /out/data
 

@@ -1,6 +1,9 @@
 package store
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // BatchStats reports how many transactions the SQLite writer ran and how
 // many COMMITs it made (group commit makes the second smaller).
@@ -28,3 +31,13 @@ func HoldLeadLocks(st *Store, leads []int64) (release func(), err error) {
 	}
 	return func() { tx.Rollback() }, nil
 }
+
+// SetKeyUseClock sets the clock that stamps api_keys.last_used_at.
+func SetKeyUseClock(s *Store, now func() time.Time) {
+	s.keyUse.mu.Lock()
+	s.keyUse.now = now
+	s.keyUse.mu.Unlock()
+}
+
+// WaitKeyUse waits for the last_used_at writes under way.
+func WaitKeyUse(s *Store) { s.keyUse.writing.Wait() }

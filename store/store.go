@@ -54,6 +54,8 @@ type Store struct {
 	log    *slog.Logger
 	// batch runs SQLite's write transactions with group commit (batch.go).
 	batch *batcher
+	// keyUse keeps api_keys.last_used_at (keyuse.go).
+	keyUse *keyUse
 }
 
 // repo runs the operations on a reader and a writer; inside a transaction
@@ -87,7 +89,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 			NowFunc:                func() time.Time { return time.Now().UTC() },
 		}
 	}
-	s := &Store{driver: cfg.Driver, log: log}
+	s := &Store{driver: cfg.Driver, log: log, keyUse: newKeyUse()}
 	switch cfg.Driver {
 	case SQLite:
 		if cfg.DSN == "" {
@@ -208,6 +210,7 @@ func (s *Store) SerializesWrites() bool { return s.driver == SQLite }
 
 // Close closes every connection.
 func (s *Store) Close() error {
+	s.keyUse.close()
 	if s.batch != nil {
 		s.batch.stop()
 	}

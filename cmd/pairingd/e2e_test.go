@@ -267,6 +267,12 @@ func TestBinaryRegisterThenMatch(t *testing.T) {
 		t.Fatalf("delete again: %d %v", code, body)
 	}
 
+	// The key's use is recorded (in the background, so it may lag a request).
+	waitFor(t, in, "keys list to show the key's last use", func() bool {
+		lines := strings.Split(strings.TrimSpace(cli(t, dir, env, "keys", "list")), "\n")
+		return len(lines) == 2 && len(strings.Fields(lines[1])) == 6 && strings.Fields(lines[1])[4] != "-"
+	})
+
 	// A revoked key stops working at once.
 	cli(t, dir, env, "keys", "revoke", "site")
 	if code, _ := in.call("GET", "/v1/links/x", key, nil); code != 401 {

@@ -2,12 +2,11 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
-	"io"
-	"log/slog"
 	"slices"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/pairingd/pairingd/pairing"
 	"github.com/pairingd/pairingd/store"
@@ -17,46 +16,54 @@ import (
 // messengerCommand runs `pairingd messenger setup --channel NAME`: it sets
 // the Page's greeting, Get Started button and persistent menu through the
 // Graph API's messenger_profile, in every shipped locale.
-func messengerCommand(ctx context.Context, cfg Config, log *slog.Logger, args []string, out io.Writer) error {
-	const usage = "usage: pairingd messenger setup --channel NAME"
-	if len(args) == 0 || args[0] != "setup" {
-		return usageError{usage}
-	}
-	fs := flag.NewFlagSet("messenger setup", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	channel := fs.String("channel", "", "messenger channel name")
-	if err := fs.Parse(args[1:]); err != nil || *channel == "" || fs.NArg() > 0 {
-		return usageError{usage}
-	}
-	texts, err := templates.Load(cfg.Templates.Dir, cfg.Templates.FallbackLocale)
-	if err != nil {
-		return err
-	}
-	return withService(ctx, cfg, log, func(st *store.Store, svc *pairing.Service) error {
-		// The CLI takes no webhooks: the inbox is never run here.
-		var pages []ChannelConfig
-		for _, ch := range cfg.Channels {
-			if ch.Type == "messenger" {
-				pages = append(pages, ch)
+func messengerCommand(a *app) *cobra.Command {
+	var channel string
+	setup := &cobra.Command{
+		Use:   "setup --channel NAME",
+		Short: "set the greeting, Get Started button and persistent menu of a Messenger page",
+		Args:  noCommand,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if channel == "" {
+				return usageError{"usage: pairingd messenger setup --channel NAME"}
 			}
-		}
-		if !slices.ContainsFunc(pages, func(ch ChannelConfig) bool { return ch.Name == *channel }) {
-			return usageError{fmt.Sprintf("no messenger channel named %q in the configuration", *channel)}
-		}
-		env := channelEnv{cfg: cfg, svc: svc, st: st, texts: texts, log: log, inbox: inboundWorker(cfg.Inbound, st, log)}
-		hub, err := messengerHub(env, pages)
-		if err != nil {
-			return err
-		}
-		if !slices.Contains(hub.Names(), *channel) {
-			return usageError{fmt.Sprintf("no messenger channel named %q in the configuration", *channel)}
-		}
-		ctx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		if err := hub.SetupProfile(ctx, *channel); err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "messenger profile of %s updated (greeting, get started, persistent menu)\n", *channel)
-		return nil
-	})
+			cfg, log, err := a.config()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			texts, err := templates.Load(cfg.Templates.Dir, cfg.Templates.FallbackLocale)
+			if err != nil {
+				return err
+			}
+			return withService(ctx, cfg, log, func(st *store.Store, svc *pairing.Service) error {
+				// The CLI takes no webhooks: the inbox is never run here.
+				var pages []ChannelConfig
+				for _, ch := range cfg.Channels {
+					if ch.Type == "messenger" {
+						pages = append(pages, ch)
+					}
+				}
+				if !slices.ContainsFunc(pages, func(ch ChannelConfig) bool { return ch.Name == channel }) {
+					return usageError{fmt.Sprintf("no messenger channel named %q in the configuration", channel)}
+				}
+				env := channelEnv{cfg: cfg, svc: svc, st: st, texts: texts, log: log, inbox: inboundWorker(cfg.Inbound, st, log)}
+				hub, err := messengerHub(env, pages)
+				if err != nil {
+					return err
+				}
+				if !slices.Contains(hub.Names(), channel) {
+					return usageError{fmt.Sprintf("no messenger channel named %q in the configuration", channel)}
+				}
+				ctx, cancel := context.WithTimeout(ctx, time.Minute)
+				defer cancel()
+				if err := hub.SetupProfile(ctx, channel); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "messenger profile of %s updated (greeting, get started, persistent menu)\n", channel)
+				return nil
+			})
+		},
+	}
+	setup.Flags().StringVar(&channel, "channel", "", "the messenger channel's name, as in the config (required)")
+	return group("messenger", "set up Messenger pages", setup)
 }

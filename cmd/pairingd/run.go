@@ -3,155 +3,162 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"runtime/debug"
-	"strings"
-	"text/tabwriter"
-	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/pairingd/pairingd/pairing"
 	"github.com/pairingd/pairingd/store"
 )
 
-// version is set at build time with -ldflags "-X main.version=v1.2.3".
-var version = "dev"
+// commands are the command groups under pairingd, in the order help lists
+// them. A new group is one file with a func(*app) *cobra.Command and one
+// line here.
+var commands = []func(*app) *cobra.Command{
+	serveCommand, migrateCommand, keysCommand, pinsCommand, linksCommand,
+	messagesCommand, eventsCommand, messengerCommand, backupCommand, versionCommand,
+}
 
-const usage = `pairingd links bot users (Telegram, Messenger) to website accounts.
+const rootLong = `pairingd links bot users (Telegram, Messenger) to website accounts.
 
-Usage:
-  pairingd [--config FILE] <command> [flags]
+Without a command it serves. Without --config the embedded default runs:
+SQLite file pairingd.db in the working directory, listening on
+127.0.0.1:8080. Every config key can be set with PAIRINGD_<PATH>, e.g.
+PAIRINGD_SERVER_LISTEN=0.0.0.0:8080.
 
-Commands:
-  serve                         run the service (the default with no command)
-  migrate                       apply database schema migrations and exit
-  keys create --name NAME       create an API key; the key is the last line of output
-  keys list                     list API keys (never the keys themselves)
-  keys revoke ID|NAME           revoke an API key
-  pins issue --channel NAME --external-id ID [--first-name ..] [--last-name ..] [--username ..] [--locale ..]
-                                issue a BUID + PIN for a chat without sending it (JSON)
-  links list [--after ID] [--limit N]
-  links show USER_ID
-  links unlink USER_ID
-  messages failed [--limit N]   list failed notification deliveries, the most recent first
-  messages retry DELIVERY_ID    queue a failed delivery again (attempts reset, due now)
-  events failed [--limit N]     list site events the webhook gave up on
-  events retry EVENT_ID         make a given-up site event pending again
-  messenger setup --channel NAME
-                                set Get Started, greeting and menu of a Messenger page
-  version                       print the version
-
-Without --config the embedded default runs: SQLite file pairingd.db in the
-working directory, listening on 127.0.0.1:8080. Every config key can be set
-with PAIRINGD_<PATH>, e.g. PAIRINGD_SERVER_LISTEN=0.0.0.0:8080.
-`
+Exit codes: 0 success, 1 runtime error, 2 usage or configuration error.`
 
 // run is the whole program; main only wires the process to it, and tests
 // call it directly.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	global := flag.NewFlagSet("pairingd", flag.ContinueOnError)
-	global.SetOutput(stderr)
-	global.Usage = func() { fmt.Fprint(stderr, usage) }
-	configPath := global.String("config", getenv("PAIRINGD_CONFIG"), "config file (YAML)")
-	if err := global.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	a := &app{getenv: getenv, stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:     "pairingd",
+		Short:   "link bot users to website accounts",
+		Long:    rootLong,
+		Version: buildInfo().String(),
+		Args:    noCommand,
+		RunE:    a.serve,
+		// Errors and usage are printed once, by exit, to stderr.
+		SilenceErrors: true,
+		SilenceUsage:  true,
 	}
-	rest := global.Args()
-	cmd := "serve"
-	if len(rest) > 0 {
-		cmd, rest = rest[0], rest[1:]
+	root.SetVersionTemplate("{{.Version}}")
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
+	root.PersistentFlags().StringVar(&a.configPath, "config", getenv("PAIRINGD_CONFIG"),
+		"config file (YAML); default $PAIRINGD_CONFIG, else the embedded default")
+	for _, c := range commands {
+		root.AddCommand(c(a))
 	}
-	// --config is also accepted after the command.
-	rest, *configPath = extractConfigFlag(rest, *configPath)
+	// A nil slice would make cobra read os.Args.
+	root.SetArgs(append([]string{}, args...))
+	cmd, err := root.ExecuteContextC(ctx)
+	return a.exit(cmd, err)
+}
 
-	switch cmd {
-	case "version":
-		fmt.Fprintln(stdout, versionString())
-		return 0
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return 0
-	}
+// app is what every command runs with: the process's environment and
+// streams, and the config file named on the command line.
+type app struct {
+	getenv         func(string) string
+	stdout, stderr io.Writer
+	configPath     string
+}
 
-	cfg, err := loadConfig(*configPath, getenv)
+// config loads and validates the configuration and makes the logger.
+func (a *app) config() (Config, *slog.Logger, error) {
+	cfg, err := loadConfig(a.configPath, a.getenv)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 2
+		return Config{}, nil, configError{err}
 	}
-	log := newLogger(cfg.Log, stderr)
+	return cfg, newLogger(cfg.Log, a.stderr), nil
+}
 
-	var cmdErr error
-	switch cmd {
-	case "serve":
-		cmdErr = serve(ctx, cfg, log)
-	case "migrate":
-		cmdErr = withService(ctx, cfg, log, func(*store.Store, *pairing.Service) error {
-			fmt.Fprintln(stdout, "migrations applied")
-			return nil
-		})
-	case "keys":
-		cmdErr = keysCommand(ctx, cfg, log, rest, stdout)
-	case "pins":
-		cmdErr = pinsCommand(ctx, cfg, log, rest, stdout)
-	case "links":
-		cmdErr = linksCommand(ctx, cfg, log, rest, stdout)
-	case "messages":
-		cmdErr = messagesCommand(ctx, cfg, log, rest, stdout)
-	case "events":
-		cmdErr = eventsCommand(ctx, cfg, log, rest, stdout)
-	case "messenger":
-		cmdErr = messengerCommand(ctx, cfg, log, rest, stdout)
-	default:
-		fmt.Fprintf(stderr, "unknown command %q\n\n%s", cmd, usage)
-		return 2
+// withService runs fn on the opened (and migrated) database and the
+// service, with the configuration of the command line.
+func (a *app) withService(cmd *cobra.Command, fn func(*store.Store, *pairing.Service) error) error {
+	cfg, log, err := a.config()
+	if err != nil {
+		return err
 	}
+	return withService(cmd.Context(), cfg, log, fn)
+}
+
+// exit prints a failed command's error to stderr and gives the exit code:
+// 2 and the command's usage for a wrong command line, 2 for a wrong
+// configuration, 1 for anything else.
+func (a *app) exit(cmd *cobra.Command, err error) int {
 	var ue usageError
+	var ce configError
 	switch {
-	case cmdErr == nil:
+	case err == nil:
 		return 0
-	case errors.As(cmdErr, &ue):
-		fmt.Fprintln(stderr, cmdErr)
+	case errors.As(err, &ue):
+		fmt.Fprintf(a.stderr, "%v\n\n%s", err, cmd.UsageString())
+		return 2
+	case errors.As(err, &ce):
+		fmt.Fprintln(a.stderr, err)
 		return 2
 	default:
-		fmt.Fprintln(stderr, "error:", cmdErr)
+		fmt.Fprintln(a.stderr, "error:", err)
 		return 1
 	}
 }
 
+// usageError: the command line is wrong.
 type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
-func extractConfigFlag(args []string, current string) ([]string, string) {
-	var out []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case (a == "--config" || a == "-config") && i+1 < len(args):
-			current = args[i+1]
-			i++
-		case strings.HasPrefix(a, "--config="), strings.HasPrefix(a, "-config="):
-			current = a[strings.Index(a, "=")+1:]
-		default:
-			out = append(out, a)
-		}
+// configError: the configuration does not load or validate.
+type configError struct{ err error }
+
+func (e configError) Error() string { return e.err.Error() }
+
+// noCommand refuses arguments where a command takes none, which at the
+// top level means an unknown command.
+func noCommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
 	}
-	return out, current
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += fmt.Sprintf("; did you mean %q?", s[0])
+	}
+	return usageError{msg}
 }
 
-func versionString() string {
-	v := version
-	if bi, ok := debug.ReadBuildInfo(); ok && v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		v = bi.Main.Version
+// group is a command that holds subcommands; without one, or with an
+// unknown one, it is a usage error.
+func group(use, short string, subs ...*cobra.Command) *cobra.Command {
+	g := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageError{fmt.Sprintf("usage: %s <command>", cmd.CommandPath())}
+			}
+			return usageError{fmt.Sprintf("unknown %s command %q", cmd.Name(), args[0])}
+		},
 	}
-	return "pairingd " + v
+	g.AddCommand(subs...)
+	return g
+}
+
+// nArgs checks that a command got exactly n arguments; usage is the error
+// text otherwise.
+func nArgs(n int, usage string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageError{usage}
+		}
+		return nil
+	}
 }
 
 func newLogger(c LogConfig, w io.Writer) *slog.Logger {
@@ -214,178 +221,4 @@ func withService(ctx context.Context, cfg Config, log *slog.Logger, fn func(*sto
 		return err
 	}
 	return fn(st, svc)
-}
-
-func keysCommand(ctx context.Context, cfg Config, log *slog.Logger, args []string, out io.Writer) error {
-	if len(args) == 0 {
-		return usageError{"usage: pairingd keys create --name NAME | keys list | keys revoke ID|NAME"}
-	}
-	switch args[0] {
-	case "create":
-		fs := flag.NewFlagSet("keys create", flag.ContinueOnError)
-		name := fs.String("name", "", "a name for the key (e.g. the site)")
-		if err := fs.Parse(args[1:]); err != nil || *name == "" {
-			return usageError{"usage: pairingd keys create --name NAME"}
-		}
-		return withService(ctx, cfg, log, func(_ *store.Store, svc *pairing.Service) error {
-			k, secret, err := svc.CreateAPIKey(ctx, *name)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(out, "created API key %d %q; it is shown only this once:\n%s\n", k.ID, k.Name, secret)
-			return nil
-		})
-	case "list":
-		return withService(ctx, cfg, log, func(_ *store.Store, svc *pairing.Service) error {
-			keys, err := svc.ListAPIKeys(ctx)
-			if err != nil {
-				return err
-			}
-			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tCREATED\tLAST USED\tREVOKED")
-			for _, k := range keys {
-				fmt.Fprintf(tw, "%d\t%s\t%s…\t%s\t%s\t%s\n", k.ID, k.Name, k.Prefix, stamp(k.CreatedAt), stamp(k.LastUsedAt), stamp(k.RevokedAt))
-			}
-			return tw.Flush()
-		})
-	case "revoke":
-		if len(args) != 2 {
-			return usageError{"usage: pairingd keys revoke ID|NAME"}
-		}
-		return withService(ctx, cfg, log, func(_ *store.Store, svc *pairing.Service) error {
-			if err := svc.RevokeAPIKey(ctx, args[1]); err != nil {
-				if errors.Is(err, pairing.ErrNotFound) {
-					return fmt.Errorf("no active key %q", args[1])
-				}
-				return err
-			}
-			fmt.Fprintf(out, "revoked %s\n", args[1])
-			return nil
-		})
-	}
-	return usageError{fmt.Sprintf("unknown keys command %q", args[0])}
-}
-
-func stamp(t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	return t.UTC().Format(time.RFC3339)
-}
-
-func pinsCommand(ctx context.Context, cfg Config, log *slog.Logger, args []string, out io.Writer) error {
-	if len(args) == 0 || args[0] != "issue" {
-		return usageError{"usage: pairingd pins issue --channel NAME --external-id ID [--first-name ..]"}
-	}
-	fs := flag.NewFlagSet("pins issue", flag.ContinueOnError)
-	channel := fs.String("channel", "", "channel name (as in config, e.g. telegram)")
-	ext := fs.String("external-id", "", "chat id / PSID of the person")
-	var p pairing.Profile
-	fs.StringVar(&p.FirstName, "first-name", "", "")
-	fs.StringVar(&p.LastName, "last-name", "", "")
-	fs.StringVar(&p.Username, "username", "", "")
-	fs.StringVar(&p.Locale, "locale", "", "")
-	if err := fs.Parse(args[1:]); err != nil || *channel == "" || *ext == "" {
-		return usageError{"usage: pairingd pins issue --channel NAME --external-id ID [--first-name ..]"}
-	}
-	return withService(ctx, cfg, log, func(_ *store.Store, svc *pairing.Service) error {
-		pin, err := svc.IssuePIN(ctx, pairing.LeadKey{Channel: *channel, ExternalID: *ext}, p, pairing.IssueOptions{Force: true})
-		if err != nil {
-			return err
-		}
-		obj := map[string]any{"buid": pin.BUID, "pin": pin.PIN, "url": pin.URL, "expires_at": pin.ExpiresAt}
-		if !pin.MagicExpiresAt.IsZero() {
-			obj["magic_link_expires_at"] = pin.MagicExpiresAt
-		}
-		return json.NewEncoder(out).Encode(obj)
-	})
-}
-
-type linkJSON struct {
-	UserID   string     `json:"user_id"`
-	PersonID int64      `json:"person_id"`
-	LinkedAt time.Time  `json:"linked_at"`
-	Leads    []leadJSON `json:"leads"`
-}
-
-type leadJSON struct {
-	Channel    string `json:"channel"`
-	ExternalID string `json:"external_id"`
-	pairing.Profile
-	Blocked bool `json:"blocked"`
-}
-
-func toLinkJSON(l pairing.Link) linkJSON {
-	j := linkJSON{UserID: l.UserID, PersonID: l.PersonID, LinkedAt: l.LinkedAt, Leads: []leadJSON{}}
-	for _, ld := range l.Leads {
-		j.Leads = append(j.Leads, leadJSON{Channel: ld.Channel, ExternalID: ld.ExternalID, Profile: ld.Profile, Blocked: ld.Blocked})
-	}
-	return j
-}
-
-func linksCommand(ctx context.Context, cfg Config, log *slog.Logger, args []string, out io.Writer) error {
-	if len(args) == 0 {
-		return usageError{"usage: pairingd links list [--after ID] [--limit N] | links show USER_ID | links unlink USER_ID"}
-	}
-	switch args[0] {
-	case "list":
-		fs := flag.NewFlagSet("links list", flag.ContinueOnError)
-		after := fs.Int64("after", 0, "cursor printed by the previous page")
-		limit := fs.Int("limit", 100, "links per page (max 1000)")
-		if err := fs.Parse(args[1:]); err != nil {
-			return usageError{"usage: pairingd links list [--after ID] [--limit N]"}
-		}
-		return withService(ctx, cfg, log, func(_ *store.Store, svc *pairing.Service) error {
-			links, cursor, err := svc.ListLinks(ctx, *after, *limit)
-			if err != nil {
-				return err
-			}
-			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "USER_ID\tPERSON\tLINKED_AT\tCHANNELS")
-			for _, l := range links {
-				var chans []string
-				for _, ld := range l.Leads {
-					chans = append(chans, ld.Channel)
-				}
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", l.UserID, l.PersonID, stamp(l.LinkedAt), strings.Join(chans, ","))
-			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			if len(links) == *limit {
-				fmt.Fprintf(out, "next page: pairingd links list --after %d\n", cursor)
-			}
-			return nil
-		})
-	case "show":
-		if len(args) != 2 {
-			return usageError{"usage: pairingd links show USER_ID"}
-		}
-		return withService(ctx, cfg, log, func(_ *store.Store, svc *pairing.Service) error {
-			l, err := svc.GetLink(ctx, args[1])
-			if err != nil {
-				return err
-			}
-			enc := json.NewEncoder(out)
-			enc.SetIndent("", "  ")
-			return enc.Encode(toLinkJSON(l))
-		})
-	case "unlink":
-		if len(args) != 2 {
-			return usageError{"usage: pairingd links unlink USER_ID"}
-		}
-		return withService(ctx, cfg, log, func(_ *store.Store, svc *pairing.Service) error {
-			removed, err := svc.UnlinkUser(ctx, args[1], pairing.ActorOperator)
-			if err != nil {
-				return err
-			}
-			if removed {
-				fmt.Fprintf(out, "unlinked %s\n", args[1])
-			} else {
-				fmt.Fprintf(out, "%s was not linked\n", args[1])
-			}
-			return nil
-		})
-	}
-	return usageError{fmt.Sprintf("unknown links command %q", args[0])}
 }

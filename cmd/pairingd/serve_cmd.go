@@ -1,0 +1,41 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pairingd/pairingd/pairing"
+	"github.com/pairingd/pairingd/store"
+)
+
+func serveCommand(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "run the service (the default with no command)",
+		Args:  noCommand,
+		RunE:  a.serve,
+	}
+}
+
+func (a *app) serve(cmd *cobra.Command, _ []string) error {
+	cfg, log, err := a.config()
+	if err != nil {
+		return err
+	}
+	return serve(cmd.Context(), cfg, log)
+}
+
+func migrateCommand(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "migrate",
+		Short: "apply database schema migrations and exit",
+		Args:  noCommand,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.withService(cmd, func(*store.Store, *pairing.Service) error {
+				fmt.Fprintln(a.stdout, "migrations applied")
+				return nil
+			})
+		},
+	}
+}

@@ -4,13 +4,11 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
-
-	"github.com/pairingd/pairingd/buildinfo"
 )
 
 // A release build sets these with -ldflags "-X main.version=v1.2.3
 // -X main.commit=<sha> -X main.date=<RFC 3339>"; otherwise the Go
-// toolchain's build info fills them in (buildinfo.Read).
+// toolchain's build info fills them in (readBuild).
 var (
 	version string
 	commit  string
@@ -19,7 +17,7 @@ var (
 
 // buildInfo is this binary's build, for `pairingd version`, --version and
 // the metrics.
-func buildInfo() buildinfo.Info { return buildinfo.Read(version, commit, date) }
+func buildInfo() build { return readBuild(version, commit, date) }
 
 func versionCommand(a *app) *cobra.Command {
 	return &cobra.Command{

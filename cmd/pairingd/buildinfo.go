@@ -1,7 +1,4 @@
-// Package buildinfo says which build of pairingd is running: the version,
-// the commit and its time, and the Go toolchain. The command line prints it
-// and the metrics can export it.
-package buildinfo
+package main
 
 import (
 	"fmt"
@@ -9,8 +6,9 @@ import (
 	"runtime/debug"
 )
 
-// Info describes one build. Empty fields are unknown.
-type Info struct {
+// build says which build of pairingd is running: the version, the commit
+// and its time, and the Go toolchain. Empty fields are unknown.
+type build struct {
 	Version   string // a release tag (v1.2.3), the module version, or "dev"
 	Commit    string // the VCS revision
 	Modified  bool   // built from a work tree with uncommitted changes
@@ -19,18 +17,18 @@ type Info struct {
 	Platform  string // GOOS/GOARCH
 }
 
-// Read returns this binary's build. version, commit and date are the values
+// readBuild returns this binary's build. version, commit and date are the values
 // a release build sets with -ldflags "-X main.version=... -X main.commit=...
 // -X main.date=..."; each one that is set wins over what the Go toolchain
 // recorded (the module version and the vcs.* settings of `go build` in a
 // git work tree).
-func Read(version, commit, date string) Info {
+func readBuild(version, commit, date string) build {
 	bi, _ := debug.ReadBuildInfo()
 	return fromBuild(bi, version, commit, date)
 }
 
-func fromBuild(bi *debug.BuildInfo, version, commit, date string) Info {
-	i := Info{Version: version, Commit: commit, Date: date, GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
+func fromBuild(bi *debug.BuildInfo, version, commit, date string) build {
+	i := build{Version: version, Commit: commit, Date: date, GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
 	if bi == nil {
 		return i.withDefaults()
 	}
@@ -57,7 +55,7 @@ func fromBuild(bi *debug.BuildInfo, version, commit, date string) Info {
 	return i.withDefaults()
 }
 
-func (i Info) withDefaults() Info {
+func (i build) withDefaults() build {
 	if i.Version == "" {
 		i.Version = "dev"
 	}
@@ -65,7 +63,7 @@ func (i Info) withDefaults() Info {
 }
 
 // String is the text of `pairingd version`.
-func (i Info) String() string {
+func (i build) String() string {
 	commit := orUnknown(i.Commit)
 	if i.Modified {
 		commit += " (modified)"

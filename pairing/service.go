@@ -146,21 +146,13 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// validate is Validate with the defaults filled in and a key required.
 func (c Config) validate() error {
-	switch {
-	case len(c.Secret) < 32:
+	if len(c.Secret) < 32 {
 		return errors.New("pairing: secret must be at least 32 bytes")
-	case !strings.Contains(c.LinkURL, "{buid}"):
-		return errors.New("pairing: link URL must contain {buid}")
-	case c.PINLength < 4 || c.PINLength > 12:
-		return errors.New("pairing: PIN length must be 4..12")
-	case c.MaxAttempts < 1:
-		return errors.New("pairing: max attempts must be at least 1")
-	case c.PINTTL < 0 || c.LockDuration < 0 || c.GrantTTL < 0 || c.MagicLinkTTL < 0 ||
-		c.ReissueInterval < 0 || c.ResendInterval < 0 || c.KeyFailureWindow < 0 || c.KeyFailureBudget < 0:
-		return errors.New("pairing: durations and budgets must not be negative")
-	case c.DeepLinkTTL < 0:
-		return errors.New("pairing: deep link TTL must not be negative")
+	}
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("pairing: %w", err)
 	}
 	return nil
 }

@@ -130,7 +130,7 @@ func (p PageConfig) withDefaults() PageConfig {
 func (p PageConfig) validate() error {
 	var errs []error
 	bad := func(field, reason string) {
-		errs = append(errs, fmt.Errorf("%s: %s", field, reason))
+		errs = append(errs, fmt.Errorf("%s %s", field, reason))
 	}
 	if err := pairing.ValidateChannelName(p.Name); err != nil {
 		errs = append(errs, fmt.Errorf("name: %w", err))

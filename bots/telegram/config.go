@@ -139,7 +139,7 @@ func (c Config) withDefaults(texts *templates.Catalog) Config {
 func (c Config) validate(texts *templates.Catalog) error {
 	var errs []error
 	bad := func(field, reason string) {
-		errs = append(errs, fmt.Errorf("%s: %s", field, reason))
+		errs = append(errs, fmt.Errorf("%s %s", field, reason))
 	}
 	if err := pairing.ValidateChannelName(c.Name); err != nil {
 		errs = append(errs, fmt.Errorf("name: %w", err))

@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 
@@ -65,59 +67,121 @@ type Check struct {
 	Optional bool
 }
 
-// Config is the HTTP side's configuration. Zero values take the defaults
-// in DefaultConfig.
+// Config is the HTTP side's configuration (yaml section server). Zero
+// values take the defaults in DefaultConfig.
 type Config struct {
-	// Listen is the address NewHTTPServer listens on (":8080").
-	Listen string
-	// BodyLimit bounds a /v1 request body (bytes).
-	BodyLimit int64
-	// WebhookBodyLimit bounds a webhook body (bytes).
-	WebhookBodyLimit int64
+	// Listen is the address NewHTTPServer listens on.
+	Listen string `yaml:"listen"`
+	// PublicURL is this service's base URL as the internet sees it; the
+	// platforms' webhooks are registered under it. Empty: no webhooks that
+	// need registering.
+	PublicURL string `yaml:"public_url"`
 	// TrustedProxies are the CIDRs (or single IPs) of reverse proxies whose
 	// X-Forwarded-For is believed. Empty: the peer address is the client.
-	TrustedProxies []string
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// BodyLimit bounds a /v1 request body (bytes).
+	BodyLimit int64 `yaml:"body_limit"`
+	// WebhookBodyLimit bounds a webhook body (bytes).
+	WebhookBodyLimit int64 `yaml:"webhook_body_limit"`
+	// MaxHeaderBytes bounds a request's headers.
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// Server timeouts, see net/http.Server; ShutdownTimeout bounds a
+	// graceful stop.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	ReadTimeout       time.Duration `yaml:"read_timeout"`
+	WriteTimeout      time.Duration `yaml:"write_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
 	// PublicRatePerSecond and PublicBurst limit each client IP on the
 	// webhook routes.
-	PublicRatePerSecond float64
-	PublicBurst         int
+	PublicRatePerSecond float64 `yaml:"public_rate_per_second"`
+	PublicBurst         int     `yaml:"public_burst"`
 	// AuthFailureRatePerSecond and AuthFailureBurst limit the 401s one
 	// client IP may earn; past them /v1 answers 429 without looking at the
 	// key, so keys cannot be guessed fast.
-	AuthFailureRatePerSecond float64
-	AuthFailureBurst         int
-	// Server timeouts and header limit, see net/http.Server.
-	ReadHeaderTimeout time.Duration
-	ReadTimeout       time.Duration
-	WriteTimeout      time.Duration
-	IdleTimeout       time.Duration
-	MaxHeaderBytes    int
+	AuthFailureRatePerSecond float64 `yaml:"auth_failure_rate_per_second"`
+	AuthFailureBurst         int     `yaml:"auth_failure_burst"`
 	// MaxConnections caps the open connections (0: three quarters of the
 	// process's file descriptor limit); MaxConnectionsPerIP caps those of
 	// one client address (trusted proxies excepted). Past either, a new
 	// connection is closed at once.
-	MaxConnections      int
-	MaxConnectionsPerIP int
+	MaxConnections      int `yaml:"max_connections"`
+	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
 }
 
-// DefaultConfig returns the documented defaults.
+// DefaultConfig returns the documented defaults: loopback only, so a
+// first start exposes nothing.
 func DefaultConfig() Config {
 	return Config{
-		Listen:                   ":8080",
+		Listen:                   "127.0.0.1:8080",
 		BodyLimit:                64 << 10,
 		WebhookBodyLimit:         1 << 20,
-		PublicRatePerSecond:      20,
-		PublicBurst:              40,
-		AuthFailureRatePerSecond: 0.2,
-		AuthFailureBurst:         10,
+		MaxHeaderBytes:           64 << 10,
 		ReadHeaderTimeout:        5 * time.Second,
 		ReadTimeout:              15 * time.Second,
 		WriteTimeout:             30 * time.Second,
 		IdleTimeout:              120 * time.Second,
-		MaxHeaderBytes:           64 << 10,
-		MaxConnections:           defaultMaxConnections(),
+		ShutdownTimeout:          10 * time.Second,
+		PublicRatePerSecond:      20,
+		PublicBurst:              40,
+		AuthFailureRatePerSecond: 0.2,
+		AuthFailureBurst:         10,
 		MaxConnectionsPerIP:      256,
 	}
+}
+
+// Validate checks the configuration once, before anything starts; each
+// error names its key.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, a...)))
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen", "must be host:port, got %q", c.Listen)
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			bad("public_url", "must be an absolute http(s) URL")
+		}
+	}
+	for _, p := range c.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				bad("trusted_proxies", "%q is not an IP or CIDR", p)
+			}
+		}
+	}
+	if c.BodyLimit < 1024 || c.BodyLimit > 16<<20 {
+		bad("body_limit", "must be between 1024 and 16777216 bytes")
+	}
+	if c.WebhookBodyLimit < 1024 || c.WebhookBodyLimit > 16<<20 {
+		bad("webhook_body_limit", "must be between 1024 and 16777216 bytes")
+	}
+	if c.MaxHeaderBytes < 1024 {
+		bad("max_header_bytes", "must be at least 1024 bytes")
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{
+		{"read_header_timeout", c.ReadHeaderTimeout}, {"read_timeout", c.ReadTimeout}, {"write_timeout", c.WriteTimeout},
+		{"idle_timeout", c.IdleTimeout}, {"shutdown_timeout", c.ShutdownTimeout},
+	} {
+		if d.v <= 0 {
+			bad(d.key, "must be a positive duration")
+		}
+	}
+	if c.PublicRatePerSecond <= 0 || c.PublicBurst < 1 {
+		bad("public_rate_per_second/public_burst", "must be positive")
+	}
+	if c.AuthFailureRatePerSecond <= 0 || c.AuthFailureBurst < 1 {
+		bad("auth_failure_rate_per_second/auth_failure_burst", "must be positive")
+	}
+	if c.MaxConnections < 0 || c.MaxConnectionsPerIP < 1 {
+		bad("max_connections/max_connections_per_ip", "must be positive (max_connections 0: derived from the file descriptor limit)")
+	}
+	return errors.Join(errs...)
 }
 
 func (c Config) withDefaults() Config {
@@ -135,8 +199,11 @@ func (c Config) withDefaults() Config {
 	orDefault(&c.ReadTimeout, d.ReadTimeout)
 	orDefault(&c.WriteTimeout, d.WriteTimeout)
 	orDefault(&c.IdleTimeout, d.IdleTimeout)
+	orDefault(&c.ShutdownTimeout, d.ShutdownTimeout)
 	orDefault(&c.MaxHeaderBytes, d.MaxHeaderBytes)
-	orDefault(&c.MaxConnections, d.MaxConnections)
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = defaultMaxConnections()
+	}
 	orDefault(&c.MaxConnectionsPerIP, d.MaxConnectionsPerIP)
 	return c
 }

@@ -40,7 +40,7 @@ import (
 // only for the row's current BUID and PIN, unused, unexpired and not
 // locked, so exactly one request spends it, on any number of instances.
 // Only when it changes no row is the reason read (refuse). Magic-link mode
-// (Config.MagicLink) spends the BUID alone, once, before MagicExpiresAt.
+// (Config.MagicLinkTTL > 0) spends the BUID alone, once, before MagicExpiresAt.
 const grantPrefix = "pgr_"
 
 // lookupBUID finds the web_users row a BUID names and checks its secret.
@@ -77,7 +77,7 @@ func (s *Service) Authorize(ctx context.Context, req AuthorizeRequest) (Result, 
 	}
 	pin := ""
 	if req.PIN == "" {
-		if !s.cfg.MagicLink {
+		if s.cfg.MagicLinkTTL <= 0 {
 			return Result{}, invalid("pin", "is required")
 		}
 	} else {

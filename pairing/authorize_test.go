@@ -329,7 +329,7 @@ func TestBUIDRules(t *testing.T) {
 
 func TestMagicLink(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, func(c *pairing.Config) { c.MagicLink = true })
+	e := newEnv(t, func(c *pairing.Config) { c.MagicLinkTTL = time.Hour })
 	p := e.issue("1")
 	if !p.MagicExpiresAt.Equal(t0.Add(time.Hour)) {
 		t.Fatalf("magic expiry %v", p.MagicExpiresAt)

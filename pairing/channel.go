@@ -117,10 +117,10 @@ type ChannelLimits struct {
 type Pace struct {
 	// RatePerSecond bounds the messages per second through the channel
 	// (the bot or Page as a whole).
-	RatePerSecond float64
+	RatePerSecond float64 `yaml:"rate_per_second"`
 	// PerChatInterval is the least time between the end of one send to a
 	// chat and the start of the next one to the same chat.
-	PerChatInterval time.Duration
+	PerChatInterval time.Duration `yaml:"per_chat_interval"`
 }
 
 var channelNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)

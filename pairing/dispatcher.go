@@ -72,14 +72,16 @@ type Dispatcher struct {
 
 // NewDispatcher builds a dispatcher over an outbox and a sender.
 func NewDispatcher(outbox EventOutbox, sender EventSender, cfg DispatcherConfig) *Dispatcher {
+	// The default lease is that of a sender with a 10s timeout.
+	def := DefaultJobsConfig().Dispatcher(10*time.Second, nil)
 	if cfg.Policy == (RetryPolicy{}) {
-		cfg.Policy = DefaultRetryPolicy()
+		cfg.Policy = def.Policy
 	}
-	cfg.Lease = orDefault(cfg.Lease, time.Minute)
-	cfg.PollInterval = orDefault(cfg.PollInterval, DefaultPollInterval)
+	cfg.Lease = orDefault(cfg.Lease, def.Lease)
+	cfg.PollInterval = orDefault(cfg.PollInterval, def.PollInterval)
 	cfg.Grace = orDefault(cfg.Grace, DefaultGrace)
 	if cfg.Workers <= 0 {
-		cfg.Workers = 4
+		cfg.Workers = def.Workers
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = SystemClock{}

@@ -106,14 +106,15 @@ type InboundConfig struct {
 }
 
 func (c InboundConfig) withDefaults() InboundConfig {
-	c.MaxAge = orDefault(c.MaxAge, time.Hour)
-	c.PollInterval = orDefault(c.PollInterval, DefaultPollInterval)
+	d := DefaultJobsConfig().InboundWorker(nil)
+	c.MaxAge = orDefault(c.MaxAge, d.MaxAge)
+	c.PollInterval = orDefault(c.PollInterval, d.PollInterval)
 	c.Lease = orDefault(c.Lease, 2*time.Minute)
 	c.Grace = orDefault(c.Grace, DefaultGrace)
 	c.RetryInitial = orDefault(c.RetryInitial, 2*time.Second)
 	c.RetryMax = orDefault(c.RetryMax, 5*time.Minute)
 	if c.Workers <= 0 {
-		c.Workers = 8
+		c.Workers = d.Workers
 	}
 	if c.Clock == nil {
 		c.Clock = SystemClock{}

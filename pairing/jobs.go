@@ -44,7 +44,7 @@ type RetryPolicy struct {
 // DefaultRetryPolicy: 5s, 10s, 20s ... capped at 1h, for 24h (about 30
 // tries).
 func DefaultRetryPolicy() RetryPolicy {
-	return RetryPolicy{Initial: 5 * time.Second, Max: time.Hour, RetryFor: 24 * time.Hour}
+	return DefaultJobsConfig().Dispatcher(0, nil).Policy
 }
 
 // Backoff is the wait after the n-th failed try (n >= 1) before jitter:
@@ -122,9 +122,6 @@ func randomFraction(rnd io.Reader) float64 {
 // JobDefaults are the engine settings every queue shares unless its
 // config says otherwise.
 const (
-	// DefaultPollInterval is how often a queue is checked without a nudge
-	// (rows written by other instances, retries coming due).
-	DefaultPollInterval = time.Second
 	// DefaultGrace is how long jobs in hand may finish after shutdown
 	// begins before their context ends.
 	DefaultGrace = 3 * time.Second
@@ -136,11 +133,12 @@ const (
 )
 
 // LeaseFor is the lease of a job whose run is bounded by timeout: long
-// enough that a live run never loses its claim (a run may also wait for
-// its turn and a record), short enough that a crashed instance's jobs
-// come back soon.
+// enough that a live run never loses its claim (a claimed batch of
+// notifications is paced out, so its last send may start well after the
+// claim, and each run ends with a record), short enough that a crashed
+// instance's jobs come back soon.
 func LeaseFor(timeout time.Duration) time.Duration {
-	return 2*timeout + 30*time.Second
+	return 6 * timeout
 }
 
 // errHandBack from a runner's admit hands the one job back unstarted.

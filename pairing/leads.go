@@ -137,7 +137,7 @@ func (s *Service) issue(ctx context.Context, r Repo, wu WebUser, lead Lead, minI
 		ExpiresAt: now.Add(s.cfg.PINTTL),
 		LeadID:    lead.ID,
 	}
-	if s.cfg.MagicLink {
+	if s.cfg.MagicLinkTTL > 0 {
 		c.MagicExpiresAt = now.Add(s.cfg.MagicLinkTTL)
 	}
 	if err := r.SetCredential(ctx, wu.ID, c, now); err != nil {

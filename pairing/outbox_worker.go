@@ -41,20 +41,8 @@ type WorkerConfig struct {
 	BackoffMax time.Duration
 }
 
-// DefaultWorkerConfig returns the documented defaults.
-func DefaultWorkerConfig() WorkerConfig {
-	return WorkerConfig{
-		PollInterval: time.Second,
-		BatchSize:    100,
-		Lease:        time.Minute,
-		SendTimeout:  10 * time.Second,
-		Parallel:     8,
-		MaxAttempts:  10,
-		MaxAge:       24 * time.Hour,
-		BackoffMin:   5 * time.Second,
-		BackoffMax:   30 * time.Minute,
-	}
-}
+// DefaultWorkerConfig returns the defaults, those of DefaultJobsConfig.
+func DefaultWorkerConfig() WorkerConfig { return DefaultJobsConfig().Worker() }
 
 func (c WorkerConfig) withDefaults() WorkerConfig {
 	d := DefaultWorkerConfig()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -13,51 +14,61 @@ import (
 	"unicode/utf8"
 )
 
-// Config holds the pairing rules. Zero values are replaced by the defaults
-// in DefaultConfig.
+// Config holds the pairing rules (yaml section pairing). Zero values are
+// replaced by the defaults in DefaultConfig, except MagicLinkTTL, whose
+// zero means magic links are off.
 type Config struct {
-	// Secret keys the PIN HMAC. At least 32 bytes.
-	Secret []byte
+	// Secret keys the PIN HMAC. At least 32 bytes; empty in the file means
+	// one generated once and kept in the database.
+	Secret HMACKey `yaml:"secret"`
 	// LinkURL is the site's PIN page; "{buid}" is replaced by the BUID.
-	LinkURL string
+	LinkURL string `yaml:"link_url"`
 	// PINLength is the number of digits of a PIN.
-	PINLength int
+	PINLength int `yaml:"pin_length"`
 	// PINTTL is how long a PIN stays valid.
-	PINTTL time.Duration
+	PINTTL time.Duration `yaml:"pin_ttl"`
 	// MaxAttempts is how many wrong PINs a web_users row may take before it
 	// is locked.
-	MaxAttempts int
+	MaxAttempts int `yaml:"max_attempts"`
 	// LockDuration is the cool-down after MaxAttempts wrong PINs.
-	LockDuration time.Duration
+	LockDuration time.Duration `yaml:"lock_duration"`
 	// GrantTTL is how long a register or conflict grant stays valid.
-	GrantTTL time.Duration
-	// MagicLink accepts the BUID alone, once, within MagicLinkTTL.
-	MagicLink    bool
-	MagicLinkTTL time.Duration
+	GrantTTL time.Duration `yaml:"grant_ttl"`
+	// MagicLinkTTL > 0 turns magic links on: the BUID alone is accepted
+	// once within this time. 0: off.
+	MagicLinkTTL time.Duration `yaml:"magic_link_ttl"`
 	// ReissueInterval is the shortest time between two PINs a bot issues to
 	// one person.
-	ReissueInterval time.Duration
+	ReissueInterval time.Duration `yaml:"reissue_interval"`
 	// ResendInterval is the shortest time between two POST /v1/pins/resend
 	// for one BUID.
-	ResendInterval time.Duration
+	ResendInterval time.Duration `yaml:"resend_interval"`
 	// KeyFailureBudget is how many failed authorize calls (wrong PIN, unknown
 	// BUID ...) one API key may make within KeyFailureWindow.
-	KeyFailureBudget int
-	KeyFailureWindow time.Duration
+	KeyFailureBudget int           `yaml:"key_failure_budget"`
+	KeyFailureWindow time.Duration `yaml:"key_failure_window"`
 	// DeepLinkTTL is how long a site-initiated deep link's token works.
-	DeepLinkTTL time.Duration
+	DeepLinkTTL time.Duration `yaml:"deep_link_ttl"`
+}
+
+// HMACKey is a secret key given as text in the configuration.
+type HMACKey []byte
+
+// UnmarshalText reads the key from the file or the environment.
+func (k *HMACKey) UnmarshalText(b []byte) error {
+	*k = append(HMACKey(nil), b...)
+	return nil
 }
 
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
 	return Config{
-		LinkURL:          "http://127.0.0.1:8080/pair?buid={buid}",
+		LinkURL:          "http://localhost:3000/pair?buid={buid}",
 		PINLength:        6,
 		PINTTL:           10 * time.Minute,
 		MaxAttempts:      5,
 		LockDuration:     15 * time.Minute,
 		GrantTTL:         10 * time.Minute,
-		MagicLinkTTL:     time.Hour,
 		ReissueInterval:  10 * time.Second,
 		ResendInterval:   time.Minute,
 		KeyFailureBudget: 300,
@@ -71,57 +82,77 @@ func (c Config) withDefaults() Config {
 	if c.LinkURL == "" {
 		c.LinkURL = d.LinkURL
 	}
-	if c.PINLength == 0 {
-		c.PINLength = d.PINLength
+	for _, p := range []struct{ v, d *time.Duration }{
+		{&c.PINTTL, &d.PINTTL}, {&c.LockDuration, &d.LockDuration}, {&c.GrantTTL, &d.GrantTTL},
+		{&c.ReissueInterval, &d.ReissueInterval}, {&c.ResendInterval, &d.ResendInterval},
+		{&c.KeyFailureWindow, &d.KeyFailureWindow}, {&c.DeepLinkTTL, &d.DeepLinkTTL},
+	} {
+		if *p.v == 0 {
+			*p.v = *p.d
+		}
 	}
-	if c.PINTTL == 0 {
-		c.PINTTL = d.PINTTL
-	}
-	if c.MaxAttempts == 0 {
-		c.MaxAttempts = d.MaxAttempts
-	}
-	if c.LockDuration == 0 {
-		c.LockDuration = d.LockDuration
-	}
-	if c.GrantTTL == 0 {
-		c.GrantTTL = d.GrantTTL
-	}
-	if c.MagicLinkTTL == 0 {
-		c.MagicLinkTTL = d.MagicLinkTTL
-	}
-	if c.ReissueInterval == 0 {
-		c.ReissueInterval = d.ReissueInterval
-	}
-	if c.ResendInterval == 0 {
-		c.ResendInterval = d.ResendInterval
-	}
-	if c.KeyFailureBudget == 0 {
-		c.KeyFailureBudget = d.KeyFailureBudget
-	}
-	if c.KeyFailureWindow == 0 {
-		c.KeyFailureWindow = d.KeyFailureWindow
-	}
-	if c.DeepLinkTTL == 0 {
-		c.DeepLinkTTL = d.DeepLinkTTL
+	for _, p := range []struct{ v, d *int }{
+		{&c.PINLength, &d.PINLength}, {&c.MaxAttempts, &d.MaxAttempts}, {&c.KeyFailureBudget, &d.KeyFailureBudget},
+	} {
+		if *p.v == 0 {
+			*p.v = *p.d
+		}
 	}
 	return c
 }
 
+// Validate checks the configuration as written, before anything starts
+// (an empty Secret is allowed: the caller generates one); each error names
+// its key.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, a...)))
+	}
+	if len(c.Secret) > 0 && len(c.Secret) < 32 {
+		bad("secret", "must be at least 32 characters (leave empty to generate and store one)")
+	}
+	if !strings.Contains(c.LinkURL, "{buid}") {
+		bad("link_url", "must contain {buid}")
+	} else if u, err := url.Parse(strings.ReplaceAll(c.LinkURL, "{buid}", "x")); err != nil || u.Host == "" {
+		bad("link_url", "must be an absolute URL")
+	}
+	if c.PINLength < 4 || c.PINLength > 12 {
+		bad("pin_length", "must be 4..12")
+	}
+	if c.MaxAttempts < 1 || c.MaxAttempts > 100 {
+		bad("max_attempts", "must be 1..100")
+	}
+	if c.KeyFailureBudget < 1 {
+		bad("key_failure_budget", "must be at least 1")
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{
+		{"pin_ttl", c.PINTTL}, {"lock_duration", c.LockDuration}, {"grant_ttl", c.GrantTTL},
+		{"key_failure_window", c.KeyFailureWindow}, {"deep_link_ttl", c.DeepLinkTTL},
+	} {
+		if d.v <= 0 {
+			bad(d.key, "must be a positive duration")
+		}
+	}
+	if c.MagicLinkTTL < 0 {
+		bad("magic_link_ttl", "must not be negative (0 turns magic links off)")
+	}
+	if c.ReissueInterval < 0 || c.ResendInterval < 0 {
+		bad("reissue_interval/resend_interval", "must not be negative")
+	}
+	return errors.Join(errs...)
+}
+
+// validate is Validate with the defaults filled in and a key required.
 func (c Config) validate() error {
-	switch {
-	case len(c.Secret) < 32:
+	if len(c.Secret) < 32 {
 		return errors.New("pairing: secret must be at least 32 bytes")
-	case !strings.Contains(c.LinkURL, "{buid}"):
-		return errors.New("pairing: link URL must contain {buid}")
-	case c.PINLength < 4 || c.PINLength > 12:
-		return errors.New("pairing: PIN length must be 4..12")
-	case c.MaxAttempts < 1:
-		return errors.New("pairing: max attempts must be at least 1")
-	case c.PINTTL < 0 || c.LockDuration < 0 || c.GrantTTL < 0 || c.MagicLinkTTL < 0 ||
-		c.ReissueInterval < 0 || c.ResendInterval < 0 || c.KeyFailureWindow < 0 || c.KeyFailureBudget < 0:
-		return errors.New("pairing: durations and budgets must not be negative")
-	case c.DeepLinkTTL < 0:
-		return errors.New("pairing: deep link TTL must not be negative")
+	}
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("pairing: %w", err)
 	}
 	return nil
 }

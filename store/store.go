@@ -29,16 +29,36 @@ const (
 	Postgres = "postgres"
 )
 
-// Config selects and tunes the database.
+// Config selects and tunes the database (yaml section database).
 type Config struct {
 	// Driver is "sqlite" or "postgres".
-	Driver string
+	Driver string `yaml:"driver"`
 	// DSN is a file path (or file: URI) for SQLite, a URL or key=value
 	// string for PostgreSQL.
-	DSN string
+	DSN string `yaml:"dsn"`
 	// MaxOpenConns bounds the PostgreSQL pool and the SQLite reader pool;
 	// 0 means 10. SQLite always has exactly one writer connection.
-	MaxOpenConns int
+	MaxOpenConns int `yaml:"max_open_conns"`
+}
+
+// DefaultConfig is SQLite in the working directory.
+func DefaultConfig() Config { return Config{Driver: SQLite, DSN: "pairingd.db"} }
+
+// Validate checks the configuration before Open; each error names its key.
+func (c Config) Validate() error {
+	var errs []error
+	switch c.Driver {
+	case SQLite, Postgres:
+	default:
+		errs = append(errs, fmt.Errorf("driver: must be sqlite or postgres, got %q", c.Driver))
+	}
+	if c.DSN == "" {
+		errs = append(errs, errors.New("dsn: must not be empty"))
+	}
+	if c.MaxOpenConns < 0 {
+		errs = append(errs, errors.New("max_open_conns: must not be negative (0 means 10)"))
+	}
+	return errors.Join(errs...)
 }
 
 // Store is the database. Reads that are not part of a transaction go to

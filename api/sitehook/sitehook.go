@@ -100,6 +100,49 @@ func Verify(secret []byte, header string, body []byte, now time.Time, tolerance 
 	return nil
 }
 
+// Config is the site's webhook (yaml section site). Without WebhookURL no
+// event is pushed; the site polls GET /v1/events instead.
+type Config struct {
+	WebhookURL string `yaml:"webhook_url"`
+	// WebhookSecret keys the signature (Pairingd-Signature); at least 16
+	// bytes, required with WebhookURL.
+	WebhookSecret string `yaml:"webhook_secret"`
+	// WebhookTimeout bounds one POST; then it counts as failed.
+	WebhookTimeout time.Duration `yaml:"webhook_timeout"`
+}
+
+// DefaultConfig has no webhook.
+func DefaultConfig() Config { return Config{WebhookTimeout: 10 * time.Second} }
+
+// Validate checks the configuration; each error names its key, never a
+// value (the URL may hold a credential).
+func (c Config) Validate() error {
+	var errs []error
+	if c.WebhookURL != "" {
+		if u, err := url.Parse(c.WebhookURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			errs = append(errs, errors.New("webhook_url: must be an absolute http(s) URL"))
+		}
+		if c.WebhookSecret == "" {
+			errs = append(errs, errors.New("webhook_secret: is required when webhook_url is set (or its _FILE variable)"))
+		}
+	}
+	if c.WebhookSecret != "" && len(c.WebhookSecret) < 16 {
+		errs = append(errs, errors.New("webhook_secret: must be at least 16 bytes"))
+	}
+	if c.WebhookTimeout <= 0 {
+		errs = append(errs, errors.New("webhook_timeout: must be a positive duration"))
+	}
+	return errors.Join(errs...)
+}
+
+// Client is the sender of the configured webhook; nil without WebhookURL.
+func (c Config) Client() (*Client, error) {
+	if c.WebhookURL == "" {
+		return nil, nil
+	}
+	return New(c.WebhookURL, []byte(c.WebhookSecret), c.WebhookTimeout)
+}
+
 // Client posts events to one webhook URL. It is a pairing.EventSender.
 type Client struct {
 	url    string

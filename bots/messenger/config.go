@@ -29,42 +29,57 @@ const DefaultMessageTag = "ACCOUNT_UPDATE"
 // redirect_uri.
 var DefaultRedirectHosts = []string{"facebook.com", "www.facebook.com", "m.facebook.com", "messenger.com", "www.messenger.com"}
 
-// PageConfig is one Facebook Page connected as a channel of type messenger.
+// PageConfig is one Facebook Page connected as a channel of type messenger
+// (one item of the channels list).
 type PageConfig struct {
 	// Name is the channel name used in lead records, routes and the CLI.
-	Name string
+	Name string `yaml:"name"`
 	// PageID is the Page's numeric id, as in webhook entry[].id.
-	PageID          string
-	PageAccessToken string
-	AppID           string
+	PageID          string `yaml:"page_id"`
+	PageAccessToken string `yaml:"page_access_token"`
+	AppID           string `yaml:"app_id"`
 	// AppSecret keys the webhook signature, appsecret_proof and the
 	// Account Linking authorization codes.
-	AppSecret   string
-	VerifyToken string
+	AppSecret   string `yaml:"app_secret"`
+	VerifyToken string `yaml:"verify_token"`
 	// GraphURL defaults to DefaultGraphURL; tests point it at fbfake.
-	GraphURL string
+	GraphURL string `yaml:"graph_url"`
 	// Role is RolePrimary (default) or RoleSecondary in the handover
 	// protocol.
-	Role string
+	Role string `yaml:"role"`
 	// TargetAppID is where a secondary app passes the thread after a
 	// pairing exchange; empty: it keeps the thread.
-	TargetAppID string
+	TargetAppID string `yaml:"target_app_id"`
 	// MessageTag is used outside the 24-hour window (default
 	// ACCOUNT_UPDATE).
-	MessageTag string
+	MessageTag string `yaml:"message_tag"`
 	// LoginURL is the site's login page for the Account Linking button;
 	// empty: no Log In button.
-	LoginURL string
+	LoginURL string `yaml:"login_url"`
 	// IDMatching joins this Page's new leads to the same person's leads on
 	// the other configured Pages (ids_for_pages).
-	IDMatching bool
-	// FallbackLocale is the text locale when the person's is unknown;
-	// empty: the catalog's fallback.
-	FallbackLocale string
+	IDMatching bool `yaml:"id_matching"`
 	// Pace is how fast notifications go out through the Page; zero: as
 	// fast as the outbox worker sends.
-	Pace pairing.Pace
+	Pace pairing.Pace `yaml:",inline"`
+	// FallbackLocale is the text locale when the person's is unknown;
+	// empty: the catalog's fallback. Set by the service (templates).
+	FallbackLocale string `yaml:"-"`
 }
+
+// DefaultPageConfig returns the documented defaults of a channel's keys.
+func DefaultPageConfig() PageConfig {
+	return PageConfig{
+		GraphURL:   DefaultGraphURL,
+		Role:       RolePrimary,
+		MessageTag: DefaultMessageTag,
+		Pace:       pairing.Pace{RatePerSecond: DefaultRatePerSecond, PerChatInterval: DefaultPerChatInterval},
+	}
+}
+
+// Validate checks a page's configuration before anything starts; each
+// error names its key, never a secret's value.
+func (p PageConfig) Validate() error { return p.withDefaults().validate() }
 
 // Config is the Messenger adapter's configuration: every Page it serves.
 type Config struct {
@@ -115,10 +130,10 @@ func (p PageConfig) withDefaults() PageConfig {
 func (p PageConfig) validate() error {
 	var errs []error
 	bad := func(field, reason string) {
-		errs = append(errs, fmt.Errorf("messenger page %q: %s %s", p.Name, field, reason))
+		errs = append(errs, fmt.Errorf("%s %s", field, reason))
 	}
 	if err := pairing.ValidateChannelName(p.Name); err != nil {
-		errs = append(errs, fmt.Errorf("messenger page %q: %w", p.Name, err))
+		errs = append(errs, fmt.Errorf("name: %w", err))
 	}
 	if !numericID.MatchString(p.PageID) {
 		bad("page_id", "must be the numeric Page id")
@@ -158,6 +173,9 @@ func (p PageConfig) validate() error {
 			bad("login_url", "must be an absolute http(s) URL")
 		}
 	}
+	if p.Pace.RatePerSecond < 0 || p.Pace.PerChatInterval < 0 {
+		bad("rate_per_second/per_chat_interval", "must not be negative (0: no pace)")
+	}
 	return errors.Join(errs...)
 }
 
@@ -171,7 +189,7 @@ func (c Config) validate() error {
 	for _, p := range c.Pages {
 		p = p.withDefaults()
 		if err := p.validate(); err != nil {
-			errs = append(errs, err)
+			errs = append(errs, fmt.Errorf("messenger page %q: %w", p.Name, err))
 		}
 		if names[p.Name] {
 			errs = append(errs, fmt.Errorf("messenger page %q: name is used twice", p.Name))

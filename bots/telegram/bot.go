@@ -83,7 +83,7 @@ func New(cfg Config, deps channel.Deps[Pairing]) (*Bot, error) {
 	}
 	cfg = cfg.withDefaults(deps.Texts)
 	if err := cfg.validate(deps.Texts); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("telegram channel %q: %w", cfg.Name, err)
 	}
 	tokens.Store(cfg.Token, struct{}{})
 	log := slog.New(redactHandler{inner: deps.Log.Handler(), token: cfg.Token}).With("channel_type", "telegram")

@@ -37,49 +37,63 @@ const (
 // DefaultPollTimeout is the long-poll timeout of getUpdates.
 const DefaultPollTimeout = 30 * time.Second
 
-// Config is one Telegram bot connected as a channel of type telegram.
+// Config is one Telegram bot connected as a channel of type telegram (one
+// item of the channels list).
 type Config struct {
 	// Name is the channel name used in lead records, routes and the CLI.
-	Name string
+	Name string `yaml:"name"`
 	// Token is the bot token from @BotFather. It never appears in a log
 	// line or an error.
-	Token string
+	Token string `yaml:"token"`
 	// Mode is ModePolling (default) or ModeWebhook.
-	Mode string
+	Mode string `yaml:"mode"`
 	// APIEndpoint is the Bot API server: a format string with two %s (token,
 	// method), default tgbotapi.APIEndpoint, or a base URL such as
 	// "http://localhost:8081" (a local Bot API server), to which
 	// "/bot%s/%s" is added.
-	APIEndpoint string
-	// PublicURL is the service's public base URL (server.public_url); the
-	// webhook is PublicURL + WebhookPath(Name). Required in webhook mode.
-	PublicURL string
+	APIEndpoint string `yaml:"api_endpoint"`
 	// WebhookSecret is the secret_token Telegram sends back in the
 	// X-Telegram-Bot-Api-Secret-Token header: 1-256 of A-Z a-z 0-9 _ -.
 	// Empty: one is derived from the token, so that every instance of the
 	// service serving the same bot agrees on it without configuration.
-	WebhookSecret string
-	// PollTimeout is the getUpdates long-poll timeout, 1s..100s; default
-	// DefaultPollTimeout.
-	PollTimeout time.Duration
+	WebhookSecret string `yaml:"webhook_secret"`
+	// PollTimeout is the getUpdates long-poll timeout, 1s..100s.
+	PollTimeout time.Duration `yaml:"poll_timeout"`
 	// StatusDisplay is StatusLinked (default) or StatusUserID.
-	StatusDisplay string
-	// FallbackLocale is the text locale for people whose language is not
-	// shipped; empty: the catalog's fallback.
-	FallbackLocale string
+	StatusDisplay string `yaml:"status_display"`
 	// Pace is how fast notifications go out through the bot; zero: as fast
 	// as the outbox worker sends.
-	Pace pairing.Pace
+	Pace pairing.Pace `yaml:",inline"`
 
-	// Optional parts; zero values take the defaults.
+	// Set by the service, not by the channel's configuration.
 
+	// PublicURL is the service's public base URL (server.public_url); the
+	// webhook is PublicURL + WebhookPath(Name). Required in webhook mode.
+	PublicURL string `yaml:"-"`
+	// FallbackLocale is the text locale for people whose language is not
+	// shipped; empty: the catalog's fallback.
+	FallbackLocale string `yaml:"-"`
 	// HTTPClient calls the Bot API. Its Timeout, if set, must exceed
 	// PollTimeout. Default: a client with its own transport and a timeout
 	// of PollTimeout + 20s.
-	HTTPClient *http.Client
+	HTTPClient *http.Client `yaml:"-"`
 	// HandleTimeout bounds the handling of one update; default 15s.
-	HandleTimeout time.Duration
+	HandleTimeout time.Duration `yaml:"-"`
 }
+
+// DefaultConfig returns the documented defaults of a channel's keys.
+func DefaultConfig() Config {
+	return Config{
+		Mode:          ModePolling,
+		PollTimeout:   DefaultPollTimeout,
+		StatusDisplay: StatusLinked,
+		Pace:          pairing.Pace{RatePerSecond: DefaultRatePerSecond, PerChatInterval: DefaultPerChatInterval},
+	}
+}
+
+// Validate checks a channel's configuration before anything starts; each
+// error names its key, never the token's or the secret's value.
+func (c Config) Validate() error { return c.withDefaults(nil).validate(nil) }
 
 // WebhookPath is the route serving the webhook of the channel name.
 func WebhookPath(name string) string { return "/webhooks/telegram/" + name }
@@ -125,10 +139,10 @@ func (c Config) withDefaults(texts *templates.Catalog) Config {
 func (c Config) validate(texts *templates.Catalog) error {
 	var errs []error
 	bad := func(field, reason string) {
-		errs = append(errs, fmt.Errorf("telegram channel %q: %s %s", c.Name, field, reason))
+		errs = append(errs, fmt.Errorf("%s %s", field, reason))
 	}
 	if err := pairing.ValidateChannelName(c.Name); err != nil {
-		errs = append(errs, fmt.Errorf("telegram channel %q: %w", c.Name, err))
+		errs = append(errs, fmt.Errorf("name: %w", err))
 	}
 	if c.Token == "" {
 		bad("token", "is required (from @BotFather)")
@@ -139,7 +153,7 @@ func (c Config) validate(texts *templates.Catalog) error {
 	case ModePolling:
 	case ModeWebhook:
 		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-			bad("public_url", "must be the service's absolute http(s) base URL in webhook mode (server.public_url)")
+			bad("mode", "webhook mode needs server.public_url, the service's absolute http(s) base URL")
 		}
 	default:
 		bad("mode", "must be polling or webhook")
@@ -168,6 +182,9 @@ func (c Config) validate(texts *templates.Catalog) error {
 	}
 	if c.HandleTimeout < 0 {
 		bad("handle timeout", "must not be negative")
+	}
+	if c.Pace.RatePerSecond < 0 || c.Pace.PerChatInterval < 0 {
+		bad("rate_per_second/per_chat_interval", "must not be negative (0: no pace)")
 	}
 	return errors.Join(errs...)
 }

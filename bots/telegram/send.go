@@ -123,7 +123,7 @@ func (b *Bot) pinMessage(chatID int64, locale string, pin pairing.IssuedPIN) out
 // buttonURLAllowed tells whether Telegram takes url for an inline URL
 // button: http or https to a public host. It refuses localhost and
 // loopback or private addresses ("Wrong HTTP URL"), which a development
-// site.link_url often is; the link then stays in the text only.
+// pairing.link_url often is; the link then stays in the text only.
 func buttonURLAllowed(raw string) bool {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") {

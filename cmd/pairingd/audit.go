@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -19,10 +19,10 @@ type AuditConfig struct {
 
 func defaultAudit() AuditConfig { return AuditConfig{Retention: 90 * 24 * time.Hour} }
 
-// validate checks the audit.* keys.
-func (c AuditConfig) validate() []error {
+// Validate checks the audit.* keys.
+func (c AuditConfig) Validate() error {
 	if c.Retention < 0 {
-		return []error{fmt.Errorf("config: audit.retention: must not be negative (0 keeps the audit trail forever)")}
+		return errors.New("retention: must not be negative (0 keeps the audit trail forever)")
 	}
 	return nil
 }

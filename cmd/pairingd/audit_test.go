@@ -15,15 +15,15 @@ import (
 )
 
 func TestAuditConfig(t *testing.T) {
-	cfg, err := loadConfig("", env(nil))
+	cfg, err := loadTestConfig("", env(nil))
 	if err != nil || cfg.Audit.Retention != 90*24*time.Hour {
 		t.Fatalf("default %v %v", cfg.Audit.Retention, err)
 	}
-	cfg, err = loadConfig("", env(map[string]string{"PAIRINGD_AUDIT_RETENTION": "720h"}))
+	cfg, err = loadTestConfig("", env(map[string]string{"PAIRINGD_AUDIT_RETENTION": "720h"}))
 	if err != nil || cfg.Audit.Retention != 720*time.Hour {
 		t.Fatalf("env override %v %v", cfg.Audit.Retention, err)
 	}
-	cfg, err = loadConfig("", env(map[string]string{"PAIRINGD_AUDIT_RETENTION": "0"}))
+	cfg, err = loadTestConfig("", env(map[string]string{"PAIRINGD_AUDIT_RETENTION": "0"}))
 	if err != nil || cfg.Audit.Retention != 0 {
 		t.Fatalf("0 (keep forever) %v %v", cfg.Audit.Retention, err)
 	}
@@ -32,7 +32,7 @@ func TestAuditConfig(t *testing.T) {
 	}
 	file := filepath.Join(t.TempDir(), "c.yaml")
 	os.WriteFile(file, []byte("audit:\n  retention: 0s\n"), 0o600)
-	if cfg, err := loadConfig(file, env(nil)); err != nil || cfg.Audit.Retention != 0 {
+	if cfg, err := loadTestConfig(file, env(nil)); err != nil || cfg.Audit.Retention != 0 {
 		t.Fatalf("file 0s %v %v", cfg.Audit.Retention, err)
 	}
 	for _, c := range []struct{ file, env string }{{"", "-1h"}, {"audit:\n  retention: -24h\n", ""}} {
@@ -41,7 +41,7 @@ func TestAuditConfig(t *testing.T) {
 			path = file
 			os.WriteFile(path, []byte(c.file), 0o600)
 		}
-		_, err := loadConfig(path, env(map[string]string{"PAIRINGD_AUDIT_RETENTION": c.env}))
+		_, err := loadTestConfig(path, env(map[string]string{"PAIRINGD_AUDIT_RETENTION": c.env}))
 		if err == nil || !strings.Contains(err.Error(), "audit.retention: must not be negative") {
 			t.Fatalf("negative retention %+v: %v", c, err)
 		}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pairingd/pairingd/bots/messenger"
+	"github.com/pairingd/pairingd/bots/telegram"
 	"github.com/pairingd/pairingd/store"
 )
 
@@ -132,7 +134,10 @@ func TestPinsIssueRefusesUnknownChannel(t *testing.T) {
 	}
 	noDatabase(t, dir, args)
 
-	cfg := Config{Channels: []ChannelConfig{{Name: "tg-shop", Type: "telegram"}, {Name: "fb-shop", Type: "messenger"}}}
+	cfg := Config{Channels: []ChannelConfig{
+		{Type: "telegram", Settings: &telegram.Config{Name: "tg-shop"}},
+		{Type: "messenger", Settings: &messenger.PageConfig{Name: "fb-shop"}},
+	}}
 	if err := knownChannel(cfg, "telegram"); err == nil || !strings.Contains(err.Error(), "the configured channels are fb-shop, tg-shop") {
 		t.Fatalf("a channel type where channels are configured: %v", err)
 	}

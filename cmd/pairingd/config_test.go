@@ -4,15 +4,34 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/pairingd/pairingd/bots/messenger"
+	"github.com/pairingd/pairingd/bots/telegram"
 )
 
-func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+// testEnv is an environment of a test.
+type testEnv map[string]string
+
+func env(m map[string]string) testEnv { return m }
+
+// loadTestConfig loads with the variables of e as the whole environment,
+// so that misspelled ones are reported too.
+func loadTestConfig(path string, e testEnv) (Config, error) {
+	var names []string
+	for k := range e {
+		names = append(names, k)
+	}
+	return loadConfigFrom(path, func(k string) string { return e[k] }, names)
+}
 
 func TestDefaultConfigIsValid(t *testing.T) {
-	cfg, err := loadConfig("", env(nil))
+	cfg, err := loadTestConfig("", env(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -21,27 +40,85 @@ func TestDefaultConfigIsValid(t *testing.T) {
 	}
 }
 
-func TestExampleConfigLoads(t *testing.T) {
-	cfg, err := loadConfig("../../config.example.yaml", env(nil))
+// TestExampleConfigIsTheDefaults: config.example.yaml parses, every key
+// its values set equals the packages' defaults, and the channel examples
+// (commented out) equal the adapters' defaults where they show one.
+func TestExampleConfigIsTheDefaults(t *testing.T) {
+	cfg, err := loadTestConfig("../../config.example.yaml", env(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	def := defaultConfig()
-	if cfg.Server.Listen != def.Server.Listen || cfg.Pairing != def.Pairing || cfg.Site != def.Site || cfg.Audit != def.Audit {
-		t.Fatalf("example disagrees with the defaults:\n%+v\n%+v", cfg, def)
+	// Compared as YAML, where an empty list and none are the same.
+	got, _ := yaml.Marshal(cfg)
+	want, _ := yaml.Marshal(defaultConfig())
+	if string(got) != string(want) {
+		t.Fatalf("example disagrees with the defaults:\n%s\nwant:\n%s", got, want)
+	}
+	var chans []ChannelConfig
+	if err := yaml.Unmarshal([]byte(exampleChannels(t)), &chans); err != nil {
+		t.Fatal(err)
+	}
+	if len(chans) != 2 {
+		t.Fatalf("channel examples: %d", len(chans))
+	}
+	tg, fb := *chans[0].Settings.(*telegram.Config), *chans[1].Settings.(*messenger.PageConfig)
+	tg.Name, tg.Token = "", ""
+	if def := telegram.DefaultConfig(); !reflect.DeepEqual(tg, def) {
+		t.Errorf("telegram example disagrees with the defaults:\n%+v\n%+v", tg, def)
+	}
+	fb.Name, fb.PageID, fb.PageAccessToken, fb.AppID, fb.AppSecret, fb.VerifyToken = "", "", "", "", "", ""
+	if def := messenger.DefaultPageConfig(); !reflect.DeepEqual(fb, def) {
+		t.Errorf("messenger example disagrees with the defaults:\n%+v\n%+v", fb, def)
 	}
 }
 
-func TestExampleDocumentsEveryKey(t *testing.T) {
+// exampleChannels is the commented channel examples of config.example.yaml,
+// uncommented.
+func exampleChannels(t *testing.T) string {
 	b, err := os.ReadFile("../../config.example.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, after, ok := strings.Cut(string(b), "\n# Example:\n")
+	if !ok {
+		t.Fatal("config.example.yaml has no channel example")
+	}
+	var out []string
+	for _, line := range strings.Split(after, "\n") {
+		if strings.HasPrefix(line, "#") {
+			out = append(out, strings.TrimPrefix(line, "#"))
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func TestExampleDocumentsEveryKey(t *testing.T) {
+	var doc map[string]any
+	b, err := os.ReadFile("../../config.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	channels := exampleChannels(t)
 	var missing []string
 	walkKeys(func(path string) {
-		leaf := path[strings.LastIndex(path, ".")+1:]
-		if !strings.Contains(string(b), leaf+":") {
-			missing = append(missing, path)
+		if strings.HasPrefix(path, "channels[") {
+			leaf := path[strings.LastIndex(path, ".")+1:]
+			if !strings.Contains(channels, " "+leaf+":") {
+				missing = append(missing, path)
+			}
+			return
+		}
+		var v any = doc
+		for _, k := range strings.Split(path, ".") {
+			m, _ := v.(map[string]any)
+			if _, ok := m[k]; !ok {
+				missing = append(missing, path)
+				return
+			}
+			v = m[k]
 		}
 	})
 	if len(missing) > 0 {
@@ -53,23 +130,96 @@ func TestEnvOverrides(t *testing.T) {
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "token")
 	os.WriteFile(tokenFile, []byte("123:abc\n"), 0o600)
-	cfg, err := loadConfig("", env(map[string]string{
-		"PAIRINGD_SERVER_LISTEN":          "0.0.0.0:9000",
-		"PAIRINGD_DATABASE_DRIVER":        "postgres",
-		"PAIRINGD_DATABASE_DSN":           "postgres://x@y/z",
-		"PAIRINGD_PAIRING_PIN_TTL":        "5m",
-		"PAIRINGD_PAIRING_MAGIC_LINK":     "true",
-		"PAIRINGD_SERVER_TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.1",
-		"PAIRINGD_CHANNELS_0_NAME":        "telegram",
-		"PAIRINGD_CHANNELS_0_TYPE":        "telegram",
-		"PAIRINGD_CHANNELS_0_TOKEN_FILE":  tokenFile,
+	cfg, err := loadTestConfig("", env(map[string]string{
+		"PAIRINGD_SERVER_LISTEN":                       "0.0.0.0:9000",
+		"PAIRINGD_DATABASE_DRIVER":                     "postgres",
+		"PAIRINGD_DATABASE_DSN":                        "postgres://x@y/z",
+		"PAIRINGD_PAIRING_PIN_TTL":                     "5m",
+		"PAIRINGD_PAIRING_MAGIC_LINK_TTL":              "1h",
+		"PAIRINGD_PAIRING_SECRET":                      strings.Repeat("s", 32),
+		"PAIRINGD_SERVER_TRUSTED_PROXIES":              "10.0.0.0/8, 192.168.1.1",
+		"PAIRINGD_SERVER_AUTH_FAILURE_BURST":           "3",
+		"PAIRINGD_SERVER_AUTH_FAILURE_RATE_PER_SECOND": "0.5",
+		"PAIRINGD_SERVER_WEBHOOK_BODY_LIMIT":           "2048",
+		"PAIRINGD_SERVER_MAX_HEADER_BYTES":             "4096",
+		"PAIRINGD_CHANNELS_0_NAME":                     "telegram",
+		"PAIRINGD_CHANNELS_0_TYPE":                     "telegram",
+		"PAIRINGD_CHANNELS_0_TOKEN_FILE":               tokenFile,
+		"PAIRINGD_CHANNELS_0_RATE_PER_SECOND":          "5",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
+	tg, _ := cfg.Channels[0].Settings.(*telegram.Config)
 	if cfg.Server.Listen != "0.0.0.0:9000" || cfg.Database.Driver != "postgres" || cfg.Pairing.PINTTL != 5*time.Minute ||
-		!cfg.Pairing.MagicLink || len(cfg.Server.TrustedProxies) != 2 || len(cfg.Channels) != 1 || cfg.Channels[0].Token != "123:abc" {
+		cfg.Pairing.MagicLinkTTL != time.Hour || string(cfg.Pairing.Secret) != strings.Repeat("s", 32) || len(cfg.Server.TrustedProxies) != 2 ||
+		len(cfg.Channels) != 1 || tg == nil || tg.Token != "123:abc" || tg.Name != "telegram" || tg.Pace.RatePerSecond != 5 {
 		t.Fatalf("%+v", cfg)
+	}
+	// The four API limits that once could not be configured.
+	if s := cfg.Server; s.AuthFailureBurst != 3 || s.AuthFailureRatePerSecond != 0.5 || s.WebhookBodyLimit != 2048 || s.MaxHeaderBytes != 4096 {
+		t.Fatalf("%+v", s)
+	}
+}
+
+func TestChannelsFromFileDecodeByType(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(path, []byte("server:\n  public_url: https://pair.example\ntemplates:\n  fallback_locale: fr\nchannels:\n"+
+		"  - name: tg\n    type: telegram\n    token: \"1:x\"\n    mode: webhook\n    per_chat_interval: 2s\n"+
+		"  - name: fb\n    type: messenger\n    page_id: \"1\"\n    page_access_token: t\n    app_secret: s\n    verify_token: v\n"), 0o600)
+	cfg, err := loadTestConfig(path, env(map[string]string{"PAIRINGD_CHANNELS_1_ROLE": "secondary", "PAIRINGD_CHANNELS_1_APP_ID": "7"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := cfg.Channels[0].Settings.(*telegram.Config)
+	fb := cfg.Channels[1].Settings.(*messenger.PageConfig)
+	if tg.Mode != "webhook" || tg.PublicURL != "https://pair.example" || tg.FallbackLocale != "fr" || tg.Pace.PerChatInterval != 2*time.Second ||
+		tg.Pace.RatePerSecond != telegram.DefaultRatePerSecond || tg.PollTimeout != telegram.DefaultPollTimeout {
+		t.Fatalf("telegram %+v", tg)
+	}
+	if fb.Name != "fb" || fb.Role != "secondary" || fb.AppID != "7" || fb.MessageTag != messenger.DefaultMessageTag || fb.FallbackLocale != "fr" {
+		t.Fatalf("messenger %+v", fb)
+	}
+}
+
+func TestMisspelledKeysNameTheNearest(t *testing.T) {
+	dir := t.TempDir()
+	n := 0
+	write := func(s string) string {
+		n++
+		p := filepath.Join(dir, fmt.Sprintf("c%d.yaml", n))
+		os.WriteFile(p, []byte(s), 0o600)
+		return p
+	}
+	cases := []struct {
+		file string
+		env  map[string]string
+		want string
+	}{
+		{write("server:\n  listn: x\n"), nil, `unknown key "server.listn" (did you mean "server.listen"?)`},
+		{write("jobs:\n  notify:\n    send_timout: 1s\n"), nil, `unknown key "jobs.notify.send_timout" (did you mean "jobs.notify.send_timeout"?)`},
+		{write("channels:\n  - name: tg\n    type: telegram\n    tokn: x\n"), nil, `unknown key "channels[0].tokn" (did you mean "channels[0].token"?)`},
+		{write("channels:\n  - name: fb\n    type: messenger\n    page_idd: x\n"), nil, `(did you mean "channels[0].page_id"?)`},
+		{write("pairing:\n  magic_link: true\n"), nil, `unknown key "pairing.magic_link" (dropped: pairing.magic_link_ttl above 0`},
+		{write("site:\n  link_url: https://x/{buid}\n"), nil, `unknown key "site.link_url" (moved to pairing.link_url)`},
+		{write("notify:\n  lease: 1m\n"), nil, `unknown key "notify.lease" (dropped: the lease is six times jobs.notify.send_timeout)`},
+		{write("colour: red\n"), nil, `unknown key "colour"`},
+		{"", map[string]string{"PAIRINGD_SERVER_LISTN": "x"}, "unknown environment variable PAIRINGD_SERVER_LISTN (did you mean PAIRINGD_SERVER_LISTEN?)"},
+		{"", map[string]string{"PAIRINGD_SERVER_LISTN_FILE": "x"}, "(did you mean PAIRINGD_SERVER_LISTEN_FILE?)"},
+		{"", map[string]string{"PAIRINGD_CHANNELS_0_NAME": "tg", "PAIRINGD_CHANNELS_0_TYPE": "telegram", "PAIRINGD_CHANNELS_0_TOKEN": "1:x", "PAIRINGD_CHANNELS_0_POLL_TIMOUT": "3s"},
+			"(did you mean PAIRINGD_CHANNELS_0_POLL_TIMEOUT?)"},
+		{"", map[string]string{"PAIRINGD_SITE_LINK_URL": "https://x/{buid}"}, "unknown environment variable PAIRINGD_SITE_LINK_URL (moved to pairing.link_url)"},
+		{"", map[string]string{"PAIRINGD_PAIRING_MAGIC_LINK": "true"}, "PAIRINGD_PAIRING_MAGIC_LINK (dropped: pairing.magic_link_ttl above 0 turns magic links on"},
+	}
+	for _, c := range cases {
+		_, err := loadTestConfig(c.file, env(c.env))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v %v: got %v, want %s", c.file, c.env, err, c.want)
+		}
+	}
+	// Not misspellings: the config file's variable and the pprof listener.
+	if _, err := loadTestConfig("", env(map[string]string{"PAIRINGD_CONFIG": "", "PAIRINGD_PPROF_LISTEN": "127.0.0.1:6060"})); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -90,18 +240,26 @@ func TestInvalidConfigNamesTheKey(t *testing.T) {
 		{"", map[string]string{"PAIRINGD_PAIRING_PIN_TTL": "soon"}, "PAIRINGD_PAIRING_PIN_TTL"},
 		{"", map[string]string{"PAIRINGD_DATABASE_DRIVER": "mysql"}, "database.driver"},
 		{"", map[string]string{"PAIRINGD_PAIRING_PIN_TTL": "-1m"}, "pairing.pin_ttl"},
-		{"", map[string]string{"PAIRINGD_SITE_LINK_URL": "https://x/"}, "site.link_url"},
+		{"", map[string]string{"PAIRINGD_PAIRING_LINK_URL": "https://x/"}, "pairing.link_url"},
+		{"", map[string]string{"PAIRINGD_PAIRING_SECRET": "short"}, "pairing.secret: must be at least 32"},
+		{"", map[string]string{"PAIRINGD_PAIRING_MAGIC_LINK_TTL": "-1m"}, "pairing.magic_link_ttl"},
 		{"", map[string]string{"PAIRINGD_SERVER_LISTEN": "nonsense"}, "server.listen"},
+		{"", map[string]string{"PAIRINGD_SERVER_AUTH_FAILURE_BURST": "-1"}, "server.auth_failure_rate_per_second/auth_failure_burst"},
+		{"", map[string]string{"PAIRINGD_SERVER_WEBHOOK_BODY_LIMIT": "10"}, "server.webhook_body_limit"},
+		{"", map[string]string{"PAIRINGD_SERVER_MAX_HEADER_BYTES": "10"}, "server.max_header_bytes"},
+		{"", map[string]string{"PAIRINGD_JOBS_NOTIFY_SEND_TIMEOUT": "0s"}, "jobs.notify.send_timeout"},
 		{write("server:\n  lisen: x\n"), nil, "lisen"},
 		{write("channels:\n  - name: tg\n    type: telegram\n"), nil, "channels[0].token"},
-		{write("channels:\n  - name: tg\n    type: telegram\n    token: x\n    mode: webhook\n"), nil, "server.public_url"},
-		{write("channels:\n  - name: Bad Name\n    type: telegram\n    token: x\n"), nil, "channels[0].name"},
+		{write("channels:\n  - name: tg\n    type: telegram\n    token: \"1:x\"\n    mode: webhook\n"), nil, "server.public_url"},
+		{write("channels:\n  - name: Bad Name\n    type: telegram\n    token: \"1:x\"\n"), nil, "channels[0].name"},
 		{write("channels:\n  - name: fb\n    type: messenger\n"), nil, "channels[0].page_id"},
 		{write("channels:\n  - name: x\n    type: viber\n"), nil, "channels[0].type"},
+		{write("channels:\n  - name: tg\n    type: telegram\n    token: \"1:x\"\n  - name: tg\n    type: telegram\n    token: \"2:x\"\n"), nil, `channels[1].name: "tg" is used twice`},
+		{write("channels:\n  - name: tg\n    type: telegram\n    token: \"1:x\"\n    rate_per_second: -1\n"), nil, "channels[0].rate_per_second"},
 		{write("server:\n  trusted_proxies: [\"not-an-ip\"]\n"), nil, "server.trusted_proxies"},
 	}
 	for _, c := range cases {
-		_, err := loadConfig(c.file, env(c.env))
+		_, err := loadTestConfig(c.file, env(c.env))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v %v: got %v, want mention of %s", c.file, c.env, err, c.want)
 		}

@@ -2,26 +2,41 @@ package main
 
 import (
 	"reflect"
+	"sort"
 	"strings"
 )
 
-// walkKeys calls fn with the yaml path of every leaf key of Config.
+// walkKeys calls fn with the yaml path of every leaf key of Config, the
+// keys of each channel type under "channels[N]".
 func walkKeys(fn func(string)) {
 	var walk func(t reflect.Type, prefix string)
 	walk = func(t reflect.Type, prefix string) {
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
-			path := strings.TrimPrefix(prefix+"."+tag, ".")
+		for _, f := range yamlFields(t) {
+			path := strings.TrimPrefix(prefix+"."+f.key, ".")
 			switch {
-			case f.Type.Kind() == reflect.Struct && f.Type.String() != "time.Duration":
-				walk(f.Type, path)
-			case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct:
-				walk(f.Type.Elem(), path)
+			case f.typ == channelsType:
+				fn(path + "[N].type")
+				for _, name := range channelTypeNames() {
+					walk(reflect.TypeOf(channelTypes[name].config()).Elem(), path+"[N]")
+				}
+			case isSection(f.typ):
+				walk(f.typ, path)
 			default:
 				fn(path)
 			}
 		}
 	}
 	walk(reflect.TypeOf(Config{}), "")
+}
+
+// configKeys are the distinct keys, for the count in the docs.
+func configKeys() []string {
+	seen := map[string]bool{}
+	walkKeys(func(p string) { seen[p] = true })
+	var out []string
+	for k := range seen {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -57,9 +57,9 @@ func TestBinarySiteEvents(t *testing.T) {
 	env := baseEnv(dir,
 		"PAIRINGD_SITE_WEBHOOK_URL="+rc.URL+"/hooks/pairingd?token=url-credential",
 		"PAIRINGD_SITE_WEBHOOK_SECRET_FILE="+secretFile,
-		"PAIRINGD_SITE_WEBHOOK_BACKOFF_MIN=100ms",
-		"PAIRINGD_SITE_WEBHOOK_BACKOFF_MAX=200ms",
-		"PAIRINGD_SITE_WEBHOOK_POLL_INTERVAL=100ms",
+		"PAIRINGD_JOBS_BACKOFF_MIN=100ms",
+		"PAIRINGD_JOBS_BACKOFF_MAX=200ms",
+		"PAIRINGD_JOBS_POLL_INTERVAL=100ms",
 	)
 	key := lastLine(cli(t, dir, env, "keys", "create", "--name", "site"))
 	in := start(t, dir, env)

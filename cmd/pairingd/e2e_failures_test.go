@@ -74,7 +74,7 @@ func waitFor(t *testing.T, in *instance, what string, cond func() bool) {
 func TestBinaryMessagesFailedAndRetry(t *testing.T) {
 	tg := tgfake.New(t, "123456:AAE-failures-token-part")
 	dir := t.TempDir()
-	env := telegramEnv(dir, tg, "PAIRINGD_NOTIFY_POLL_INTERVAL=100ms", "PAIRINGD_NOTIFY_MAX_AGE=2s")
+	env := telegramEnv(dir, tg, "PAIRINGD_JOBS_POLL_INTERVAL=100ms", "PAIRINGD_JOBS_NOTIFY_MAX_AGE=2s")
 	key := lastLine(cli(t, dir, env, "keys", "create", "--name", "site"))
 	in := start(t, dir, env)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -186,7 +186,7 @@ func TestBinaryEventsFailedAndRetry(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := baseEnv(dir, "PAIRINGD_SITE_WEBHOOK_URL="+rc.URL+"/hook", "PAIRINGD_SITE_WEBHOOK_SECRET_FILE="+secretFile,
-		"PAIRINGD_SITE_WEBHOOK_POLL_INTERVAL=100ms")
+		"PAIRINGD_JOBS_POLL_INTERVAL=100ms")
 	key := lastLine(cli(t, dir, env, "keys", "create", "--name", "site"))
 	in := start(t, dir, env)
 

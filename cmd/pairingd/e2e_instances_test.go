@@ -85,16 +85,16 @@ func startTwoInstances(t *testing.T, withSite bool, extra ...string) *twoInstanc
 			"PAIRINGD_DATABASE_DRIVER=postgres",
 			"PAIRINGD_DATABASE_DSN=" + dsn,
 			"PAIRINGD_LOG_LEVEL=info",
-			"PAIRINGD_INBOUND_POLL_INTERVAL=100ms",
-			"PAIRINGD_NOTIFY_POLL_INTERVAL=100ms",
+			"PAIRINGD_JOBS_POLL_INTERVAL=100ms",
+			"PAIRINGD_JOBS_POLL_INTERVAL=100ms",
 		}, extra...)...)
 		if withSite {
 			env = append(env,
 				"PAIRINGD_SITE_WEBHOOK_URL="+m.site.srv.URL+"/hook?instance="+instanceNames[i],
 				"PAIRINGD_SITE_WEBHOOK_SECRET="+multiHookSecret,
-				"PAIRINGD_SITE_WEBHOOK_POLL_INTERVAL=100ms",
-				"PAIRINGD_SITE_WEBHOOK_BACKOFF_MIN=100ms",
-				"PAIRINGD_SITE_WEBHOOK_BACKOFF_MAX=200ms",
+				"PAIRINGD_JOBS_POLL_INTERVAL=100ms",
+				"PAIRINGD_JOBS_BACKOFF_MIN=100ms",
+				"PAIRINGD_JOBS_BACKOFF_MAX=200ms",
 			)
 		}
 		m.envs[i] = env
@@ -535,12 +535,12 @@ func (r *siteReceiver) received() ([]receivedEvent, []string) {
 // designs must not repeat anything.
 func TestBinaryInstancesShareQueues(t *testing.T) {
 	m := startTwoInstances(t, true,
-		"PAIRINGD_NOTIFY_TELEGRAM_RATE_PER_SECOND=100",
-		"PAIRINGD_NOTIFY_TELEGRAM_PER_CHAT_INTERVAL=10ms",
+		"PAIRINGD_CHANNELS_0_RATE_PER_SECOND=100",
+		"PAIRINGD_CHANNELS_0_PER_CHAT_INTERVAL=10ms",
 		// A claim looks at 4 x batch_size rows: with fewer than the 200
 		// queued, the instances claim side by side from different rows,
 		// often of the same chats.
-		"PAIRINGD_NOTIFY_BATCH_SIZE=10",
+		"PAIRINGD_JOBS_NOTIFY_BATCH_SIZE=10",
 	)
 	const users, perUser = 40, 5
 	chats := make([]int64, users)
@@ -725,11 +725,10 @@ func (m *twoInstances) pollEvents(want int) []int64 {
 func TestBinaryInstancesNotifyKill9(t *testing.T) {
 	const parallel = 4
 	m := startTwoInstances(t, false,
-		"PAIRINGD_NOTIFY_TELEGRAM_RATE_PER_SECOND=20",
-		"PAIRINGD_NOTIFY_TELEGRAM_PER_CHAT_INTERVAL=50ms",
-		"PAIRINGD_NOTIFY_LEASE=3s",
-		"PAIRINGD_NOTIFY_SEND_TIMEOUT=1s",
-		"PAIRINGD_NOTIFY_PARALLEL="+strconv.Itoa(parallel),
+		"PAIRINGD_CHANNELS_0_RATE_PER_SECOND=20",
+		"PAIRINGD_CHANNELS_0_PER_CHAT_INTERVAL=50ms",
+		"PAIRINGD_JOBS_NOTIFY_SEND_TIMEOUT=1s",
+		"PAIRINGD_JOBS_WORKERS="+strconv.Itoa(parallel),
 	)
 	const users, perUser = 10, 20
 	chats := make([]int64, users)

@@ -21,11 +21,10 @@ func TestBinaryNotifySurvivesKill9(t *testing.T) {
 	tg := tgfake.New(t, token)
 	dir := t.TempDir()
 	env := telegramEnv(dir, tg,
-		"PAIRINGD_NOTIFY_TELEGRAM_RATE_PER_SECOND=20",
-		"PAIRINGD_NOTIFY_TELEGRAM_PER_CHAT_INTERVAL=50ms",
-		"PAIRINGD_NOTIFY_LEASE=3s",
-		"PAIRINGD_NOTIFY_SEND_TIMEOUT=1s",
-		"PAIRINGD_NOTIFY_POLL_INTERVAL=100ms",
+		"PAIRINGD_CHANNELS_0_RATE_PER_SECOND=20",
+		"PAIRINGD_CHANNELS_0_PER_CHAT_INTERVAL=50ms",
+		"PAIRINGD_JOBS_NOTIFY_SEND_TIMEOUT=1s",
+		"PAIRINGD_JOBS_POLL_INTERVAL=100ms",
 	)
 	key := lastLine(cli(t, dir, env, "keys", "create", "--name", "site"))
 	in := start(t, dir, env)

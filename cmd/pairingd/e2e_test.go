@@ -63,7 +63,7 @@ func baseEnv(dir string, extra ...string) []string {
 		"HOME=" + dir,
 		"PAIRINGD_SERVER_LISTEN=127.0.0.1:0",
 		"PAIRINGD_DATABASE_DSN=" + filepath.Join(dir, "pairingd.db"),
-		"PAIRINGD_SITE_LINK_URL=https://shop.example/pair?buid={buid}",
+		"PAIRINGD_PAIRING_LINK_URL=https://shop.example/pair?buid={buid}",
 		"PAIRINGD_LOG_LEVEL=debug",
 	}
 	return append(env, extra...)

@@ -112,7 +112,7 @@ func eventsCommand(a *app) *cobra.Command {
 				var nf *store.NotFailedError
 				switch {
 				case errors.Is(err, pairing.ErrNotFound):
-					return fmt.Errorf("no site event %d (it may have been pruned after site.events_retention)", id)
+					return fmt.Errorf("no site event %d (it may have been pruned after jobs.site_events.retention)", id)
 				case errors.As(err, &nf):
 					return fmt.Errorf("site event %d is %s, not failed: only a failed event can be retried", id, nf.State)
 				case err != nil:

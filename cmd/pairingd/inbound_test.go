@@ -7,21 +7,45 @@ import (
 )
 
 func TestInboundConfig(t *testing.T) {
-	cfg, err := loadConfig("", env(nil))
-	if err != nil || cfg.Inbound != (InboundConfig{MaxAge: time.Hour, Workers: 8, PollInterval: time.Second, Retention: 48 * time.Hour}) {
-		t.Fatalf("defaults %+v %v", cfg.Inbound, err)
+	cfg, err := loadTestConfig("", env(nil))
+	if w := cfg.Jobs.InboundWorker(nil); err != nil || w.MaxAge != time.Hour || w.Workers != 8 || w.PollInterval != time.Second {
+		t.Fatalf("defaults %+v %v", w, err)
 	}
-	cfg, err = loadConfig("", env(map[string]string{"PAIRINGD_INBOUND_MAX_AGE": "30m", "PAIRINGD_INBOUND_WORKERS": "3",
-		"PAIRINGD_INBOUND_POLL_INTERVAL": "250ms", "PAIRINGD_INBOUND_RETENTION": "72h"}))
-	if err != nil || cfg.Inbound != (InboundConfig{MaxAge: 30 * time.Minute, Workers: 3, PollInterval: 250 * time.Millisecond, Retention: 72 * time.Hour}) {
-		t.Fatalf("env overrides %+v %v", cfg.Inbound, err)
+	cfg, err = loadTestConfig("", env(map[string]string{"PAIRINGD_JOBS_INBOUND_MAX_AGE": "30m", "PAIRINGD_JOBS_WORKERS": "3",
+		"PAIRINGD_JOBS_POLL_INTERVAL": "250ms"}))
+	if w := cfg.Jobs.InboundWorker(nil); err != nil || w.MaxAge != 30*time.Minute || w.Workers != 3 || w.PollInterval != 250*time.Millisecond {
+		t.Fatalf("env overrides %+v %v", w, err)
 	}
 	for key, v := range map[string]string{
-		"max_age": "0s", "workers": "0", "poll_interval": "5ms", "retention": "24h",
+		"inbound.max_age": "0s", "workers": "0", "poll_interval": "5ms",
 	} {
-		_, err = loadConfig("", env(map[string]string{"PAIRINGD_INBOUND_" + strings.ToUpper(key): v}))
-		if err == nil || !strings.Contains(err.Error(), "inbound."+key) {
+		_, err = loadTestConfig("", env(map[string]string{envName("jobs." + key): v}))
+		if err == nil || !strings.Contains(err.Error(), "jobs."+key) {
 			t.Fatalf("%s=%s: %v", key, v, err)
 		}
+	}
+}
+
+// TestOnePollIntervalAndBackoff: the queues share jobs.poll_interval and
+// jobs.workers, site events and notifications one retry policy's bounds;
+// the notification lease is derived from its send timeout.
+func TestOnePollIntervalAndBackoff(t *testing.T) {
+	cfg, err := loadTestConfig("", env(map[string]string{"PAIRINGD_JOBS_POLL_INTERVAL": "100ms",
+		"PAIRINGD_JOBS_BACKOFF_MIN": "1s", "PAIRINGD_JOBS_BACKOFF_MAX": "2s", "PAIRINGD_JOBS_NOTIFY_SEND_TIMEOUT": "1s"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, site, notify := cfg.Jobs.InboundWorker(nil), cfg.Jobs.Dispatcher(cfg.Site.WebhookTimeout, nil), cfg.Jobs.Worker()
+	if in.PollInterval != 100*time.Millisecond || site.PollInterval != in.PollInterval || notify.PollInterval != in.PollInterval {
+		t.Fatalf("poll %v %v %v", in.PollInterval, site.PollInterval, notify.PollInterval)
+	}
+	if site.Policy.Initial != time.Second || site.Policy.Max != 2*time.Second || notify.BackoffMin != time.Second || notify.BackoffMax != 2*time.Second {
+		t.Fatalf("backoff %+v %+v", site.Policy, notify)
+	}
+	if notify.Lease != 6*time.Second || notify.Parallel != 8 {
+		t.Fatalf("lease %v parallel %d", notify.Lease, notify.Parallel)
+	}
+	if def := defaultConfig().Jobs.Worker(); def.Lease != time.Minute || def.SendTimeout != 10*time.Second {
+		t.Fatalf("default lease %v", def.Lease)
 	}
 }

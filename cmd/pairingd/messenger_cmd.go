@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pairingd/pairingd/bots/messenger"
 	"github.com/pairingd/pairingd/pairing"
 	"github.com/pairingd/pairingd/store"
 	"github.com/pairingd/pairingd/templates"
@@ -37,16 +38,16 @@ func messengerCommand(a *app) *cobra.Command {
 			}
 			return withService(ctx, cfg, log, func(st *store.Store, svc *pairing.Service) error {
 				// The CLI takes no webhooks: the inbox is never run here.
-				var pages []ChannelConfig
+				var pages []messenger.PageConfig
 				for _, ch := range cfg.Channels {
-					if ch.Type == "messenger" {
-						pages = append(pages, ch)
+					if p, ok := ch.Settings.(*messenger.PageConfig); ok {
+						pages = append(pages, *p)
 					}
 				}
-				if !slices.ContainsFunc(pages, func(ch ChannelConfig) bool { return ch.Name == channel }) {
+				if !slices.ContainsFunc(pages, func(p messenger.PageConfig) bool { return p.Name == channel }) {
 					return usageError{fmt.Sprintf("no messenger channel named %q in the configuration", channel)}
 				}
-				env := channelEnv{cfg: cfg, svc: svc, st: st, texts: texts, log: log, inbox: inboundWorker(cfg.Inbound, st, log)}
+				env := channelEnv{cfg: cfg, svc: svc, st: st, texts: texts, log: log, inbox: inboundWorker(cfg, st, log)}
 				hub, err := messengerHub(env, pages)
 				if err != nil {
 					return err

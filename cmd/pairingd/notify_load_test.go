@@ -33,13 +33,16 @@ type loadEnv struct {
 
 const loadToken = "123456:AAE-load-test-token-part"
 
-func newLoadEnv(t testing.TB, notify func(*NotifyConfig)) *loadEnv {
+func newLoadEnv(t testing.TB, tune func(*pairing.JobsConfig, *pairing.Pace)) *loadEnv {
 	t.Helper()
 	ctx := context.Background()
 	cfg := defaultConfig()
 	cfg.Database.DSN = filepath.Join(t.TempDir(), "pairingd.db")
-	cfg.Site.LinkURL = "https://shop.example/pair?buid={buid}"
-	notify(&cfg.Notify)
+	cfg.Pairing.LinkURL = "https://shop.example/pair?buid={buid}"
+	tg := tgfake.New(t, loadToken)
+	bc := telegram.DefaultConfig()
+	bc.Name, bc.Token, bc.APIEndpoint = "telegram", loadToken, tg.Endpoint()
+	tune(&cfg.Jobs, &bc.Pace)
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -53,13 +56,11 @@ func newLoadEnv(t testing.TB, notify func(*NotifyConfig)) *loadEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tg := tgfake.New(t, loadToken)
 	texts, err := templates.Load("", "en")
 	if err != nil {
 		t.Fatal(err)
 	}
-	bot, err := telegram.New(telegram.Config{Name: "telegram", Token: loadToken, APIEndpoint: tg.Endpoint(), Pace: cfg.Notify.telegramPace()},
-		channel.Deps[telegram.Pairing]{Service: svc, Intake: inboundWorker(cfg.Inbound, st, log), Texts: texts, Log: log})
+	bot, err := telegram.New(bc, channel.Deps[telegram.Pairing]{Service: svc, Intake: inboundWorker(cfg, st, log), Texts: texts, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,12 +118,12 @@ func TestNotifyThousandToHundredPaced(t *testing.T) {
 		t.Skip("takes ~10 s; -short skips it")
 	}
 	window := time.Duration(float64(time.Second) / scale)
-	e := newLoadEnv(t, func(n *NotifyConfig) {
+	e := newLoadEnv(t, func(j *pairing.JobsConfig, pace *pairing.Pace) {
 		if scale != 1 {
-			n.TelegramRatePerSecond = 24 * scale
-			n.TelegramPerChatInterval = window
+			pace.RatePerSecond = 24 * scale
+			pace.PerChatInterval = window
 		}
-		n.PollInterval = 50 * time.Millisecond
+		j.PollInterval = 50 * time.Millisecond
 	})
 	e.tg.EnforceRateLimits(tgfake.RateLimits{PerChat: 1, PerBot: 30, Window: window})
 	// PAIRINGD_NOTIFY_PER_USER=100 makes it 10,000 notifications.
@@ -223,10 +224,10 @@ func (e *loadEnv) authorizeLatency(n int, tag string) time.Duration {
 // pacing is lifted (no per-chat interval, 1e6 msg/s), so this is the
 // worker's own ceiling, not Telegram's.
 func BenchmarkOutboxDelivery(b *testing.B) {
-	e := newLoadEnv(b, func(n *NotifyConfig) {
-		n.TelegramRatePerSecond = 1e6
-		n.TelegramPerChatInterval = 0
-		n.PollInterval = 10 * time.Millisecond
+	e := newLoadEnv(b, func(j *pairing.JobsConfig, pace *pairing.Pace) {
+		pace.RatePerSecond = 1e6
+		pace.PerChatInterval = 0
+		j.PollInterval = 10 * time.Millisecond
 	})
 	const users = 100
 	e.linkUsers(users)

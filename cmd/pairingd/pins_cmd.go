@@ -60,7 +60,7 @@ func pinsCommand(a *app) *cobra.Command {
 func knownChannel(cfg Config, name string) error {
 	var names []string
 	for _, ch := range cfg.Channels {
-		names = append(names, ch.Name)
+		names = append(names, ch.Name())
 	}
 	what := "the configured channels are"
 	if len(names) == 0 {

@@ -173,7 +173,7 @@ func newLogger(c LogConfig, w io.Writer) *slog.Logger {
 
 // openStore opens and migrates the database.
 func openStore(ctx context.Context, cfg Config, log *slog.Logger) (*store.Store, error) {
-	st, err := store.Open(ctx, store.Config{Driver: cfg.Database.Driver, DSN: cfg.Database.DSN, MaxOpenConns: cfg.Database.MaxOpenConns}, log)
+	st, err := store.Open(ctx, cfg.Database, log)
 	if err != nil {
 		return nil, err
 	}
@@ -184,14 +184,14 @@ func openStore(ctx context.Context, cfg Config, log *slog.Logger) (*store.Store,
 	return st, nil
 }
 
-// newService builds the pairing service on an open store. The server
-// secret comes from config, or is generated once and kept in the database
+// newService builds the pairing service on an open store. The PIN key
+// comes from pairing.secret, or is generated once and kept in the database
 // so that restarts (and other instances) keep PINs valid.
 func newService(ctx context.Context, cfg Config, st *store.Store, log *slog.Logger) (*pairing.Service, error) {
-	secret := []byte(cfg.Server.Secret)
-	if len(secret) == 0 {
+	pc := cfg.Pairing
+	if len(pc.Secret) == 0 {
 		var err error
-		secret, err = st.ServerSecret(ctx, func() ([]byte, error) {
+		pc.Secret, err = st.ServerSecret(ctx, func() ([]byte, error) {
 			b := make([]byte, 32)
 			_, err := rand.Read(b)
 			return b, err
@@ -200,14 +200,7 @@ func newService(ctx context.Context, cfg Config, st *store.Store, log *slog.Logg
 			return nil, fmt.Errorf("server secret: %w", err)
 		}
 	}
-	p := cfg.Pairing
-	return pairing.New(st, pairing.Config{
-		Secret: secret, LinkURL: cfg.Site.LinkURL, PINLength: p.PINLength, PINTTL: p.PINTTL,
-		MaxAttempts: p.MaxAttempts, LockDuration: p.LockDuration, GrantTTL: p.GrantTTL,
-		MagicLink: p.MagicLink, MagicLinkTTL: p.MagicLinkTTL, ReissueInterval: p.ReissueInterval,
-		ResendInterval: p.ResendInterval, KeyFailureBudget: p.KeyFailureBudget, KeyFailureWindow: p.KeyFailureWindow,
-		DeepLinkTTL: p.DeepLinkTTL,
-	}, pairing.WithLogger(log))
+	return pairing.New(st, pc, pairing.WithLogger(log))
 }
 
 func withService(ctx context.Context, cfg Config, log *slog.Logger, fn func(*store.Store, *pairing.Service) error) error {

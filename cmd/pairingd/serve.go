@@ -46,12 +46,12 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Log:     log,
 		Queues:  st,
 	}
-	inbox := inboundWorker(cfg.Inbound, st, log)
+	inbox := inboundWorker(cfg, st, log)
 	chans, err := buildChannels(channelEnv{cfg: cfg, svc: svc, st: st, texts: texts, log: log, inbox: inbox}, &deps)
 	if err != nil {
 		return err
 	}
-	sendEvents, err := siteEventsJob(cfg.Site, st, log)
+	sendEvents, err := siteEventsJob(cfg, st, log)
 	if err != nil {
 		return err
 	}
@@ -60,25 +60,12 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 
-	apiCfg := api.Config{
-		Listen:              cfg.Server.Listen,
-		BodyLimit:           cfg.Server.BodyLimit,
-		TrustedProxies:      cfg.Server.TrustedProxies,
-		PublicRatePerSecond: cfg.Server.PublicRatePerSecond,
-		PublicBurst:         cfg.Server.PublicBurst,
-		ReadHeaderTimeout:   cfg.Server.ReadHeaderTimeout,
-		ReadTimeout:         cfg.Server.ReadTimeout,
-		WriteTimeout:        cfg.Server.WriteTimeout,
-		IdleTimeout:         cfg.Server.IdleTimeout,
-		MaxConnections:      cfg.Server.MaxConnections,
-		MaxConnectionsPerIP: cfg.Server.MaxConnectionsPerIP,
-	}
-	e, err := api.New(apiCfg, deps)
+	e, err := api.New(cfg.Server, deps)
 	if err != nil {
 		return err
 	}
-	srv := api.NewHTTPServer(apiCfg, e)
-	ln, err := api.Listen(apiCfg, srv)
+	srv := api.NewHTTPServer(cfg.Server, e)
+	ln, err := api.Listen(cfg.Server, srv)
 	if err != nil {
 		return err
 	}
@@ -91,8 +78,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	// after the HTTP server stopped taking requests.
 	bg, stopBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	jobs := append(chans, pruneLoop(st, log, cfg.Site.EventsRetention))
-	jobs = append(jobs, inbox.Run, inboundPruneLoop(st, log, cfg.Inbound.Retention), worker.Run)
+	jobs := append(chans, pruneLoop(st, log, cfg.Jobs.SiteEvents.Retention))
+	jobs = append(jobs, inbox.Run, inboundPruneLoop(st, log), worker.Run)
 	if sendEvents != nil {
 		jobs = append(jobs, sendEvents)
 	}
@@ -140,7 +127,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 func pruneLoop(st *store.Store, log *slog.Logger, eventRetention time.Duration) func(context.Context) error {
 	return hourly(func(ctx context.Context) {
 		n, err := st.PruneSiteEvents(ctx, time.Now().Add(-eventRetention))
-		logPrune(ctx, log, slog.LevelInfo, "site events past site.events_retention", n, err)
+		logPrune(ctx, log, slog.LevelInfo, "site events past jobs.site_events.retention", n, err)
 		now := time.Now()
 		n, err = st.PruneSpent(ctx, now.Add(-spentRetention), now.Add(-messageRetention))
 		logPrune(ctx, log, slog.LevelDebug, "expired grants, deep-link tokens and finished notifications", n, err)

@@ -18,23 +18,27 @@ func TestSiteEventConfig(t *testing.T) {
 	dir := t.TempDir()
 	secretFile := filepath.Join(dir, "hook_secret")
 	os.WriteFile(secretFile, []byte("0123456789abcdef-from-file\n"), 0o600)
-	cfg, err := loadConfig("", env(map[string]string{
-		"PAIRINGD_SITE_WEBHOOK_URL":         "https://shop.example/hooks/pairingd",
-		"PAIRINGD_SITE_WEBHOOK_SECRET_FILE": secretFile,
-		"PAIRINGD_SITE_WEBHOOK_RETRY_FOR":   "48h",
-		"PAIRINGD_SITE_EVENTS_RETENTION":    "1000h",
+	cfg, err := loadTestConfig("", env(map[string]string{
+		"PAIRINGD_SITE_WEBHOOK_URL":           "https://shop.example/hooks/pairingd",
+		"PAIRINGD_SITE_WEBHOOK_SECRET_FILE":   secretFile,
+		"PAIRINGD_JOBS_SITE_EVENTS_MAX_AGE":   "48h",
+		"PAIRINGD_JOBS_SITE_EVENTS_RETENTION": "1000h",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := cfg.Site
-	if s.WebhookSecret != "0123456789abcdef-from-file" || s.WebhookRetryFor != 48*time.Hour || s.WebhookTimeout != 10*time.Second || s.WebhookWorkers != 4 {
-		t.Fatalf("%+v", s)
+	if s.WebhookSecret != "0123456789abcdef-from-file" || cfg.Jobs.SiteEvents.MaxAge != 48*time.Hour || s.WebhookTimeout != 10*time.Second ||
+		cfg.Jobs.Workers != 8 || cfg.Jobs.SiteEvents.Retention != 1000*time.Hour {
+		t.Fatalf("%+v %+v", s, cfg.Jobs)
 	}
-	if job, err := siteEventsJob(s, nil, slog.New(slog.DiscardHandler)); err != nil || job == nil {
+	if d := cfg.Jobs.Dispatcher(s.WebhookTimeout, nil); d.Lease != 60*time.Second || d.Policy.RetryFor != 48*time.Hour || d.Workers != 8 {
+		t.Fatalf("dispatcher %+v", d)
+	}
+	if job, err := siteEventsJob(cfg, nil, slog.New(slog.DiscardHandler)); err != nil || job == nil {
 		t.Fatalf("job %v %v", job != nil, err)
 	}
-	if job, err := siteEventsJob(defaultConfig().Site, nil, slog.New(slog.DiscardHandler)); err != nil || job != nil {
+	if job, err := siteEventsJob(defaultConfig(), nil, slog.New(slog.DiscardHandler)); err != nil || job != nil {
 		t.Fatalf("no URL: job %v %v", job != nil, err)
 	}
 
@@ -47,11 +51,11 @@ func TestSiteEventConfig(t *testing.T) {
 		{map[string]string{"PAIRINGD_SITE_WEBHOOK_URL": "ftp://shop.example/h", "PAIRINGD_SITE_WEBHOOK_SECRET": "0123456789abcdef"}, "site.webhook_url"},
 		{map[string]string{"PAIRINGD_SITE_WEBHOOK_URL": "https://shop.example/h", "PAIRINGD_SITE_WEBHOOK_SECRET": "short"}, "site.webhook_secret: must be at least 16 bytes"},
 		{map[string]string{"PAIRINGD_SITE_WEBHOOK_TIMEOUT": "0s"}, "site.webhook_timeout: must be a positive duration"},
-		{map[string]string{"PAIRINGD_SITE_WEBHOOK_BACKOFF_MIN": "2h"}, "site.webhook_backoff_min: must not be above"},
-		{map[string]string{"PAIRINGD_SITE_EVENTS_RETENTION": "12h"}, "site.events_retention: must be longer than site.webhook_retry_for"},
-		{map[string]string{"PAIRINGD_SITE_WEBHOOK_WORKERS": "0"}, "site.webhook_workers"},
+		{map[string]string{"PAIRINGD_JOBS_BACKOFF_MIN": "2h"}, "jobs.backoff_max: must not be below backoff_min"},
+		{map[string]string{"PAIRINGD_JOBS_SITE_EVENTS_RETENTION": "12h"}, "jobs.site_events.retention: must be longer than site_events.max_age"},
+		{map[string]string{"PAIRINGD_JOBS_WORKERS": "0"}, "jobs.workers"},
 	} {
-		_, err := loadConfig("", env(c.env))
+		_, err := loadTestConfig("", env(c.env))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: got %v, want %q", c.env, err, c.want)
 		}

@@ -8,23 +8,19 @@ import (
 	"github.com/pairingd/pairingd/pairing"
 )
 
+// inheritTelegram gives a bot the service's public URL (its webhook in
+// webhook mode) and the text locale of the templates.
+func inheritTelegram(c *telegram.Config, root Config) {
+	c.PublicURL = root.Server.PublicURL
+	c.FallbackLocale = root.Templates.FallbackLocale
+}
+
 // telegramChannels builds one bot per channel of type telegram, adds its
 // webhook route in webhook mode and its state to /readyz.
-func telegramChannels(env channelEnv, chs []ChannelConfig, d *api.Deps) ([]pairing.Channel, error) {
+func telegramChannels(env channelEnv, bots []telegram.Config, d *api.Deps) ([]pairing.Channel, error) {
 	var out []pairing.Channel
-	for _, ch := range chs {
-		bot, err := telegram.New(telegram.Config{
-			Name:           ch.Name,
-			Token:          ch.Token,
-			Mode:           ch.Mode,
-			APIEndpoint:    ch.APIEndpoint,
-			PublicURL:      env.cfg.Server.PublicURL,
-			WebhookSecret:  ch.WebhookSecret,
-			PollTimeout:    ch.PollTimeout,
-			StatusDisplay:  ch.StatusDisplay,
-			FallbackLocale: env.cfg.Templates.FallbackLocale,
-			Pace:           env.cfg.Notify.telegramPace(),
-		}, deps[telegram.Pairing](env, env.svc))
+	for _, ch := range bots {
+		bot, err := telegram.New(ch, deps[telegram.Pairing](env, env.svc))
 		if err != nil {
 			return nil, err
 		}

@@ -1,0 +1,145 @@
+package pairing
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// JobsConfig is the job engine's configuration (yaml section jobs): what
+// the three durable queues share, then what each needs of its own. The
+// runtime configurations (InboundConfig, DispatcherConfig, WorkerConfig)
+// are derived from it, so a setting shared by the queues is written once.
+type JobsConfig struct {
+	// PollInterval is how often an idle queue looks for rows written by
+	// other instances and retries coming due (this instance's own writes
+	// wake it at once).
+	PollInterval time.Duration `yaml:"poll_interval"`
+	// Workers is how many jobs of each queue run at once in this instance.
+	Workers int `yaml:"workers"`
+	// BackoffMin and BackoffMax bound the one retry policy of site events
+	// and notifications: BackoffMin doubled per failed try, capped at
+	// BackoffMax, with jitter.
+	BackoffMin time.Duration `yaml:"backoff_min"`
+	BackoffMax time.Duration `yaml:"backoff_max"`
+
+	Inbound    InboundJobs   `yaml:"inbound"`
+	SiteEvents SiteEventJobs `yaml:"site_events"`
+	Notify     NotifyJobs    `yaml:"notify"`
+}
+
+// InboundJobs is the queue of platform webhook events.
+type InboundJobs struct {
+	// MaxAge: an event not handled this long after it arrived is given up
+	// (a chat answer an hour late is useless).
+	MaxAge time.Duration `yaml:"max_age"`
+}
+
+// SiteEventJobs is the queue of events to the site's webhook.
+type SiteEventJobs struct {
+	// MaxAge: an event is retried until this age; the last try is at it.
+	MaxAge time.Duration `yaml:"max_age"`
+	// Retention: events older than this are deleted, delivered or not;
+	// GET /v1/events lists them until then.
+	Retention time.Duration `yaml:"retention"`
+}
+
+// NotifyJobs is the queue of notification deliveries.
+type NotifyJobs struct {
+	// SendTimeout bounds one send; the claim's lease is derived from it.
+	SendTimeout time.Duration `yaml:"send_timeout"`
+	// BatchSize is the most deliveries claimed at once.
+	BatchSize int `yaml:"batch_size"`
+	// MaxAttempts and MaxAge: a delivery fails for good after this many
+	// tries or this long after the message was accepted.
+	MaxAttempts int           `yaml:"max_attempts"`
+	MaxAge      time.Duration `yaml:"max_age"`
+}
+
+// InboundRetention is how long handled inbound events are kept, which is
+// how long a platform's redelivery is recognized: Meta redelivers for up to
+// 36 hours.
+const InboundRetention = 48 * time.Hour
+
+// DefaultJobsConfig returns the documented defaults.
+func DefaultJobsConfig() JobsConfig {
+	return JobsConfig{
+		PollInterval: time.Second,
+		Workers:      8,
+		BackoffMin:   5 * time.Second,
+		BackoffMax:   time.Hour,
+		Inbound:      InboundJobs{MaxAge: time.Hour},
+		SiteEvents:   SiteEventJobs{MaxAge: 24 * time.Hour, Retention: 30 * 24 * time.Hour},
+		Notify:       NotifyJobs{SendTimeout: 10 * time.Second, BatchSize: 100, MaxAttempts: 10, MaxAge: 24 * time.Hour},
+	}
+}
+
+// Validate checks the configuration; each error names its key.
+func (c JobsConfig) Validate() error {
+	var errs []error
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, a...)))
+	}
+	if c.PollInterval < 10*time.Millisecond || c.PollInterval > time.Minute {
+		bad("poll_interval", "must be between 10ms and 1m")
+	}
+	if c.Workers < 1 || c.Workers > 256 {
+		bad("workers", "must be between 1 and 256")
+	}
+	if c.BackoffMin <= 0 {
+		bad("backoff_min", "must be a positive duration")
+	}
+	if c.BackoffMax < c.BackoffMin {
+		bad("backoff_max", "must not be below backoff_min")
+	}
+	if c.Inbound.MaxAge < time.Minute || c.Inbound.MaxAge > 36*time.Hour {
+		bad("inbound.max_age", "must be between 1m and 36h")
+	}
+	if c.SiteEvents.MaxAge <= 0 {
+		bad("site_events.max_age", "must be a positive duration")
+	}
+	if c.SiteEvents.Retention <= c.SiteEvents.MaxAge {
+		bad("site_events.retention", "must be longer than site_events.max_age, or undelivered events would be deleted while still retried")
+	}
+	if c.Notify.SendTimeout <= 0 {
+		bad("notify.send_timeout", "must be a positive duration")
+	}
+	if c.Notify.MaxAge <= 0 {
+		bad("notify.max_age", "must be a positive duration")
+	}
+	if c.Notify.BatchSize < 1 {
+		bad("notify.batch_size", "must be at least 1")
+	}
+	if c.Notify.MaxAttempts < 1 {
+		bad("notify.max_attempts", "must be at least 1")
+	}
+	return errors.Join(errs...)
+}
+
+// InboundWorker is the inbound queue's runtime configuration.
+func (c JobsConfig) InboundWorker(log *slog.Logger) InboundConfig {
+	return InboundConfig{MaxAge: c.Inbound.MaxAge, Workers: c.Workers, PollInterval: c.PollInterval, Logger: log}
+}
+
+// Dispatcher is the site events queue's runtime configuration for a
+// sender whose POSTs are cut off after sendTimeout.
+func (c JobsConfig) Dispatcher(sendTimeout time.Duration, log *slog.Logger) DispatcherConfig {
+	return DispatcherConfig{
+		Policy:       RetryPolicy{Initial: c.BackoffMin, Max: c.BackoffMax, RetryFor: c.SiteEvents.MaxAge},
+		Lease:        LeaseFor(sendTimeout),
+		Workers:      c.Workers,
+		PollInterval: c.PollInterval,
+		Logger:       log,
+	}
+}
+
+// Worker is the notification queue's runtime configuration.
+func (c JobsConfig) Worker() WorkerConfig {
+	return WorkerConfig{
+		PollInterval: c.PollInterval, BatchSize: c.Notify.BatchSize,
+		Lease: LeaseFor(c.Notify.SendTimeout), SendTimeout: c.Notify.SendTimeout,
+		Parallel: c.Workers, MaxAttempts: c.Notify.MaxAttempts, MaxAge: c.Notify.MaxAge,
+		BackoffMin: c.BackoffMin, BackoffMax: c.BackoffMax,
+	}
+}

@@ -118,7 +118,7 @@ func (r repo) SetLink(ctx context.Context, id int64, userID string, now time.Tim
 	if err := r.exists(ctx, id); err != nil {
 		return err
 	}
-	return pairing.ErrUserTaken
+	return pairing.ErrRaced
 }
 
 func (r repo) ClearLink(ctx context.Context, id int64, userID string, now time.Time) error {
@@ -129,7 +129,7 @@ func (r repo) ClearLink(ctx context.Context, id int64, userID string, now time.T
 	if _, err := r.webUser(ctx, r.wq, "id = ?", id); err != nil {
 		return err
 	}
-	return fmt.Errorf("%w: the link changed meanwhile", pairing.ErrUserTaken)
+	return fmt.Errorf("%w: the link changed meanwhile", pairing.ErrRaced)
 }
 
 func (r repo) ListLinks(ctx context.Context, afterID int64, limit int) ([]pairing.WebUser, error) {

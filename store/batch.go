@@ -25,10 +25,10 @@ import (
 //   - the functions run in order, each seeing the ones before it, exactly
 //     as if they had been separate transactions one after the other.
 //
-// When nothing else is waiting, a batch is one transaction (no savepoint),
-// as before. Statements run with the caller's context values but not its
-// cancellation: an interrupted write would make SQLite roll back the whole
-// batch.
+// When nothing else is waiting, a batch is one transaction (no savepoint).
+// Statements run with the caller's context values but not its
+// cancellation (detached): an interrupted write would make SQLite roll
+// back the whole batch.
 
 // maxBatch bounds how many transactions share one COMMIT.
 const maxBatch = 64

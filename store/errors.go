@@ -12,7 +12,6 @@ import (
 	"syscall"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"gorm.io/gorm"
 
 	"github.com/pairingd/pairingd/pairing"
 )
@@ -30,7 +29,7 @@ func translate(err error) error {
 		return err
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err
-	case errors.Is(err, gorm.ErrRecordNotFound), errors.Is(err, sql.ErrNoRows):
+	case errors.Is(err, sql.ErrNoRows):
 		return pairing.ErrNotFound
 	case isUnique(err):
 		return fmt.Errorf("%w: %v", pairing.ErrRaced, err)

@@ -32,9 +32,11 @@ var (
 	ErrTokenExpired       = errors.New("link token expired")
 	ErrTokenUsed          = errors.New("link token already used")
 
-	// ErrUserTaken is returned by a Store when a link would give one site user
-	// to two persons (unique index). The service retries and decides again.
-	ErrUserTaken = errors.New("site user already linked")
+	// ErrRaced is returned by a Store when a concurrent write committed
+	// first: a unique index refused the row, a conditional update found the
+	// row changed, or PostgreSQL gave up one of two colliding transactions.
+	// The caller runs its transaction again and decides on what it sees.
+	ErrRaced = errors.New("lost a race with a concurrent write")
 )
 
 // FieldError is a validation failure of one input field.

@@ -53,7 +53,7 @@ func (s *Service) Notify(ctx context.Context, req NotifyRequest) (Message, error
 			out, err = s.queue(ctx, r, req, hash)
 			return err
 		})
-		if !errors.Is(err, ErrUserTaken) {
+		if !errors.Is(err, ErrRaced) {
 			break
 		}
 	}

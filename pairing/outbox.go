@@ -158,7 +158,7 @@ type ClaimRequest struct {
 type OutboxRepo interface {
 	// CreateMessage inserts the message and its deliveries and sets their
 	// ids. A message whose (KeyID, IdempotencyKey) is taken returns an
-	// error wrapping ErrUserTaken.
+	// error wrapping ErrRaced.
 	CreateMessage(ctx context.Context, m *Message) error
 	// MessageByIdempotencyKey finds the message an API key sent with an
 	// idempotency key, with its deliveries; ErrNotFound when none.

@@ -312,7 +312,7 @@ func (s *Service) withRetry(ctx context.Context, fn func(Repo) error) error {
 	var err error
 	for range linkRetries {
 		err = s.store.Tx(ctx, fn)
-		if !errors.Is(err, ErrUserTaken) {
+		if !errors.Is(err, ErrRaced) {
 			return err
 		}
 	}

@@ -6,8 +6,9 @@ import (
 )
 
 // The storage the service needs, split by what each flow touches. A Store
-// implementation returns ErrNotFound for a missing row, ErrUserTaken when a
-// link would give one site user to two persons, and an error wrapping
+// implementation returns ErrNotFound for a missing row, ErrRaced when a
+// concurrent write won (for instance a link that would give one site user
+// to two persons, refused by a unique index), and an error wrapping
 // ErrUnavailable when the database cannot be reached. All times are UTC.
 
 // LeadRepo keeps persons and their leads.
@@ -65,11 +66,11 @@ type WebUserRepo interface {
 	SpendCredential(ctx context.Context, webUserID int64, buidHash, pinHash []byte, now time.Time, guard KeyGuard) (WebUser, bool, error)
 	// SetLink links the row to a site user. It changes the row only while
 	// the row has no link (conditional UPDATE ... WHERE user_id IS NULL), and
-	// returns ErrUserTaken if the row was linked meanwhile or another row
+	// returns ErrRaced if the row was linked meanwhile or another row
 	// holds the user (unique index), so the service decides again.
 	SetLink(ctx context.Context, webUserID int64, userID string, now time.Time) error
 	// ClearLink removes the row's link to userID with a conditional UPDATE
-	// (... WHERE user_id = userID). It returns ErrUserTaken when the row no
+	// (... WHERE user_id = userID). It returns ErrRaced when the row no
 	// longer holds that link (a concurrent unlink or relink won), so the
 	// service decides again, and ErrNotFound when the row is gone.
 	ClearLink(ctx context.Context, webUserID int64, userID string, now time.Time) error

@@ -29,7 +29,7 @@ func (s *Store) Backup(ctx context.Context, path string) error {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("backup: %w", err)
 	}
-	if err := s.writer.WithContext(ctx).Exec(`VACUUM INTO ?`, path).Error; err != nil {
+	if _, err := s.writer.ExecContext(ctx, `VACUUM INTO ?`, path); err != nil {
 		return fmt.Errorf("backup: %w", translate(err))
 	}
 	return nil

@@ -2,12 +2,11 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
-
-	"gorm.io/gorm"
 
 	"github.com/pairingd/pairingd/pairing"
 )
@@ -26,10 +25,10 @@ import (
 //   - the functions run in order, each seeing the ones before it, exactly
 //     as if they had been separate transactions one after the other.
 //
-// When nothing else is waiting, a batch is one transaction (no savepoint),
-// as before. Statements run with the caller's context values but not its
-// cancellation: an interrupted write would make SQLite roll back the whole
-// batch.
+// When nothing else is waiting, a batch is one transaction (no savepoint).
+// Statements run with the caller's context values but not its
+// cancellation (detached): an interrupted write would make SQLite roll
+// back the whole batch.
 
 // maxBatch bounds how many transactions share one COMMIT.
 const maxBatch = 64
@@ -134,9 +133,9 @@ func (b *batcher) runBatch(batch []*txRequest) {
 	if len(live) == 0 {
 		return
 	}
-	tx := b.s.writer.Session(&gorm.Session{NewDB: true, Context: context.Background()}).Begin()
-	if tx.Error != nil {
-		err := translate(tx.Error)
+	tx, err := b.s.writer.BeginTx(context.Background(), nil)
+	if err != nil {
+		err := translate(err)
 		for i := range results {
 			if results[i].err == nil {
 				results[i].err = err
@@ -151,32 +150,32 @@ func (b *batcher) runBatch(batch []*txRequest) {
 			continue
 		}
 		if savepoints {
-			if err := tx.Exec("SAVEPOINT batch_item").Error; err != nil {
+			if _, err := tx.Exec("SAVEPOINT batch_item"); err != nil {
 				b.abort(tx, batch, results, i, err)
 				return
 			}
 		}
-		ctx := context.WithoutCancel(req.ctx)
-		res := call(tx.WithContext(ctx), req.fn, b.s.driver)
+		d := detached{tx}
+		res := call(repo{r: d, w: d, driver: b.s.driver, inTx: true}, req.fn)
 		b.ran.Add(1)
 		results[i] = res
 		switch {
 		case !savepoints && (res.err != nil || res.panicked):
-			_ = tx.Rollback().Error
+			_ = tx.Rollback()
 			return
 		case !savepoints:
 			committed++
 		case res.err != nil || res.panicked:
-			if err := tx.Exec("ROLLBACK TO batch_item").Error; err != nil {
+			if _, err := tx.Exec("ROLLBACK TO batch_item"); err != nil {
 				b.abort(tx, batch, results, i+1, err)
 				return
 			}
-			if err := tx.Exec("RELEASE batch_item").Error; err != nil {
+			if _, err := tx.Exec("RELEASE batch_item"); err != nil {
 				b.abort(tx, batch, results, i+1, err)
 				return
 			}
 		default:
-			if err := tx.Exec("RELEASE batch_item").Error; err != nil {
+			if _, err := tx.Exec("RELEASE batch_item"); err != nil {
 				b.abort(tx, batch, results, i+1, err)
 				return
 			}
@@ -184,11 +183,11 @@ func (b *batcher) runBatch(batch []*txRequest) {
 		}
 	}
 	if committed == 0 {
-		_ = tx.Rollback().Error
+		_ = tx.Rollback()
 		return
 	}
 	b.commits.Add(1)
-	if err := tx.Commit().Error; err != nil {
+	if err := tx.Commit(); err != nil {
 		err = translate(err)
 		for i := range results {
 			if results[i].err == nil && !results[i].panicked {
@@ -198,11 +197,28 @@ func (b *batcher) runBatch(batch []*txRequest) {
 	}
 }
 
+// detached runs a batch's statements with their context's values but not
+// its cancellation: an interrupted statement would make SQLite roll back
+// the whole batch.
+type detached struct{ conn }
+
+func (d detached) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return d.conn.ExecContext(context.WithoutCancel(ctx), query, args...)
+}
+
+func (d detached) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return d.conn.QueryContext(context.WithoutCancel(ctx), query, args...)
+}
+
+func (d detached) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return d.conn.QueryRowContext(context.WithoutCancel(ctx), query, args...)
+}
+
 // abort gives up a batch whose transaction the database no longer holds
 // (a savepoint statement failed): everything before failed with it, and
 // what was not run yet is refused. Requests [0, upTo) have run.
-func (b *batcher) abort(tx *gorm.DB, batch []*txRequest, results []txResult, upTo int, cause error) {
-	_ = tx.Rollback().Error
+func (b *batcher) abort(tx *sql.Tx, batch []*txRequest, results []txResult, upTo int, cause error) {
+	_ = tx.Rollback()
 	err := fmt.Errorf("%w: %w: %v", pairing.ErrUnavailable, errBatchAborted, translate(cause))
 	for i := range batch {
 		if i < upTo && (results[i].err != nil || results[i].panicked) {
@@ -214,11 +230,11 @@ func (b *batcher) abort(tx *gorm.DB, batch []*txRequest, results []txResult, upT
 
 // call runs fn on the batch's transaction, turning a panic into a result
 // that the caller's goroutine re-raises.
-func call(tx *gorm.DB, fn func(pairing.Repo) error, driver string) (res txResult) {
+func call(r repo, fn func(pairing.Repo) error) (res txResult) {
 	defer func() {
 		if v := recover(); v != nil {
 			res = txResult{panicked: true, panicVal: v}
 		}
 	}()
-	return txResult{err: fn(txRepo(tx, driver))}
+	return txResult{err: fn(r)}
 }

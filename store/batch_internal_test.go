@@ -37,7 +37,8 @@ func TestBatchAbortedWhenTheTransactionIsGone(t *testing.T) {
 			if err := create("b")(r); err != nil {
 				return err
 			}
-			return r.(repo).w.Exec("ROLLBACK").Error
+			_, err := r.(repo).w.ExecContext(ctx, "ROLLBACK")
+			return err
 		}, done: make(chan txResult, 1)},
 		{ctx: ctx, fn: create("c"), done: make(chan txResult, 1)},
 	}
@@ -71,8 +72,8 @@ func TestSQLiteConnectionSettings(t *testing.T) {
 	defer st.Close()
 	for _, db := range []struct {
 		name string
-		conn sqlConn
-	}{{"writer", st.wq}, {"reader", st.rq}} {
+		conn conn
+	}{{"writer", st.w}, {"reader", st.r}} {
 		var n int
 		if err := st.queryOne(ctx, db.conn, `PRAGMA wal_autocheckpoint`, nil, &n); err != nil || n != walAutoCheckpoint {
 			t.Fatalf("%s: wal_autocheckpoint %d, %v; want %d", db.name, n, err, walAutoCheckpoint)

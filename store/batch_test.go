@@ -73,7 +73,7 @@ func TestGroupCommitKeepsEachTransactionApart(t *testing.T) {
 					t.Fatalf("tx %d: err %v, kept %v", i, errs[i], have[name])
 				}
 			case i%5 == 2:
-				if !errors.Is(errs[i], pairing.ErrUserTaken) || have[name] {
+				if !errors.Is(errs[i], pairing.ErrRaced) || have[name] {
 					t.Fatalf("tx %d: err %v, kept %v", i, errs[i], have[name])
 				}
 			case i%10 == 3:

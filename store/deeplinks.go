@@ -9,19 +9,17 @@ import (
 
 // linkTokenRow is a deep-link token (migration 0002).
 type linkTokenRow struct {
-	ID          int64  `gorm:"column:id;primaryKey"`
-	Hash        []byte `gorm:"column:hash"`
-	Channel     string `gorm:"column:channel"`
-	UserID      string `gorm:"column:user_id"`
-	DisplayName string `gorm:"column:display_name"`
-	KeyID       int64  `gorm:"column:key_id"`
-	ExpiresAt   int64  `gorm:"column:expires_at"`
-	UsedAt      int64  `gorm:"column:used_at"`
-	LeadID      int64  `gorm:"column:lead_id"`
-	CreatedAt   int64  `gorm:"column:created_at;autoCreateTime:false"`
+	ID          int64  `db:"id"`
+	Hash        []byte `db:"hash"`
+	Channel     string `db:"channel"`
+	UserID      string `db:"user_id"`
+	DisplayName string `db:"display_name"`
+	KeyID       int64  `db:"key_id"`
+	ExpiresAt   int64  `db:"expires_at"`
+	UsedAt      int64  `db:"used_at"`
+	LeadID      int64  `db:"lead_id"`
+	CreatedAt   int64  `db:"created_at"`
 }
-
-func (linkTokenRow) TableName() string { return "link_tokens" }
 
 func (r linkTokenRow) token() pairing.LinkToken {
 	return pairing.LinkToken{
@@ -31,16 +29,15 @@ func (r linkTokenRow) token() pairing.LinkToken {
 }
 
 func (r repo) CreateLinkToken(ctx context.Context, t pairing.LinkToken) error {
-	row := linkTokenRow{
-		Hash: t.Hash, Channel: t.Channel, UserID: t.UserID, DisplayName: t.DisplayName, KeyID: t.KeyID,
-		ExpiresAt: us(t.ExpiresAt), UsedAt: us(t.UsedAt), LeadID: t.LeadID, CreatedAt: us(t.CreatedAt),
-	}
-	return translate(r.w.WithContext(ctx).Create(&row).Error)
+	_, err := r.exec(ctx, `INSERT INTO link_tokens (hash, channel, user_id, display_name, key_id, expires_at, used_at, lead_id, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, t.Hash, t.Channel, t.UserID, t.DisplayName, t.KeyID,
+		us(t.ExpiresAt), us(t.UsedAt), t.LeadID, us(t.CreatedAt))
+	return err
 }
 
 func (r repo) LinkTokenByHash(ctx context.Context, hash []byte) (pairing.LinkToken, error) {
-	var row linkTokenRow
-	if err := take(ctx, r.r, &row, "hash = ?", hash); err != nil {
+	row, err := getRow[linkTokenRow](ctx, r, r.r, `SELECT `+columnsOf[linkTokenRow]("")+` FROM link_tokens WHERE hash = ?`, hash)
+	if err != nil {
 		return pairing.LinkToken{}, err
 	}
 	return row.token(), nil

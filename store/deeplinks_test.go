@@ -24,7 +24,7 @@ func TestLinkTokenStoredAndSpentOnce(t *testing.T) {
 		if err := st.CreateLinkToken(ctx, tok); err != nil {
 			t.Fatal(err)
 		}
-		if err := st.CreateLinkToken(ctx, tok); !errors.Is(err, pairing.ErrUserTaken) {
+		if err := st.CreateLinkToken(ctx, tok); !errors.Is(err, pairing.ErrRaced) {
 			t.Fatalf("duplicate hash: %v", err)
 		}
 		got, err := st.LinkTokenByHash(ctx, []byte("link-token-hash"))

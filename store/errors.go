@@ -12,13 +12,12 @@ import (
 	"syscall"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"gorm.io/gorm"
 
 	"github.com/pairingd/pairingd/pairing"
 )
 
 // translate turns driver errors into the errors pairing.Store promises:
-// ErrNotFound, ErrUserTaken (unique index, or a PostgreSQL deadlock or
+// ErrNotFound, ErrRaced (unique index, or a PostgreSQL deadlock or
 // serialization failure: the service decides again) and ErrUnavailable
 // (the database cannot be reached or cannot write now). Other errors are
 // wrapped as they are.
@@ -26,16 +25,16 @@ func translate(err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, pairing.ErrNotFound), errors.Is(err, pairing.ErrUserTaken), errors.Is(err, pairing.ErrUnavailable):
+	case errors.Is(err, pairing.ErrNotFound), errors.Is(err, pairing.ErrRaced), errors.Is(err, pairing.ErrUnavailable):
 		return err
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err
-	case errors.Is(err, gorm.ErrRecordNotFound), errors.Is(err, sql.ErrNoRows):
+	case errors.Is(err, sql.ErrNoRows):
 		return pairing.ErrNotFound
 	case isUnique(err):
-		return fmt.Errorf("%w: %v", pairing.ErrUserTaken, err)
+		return fmt.Errorf("%w: %v", pairing.ErrRaced, err)
 	case isRetry(err):
-		return fmt.Errorf("%w: %v", pairing.ErrUserTaken, err)
+		return fmt.Errorf("%w: %v", pairing.ErrRaced, err)
 	case isUnstorableText(err):
 		return fmt.Errorf("%w: text the database cannot store", pairing.ErrInvalid)
 	case isUnavailable(err):

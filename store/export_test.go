@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"fmt"
 	"time"
 )
@@ -17,11 +18,11 @@ func BatchStats(s *Store) (ran, commits int64) {
 // HoldLeadLocks takes on st, in a transaction of its own, the claim locks
 // of leads as a claimer does, until release is called.
 func HoldLeadLocks(st *Store, leads []int64) (release func(), err error) {
-	tx := st.writer.Begin()
-	if tx.Error != nil {
-		return nil, tx.Error
+	tx, err := st.writer.Begin()
+	if err != nil {
+		return nil, err
 	}
-	got, err := lockLeads(tx, leads, len(leads))
+	got, err := lockLeads(context.Background(), txRepo(tx, st.driver), leads, len(leads))
 	if err == nil && len(got) != len(leads) {
 		err = fmt.Errorf("locked %v of %v", got, leads)
 	}

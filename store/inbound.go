@@ -5,8 +5,6 @@ import (
 	"strings"
 	"time"
 
-	"gorm.io/gorm"
-
 	"github.com/pairingd/pairingd/pairing"
 )
 
@@ -14,22 +12,20 @@ var _ pairing.InboundQueue = (*Store)(nil)
 
 // inboundRow is a row of inbound_events (migration 0005).
 type inboundRow struct {
-	ID            int64  `gorm:"column:id"`
-	Source        string `gorm:"column:source"`
-	EventKey      string `gorm:"column:event_key"`
-	Grp           string `gorm:"column:grp"`
-	Payload       []byte `gorm:"column:payload"`
-	Attempts      int    `gorm:"column:attempts"`
-	NextAttemptAt int64  `gorm:"column:next_attempt_at"`
-	LeaseOwner    string `gorm:"column:lease_owner"`
-	LeaseUntil    int64  `gorm:"column:lease_until"`
-	DoneAt        int64  `gorm:"column:done_at"`
-	FailedAt      int64  `gorm:"column:failed_at"`
-	LastError     string `gorm:"column:last_error"`
-	CreatedAt     int64  `gorm:"column:created_at"`
+	ID            int64  `db:"id"`
+	Source        string `db:"source"`
+	EventKey      string `db:"event_key"`
+	Grp           string `db:"grp"`
+	Payload       []byte `db:"payload"`
+	Attempts      int    `db:"attempts"`
+	NextAttemptAt int64  `db:"next_attempt_at"`
+	LeaseOwner    string `db:"lease_owner"`
+	LeaseUntil    int64  `db:"lease_until"`
+	DoneAt        int64  `db:"done_at"`
+	FailedAt      int64  `db:"failed_at"`
+	LastError     string `db:"last_error"`
+	CreatedAt     int64  `db:"created_at"`
 }
-
-const inboundColumns = `id, source, event_key, grp, payload, attempts, next_attempt_at, lease_owner, lease_until, done_at, failed_at, last_error, created_at`
 
 func (r inboundRow) item() pairing.InboundItem {
 	return pairing.InboundItem{
@@ -50,7 +46,7 @@ func (s *Store) EnqueueInbound(ctx context.Context, evs []pairing.InboundEvent, 
 	if len(evs) == 0 {
 		return 0, nil
 	}
-	insert := func(db *gorm.DB, part []pairing.InboundEvent) (int64, error) {
+	insert := func(r repo, part []pairing.InboundEvent) (int64, error) {
 		var q strings.Builder
 		q.WriteString(`INSERT INTO inbound_events (source, event_key, grp, payload, created_at) VALUES `)
 		args := make([]any, 0, 5*len(part))
@@ -66,15 +62,14 @@ func (s *Store) EnqueueInbound(ctx context.Context, evs []pairing.InboundEvent, 
 			args = append(args, ev.Source, ev.Key, ev.Group, payload, us(now))
 		}
 		q.WriteString(` ON CONFLICT (source, event_key) DO NOTHING`)
-		res := db.WithContext(ctx).Exec(q.String(), args...)
-		return res.RowsAffected, translate(res.Error)
+		return r.exec(ctx, q.String(), args...)
 	}
 	if len(evs) <= inboundChunk {
-		n, err := insert(s.writer, evs)
+		n, err := insert(s.repo, evs)
 		return int(n), err
 	}
 	total := 0
-	err := s.writer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.atomic(ctx, func(tx repo) error {
 		for i := 0; i < len(evs); i += inboundChunk {
 			n, err := insert(tx, evs[i:min(i+inboundChunk, len(evs))])
 			if err != nil {
@@ -85,7 +80,7 @@ func (s *Store) EnqueueInbound(ctx context.Context, evs []pairing.InboundEvent, 
 		return nil
 	})
 	if err != nil {
-		return 0, translate(err)
+		return 0, err
 	}
 	return total, nil
 }
@@ -122,14 +117,12 @@ func (s *Store) FailInbound(ctx context.Context, id int64, owner string, now tim
 
 // InboundByKey returns a row with its handling state (tests, CLI).
 func (s *Store) InboundByKey(ctx context.Context, source, key string) (pairing.InboundItem, error) {
-	var rows []inboundRow
-	if err := s.writer.WithContext(ctx).Raw(`SELECT `+inboundColumns+` FROM inbound_events WHERE source = ? AND event_key = ?`, source, key).Scan(&rows).Error; err != nil {
-		return pairing.InboundItem{}, translate(err)
+	row, err := getRow[inboundRow](ctx, s.repo, s.w, `SELECT `+columnsOf[inboundRow]("")+` FROM inbound_events
+		WHERE source = ? AND event_key = ?`, source, key)
+	if err != nil {
+		return pairing.InboundItem{}, err
 	}
-	if len(rows) == 0 {
-		return pairing.InboundItem{}, pairing.ErrNotFound
-	}
-	return rows[0].item(), nil
+	return row.item(), nil
 }
 
 // PruneInbound drops handled or given-up rows stored before `before`, and

@@ -29,9 +29,9 @@ type jobTable struct {
 
 var (
 	inboundJobs = jobTable{name: "inbound_events", done: "done_at",
-		sameGroup: "p.source = e.source AND p.grp = e.grp", columns: inboundColumns}
+		sameGroup: "p.source = e.source AND p.grp = e.grp", columns: columnsOf[inboundRow]("")}
 	siteEventJobs = jobTable{name: "site_events", done: "delivered_at",
-		sameGroup: "p.user_id = e.user_id", ungrouped: "e.user_id = ''", columns: outboxColumns}
+		sameGroup: "p.user_id = e.user_id", ungrouped: "e.user_id = ''", columns: columnsOf[siteEventRow]("")}
 )
 
 // pending is the condition of a row neither handled nor given up.
@@ -67,8 +67,8 @@ RETURNING ` + t.columns
 // leasedRow is a row of a job table.
 type leasedRow interface{ rowID() int64 }
 
-func (r inboundRow) rowID() int64 { return r.ID }
-func (r outboxRow) rowID() int64  { return r.ID }
+func (r inboundRow) rowID() int64   { return r.ID }
+func (r siteEventRow) rowID() int64 { return r.ID }
 
 // claimJobs leases to owner, until now+lease, up to limit claimable rows,
 // counts one attempt on each, and returns them in id order.
@@ -78,9 +78,9 @@ func claimJobs[R leasedRow](ctx context.Context, s *Store, t jobTable, owner str
 		lock = "FOR UPDATE SKIP LOCKED"
 	}
 	n := us(now)
-	var rows []R
-	if err := s.writer.WithContext(ctx).Raw(t.claimSQL(lock), n, n, limit, owner, us(now.Add(lease)), n).Scan(&rows).Error; err != nil {
-		return nil, translate(err)
+	rows, err := listRows[R](ctx, s.repo, s.w, t.claimSQL(lock), n, n, limit, owner, us(now.Add(lease)), n)
+	if err != nil {
+		return nil, err
 	}
 	slices.SortFunc(rows, func(a, b R) int { return cmp.Compare(a.rowID(), b.rowID()) })
 	return rows, nil

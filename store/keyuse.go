@@ -56,7 +56,7 @@ func (u *keyUse) used(r repo, keyID int64) {
 		defer u.writing.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_, _ = r.execSQL(ctx, `UPDATE api_keys SET last_used_at = ? WHERE id = ?`, us(now), keyID)
+		_, _ = r.exec(ctx, `UPDATE api_keys SET last_used_at = ? WHERE id = ?`, us(now), keyID)
 	}()
 }
 

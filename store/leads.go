@@ -5,36 +5,25 @@ import (
 	"errors"
 	"time"
 
-	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
-
 	"github.com/pairingd/pairingd/pairing"
 )
 
 // errLeadExists rolls back a CreateLead that lost the race for its key.
 var errLeadExists = errors.New("lead exists")
 
-// exec runs a write and returns the affected row count.
-func (r repo) exec(ctx context.Context, query string, args ...any) (int64, error) {
-	res := r.w.WithContext(ctx).Exec(query, args...)
-	return res.RowsAffected, translate(res.Error)
-}
-
-// take reads one row into dst from db; ErrNotFound when there is none.
-func take(ctx context.Context, db *gorm.DB, dst any, where string, args ...any) error {
-	return translate(db.WithContext(ctx).Where(where, args...).Take(dst).Error)
-}
-
 func (r repo) LeadByKey(ctx context.Context, key pairing.LeadKey) (pairing.Lead, error) {
-	return leadByKey(ctx, r.r, key)
+	return r.leadByKey(ctx, r.r, key)
 }
 
-func leadByKey(ctx context.Context, db *gorm.DB, key pairing.LeadKey) (pairing.Lead, error) {
-	var row leadRow
-	if err := take(ctx, db, &row, "channel = ? AND external_id = ?", key.Channel, key.ExternalID); err != nil {
-		return pairing.Lead{}, err
-	}
-	return row.lead(), nil
+func (r repo) leadByKey(ctx context.Context, db conn, key pairing.LeadKey) (pairing.Lead, error) {
+	row, err := getRow[leadRow](ctx, r, db, `SELECT `+columnsOf[leadRow]("")+` FROM leads WHERE channel = ? AND external_id = ?`,
+		key.Channel, key.ExternalID)
+	return row.lead(), err
+}
+
+func (r repo) LeadByID(ctx context.Context, id int64) (pairing.Lead, error) {
+	row, err := getRow[leadRow](ctx, r, r.r, `SELECT `+columnsOf[leadRow]("")+` FROM leads WHERE id = ?`, id)
+	return row.lead(), err
 }
 
 // CreateLead inserts person, lead and web_users row together (in a
@@ -43,35 +32,36 @@ func leadByKey(ctx context.Context, db *gorm.DB, key pairing.LeadKey) (pairing.L
 // CONFLICT DO NOTHING waits for the winner on PostgreSQL) and its person
 // row is rolled back.
 func (r repo) CreateLead(ctx context.Context, key pairing.LeadKey, p pairing.Profile, now time.Time) (pairing.Lead, error) {
-	if l, err := leadByKey(ctx, r.w, key); !errors.Is(err, pairing.ErrNotFound) {
+	if l, err := r.leadByKey(ctx, r.w, key); !errors.Is(err, pairing.ErrNotFound) {
 		return l, err
 	}
 	var lr leadRow
-	err := r.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		person := personRow{CreatedAt: us(now)}
-		if err := tx.Create(&person).Error; err != nil {
+	err := r.atomic(ctx, func(tx repo) error {
+		var personID int64
+		if err := tx.queryOne(ctx, tx.w, `INSERT INTO persons (created_at) VALUES (?) RETURNING id`, []any{us(now)}, &personID); err != nil {
 			return err
 		}
-		lr = leadRow{
-			PersonID: person.ID, Channel: key.Channel, ExternalID: key.ExternalID,
-			FirstName: p.FirstName, LastName: p.LastName, Username: p.Username, Locale: p.Locale,
-			CreatedAt: us(now), UpdatedAt: us(now),
-		}
-		res := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "channel"}, {Name: "external_id"}}, DoNothing: true}).Create(&lr)
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
+		var err error
+		lr, err = getRow[leadRow](ctx, tx, tx.w, `INSERT INTO leads
+			(person_id, channel, external_id, first_name, last_name, username, locale, blocked, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (channel, external_id) DO NOTHING
+			RETURNING `+columnsOf[leadRow](""),
+			personID, key.Channel, key.ExternalID, p.FirstName, p.LastName, p.Username, p.Locale, false, us(now), us(now))
+		if errors.Is(err, pairing.ErrNotFound) {
 			return errLeadExists
 		}
-		wu := webUserRow{PersonID: person.ID, LeadID: lr.ID, CreatedAt: us(now), UpdatedAt: us(now)}
-		return tx.Omit("UserID").Create(&wu).Error
+		if err != nil {
+			return err
+		}
+		_, err = tx.exec(ctx, `INSERT INTO web_users (person_id, lead_id, created_at, updated_at) VALUES (?, ?, ?, ?)`,
+			personID, lr.ID, us(now), us(now))
+		return err
 	})
 	if errors.Is(err, errLeadExists) {
-		return leadByKey(ctx, r.w, key)
+		return r.leadByKey(ctx, r.w, key)
 	}
 	if err != nil {
-		return pairing.Lead{}, translate(err)
+		return pairing.Lead{}, err
 	}
 	return lr.lead(), nil
 }
@@ -95,9 +85,9 @@ func (r repo) SetLeadBlocked(ctx context.Context, id int64, blocked bool, now ti
 }
 
 func (r repo) LeadsOfPerson(ctx context.Context, personID int64) ([]pairing.Lead, error) {
-	var rows []leadRow
-	if err := r.r.WithContext(ctx).Where("person_id = ?", personID).Order("id").Find(&rows).Error; err != nil {
-		return nil, translate(err)
+	rows, err := listRows[leadRow](ctx, r, r.r, `SELECT `+columnsOf[leadRow]("")+` FROM leads WHERE person_id = ? ORDER BY id`, personID)
+	if err != nil {
+		return nil, err
 	}
 	out := make([]pairing.Lead, len(rows))
 	for i, row := range rows {
@@ -120,4 +110,11 @@ func (r repo) MergePerson(ctx context.Context, from, to int64, now time.Time) er
 	}
 	_, err := r.exec(ctx, `DELETE FROM persons WHERE id = ?`, from)
 	return err
+}
+
+// Persons counts the persons (for tests and the CLI).
+func (s *Store) Persons(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.queryOne(ctx, s.r, `SELECT COUNT(*) FROM persons`, nil, &n)
+	return n, err
 }

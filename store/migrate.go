@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"embed"
 	"fmt"
 	"io/fs"
@@ -10,8 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"gorm.io/gorm"
 )
 
 //go:embed migrations
@@ -84,64 +83,68 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.writer.WithContext(ctx).Connection(func(conn *gorm.DB) error {
-		if s.driver == Postgres {
-			if err := conn.Exec(`SELECT pg_advisory_lock(?)`, migrationLock).Error; err != nil {
-				return translate(err)
+	// One connection: the PostgreSQL advisory lock belongs to a session.
+	c, err := s.writer.Conn(ctx)
+	if err != nil {
+		return translate(err)
+	}
+	defer c.Close()
+	conn := repo{r: c, w: c, driver: s.driver}
+	if s.driver == Postgres {
+		if _, err := conn.exec(ctx, `SELECT pg_advisory_lock(?)`, migrationLock); err != nil {
+			return err
+		}
+		defer conn.exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(?)`, migrationLock)
+	}
+	if _, err := conn.exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+		return err
+	}
+	applied, err := listScanned(ctx, conn, c, func(v *int) []any { return []any{v} }, `SELECT version FROM schema_migrations`)
+	if err != nil {
+		return err
+	}
+	done := map[int]bool{}
+	latest := 0
+	for _, v := range applied {
+		done[v] = true
+		latest = max(latest, v)
+	}
+	if n := all[len(all)-1].version; latest > n {
+		return fmt.Errorf("database schema version %d is newer than this binary knows (%d): upgrade pairingd", latest, n)
+	}
+	for _, m := range all {
+		if done[m.version] {
+			continue
+		}
+		err := inTx(ctx, c, func(sqlTx *sql.Tx) error {
+			tx := txRepo(sqlTx, s.driver)
+			// Checked again under the write lock: another process may
+			// have applied it since we looked (SQLite has no advisory lock).
+			var n int64
+			if err := tx.queryOne(ctx, tx.w, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, []any{m.version}, &n); err != nil || n > 0 {
+				return err
 			}
-			defer conn.Exec(`SELECT pg_advisory_unlock(?)`, migrationLock)
-		}
-		if err := conn.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)`).Error; err != nil {
-			return translate(err)
-		}
-		var applied []int
-		if err := conn.Raw(`SELECT version FROM schema_migrations`).Scan(&applied).Error; err != nil {
-			return translate(err)
-		}
-		done := map[int]bool{}
-		latest := 0
-		for _, v := range applied {
-			done[v] = true
-			latest = max(latest, v)
-		}
-		if n := all[len(all)-1].version; latest > n {
-			return fmt.Errorf("database schema version %d is newer than this binary knows (%d): upgrade pairingd", latest, n)
-		}
-		for _, m := range all {
-			if done[m.version] {
-				continue
-			}
-			err := conn.Transaction(func(tx *gorm.DB) error {
-				// Checked again under the write lock: another process may
-				// have applied it since we looked (SQLite has no advisory lock).
-				var n int64
-				if err := tx.Raw(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&n).Error; err != nil || n > 0 {
-					return err
+			for _, stmt := range statements(m.sql) {
+				if _, err := sqlTx.ExecContext(ctx, stmt); err != nil {
+					return fmt.Errorf("%s: %w", m.name, translate(err))
 				}
-				for _, stmt := range statements(m.sql) {
-					if err := tx.Exec(stmt).Error; err != nil {
-						return fmt.Errorf("%s: %w", m.name, err)
-					}
-				}
-				return tx.Exec(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, m.version, time.Now().UnixMicro()).Error
-			})
-			if err != nil {
-				return translate(err)
 			}
-			s.log.Info("applied migration", "name", m.name, "driver", s.driver)
+			_, err := tx.exec(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, m.version, time.Now().UnixMicro())
+			return err
+		})
+		if err != nil {
+			return err
 		}
-		return nil
-	})
+		s.log.Info("applied migration", "name", m.name, "driver", s.driver)
+	}
+	return nil
 }
 
 // SchemaVersion is the highest applied migration.
 func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
-	var v *int
-	if err := s.writer.WithContext(ctx).Raw(`SELECT MAX(version) FROM schema_migrations`).Scan(&v).Error; err != nil {
-		return 0, translate(err)
+	var v sql.NullInt64
+	if err := s.queryOne(ctx, s.w, `SELECT MAX(version) FROM schema_migrations`, nil, &v); err != nil {
+		return 0, err
 	}
-	if v == nil {
-		return 0, nil
-	}
-	return *v, nil
+	return int(v.Int64), nil
 }

@@ -24,8 +24,8 @@ func TestMigrateDatabaseOfThePreviousRelease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db := st.writer.WithContext(ctx)
-	if err := db.Exec(`CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)`).Error; err != nil {
+	db := st.writer
+	if _, err := db.ExecContext(ctx, `CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
 		t.Fatal(err)
 	}
 	for _, m := range all {
@@ -33,16 +33,16 @@ func TestMigrateDatabaseOfThePreviousRelease(t *testing.T) {
 			break
 		}
 		for _, stmt := range statements(m.sql) {
-			if err := db.Exec(stmt).Error; err != nil {
+			if _, err := db.ExecContext(ctx, stmt); err != nil {
 				t.Fatalf("%s: %v", m.name, err)
 			}
 		}
-		if err := db.Exec(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, m.version, time.Now().UnixMicro()).Error; err != nil {
+		if _, err := db.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, m.version, time.Now().UnixMicro()); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for _, key := range []string{"17", "18"} {
-		if err := db.Exec(`INSERT INTO processed_updates (source, update_key, seen_at) VALUES (?, ?, ?)`, "telegram:bot", key, time.Now().UnixMicro()).Error; err != nil {
+		if _, err := db.ExecContext(ctx, `INSERT INTO processed_updates (source, update_key, seen_at) VALUES (?, ?, ?)`, "telegram:bot", key, time.Now().UnixMicro()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -66,7 +66,7 @@ func TestMigrateDatabaseOfThePreviousRelease(t *testing.T) {
 		t.Fatalf("schema version %d %v", v, err)
 	}
 	var n int
-	if err := st.writer.WithContext(ctx).Raw(`SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'processed_updates%'`).Scan(&n).Error; err != nil || n != 0 {
+	if err := st.writer.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'processed_updates%'`).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("processed_updates still there: %d %v", n, err)
 	}
 	if it, err := st.InboundByKey(ctx, old.Source, old.Key); err != nil || it.Group != old.Group {

@@ -10,28 +10,19 @@ import (
 // Times are unix microseconds, 0 for "not set", so that both engines store
 // and compare them the same way.
 
-type personRow struct {
-	ID        int64 `gorm:"column:id;primaryKey"`
-	CreatedAt int64 `gorm:"column:created_at;autoCreateTime:false"`
-}
-
-func (personRow) TableName() string { return "persons" }
-
 type leadRow struct {
-	ID         int64  `gorm:"column:id;primaryKey"`
-	PersonID   int64  `gorm:"column:person_id"`
-	Channel    string `gorm:"column:channel"`
-	ExternalID string `gorm:"column:external_id"`
-	FirstName  string `gorm:"column:first_name"`
-	LastName   string `gorm:"column:last_name"`
-	Username   string `gorm:"column:username"`
-	Locale     string `gorm:"column:locale"`
-	Blocked    bool   `gorm:"column:blocked"`
-	CreatedAt  int64  `gorm:"column:created_at;autoCreateTime:false"`
-	UpdatedAt  int64  `gorm:"column:updated_at;autoUpdateTime:false"`
+	ID         int64  `db:"id"`
+	PersonID   int64  `db:"person_id"`
+	Channel    string `db:"channel"`
+	ExternalID string `db:"external_id"`
+	FirstName  string `db:"first_name"`
+	LastName   string `db:"last_name"`
+	Username   string `db:"username"`
+	Locale     string `db:"locale"`
+	Blocked    bool   `db:"blocked"`
+	CreatedAt  int64  `db:"created_at"`
+	UpdatedAt  int64  `db:"updated_at"`
 }
-
-func (leadRow) TableName() string { return "leads" }
 
 func (r leadRow) lead() pairing.Lead {
 	return pairing.Lead{
@@ -42,24 +33,22 @@ func (r leadRow) lead() pairing.Lead {
 }
 
 type webUserRow struct {
-	ID             int64   `gorm:"column:id;primaryKey"`
-	PersonID       int64   `gorm:"column:person_id"`
-	LeadID         int64   `gorm:"column:lead_id"`
-	BUIDHash       []byte  `gorm:"column:buid_hash"`
-	PINHash        []byte  `gorm:"column:pin_hash"`
-	PINIssuedAt    int64   `gorm:"column:pin_issued_at"`
-	PINExpiresAt   int64   `gorm:"column:pin_expires_at"`
-	PINUsedAt      int64   `gorm:"column:pin_used_at"`
-	MagicExpiresAt int64   `gorm:"column:magic_expires_at"`
-	FailedAttempts int     `gorm:"column:failed_attempts"`
-	LockedUntil    int64   `gorm:"column:locked_until"`
-	UserID         *string `gorm:"column:user_id"`
-	LinkedAt       int64   `gorm:"column:linked_at"`
-	CreatedAt      int64   `gorm:"column:created_at;autoCreateTime:false"`
-	UpdatedAt      int64   `gorm:"column:updated_at;autoUpdateTime:false"`
+	ID             int64   `db:"id"`
+	PersonID       int64   `db:"person_id"`
+	LeadID         int64   `db:"lead_id"`
+	BUIDHash       []byte  `db:"buid_hash"`
+	PINHash        []byte  `db:"pin_hash"`
+	PINIssuedAt    int64   `db:"pin_issued_at"`
+	PINExpiresAt   int64   `db:"pin_expires_at"`
+	PINUsedAt      int64   `db:"pin_used_at"`
+	MagicExpiresAt int64   `db:"magic_expires_at"`
+	FailedAttempts int     `db:"failed_attempts"`
+	LockedUntil    int64   `db:"locked_until"`
+	UserID         *string `db:"user_id"`
+	LinkedAt       int64   `db:"linked_at"`
+	CreatedAt      int64   `db:"created_at"`
+	UpdatedAt      int64   `db:"updated_at"`
 }
-
-func (webUserRow) TableName() string { return "web_users" }
 
 func (r webUserRow) webUser() pairing.WebUser {
 	w := pairing.WebUser{
@@ -75,18 +64,16 @@ func (r webUserRow) webUser() pairing.WebUser {
 }
 
 type grantRow struct {
-	ID        int64  `gorm:"column:id;primaryKey"`
-	Hash      []byte `gorm:"column:hash"`
-	Kind      string `gorm:"column:kind"`
-	WebUserID int64  `gorm:"column:web_user_id"`
-	LeadID    int64  `gorm:"column:lead_id"`
-	UserID    string `gorm:"column:user_id"`
-	ExpiresAt int64  `gorm:"column:expires_at"`
-	UsedAt    int64  `gorm:"column:used_at"`
-	CreatedAt int64  `gorm:"column:created_at;autoCreateTime:false"`
+	ID        int64  `db:"id"`
+	Hash      []byte `db:"hash"`
+	Kind      string `db:"kind"`
+	WebUserID int64  `db:"web_user_id"`
+	LeadID    int64  `db:"lead_id"`
+	UserID    string `db:"user_id"`
+	ExpiresAt int64  `db:"expires_at"`
+	UsedAt    int64  `db:"used_at"`
+	CreatedAt int64  `db:"created_at"`
 }
-
-func (grantRow) TableName() string { return "grants" }
 
 func (r grantRow) grant() pairing.GrantRecord {
 	return pairing.GrantRecord{
@@ -96,18 +83,16 @@ func (r grantRow) grant() pairing.GrantRecord {
 }
 
 type apiKeyRow struct {
-	ID          int64  `gorm:"column:id;primaryKey"`
-	Name        string `gorm:"column:name"`
-	Prefix      string `gorm:"column:prefix"`
-	Hash        []byte `gorm:"column:hash"`
-	CreatedAt   int64  `gorm:"column:created_at;autoCreateTime:false"`
-	RevokedAt   int64  `gorm:"column:revoked_at"`
-	LastUsedAt  int64  `gorm:"column:last_used_at"`
-	Failures    int    `gorm:"column:failures"`
-	WindowStart int64  `gorm:"column:window_start"`
+	ID          int64  `db:"id"`
+	Name        string `db:"name"`
+	Prefix      string `db:"prefix"`
+	Hash        []byte `db:"hash"`
+	CreatedAt   int64  `db:"created_at"`
+	RevokedAt   int64  `db:"revoked_at"`
+	LastUsedAt  int64  `db:"last_used_at"`
+	Failures    int    `db:"failures"`
+	WindowStart int64  `db:"window_start"`
 }
-
-func (apiKeyRow) TableName() string { return "api_keys" }
 
 func (r apiKeyRow) key() pairing.APIKey {
 	return pairing.APIKey{
@@ -115,30 +100,6 @@ func (r apiKeyRow) key() pairing.APIKey {
 		CreatedAt: tm(r.CreatedAt), RevokedAt: tm(r.RevokedAt), LastUsedAt: tm(r.LastUsedAt),
 	}
 }
-
-type auditRow struct {
-	ID        int64  `gorm:"column:id;primaryKey"`
-	At        int64  `gorm:"column:at"`
-	Action    string `gorm:"column:action"`
-	Outcome   string `gorm:"column:outcome"`
-	KeyID     int64  `gorm:"column:key_id"`
-	WebUserID int64  `gorm:"column:web_user_id"`
-	PersonID  int64  `gorm:"column:person_id"`
-	UserID    string `gorm:"column:user_id"`
-	Detail    string `gorm:"column:detail"`
-}
-
-func (auditRow) TableName() string { return "audit_events" }
-
-type siteEventRow struct {
-	ID        int64  `gorm:"column:id;primaryKey"`
-	Type      string `gorm:"column:type"`
-	UserID    string `gorm:"column:user_id"`
-	Payload   string `gorm:"column:payload"`
-	CreatedAt int64  `gorm:"column:created_at;autoCreateTime:false"`
-}
-
-func (siteEventRow) TableName() string { return "site_events" }
 
 // us turns a time into stored microseconds; the zero time is 0.
 func us(t time.Time) int64 {

@@ -54,7 +54,7 @@ func TestOutboxIdempotencyKeyUnique(t *testing.T) {
 		dup := pairing.Message{UserID: "u1", Text: "x", KeyID: 1, IdempotencyKey: "same", CreatedAt: t0,
 			Deliveries: []pairing.Delivery{{LeadID: 10, Channel: "telegram", ExternalID: "10", Status: pairing.DeliveryQueued, CreatedAt: t0, UpdatedAt: t0}}}
 		err := st.Tx(ctx, func(r pairing.Repo) error { return r.CreateMessage(ctx, &dup) })
-		if !errors.Is(err, pairing.ErrUserTaken) {
+		if !errors.Is(err, pairing.ErrRaced) {
 			t.Fatalf("duplicate key: %v", err)
 		}
 		// Nothing of the refused message stays.

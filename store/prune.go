@@ -38,7 +38,7 @@ func (s *Store) IntegrityCheck(ctx context.Context) (string, error) {
 		return "ok", s.ping(ctx)
 	}
 	var res string
-	if err := s.queryOne(ctx, s.wq, `PRAGMA integrity_check`, nil, &res); err != nil {
+	if err := s.queryOne(ctx, s.w, `PRAGMA integrity_check`, nil, &res); err != nil {
 		return "", err
 	}
 	return res, nil

@@ -40,16 +40,12 @@ func (s *Store) QueueStats(ctx context.Context) (pairing.QueueStats, error) {
 	if s.driver == SQLite {
 		hint = "INDEXED BY outbox_deliveries_pending_created"
 	}
-	row := s.reader.WithContext(ctx).Raw(fmt.Sprintf(queueStatsSQL, hint)).Row()
-	if row == nil {
-		return q, pairing.ErrUnavailable
-	}
 	var oldest [3]int64
 	d, e, in := &q.Deliveries, &q.SiteEvents, &q.Inbound
-	if err := row.Scan(&d.Pending, &d.Running, &d.Failed, &oldest[0],
+	if err := s.queryOne(ctx, s.r, fmt.Sprintf(queueStatsSQL, hint), nil, &d.Pending, &d.Running, &d.Failed, &oldest[0],
 		&e.Pending, &e.Running, &e.Failed, &oldest[1],
 		&in.Pending, &in.Running, &in.Failed, &oldest[2]); err != nil {
-		return pairing.QueueStats{}, translate(err)
+		return pairing.QueueStats{}, err
 	}
 	// The site and inbound counts above are of every unfinished row.
 	e.Pending -= e.Running

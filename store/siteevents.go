@@ -9,25 +9,23 @@ import (
 
 var _ pairing.EventOutbox = (*Store)(nil)
 
-// outboxRow is a site event with its delivery columns (migration 0004).
-type outboxRow struct {
-	ID            int64  `gorm:"column:id"`
-	Type          string `gorm:"column:type"`
-	UserID        string `gorm:"column:user_id"`
-	Payload       string `gorm:"column:payload"`
-	CreatedAt     int64  `gorm:"column:created_at"`
-	Attempts      int    `gorm:"column:attempts"`
-	NextAttemptAt int64  `gorm:"column:next_attempt_at"`
-	LeaseOwner    string `gorm:"column:lease_owner"`
-	LeaseUntil    int64  `gorm:"column:lease_until"`
-	DeliveredAt   int64  `gorm:"column:delivered_at"`
-	FailedAt      int64  `gorm:"column:failed_at"`
-	LastError     string `gorm:"column:last_error"`
+// siteEventRow is a site event with its delivery columns (migration 0004).
+type siteEventRow struct {
+	ID            int64  `db:"id"`
+	Type          string `db:"type"`
+	UserID        string `db:"user_id"`
+	Payload       string `db:"payload"`
+	CreatedAt     int64  `db:"created_at"`
+	Attempts      int    `db:"attempts"`
+	NextAttemptAt int64  `db:"next_attempt_at"`
+	LeaseOwner    string `db:"lease_owner"`
+	LeaseUntil    int64  `db:"lease_until"`
+	DeliveredAt   int64  `db:"delivered_at"`
+	FailedAt      int64  `db:"failed_at"`
+	LastError     string `db:"last_error"`
 }
 
-const outboxColumns = `id, type, user_id, payload, created_at, attempts, next_attempt_at, lease_owner, lease_until, delivered_at, failed_at, last_error`
-
-func (r outboxRow) event() pairing.OutboxEvent {
+func (r siteEventRow) event() pairing.OutboxEvent {
 	return pairing.OutboxEvent{
 		SiteEvent: pairing.SiteEvent{ID: r.ID, Type: r.Type, UserID: r.UserID, Payload: []byte(r.Payload), CreatedAt: tm(r.CreatedAt)},
 		Attempts:  r.Attempts, NextAttemptAt: tm(r.NextAttemptAt), LeaseOwner: r.LeaseOwner, LeaseUntil: tm(r.LeaseUntil),
@@ -39,7 +37,7 @@ func (r outboxRow) event() pairing.OutboxEvent {
 // claim is pairing.Deliverable in one statement (pending, due, not leased,
 // and no earlier pending event of the same user).
 func (s *Store) ClaimSiteEvents(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]pairing.OutboxEvent, error) {
-	rows, err := claimJobs[outboxRow](ctx, s, siteEventJobs, owner, now, lease, limit)
+	rows, err := claimJobs[siteEventRow](ctx, s, siteEventJobs, owner, now, lease, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -68,14 +66,35 @@ func (s *Store) FailSiteEvent(ctx context.Context, id int64, owner string, now t
 
 // SiteEventDelivery returns an event with its delivery state (tests, CLI).
 func (s *Store) SiteEventDelivery(ctx context.Context, id int64) (pairing.OutboxEvent, error) {
-	var rows []outboxRow
-	if err := s.writer.WithContext(ctx).Raw(`SELECT `+outboxColumns+` FROM site_events WHERE id = ?`, id).Scan(&rows).Error; err != nil {
-		return pairing.OutboxEvent{}, translate(err)
+	row, err := getRow[siteEventRow](ctx, s.repo, s.w, `SELECT `+columnsOf[siteEventRow]("")+` FROM site_events WHERE id = ?`, id)
+	if err != nil {
+		return pairing.OutboxEvent{}, err
 	}
-	if len(rows) == 0 {
-		return pairing.OutboxEvent{}, pairing.ErrNotFound
+	return row.event(), nil
+}
+
+func (r repo) AddSiteEvent(ctx context.Context, e pairing.SiteEvent) error {
+	payload := string(e.Payload)
+	if payload == "" {
+		payload = "{}"
 	}
-	return rows[0].event(), nil
+	_, err := r.exec(ctx, `INSERT INTO site_events (type, user_id, payload, created_at) VALUES (?, ?, ?, ?)`,
+		e.Type, e.UserID, payload, us(e.CreatedAt))
+	return err
+}
+
+// SiteEventsAfter lists site events with id > after, oldest first.
+func (s *Store) SiteEventsAfter(ctx context.Context, after int64, limit int) ([]pairing.SiteEvent, error) {
+	rows, err := listRows[siteEventRow](ctx, s.repo, s.r, `SELECT `+columnsOf[siteEventRow]("")+` FROM site_events
+		WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]pairing.SiteEvent, len(rows))
+	for i, r := range rows {
+		out[i] = r.event().SiteEvent
+	}
+	return out, nil
 }
 
 // PruneSiteEvents drops events written before `before`, delivered or not,

@@ -35,8 +35,7 @@ func sqliteParams(readOnly bool) url.Values {
 	p.Set("_synchronous", "NORMAL")
 	p.Set("_txlock", "immediate")
 	// The driver keeps each connection's prepared statements (SQLite spends
-	// most of a short query preparing it). This replaces GORM's
-	// PrepareStmt, which can deadlock (see Open).
+	// most of a short query preparing it).
 	p.Set("_stmt_cache_size", "128")
 	if readOnly {
 		p.Set("_query_only", "1")

@@ -307,10 +307,10 @@ func TestLinksAreUniqueUnderRaces(t *testing.T) {
 		for i := range 10 {
 			rows = append(rows, webUserOf(t, st, newLead(t, st, fmt.Sprint(i))))
 		}
-		// Ten persons race for one site user: one wins, the rest get ErrUserTaken.
+		// Ten persons race for one site user: one wins, the rest get ErrRaced.
 		wins := parallel(t, 10, func(i int) (bool, error) {
 			err := st.SetLink(ctx, rows[i].ID, "site-1", t0)
-			if errors.Is(err, pairing.ErrUserTaken) {
+			if errors.Is(err, pairing.ErrRaced) {
 				return false, nil
 			}
 			return err == nil, err
@@ -321,7 +321,7 @@ func TestLinksAreUniqueUnderRaces(t *testing.T) {
 		// One person, ten site users: one wins.
 		wins = parallel(t, 10, func(i int) (bool, error) {
 			err := st.SetLink(ctx, rows[9].ID, fmt.Sprint("other-", i), t0)
-			if errors.Is(err, pairing.ErrUserTaken) {
+			if errors.Is(err, pairing.ErrRaced) {
 				return false, nil
 			}
 			return err == nil, err
@@ -341,13 +341,13 @@ func TestLinksAreUniqueUnderRaces(t *testing.T) {
 		if len(page) != len(links)-1 {
 			t.Fatalf("after-id paging: %d", len(page))
 		}
-		if err := st.ClearLink(ctx, w.ID, "someone-else", t0); !errors.Is(err, pairing.ErrUserTaken) {
+		if err := st.ClearLink(ctx, w.ID, "someone-else", t0); !errors.Is(err, pairing.ErrRaced) {
 			t.Fatalf("clearing another user's link: %v", err)
 		}
 		// Two unlinks of one link at once: exactly one clears it.
 		if won := parallel(t, 10, func(int) (bool, error) {
 			err := st.ClearLink(ctx, w.ID, "site-1", t0)
-			if errors.Is(err, pairing.ErrUserTaken) {
+			if errors.Is(err, pairing.ErrRaced) {
 				return false, nil
 			}
 			return err == nil, err
@@ -396,11 +396,11 @@ func TestTxRollsBackEverything(t *testing.T) {
 		if evs, _ := st.SiteEventsAfter(ctx, 0, 10); len(evs) != 0 {
 			t.Fatalf("events survived: %v", evs)
 		}
-		// A unique violation inside a transaction is ErrUserTaken and the
+		// A unique violation inside a transaction is ErrRaced and the
 		// transaction can go on (savepoint), then commit.
 		err = st.Tx(ctx, func(r pairing.Repo) error {
-			if err := r.SetLink(ctx, w.ID, "taken", t0); !errors.Is(err, pairing.ErrUserTaken) {
-				return fmt.Errorf("want ErrUserTaken, got %v", err)
+			if err := r.SetLink(ctx, w.ID, "taken", t0); !errors.Is(err, pairing.ErrRaced) {
+				return fmt.Errorf("want ErrRaced, got %v", err)
 			}
 			if err := r.SetLink(ctx, w.ID, "u2", t0); err != nil {
 				return err

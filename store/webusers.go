@@ -6,29 +6,36 @@ import (
 	"fmt"
 	"time"
 
-	"gorm.io/gorm"
-
 	"github.com/pairingd/pairingd/pairing"
 )
 
+// webUser reads the web_users row that matches where.
+func (r repo) webUser(ctx context.Context, db conn, where string, args ...any) (pairing.WebUser, error) {
+	row, err := getRow[webUserRow](ctx, r, db, `SELECT `+columnsOf[webUserRow]("")+` FROM web_users WHERE `+where+` LIMIT 1`, args...)
+	if err != nil {
+		return pairing.WebUser{}, err
+	}
+	return row.webUser(), nil
+}
+
 func (r repo) WebUserByID(ctx context.Context, id int64) (pairing.WebUser, error) {
-	return r.webUser(ctx, r.rq, "id = ?", id)
+	return r.webUser(ctx, r.r, "id = ?", id)
 }
 
 func (r repo) WebUserByPerson(ctx context.Context, personID int64) (pairing.WebUser, error) {
-	return r.webUser(ctx, r.rq, "person_id = ?", personID)
+	return r.webUser(ctx, r.r, "person_id = ?", personID)
 }
 
 func (r repo) WebUserByUserID(ctx context.Context, userID string) (pairing.WebUser, error) {
 	if userID == "" {
 		return pairing.WebUser{}, pairing.ErrNotFound
 	}
-	return r.webUser(ctx, r.rq, "user_id = ?", userID)
+	return r.webUser(ctx, r.r, "user_id = ?", userID)
 }
 
 // exists tells ErrNotFound apart from "the condition did not hold".
 func (r repo) exists(ctx context.Context, id int64) error {
-	_, err := r.webUser(ctx, r.wq, "id = ?", id)
+	_, err := r.webUser(ctx, r.w, "id = ?", id)
 	return err
 }
 
@@ -55,7 +62,7 @@ func (r repo) ClaimIssue(ctx context.Context, id int64, now time.Time, minInterv
 // the row still holds the state it decided from: concurrent writers of the
 // counters change it one at a time, and each loser decides again.
 func (r repo) SwapPINAttempts(ctx context.Context, id int64, old, next pairing.PINAttempts, now time.Time) (pairing.PINAttempts, bool, error) {
-	n, err := r.execSQL(ctx, `UPDATE web_users SET failed_attempts = ?, locked_until = ?, updated_at = ?
+	n, err := r.exec(ctx, `UPDATE web_users SET failed_attempts = ?, locked_until = ?, updated_at = ?
 		WHERE id = ? AND failed_attempts = ? AND locked_until = ?`,
 		next.Failed, us(next.LockedUntil), us(now), id, old.Failed, us(old.LockedUntil))
 	if err != nil {
@@ -64,7 +71,7 @@ func (r repo) SwapPINAttempts(ctx context.Context, id int64, old, next pairing.P
 	if n == 1 {
 		return next, true, nil
 	}
-	w, err := r.webUser(ctx, r.wq, "id = ?", id)
+	w, err := r.webUser(ctx, r.w, "id = ?", id)
 	if err != nil {
 		return pairing.PINAttempts{}, false, err
 	}
@@ -88,8 +95,7 @@ func (r repo) SpendCredential(ctx context.Context, id int64, buidHash, pinHash [
 		q += `pin_hash = ? AND pin_expires_at > ?`
 		args = append(args, pinHash, us(now))
 	}
-	var row webUserRow
-	err := r.queryOne(ctx, r.wq, q+` RETURNING `+webUserColumns, args, row.fields()...)
+	row, err := getRow[webUserRow](ctx, r, r.w, q+` RETURNING `+columnsOf[webUserRow](""), args...)
 	switch {
 	case errors.Is(err, pairing.ErrNotFound):
 		return pairing.WebUser{}, false, nil
@@ -103,14 +109,14 @@ func (r repo) SpendCredential(ctx context.Context, id int64, buidHash, pinHash [
 // violation on PostgreSQL leaves the surrounding transaction usable.
 func (r repo) SetLink(ctx context.Context, id int64, userID string, now time.Time) error {
 	var n int64
-	err := r.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		res := tx.Exec(`UPDATE web_users SET user_id = ?, linked_at = ?, updated_at = ? WHERE id = ? AND user_id IS NULL`,
+	err := r.atomic(ctx, func(tx repo) error {
+		var err error
+		n, err = tx.exec(ctx, `UPDATE web_users SET user_id = ?, linked_at = ?, updated_at = ? WHERE id = ? AND user_id IS NULL`,
 			userID, us(now), us(now), id)
-		n = res.RowsAffected
-		return res.Error
+		return err
 	})
 	if err != nil {
-		return translate(err)
+		return err
 	}
 	if n == 1 {
 		return nil
@@ -118,7 +124,7 @@ func (r repo) SetLink(ctx context.Context, id int64, userID string, now time.Tim
 	if err := r.exists(ctx, id); err != nil {
 		return err
 	}
-	return pairing.ErrUserTaken
+	return pairing.ErrRaced
 }
 
 func (r repo) ClearLink(ctx context.Context, id int64, userID string, now time.Time) error {
@@ -126,17 +132,17 @@ func (r repo) ClearLink(ctx context.Context, id int64, userID string, now time.T
 	if err != nil || n == 1 {
 		return err
 	}
-	if _, err := r.webUser(ctx, r.wq, "id = ?", id); err != nil {
+	if _, err := r.webUser(ctx, r.w, "id = ?", id); err != nil {
 		return err
 	}
-	return fmt.Errorf("%w: the link changed meanwhile", pairing.ErrUserTaken)
+	return fmt.Errorf("%w: the link changed meanwhile", pairing.ErrRaced)
 }
 
 func (r repo) ListLinks(ctx context.Context, afterID int64, limit int) ([]pairing.WebUser, error) {
-	var rows []webUserRow
-	err := r.r.WithContext(ctx).Where("user_id IS NOT NULL AND id > ?", afterID).Order("id").Limit(limit).Find(&rows).Error
+	rows, err := listRows[webUserRow](ctx, r, r.r, `SELECT `+columnsOf[webUserRow]("")+` FROM web_users
+		WHERE user_id IS NOT NULL AND id > ? ORDER BY id LIMIT ?`, afterID, limit)
 	if err != nil {
-		return nil, translate(err)
+		return nil, err
 	}
 	out := make([]pairing.WebUser, len(rows))
 	for i, row := range rows {

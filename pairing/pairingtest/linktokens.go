@@ -16,7 +16,7 @@ func (m *MemStore) CreateLinkToken(ctx context.Context, t pairing.LinkToken) err
 func (r repo) CreateLinkToken(_ context.Context, t pairing.LinkToken) error {
 	for _, o := range r.st.linkTokens {
 		if bytes.Equal(o.Hash, t.Hash) {
-			return pairing.ErrUserTaken // the unique index on hash
+			return pairing.ErrRaced // the unique index on hash
 		}
 	}
 	t.ID = r.id()

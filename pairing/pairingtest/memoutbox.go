@@ -50,7 +50,7 @@ func (r repo) CreateMessage(_ context.Context, msg *pairing.Message) error {
 	if msg.IdempotencyKey != "" {
 		for _, other := range o.messages {
 			if other.KeyID == msg.KeyID && other.IdempotencyKey == msg.IdempotencyKey {
-				return pairing.ErrUserTaken
+				return pairing.ErrRaced
 			}
 		}
 	}

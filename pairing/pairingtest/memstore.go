@@ -375,14 +375,14 @@ func (m *MemStore) SetLink(ctx context.Context, id int64, uid string, now time.T
 }
 func (r repo) SetLink(ctx context.Context, id int64, uid string, now time.Time) error {
 	if other, err := r.WebUserByUserID(ctx, uid); err == nil && other.ID != id {
-		return pairing.ErrUserTaken
+		return pairing.ErrRaced
 	}
 	w, ok := r.st.webUsers[id]
 	if !ok {
 		return pairing.ErrNotFound
 	}
 	if w.UserID != "" {
-		return pairing.ErrUserTaken
+		return pairing.ErrRaced
 	}
 	w.UserID, w.LinkedAt, w.UpdatedAt = uid, now, now
 	r.st.webUsers[id] = w
@@ -398,7 +398,7 @@ func (r repo) ClearLink(_ context.Context, id int64, userID string, now time.Tim
 		return pairing.ErrNotFound
 	}
 	if w.UserID != userID {
-		return pairing.ErrUserTaken
+		return pairing.ErrRaced
 	}
 	w.UserID, w.LinkedAt, w.UpdatedAt = "", time.Time{}, now
 	r.st.webUsers[id] = w

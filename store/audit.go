@@ -3,7 +3,43 @@ package store
 import (
 	"context"
 	"time"
+
+	"github.com/pairingd/pairingd/pairing"
 )
+
+type auditRow struct {
+	ID        int64  `db:"id"`
+	At        int64  `db:"at"`
+	Action    string `db:"action"`
+	Outcome   string `db:"outcome"`
+	KeyID     int64  `db:"key_id"`
+	WebUserID int64  `db:"web_user_id"`
+	PersonID  int64  `db:"person_id"`
+	UserID    string `db:"user_id"`
+	Detail    string `db:"detail"`
+}
+
+func (r repo) AddAudit(ctx context.Context, e pairing.AuditEvent) error {
+	_, err := r.exec(ctx, `INSERT INTO audit_events (at, action, outcome, key_id, web_user_id, person_id, user_id, detail)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, us(e.At), e.Action, e.Outcome, e.KeyID, e.WebUserID, e.PersonID, e.UserID, e.Detail)
+	return err
+}
+
+// AuditEvents lists the newest audit events, newest first.
+func (s *Store) AuditEvents(ctx context.Context, limit int) ([]pairing.AuditEvent, error) {
+	rows, err := listRows[auditRow](ctx, s.repo, s.r, `SELECT `+columnsOf[auditRow]("")+` FROM audit_events ORDER BY id DESC LIMIT ?`, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]pairing.AuditEvent, len(rows))
+	for i, r := range rows {
+		out[i] = pairing.AuditEvent{
+			At: tm(r.At), Action: r.Action, Outcome: r.Outcome, KeyID: r.KeyID, WebUserID: r.WebUserID,
+			PersonID: r.PersonID, UserID: r.UserID, Detail: r.Detail,
+		}
+	}
+	return out, nil
+}
 
 // AuditPruneBatch is how many audit rows one DELETE of PruneAudit removes
 // at most. On SQLite every write waits for the one writer connection, so a

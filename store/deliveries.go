@@ -1,0 +1,176 @@
+package store
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pairingd/pairingd/pairing"
+)
+
+// Notification deliveries: workers claim them one per lead and record
+// each result under their lease.
+
+// dueCondition selects the deliveries a worker may claim at a time
+// (twice the same parameter).
+const dueCondition = `((status = 'queued' AND next_attempt_at <= ?) OR (status = 'sending' AND lease_until <= ?))`
+
+// ClaimDeliveries takes due deliveries, one per lead, skipping leads with
+// a delivery under a live lease. On PostgreSQL the candidates are locked
+// FOR UPDATE SKIP LOCKED, so concurrent claimers (other instances) pass
+// over each other's rows instead of waiting or taking them twice; on
+// SQLite the transaction holds the one write lock. The UPDATE repeats the
+// due condition, so a row can only be claimed while it is due.
+//
+// One chat at a time across instances: row locks alone do not give it on
+// PostgreSQL, because two claims running at once lock different rows of
+// one lead and neither sees the other's uncommitted claim. So a claimer
+// also takes a transaction advisory lock per lead (lockLeads) and skips
+// leads another claim holds; and the UPDATE, whose snapshot is taken after
+// those locks, repeats "no live lease on this lead", which sees a claim
+// that committed while this one was looking.
+func (r repo) ClaimDeliveries(ctx context.Context, req pairing.ClaimRequest) ([]pairing.ClaimedDelivery, error) {
+	if req.Limit <= 0 {
+		return nil, nil
+	}
+	now := us(req.Now)
+	var out []pairing.ClaimedDelivery
+	err := r.atomic(ctx, func(tx repo) error {
+		lock := ""
+		if r.driver == Postgres {
+			lock = " FOR UPDATE SKIP LOCKED"
+		}
+		type candidate struct {
+			ID     int64 `db:"id"`
+			LeadID int64 `db:"lead_id"`
+		}
+		cands, err := listRows[candidate](ctx, tx, tx.w, `SELECT id, lead_id FROM outbox_deliveries d WHERE `+dueCondition+`
+		  AND NOT EXISTS (SELECT 1 FROM outbox_deliveries b
+		                  WHERE b.lead_id = d.lead_id AND b.status = 'sending' AND b.lease_until > ?)
+		  ORDER BY next_attempt_at, id LIMIT ?`+lock, now, now, now, req.Limit*4)
+		if err != nil {
+			return err
+		}
+		first := map[int64]int64{} // lead -> its first candidate
+		var leads []int64
+		for _, c := range cands {
+			if _, ok := first[c.LeadID]; !ok {
+				first[c.LeadID] = c.ID
+				leads = append(leads, c.LeadID)
+			}
+		}
+		if r.driver == Postgres && len(leads) > 0 {
+			locked, err := lockLeads(ctx, tx, leads, req.Limit)
+			if err != nil {
+				return err
+			}
+			leads = slices.DeleteFunc(leads, func(l int64) bool { return !slices.Contains(locked, l) })
+		}
+		var ids []int64
+		for _, l := range leads[:min(len(leads), req.Limit)] {
+			ids = append(ids, first[l])
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		idList := intList(ids)
+		if _, err := tx.exec(ctx, `UPDATE outbox_deliveries SET status = 'sending', lease_until = ?, lease_token = ?,
+		  attempts = attempts + 1, updated_at = ? WHERE id IN (`+idList+`) AND `+dueCondition+`
+		  AND NOT EXISTS (SELECT 1 FROM outbox_deliveries b
+		                  WHERE b.lead_id = outbox_deliveries.lead_id AND b.status = 'sending' AND b.lease_until > ?)`,
+			us(req.Now.Add(req.Lease)), req.Token, now, now, now, now); err != nil {
+			return err
+		}
+		rows, err := listRows[outboxDeliveryRow](ctx, tx, tx.w, `SELECT `+columnsOf[outboxDeliveryRow]("")+` FROM outbox_deliveries
+		  WHERE id IN (`+idList+`) AND lease_token = ? AND status = ? ORDER BY next_attempt_at, id`,
+			req.Token, string(pairing.DeliverySending))
+		if err != nil || len(rows) == 0 {
+			return err
+		}
+		msgIDs := make([]int64, 0, len(rows))
+		for _, row := range rows {
+			msgIDs = append(msgIDs, row.MessageID)
+		}
+		msgs, err := listRows[outboxMessageRow](ctx, tx, tx.w, `SELECT `+columnsOf[outboxMessageRow]("")+` FROM outbox_messages
+		  WHERE id IN (`+intList(msgIDs)+`)`)
+		if err != nil {
+			return err
+		}
+		byID := make(map[int64]outboxMessageRow, len(msgs))
+		for _, m := range msgs {
+			byID[m.ID] = m
+		}
+		for _, row := range rows {
+			m := byID[row.MessageID]
+			out = append(out, pairing.ClaimedDelivery{
+				Delivery: row.delivery(), UserID: m.UserID, Text: m.Text,
+				Buttons: decodeButtons(m.Buttons), MessageCreatedAt: tm(m.CreatedAt),
+			})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// intList writes ids (integers from the database) into a statement as
+// "1, 2, 3": a placeholder per id would make a statement text per list
+// length, each cached by bind and prepared anew by the driver.
+func intList(ids []int64) string {
+	var b strings.Builder
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(strconv.FormatInt(id, 10))
+	}
+	return b.String()
+}
+
+// leadLockClass is the first key of the advisory locks claimers take on
+// leads (PostgreSQL's two-int key space, apart from migrationLock's).
+const leadLockClass = 0x6f757462 // "outb"
+
+// lockLeads takes, without waiting, the claim lock of up to limit of the
+// leads, for the rest of the transaction, and returns the leads it got. A
+// lead another transaction holds is skipped: that claimer is taking one of
+// its deliveries right now. Lead ids fold onto the lock's 32-bit key; two
+// leads that share a key only take turns. Advisory locks are per database,
+// not per schema, so the first key mixes in the schema's name: two
+// deployments in two schemas of one database (or parallel test runs) do
+// not hold each other's leads.
+func lockLeads(ctx context.Context, tx repo, leads []int64, limit int) ([]int64, error) {
+	vals := "(" + strings.ReplaceAll(intList(leads), ", ", "), (") + ")"
+	return listScanned(ctx, tx, tx.w, func(l *int64) []any { return []any{l} },
+		`SELECT v.lead FROM (VALUES `+vals+`) AS v(lead)
+	  WHERE pg_try_advisory_xact_lock(CAST(? AS integer) # hashtext(current_schema()), CAST(v.lead % 2147483648 AS integer))
+	  LIMIT ?`, leadLockClass, limit)
+}
+
+// FinishDelivery records a result while the delivery is still sending
+// under the caller's lease.
+func (r repo) FinishDelivery(ctx context.Context, id int64, leaseToken string, res pairing.DeliveryResult, now time.Time) (bool, error) {
+	q := `UPDATE outbox_deliveries SET status = ?, lease_until = 0, lease_token = '', updated_at = ?`
+	args := []any{string(res.Status), us(now)}
+	if !res.Uncount {
+		q += `, last_error = ?`
+		args = append(args, res.LastError)
+	} else {
+		q += `, attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END`
+	}
+	if res.Status == pairing.DeliveryQueued {
+		q += `, next_attempt_at = ?`
+		args = append(args, us(res.NextAttemptAt))
+	}
+	if res.Status.Final() {
+		q += `, finished_at = ?`
+		args = append(args, us(now))
+	}
+	n, err := r.exec(ctx, q+` WHERE id = ? AND lease_token = ? AND status = ?`,
+		append(args, id, leaseToken, string(pairing.DeliverySending))...)
+	return n == 1, err
+}

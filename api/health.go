@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // checkTimeout bounds each readiness check, so /readyz answers even when
@@ -50,7 +52,7 @@ func (s *server) readyz(c echo.Context) error {
 				if errors.Is(err, context.DeadlineExceeded) {
 					res = "timeout"
 				}
-				s.log.Warn("readiness check failed", "check", ch.Name, "err", err)
+				s.requestLogger(c).Warn("readiness check failed", "check", ch.Name, "err", err)
 			}
 			mu.Lock()
 			out.Checks[ch.Name] = res
@@ -87,14 +89,17 @@ func runCheck(ctx context.Context, check func(context.Context) error) error {
 	}
 }
 
+// metricsText serves the process's series and the queue gauges, read
+// from the database for this scrape.
 func (s *server) metricsText(c echo.Context) error {
-	queues := s.readQueues(c.Request().Context())
-	c.Response().Header().Set(echo.HeaderContentType, "text/plain; version=0.0.4; charset=utf-8")
-	c.Response().WriteHeader(http.StatusOK)
-	if _, err := s.metrics.WriteTo(c.Response()); err != nil {
-		return err
+	g := prometheus.Gatherers{s.metrics.reg}
+	if s.queues != nil {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(queueCollector{ctx: c.Request().Context(), queues: s.queues, now: s.clock.Now(), log: s.requestLogger(c)})
+		g = append(g, reg)
 	}
-	return queues.writeTo(c.Response())
+	promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}).ServeHTTP(c.Response(), c.Request())
+	return nil
 }
 
 func (s *server) openAPI(c echo.Context) error {

@@ -180,7 +180,7 @@ func openStore(ctx context.Context, cfg Config, log *slog.Logger) (*store.Store,
 // newService builds the pairing service on an open store. The server
 // secret comes from config, or is generated once and kept in the database
 // so that restarts (and other instances) keep PINs valid.
-func newService(ctx context.Context, cfg Config, st *store.Store, log *slog.Logger) (*pairing.Service, error) {
+func newService(ctx context.Context, cfg Config, st *store.Store, log *slog.Logger, opts ...pairing.Option) (*pairing.Service, error) {
 	secret := []byte(cfg.Server.Secret)
 	if len(secret) == 0 {
 		var err error
@@ -200,7 +200,7 @@ func newService(ctx context.Context, cfg Config, st *store.Store, log *slog.Logg
 		MagicLink: p.MagicLink, MagicLinkTTL: p.MagicLinkTTL, ReissueInterval: p.ReissueInterval,
 		ResendInterval: p.ResendInterval, KeyFailureBudget: p.KeyFailureBudget, KeyFailureWindow: p.KeyFailureWindow,
 		DeepLinkTTL: p.DeepLinkTTL,
-	}, pairing.WithLogger(log))
+	}, append(opts, pairing.WithLogger(log))...)
 }
 
 func withService(ctx context.Context, cfg Config, log *slog.Logger, fn func(*store.Store, *pairing.Service) error) error {

@@ -7,10 +7,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/pairingd/pairingd/api"
+	"github.com/pairingd/pairingd/pairing"
 	"github.com/pairingd/pairingd/store"
 	"github.com/pairingd/pairingd/templates"
 )
@@ -33,7 +36,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
-	svc, err := newService(ctx, cfg, st, log)
+	metrics := api.NewMetrics()
+	svc, err := newService(ctx, cfg, st, log, pairing.WithObserver(metrics))
 	if err != nil {
 		return err
 	}
@@ -46,13 +50,16 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Service: svc,
 		Log:     log,
 		Queues:  st,
+		Metrics: metrics,
+		Build:   buildInfo(),
 	}
 	inbox := inboundWorker(cfg.Inbound, st, log)
+	inbox.Observe(metrics)
 	chans, err := buildChannels(channelEnv{cfg: cfg, svc: svc, st: st, texts: texts, log: log, inbox: inbox}, &deps)
 	if err != nil {
 		return err
 	}
-	sendEvents, err := siteEventsJob(cfg.Site, st, log)
+	sendEvents, err := siteEventsJob(cfg.Site, st, log, metrics)
 	if err != nil {
 		return err
 	}
@@ -132,6 +139,20 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	log.Info("stopped")
 	return result
+}
+
+// buildInfo is what pairingd_build_info reports of this binary.
+func buildInfo() api.BuildInfo {
+	b := api.BuildInfo{Version: strings.TrimPrefix(versionString(), "pairingd ")}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		b.GoVersion = bi.GoVersion
+		for _, kv := range bi.Settings {
+			if kv.Key == "vcs.revision" {
+				b.Commit = kv.Value
+			}
+		}
+	}
+	return b
 }
 
 // pruneLoop drops site events older than eventRetention, and spent grants, link tokens and

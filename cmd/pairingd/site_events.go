@@ -54,7 +54,7 @@ func (s SiteConfig) validateEvents() []error {
 // siteEventsJob is the background job that sends site events to the
 // webhook; nil when site.webhook_url is not set (events are then only
 // polled with GET /v1/events).
-func siteEventsJob(cfg SiteConfig, st *store.Store, log *slog.Logger) (func(context.Context) error, error) {
+func siteEventsJob(cfg SiteConfig, st *store.Store, log *slog.Logger, obs pairing.Observer) (func(context.Context) error, error) {
 	if cfg.WebhookURL == "" {
 		return nil, nil
 	}
@@ -69,6 +69,7 @@ func siteEventsJob(cfg SiteConfig, st *store.Store, log *slog.Logger) (func(cont
 		PollInterval: cfg.WebhookPollInterval,
 		Logger:       log.With("job", "site_events"),
 	})
+	d.Observe(obs)
 	log.Info("site events webhook on", "retry_for", cfg.WebhookRetryFor) // never the URL: it may hold a credential
 	return d.Run, nil
 }

@@ -31,10 +31,10 @@ func TestSiteEventConfig(t *testing.T) {
 	if s.WebhookSecret != "0123456789abcdef-from-file" || s.WebhookRetryFor != 48*time.Hour || s.WebhookTimeout != 10*time.Second || s.WebhookWorkers != 4 {
 		t.Fatalf("%+v", s)
 	}
-	if job, err := siteEventsJob(s, nil, slog.New(slog.DiscardHandler)); err != nil || job == nil {
+	if job, err := siteEventsJob(s, nil, slog.New(slog.DiscardHandler), pairing.NopObserver{}); err != nil || job == nil {
 		t.Fatalf("job %v %v", job != nil, err)
 	}
-	if job, err := siteEventsJob(defaultConfig().Site, nil, slog.New(slog.DiscardHandler)); err != nil || job != nil {
+	if job, err := siteEventsJob(defaultConfig().Site, nil, slog.New(slog.DiscardHandler), pairing.NopObserver{}); err != nil || job != nil {
 		t.Fatalf("no URL: job %v %v", job != nil, err)
 	}
 

@@ -38,15 +38,19 @@ type env struct {
 type envOption func(*envSetup)
 
 type envSetup struct {
-	pcfg pairing.Config
-	cfg  Config
-	deps Deps
-	wrap func(*pairing.Service) Service
+	pcfg  pairing.Config
+	popts []pairing.Option
+	cfg   Config
+	deps  Deps
+	wrap  func(*pairing.Service) Service
 }
 
 func withPairing(f func(*pairing.Config)) envOption { return func(s *envSetup) { f(&s.pcfg) } }
 func withConfig(f func(*Config)) envOption          { return func(s *envSetup) { f(&s.cfg) } }
 func withDeps(f func(*Deps)) envOption              { return func(s *envSetup) { f(&s.deps) } }
+func withOptions(o ...pairing.Option) envOption {
+	return func(s *envSetup) { s.popts = append(s.popts, o...) }
+}
 
 // withService puts a wrapper around the real service (to inject faults).
 func withService(w func(*pairing.Service) Service) envOption {
@@ -73,7 +77,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	}))
 	st := storetest.SQLiteWithFaults(t)
 	clk := pairingtest.NewClock(t0)
-	svc, err := pairing.New(st, setup.pcfg, pairing.WithClock(clk), pairing.WithLogger(log))
+	svc, err := pairing.New(st, setup.pcfg, append([]pairing.Option{pairing.WithClock(clk), pairing.WithLogger(log)}, setup.popts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -105,6 +105,9 @@ type errorDetail struct {
 	RetryAfter   int64             `json:"retry_after,omitempty"`
 	Conflict     *conflictJSON     `json:"conflict,omitempty"`
 	Channel      string            `json:"channel,omitempty"`
+	// RequestID is the request's X-Request-Id, for a report to the
+	// service's operators: it finds the request's lines in their log.
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // describe turns any error into its status and body. internal reports an
@@ -186,12 +189,13 @@ func seconds(d time.Duration) int64 {
 func (s *server) handleError(err error, c echo.Context) {
 	status, d, internal := describe(err, s.clock.Now())
 	route := s.routeLabel(c)
+	log := s.requestLogger(c)
 	var che *pairing.ChannelError
 	switch {
 	case internal && !errors.Is(err, errPanic): // a panic was logged with its stack
-		s.log.Error("request failed", "route", route, "err", err)
+		log.Error("request failed", "route", route, "err", err)
 	case errors.As(err, &che) && che.Cause != nil:
-		s.log.Warn("channel failed", "route", route, "channel", che.Channel, "err", che.Cause)
+		log.Warn("channel failed", "route", route, "channel", che.Channel, "err", che.Cause)
 	}
 	if c.Response().Committed {
 		return
@@ -203,12 +207,13 @@ func (s *server) handleError(err error, c echo.Context) {
 	if status == http.StatusUnauthorized {
 		h.Set(echo.HeaderWWWAuthenticate, `Bearer realm="pairingd"`)
 	}
+	d.RequestID, _ = c.Get(echo.HeaderXRequestID).(string)
 	if c.Request().Method == http.MethodHead {
 		err = c.NoContent(status)
 	} else {
 		err = c.JSON(status, errorBody{Error: d})
 	}
 	if err != nil {
-		s.log.Debug("writing error answer", "route", route, "err", err)
+		log.Debug("writing error answer", "route", route, "err", err)
 	}
 }

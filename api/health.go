@@ -3,12 +3,15 @@ package api
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // checkTimeout bounds each readiness check, so /readyz answers even when
@@ -47,7 +50,7 @@ func (s *server) readyz(c echo.Context) error {
 	if s.ready.at.IsZero() || now.Before(s.ready.at) || now.Sub(s.ready.at) >= readyFor {
 		// The check outlives the caller that started it: its answer is
 		// shared, so one caller hanging up must not make it "unavailable".
-		s.ready.status, s.ready.body = s.checkReady(context.WithoutCancel(c.Request().Context()))
+		s.ready.status, s.ready.body = s.checkReady(context.WithoutCancel(c.Request().Context()), s.requestLogger(c))
 		s.ready.at = now
 	}
 	return c.JSON(s.ready.status, s.ready.body)
@@ -57,7 +60,7 @@ func (s *server) readyz(c echo.Context) error {
 // names its own "database") and the configured ones concurrently. A
 // failure shows as a fixed word ("unavailable", "timeout"); its text, which
 // may hold a DSN or host name, goes to the log.
-func (s *server) checkReady(parent context.Context) (int, readyJSON) {
+func (s *server) checkReady(parent context.Context, log *slog.Logger) (int, readyJSON) {
 	checks := s.checks
 	if !slices.ContainsFunc(checks, func(ch Check) bool { return ch.Name == "database" }) {
 		checks = append([]Check{{Name: "database", Check: s.svc.Ready}}, checks...)
@@ -79,7 +82,7 @@ func (s *server) checkReady(parent context.Context) (int, readyJSON) {
 				if errors.Is(err, context.DeadlineExceeded) {
 					res = "timeout"
 				}
-				s.log.Warn("readiness check failed", "check", ch.Name, "err", err)
+				log.Warn("readiness check failed", "check", ch.Name, "err", err)
 			}
 			mu.Lock()
 			out.Checks[ch.Name] = res
@@ -116,14 +119,17 @@ func runCheck(ctx context.Context, check func(context.Context) error) error {
 	}
 }
 
+// metricsText serves the process's series and the queue gauges, read
+// from the database for this scrape.
 func (s *server) metricsText(c echo.Context) error {
-	queues := s.readQueues(c.Request().Context())
-	c.Response().Header().Set(echo.HeaderContentType, "text/plain; version=0.0.4; charset=utf-8")
-	c.Response().WriteHeader(http.StatusOK)
-	if _, err := s.metrics.WriteTo(c.Response()); err != nil {
-		return err
+	g := prometheus.Gatherers{s.metrics.reg}
+	if s.queues != nil {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(queueCollector{ctx: c.Request().Context(), queues: s.queues, now: s.clock.Now(), log: s.requestLogger(c)})
+		g = append(g, reg)
 	}
-	return queues.writeTo(c.Response())
+	promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}).ServeHTTP(c.Response(), c.Request())
+	return nil
 }
 
 func (s *server) openAPI(c echo.Context) error {

@@ -1,51 +1,107 @@
 package api
 
 import (
-	"bufio"
-	"fmt"
-	"io"
-	"slices"
+	"runtime"
 	"strconv"
-	"strings"
-	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/pairingd/pairingd/pairing"
 )
 
-// Metrics are the API's counters, written in the Prometheus text format
-// by hand (no client library). Label values come from code (route
-// patterns, status numbers, outcome codes), never from requests, so the
-// number of series stays small.
+// Metrics are the process's Prometheus series: HTTP requests, authorize
+// outcomes, panics, build info, the Go runtime and process, and what the
+// background workers did (it is the pairing.Observer cmd hands to them).
+// Label values come from code (route patterns, status numbers, outcome
+// codes, result words) or configuration (channel names), never from
+// requests, so the number of series stays small.
 type Metrics struct {
-	mu        sync.Mutex
-	requests  map[[3]string]uint64 // method, route, status
-	durations map[string]*summary  // route
-	outcomes  map[string]uint64    // authorize outcome or error code
-	panics    uint64
+	reg       *prometheus.Registry
+	requests  *prometheus.CounterVec
+	durations *prometheus.HistogramVec
+	outcomes  *prometheus.CounterVec
+	panics    prometheus.Counter
+	build     *prometheus.GaugeVec
+	jobs      *prometheus.CounterVec
+	sends     *prometheus.CounterVec
 }
 
-type summary struct {
-	sum   float64
-	count uint64
+var _ pairing.Observer = (*Metrics)(nil)
+
+// BuildInfo is what pairingd_build_info reports. Empty fields show as
+// "unknown"; GoVersion defaults to the running runtime's.
+type BuildInfo struct {
+	Version   string
+	Commit    string
+	GoVersion string
 }
 
-// NewMetrics returns empty counters.
+// durationBuckets reach below the client library's default 5ms: most
+// answers on SQLite take about a millisecond.
+var durationBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// NewMetrics returns the series, at zero, on their own registry.
 func NewMetrics() *Metrics {
-	return &Metrics{requests: map[[3]string]uint64{}, durations: map[string]*summary{}, outcomes: map[string]uint64{}}
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pairingd_http_requests_total", Help: "HTTP requests by method, route pattern and status.",
+		}, []string{"method", "route", "status"}),
+		durations: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "pairingd_http_request_duration_seconds", Help: "Time to answer, by method, route pattern and status class (2xx, 4xx, 5xx).",
+			Buckets: durationBuckets,
+		}, []string{"method", "route", "status_class"}),
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pairingd_authorize_outcomes_total", Help: "POST /v1/authorize answers by outcome or error code.",
+		}, []string{"outcome"}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pairingd_http_panics_total", Help: "Handler panics recovered (each is a bug).",
+		}),
+		build: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pairingd_build_info", Help: "Always 1; the labels say which build runs.",
+		}, []string{"version", "commit", "go_version"}),
+		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pairingd_queue_jobs_finished_total",
+			Help: "Tries of the durable queues' jobs (inbound, notify, site_events) by result: done, retried, failed (given up), released (handed back).",
+		}, []string{"queue", "result"}),
+		sends: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pairingd_platform_sends_total",
+			Help: "Messages sent to a messaging platform by channel, kind (notification, pin) and result (delivered, retried, rate_limited, blocked, failed).",
+		}, []string{"channel", "kind", "result"}),
+	}
+	m.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.requests, m.durations, m.outcomes, m.panics, m.build, m.jobs, m.sends,
+	)
+	m.panics.Add(0) // shown at 0, so an alert can compare with it
+	return m
+}
+
+// Registry is where the series live; a caller may register its own.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// setBuild makes b the one build-info series.
+func (m *Metrics) setBuild(b BuildInfo) {
+	if b.GoVersion == "" {
+		b.GoVersion = runtime.Version()
+	}
+	m.build.Reset()
+	m.build.WithLabelValues(orUnknown(b.Version), orUnknown(b.Commit), b.GoVersion).Set(1)
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
 }
 
 func (m *Metrics) request(method, route string, status int, d time.Duration) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.requests[[3]string{method, route, strconv.Itoa(status)}]++
-	s := m.durations[route]
-	if s == nil {
-		s = &summary{}
-		m.durations[route] = s
-	}
-	s.sum += d.Seconds()
-	s.count++
+	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
+	m.durations.WithLabelValues(method, route, strconv.Itoa(status/100)+"xx").Observe(d.Seconds())
 }
 
 // authorizeOutcome counts a decided answer by outcome, a refusal by its
@@ -56,89 +112,17 @@ func (m *Metrics) authorizeOutcome(res pairing.Result, err error) {
 		_, d, _ := describe(err, time.Time{})
 		label = d.Code
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.outcomes[label]++
+	m.outcomes.WithLabelValues(label).Inc()
 }
 
-func (m *Metrics) recordPanic() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.panics++
+func (m *Metrics) recordPanic() { m.panics.Inc() }
+
+// JobFinished implements pairing.Observer.
+func (m *Metrics) JobFinished(queue, result string) {
+	m.jobs.WithLabelValues(queue, result).Inc()
 }
 
-// WriteTo writes every series in the text exposition format 0.0.4, sorted
-// so the output is stable.
-func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	cw := &countingWriter{w: bufio.NewWriter(w)}
-
-	fmt.Fprintln(cw, "# HELP pairingd_http_requests_total HTTP requests by method, route pattern and status.")
-	fmt.Fprintln(cw, "# TYPE pairingd_http_requests_total counter")
-	reqKeys := make([][3]string, 0, len(m.requests))
-	for k := range m.requests {
-		reqKeys = append(reqKeys, k)
-	}
-	slices.SortFunc(reqKeys, func(a, b [3]string) int {
-		return strings.Compare(strings.Join(a[:], "\x00"), strings.Join(b[:], "\x00"))
-	})
-	for _, k := range reqKeys {
-		fmt.Fprintf(cw, "pairingd_http_requests_total{method=%s,route=%s,status=%s} %d\n",
-			quote(k[0]), quote(k[1]), quote(k[2]), m.requests[k])
-	}
-
-	fmt.Fprintln(cw, "# HELP pairingd_http_request_duration_seconds Time to answer, by route pattern.")
-	fmt.Fprintln(cw, "# TYPE pairingd_http_request_duration_seconds summary")
-	for _, route := range sortedKeys(m.durations) {
-		s := m.durations[route]
-		fmt.Fprintf(cw, "pairingd_http_request_duration_seconds_sum{route=%s} %g\n", quote(route), s.sum)
-		fmt.Fprintf(cw, "pairingd_http_request_duration_seconds_count{route=%s} %d\n", quote(route), s.count)
-	}
-
-	fmt.Fprintln(cw, "# HELP pairingd_authorize_outcomes_total POST /v1/authorize answers by outcome or error code.")
-	fmt.Fprintln(cw, "# TYPE pairingd_authorize_outcomes_total counter")
-	for _, o := range sortedKeys(m.outcomes) {
-		fmt.Fprintf(cw, "pairingd_authorize_outcomes_total{outcome=%s} %d\n", quote(o), m.outcomes[o])
-	}
-
-	fmt.Fprintln(cw, "# HELP pairingd_http_panics_total Handler panics recovered (each is a bug).")
-	fmt.Fprintln(cw, "# TYPE pairingd_http_panics_total counter")
-	fmt.Fprintf(cw, "pairingd_http_panics_total %d\n", m.panics)
-
-	if err := cw.w.Flush(); err != nil && cw.err == nil {
-		cw.err = err
-	}
-	return cw.n, cw.err
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
-// quote escapes a label value: backslash, double quote and newline.
-func quote(v string) string {
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
-	return `"` + r.Replace(v) + `"`
-}
-
-type countingWriter struct {
-	w   *bufio.Writer
-	n   int64
-	err error
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	if c.err != nil {
-		return 0, c.err
-	}
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	c.err = err
-	return n, err
+// PlatformSend implements pairing.Observer.
+func (m *Metrics) PlatformSend(channel, kind, result string) {
+	m.sends.WithLabelValues(channel, kind, result).Inc()
 }

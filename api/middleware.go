@@ -1,6 +1,9 @@
 package api
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,13 +20,19 @@ import (
 
 const ctxKeyID = "pairingd.key_id"
 
-// requestLog writes one line per request: method, route pattern (never the
-// raw URL, which may carry a user id or a misplaced key), status, latency
-// and client IP. Bodies, query strings and headers are never logged. It
-// also counts the request for /metrics.
+// requestLog gives the request its id and a logger that carries it (see
+// requestLogger), then writes one line per request: method, route pattern
+// (never the raw URL, which may carry a user id or a misplaced key),
+// status, latency and client IP. Bodies, query strings and headers are
+// never logged. It also counts the request for /metrics.
 func (s *server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
+		id := requestID(c.Request().Header.Get(echo.HeaderXRequestID))
+		c.Response().Header().Set(echo.HeaderXRequestID, id)
+		log := s.log.With("request_id", id)
+		c.SetRequest(c.Request().WithContext(context.WithValue(c.Request().Context(), ctxLogger{}, log)))
+		c.Set(echo.HeaderXRequestID, id)
 		if err := next(c); err != nil {
 			c.Error(err)
 		}
@@ -35,7 +44,7 @@ func (s *server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 		if status >= 500 {
 			level = slog.LevelError
 		}
-		s.log.LogAttrs(c.Request().Context(), level, "request",
+		log.LogAttrs(c.Request().Context(), level, "request",
 			slog.String("method", c.Request().Method),
 			slog.String("route", route),
 			slog.Int("status", status),
@@ -44,6 +53,39 @@ func (s *server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 		)
 		return nil
 	}
+}
+
+// maxRequestIDLen bounds a request id taken from the client, so that it
+// cannot fill the log.
+const maxRequestIDLen = 128
+
+// requestID is the client's X-Request-Id when it is a sane token (1 to
+// 128 visible ASCII characters: nothing that could forge a log line),
+// else a new random one, so that a proxy's id follows the request
+// through our log.
+func requestID(given string) string {
+	ok := given != "" && len(given) <= maxRequestIDLen
+	for i := 0; ok && i < len(given); i++ {
+		ok = given[i] > ' ' && given[i] < 0x7f
+	}
+	if ok {
+		return given
+	}
+	b := make([]byte, 16)
+	_, _ = rand.Read(b) // crypto/rand.Read does not fail
+	return hex.EncodeToString(b)
+}
+
+// ctxLogger keys the request's logger in its context.
+type ctxLogger struct{}
+
+// requestLogger is the logger of the request: every line it writes
+// carries the request id. Outside requestLog it is the server's.
+func (s *server) requestLogger(c echo.Context) *slog.Logger {
+	if l, ok := c.Request().Context().Value(ctxLogger{}).(*slog.Logger); ok {
+		return l
+	}
+	return s.log
 }
 
 // routeLabel is the matched route pattern, or "unmatched" for 404s and
@@ -69,7 +111,7 @@ func (s *server) recoverPanic(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			buf := make([]byte, 8<<10)
 			buf = buf[:runtime.Stack(buf, false)]
-			s.log.Error("panic in handler", "route", s.routeLabel(c), "panic", fmt.Sprint(r), "stack", string(buf))
+			s.requestLogger(c).Error("panic in handler", "route", s.routeLabel(c), "panic", fmt.Sprint(r), "stack", string(buf))
 			s.metrics.recordPanic()
 			err = errPanic
 		}()

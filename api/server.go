@@ -227,8 +227,10 @@ type Deps struct {
 	// Log gets the request log and the detail of internal errors. Nil
 	// discards.
 	Log *slog.Logger
-	// Metrics collects the counters served at /metrics. Nil: New makes one.
+	// Metrics collects the series served at /metrics. Nil: New makes one.
 	Metrics *Metrics
+	// Build is reported by pairingd_build_info.
+	Build BuildInfo
 	// Queues is read at every /metrics scrape for the durable queues'
 	// gauges (the store). Nil: no queue gauges.
 	Queues QueueStatsReader
@@ -283,6 +285,7 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 	if s.metrics == nil {
 		s.metrics = NewMetrics()
 	}
+	s.metrics.setBuild(deps.Build)
 	if s.clock == nil {
 		s.clock = pairing.SystemClock{}
 	}

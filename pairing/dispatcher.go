@@ -68,6 +68,7 @@ type Dispatcher struct {
 	sender EventSender
 	cfg    DispatcherConfig
 	jobs   *runner[OutboxEvent]
+	obs    Observer
 }
 
 // NewDispatcher builds a dispatcher over an outbox and a sender.
@@ -95,7 +96,7 @@ func NewDispatcher(outbox EventOutbox, sender EventSender, cfg DispatcherConfig)
 	if cfg.Owner == "" {
 		cfg.Owner = newOwner()
 	}
-	d := &Dispatcher{outbox: outbox, sender: sender, cfg: cfg}
+	d := &Dispatcher{outbox: outbox, sender: sender, cfg: cfg, obs: NopObserver{}}
 	d.jobs = &runner[OutboxEvent]{
 		name: "site events", slots: cfg.Workers, poll: cfg.PollInterval, grace: cfg.Grace, log: cfg.Logger,
 		claim: func(ctx context.Context, limit int) ([]OutboxEvent, error) {
@@ -113,6 +114,9 @@ func NewDispatcher(outbox EventOutbox, sender EventSender, cfg DispatcherConfig)
 // when ctx ends get Grace, then are abandoned and their events released
 // for the next start.
 func (d *Dispatcher) Run(ctx context.Context) error { return d.jobs.run(ctx) }
+
+// Observe has the dispatcher report each try to o. Call it before Run.
+func (d *Dispatcher) Observe(o Observer) { d.obs = o }
 
 // RunOnce claims one batch (no more than Workers events), sends it (one
 // event per user at most, see Deliverable, so the sends run in parallel)
@@ -134,16 +138,19 @@ func (d *Dispatcher) record(ctx context.Context, e OutboxEvent, err error, inter
 	now := d.cfg.Clock.Now().UTC()
 	switch {
 	case interrupted:
+		d.obs.JobFinished(QueueSiteEvents, JobReleased)
 		if err := d.outbox.RetrySiteEvent(ctx, e.ID, d.cfg.Owner, now, "interrupted by shutdown"); err != nil {
 			log.Warn("site events: releasing a claim failed", "err", err)
 		}
 	case err == nil:
+		d.obs.JobFinished(QueueSiteEvents, JobDone)
 		if err := d.outbox.MarkSiteEventDelivered(ctx, e.ID, now); err != nil {
 			log.Warn("site events: recording a delivery failed; the event will be sent again", "err", err)
 			return
 		}
 		log.Debug("site event delivered")
 	case errors.Is(err, ErrEventRejected):
+		d.obs.JobFinished(QueueSiteEvents, JobFailed)
 		log.Warn("site events: the site rejected the event (410); not retrying", "err", err)
 		if err := d.outbox.FailSiteEvent(ctx, e.ID, d.cfg.Owner, now, clipError(err.Error())); err != nil {
 			log.Warn("site events: recording a failure failed", "err", err)
@@ -151,9 +158,11 @@ func (d *Dispatcher) record(ctx context.Context, e OutboxEvent, err error, inter
 	default:
 		next, giveUp := d.cfg.Policy.Next(e.CreatedAt, e.Attempts, now, d.cfg.Rand)
 		if giveUp {
+			d.obs.JobFinished(QueueSiteEvents, JobFailed)
 			log.Error("site events: giving up after the retry window", "err", err, "retry_for", d.cfg.Policy.RetryFor)
 			err = d.outbox.FailSiteEvent(ctx, e.ID, d.cfg.Owner, now, clipError(err.Error()))
 		} else {
+			d.obs.JobFinished(QueueSiteEvents, JobRetried)
 			log.Warn("site events: delivery failed; will retry", "err", err, "next_attempt_at", next)
 			err = d.outbox.RetrySiteEvent(ctx, e.ID, d.cfg.Owner, next, clipError(err.Error()))
 		}

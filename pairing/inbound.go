@@ -139,6 +139,7 @@ type InboundWorker struct {
 	policy RetryPolicy
 	nudge  chan struct{}
 	jobs   *runner[InboundItem]
+	obs    Observer
 
 	mu       sync.RWMutex
 	handlers map[string]InboundHandler
@@ -148,7 +149,7 @@ type InboundWorker struct {
 func NewInboundWorker(q InboundQueue, cfg InboundConfig) *InboundWorker {
 	cfg = cfg.withDefaults()
 	w := &InboundWorker{
-		q: q, cfg: cfg, nudge: make(chan struct{}, 1), handlers: map[string]InboundHandler{},
+		q: q, cfg: cfg, nudge: make(chan struct{}, 1), handlers: map[string]InboundHandler{}, obs: NopObserver{},
 		policy: RetryPolicy{Initial: cfg.RetryInitial, Max: cfg.RetryMax, RetryFor: cfg.MaxAge},
 	}
 	w.jobs = &runner[InboundItem]{
@@ -222,6 +223,9 @@ func (w *InboundWorker) Nudge() {
 // released for the next start (or another instance).
 func (w *InboundWorker) Run(ctx context.Context) error { return w.jobs.run(ctx) }
 
+// Observe has the worker report each try to o. Call it before Run.
+func (w *InboundWorker) Observe(o Observer) { w.obs = o }
+
 // Drain handles every event that is due now, group by group in order,
 // and returns how many it handled. Tests and tools use it instead of Run.
 func (w *InboundWorker) Drain(ctx context.Context) (int, error) { return w.jobs.drain(ctx) }
@@ -234,15 +238,18 @@ func (w *InboundWorker) record(ctx context.Context, it InboundItem, err error, i
 	now := w.cfg.Clock.Now().UTC()
 	switch {
 	case interrupted:
+		w.obs.JobFinished(QueueInbound, JobReleased)
 		if err := w.q.RetryInbound(ctx, it.ID, w.cfg.Owner, now, "interrupted by shutdown"); err != nil {
 			log.Warn("inbound: releasing a lease failed", "err", err)
 		}
 	case err == nil:
+		w.obs.JobFinished(QueueInbound, JobDone)
 		if err := w.q.FinishInbound(ctx, it.ID, now); err != nil {
 			log.Warn("inbound: recording a handled event failed; it may be handled again", "err", err)
 		}
 	case errors.Is(err, ErrInboundDropped), errors.Is(err, ErrInvalid):
 		// Bad input never becomes good input: trying again cannot help.
+		w.obs.JobFinished(QueueInbound, JobFailed)
 		log.Error("inbound: event cannot be handled; dropped", "err", err)
 		if err := w.q.FailInbound(ctx, it.ID, w.cfg.Owner, now, clipError(err.Error())); err != nil {
 			log.Warn("inbound: recording a failure failed", "err", err)
@@ -250,9 +257,11 @@ func (w *InboundWorker) record(ctx context.Context, it InboundItem, err error, i
 	default:
 		next, giveUp := w.policy.Next(it.CreatedAt, it.Attempts, now, w.cfg.Rand)
 		if giveUp {
+			w.obs.JobFinished(QueueInbound, JobFailed)
 			log.Error("inbound: giving up on an event after its max age", "err", err, "max_age", w.cfg.MaxAge.String())
 			err = w.q.FailInbound(ctx, it.ID, w.cfg.Owner, now, clipError(err.Error()))
 		} else {
+			w.obs.JobFinished(QueueInbound, JobRetried)
 			log.Warn("inbound: handling failed; will retry", "err", err, "next_attempt_at", next)
 			err = w.q.RetryInbound(ctx, it.ID, w.cfg.Owner, next, clipError(err.Error()))
 		}

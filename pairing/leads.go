@@ -180,7 +180,9 @@ func (s *Service) ResendPIN(ctx context.Context, buid string) (IssuedPIN, error)
 	if err != nil {
 		return IssuedPIN{}, err
 	}
-	if err := ch.SendPIN(ctx, pin); err != nil {
+	err = ch.SendPIN(ctx, pin)
+	s.obs.PlatformSend(lead.Channel, SendPIN, sendResult(err))
+	if err != nil {
 		return IssuedPIN{}, &ChannelError{Err: ErrChannelFailed, Channel: lead.Channel, Cause: err}
 	}
 	return pin, nil

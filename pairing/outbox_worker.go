@@ -222,6 +222,7 @@ func (w *Worker) deliver(ctx context.Context, d ClaimedDelivery) error {
 	sendCtx, cancel := context.WithTimeout(ctx, w.cfg.SendTimeout)
 	err = dc.d.Deliver(sendCtx, OutboundMessage{DeliveryID: d.ID, MessageID: d.MessageID, Lead: lead, Text: d.Text, Buttons: d.Buttons})
 	cancel()
+	w.svc.obs.PlatformSend(d.Channel, SendNotification, sendResult(err))
 	done := w.svc.now()
 	w.mu.Lock()
 	w.chatFree[d.LeadID] = done.Add(dc.pace.PerChatInterval)
@@ -308,6 +309,9 @@ func (w *Worker) finish(ctx context.Context, d ClaimedDelivery, res DeliveryResu
 		}
 		return w.svc.siteEvent(ctx, r, typ, d.UserID, data)
 	})
+	if err == nil && recorded {
+		w.svc.obs.JobFinished(QueueNotify, jobResult(res))
+	}
 	switch {
 	case err != nil:
 		// The lease will pass and the delivery be tried again.

@@ -164,6 +164,7 @@ type Service struct {
 	clock Clock
 	rand  io.Reader
 	log   *slog.Logger
+	obs   Observer
 	buid  *buidCodec
 
 	// serialWrites: the store runs one write transaction at a time
@@ -205,6 +206,7 @@ func New(store Store, cfg Config, opts ...Option) (*Service, error) {
 		clock:    SystemClock{},
 		rand:     CryptoRand,
 		log:      slog.New(slog.DiscardHandler),
+		obs:      NopObserver{},
 		buid:     codec,
 		channels: map[string]Channel{},
 	}

@@ -100,8 +100,11 @@ func TestBinaryMessagesFailedAndRetry(t *testing.T) {
 		return out["deliveries"].([]any)[0].(map[string]any)
 	}
 	waitFor(t, in, "the delivery to fail", func() bool { return delivery()["status"] == "failed" })
-	if !strings.Contains(in.metricsText(), `pairingd_notify_deliveries{status="failed"} 1`+"\n") {
-		t.Fatalf("/metrics does not count the failed delivery:\n%s", in.metricsText())
+	if m := in.metricsText(); !strings.Contains(m, `pairingd_notify_deliveries{status="failed"} 1`+"\n") ||
+		!strings.Contains(m, `pairingd_platform_sends_total{channel="telegram",kind="notification",result="failed"} 1`+"\n") ||
+		!strings.Contains(m, `pairingd_queue_jobs_finished_total{queue="notify",result="failed"} 1`+"\n") ||
+		!regexp.MustCompile(`(?m)^pairingd_build_info\{commit="[^"]*",go_version="go[^"]+",version="[^"]+"\} 1$`).MatchString(m) {
+		t.Fatalf("/metrics does not count the failed delivery:\n%s", m)
 	}
 
 	listed := cli(t, dir, env, "messages", "failed")
@@ -207,7 +210,8 @@ func TestBinaryEventsFailedAndRetry(t *testing.T) {
 		t.Fatalf("row %q", lines[1])
 	}
 	id := row[1]
-	if m := in.metricsText(); !strings.Contains(m, `pairingd_site_events{state="failed"} 1`+"\n") {
+	if m := in.metricsText(); !strings.Contains(m, `pairingd_site_events{state="failed"} 1`+"\n") ||
+		!strings.Contains(m, `pairingd_queue_jobs_finished_total{queue="site_events",result="failed"} 1`+"\n") {
 		t.Fatalf("/metrics:\n%s", m)
 	}
 

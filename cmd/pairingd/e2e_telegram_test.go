@@ -75,6 +75,11 @@ func TestBinaryTelegramLoginThenAuthorize(t *testing.T) {
 	if code != 200 || !strings.Contains(toJSON(out), `"channel":"telegram"`) {
 		t.Fatalf("link: %d %v", code, out)
 	}
+	// Polled updates go through the inbound queue: both /login were
+	// handled, and counted.
+	waitFor(t, in, "the inbound counter", func() bool {
+		return strings.Contains(in.metricsText(), `pairingd_queue_jobs_finished_total{queue="inbound",result="done"} 2`+"\n")
+	})
 	code, out = in.call("GET", "/readyz", "", nil)
 	if code != 200 || !strings.Contains(toJSON(out), `"channel:telegram":"ok"`) {
 		t.Fatalf("readyz: %d %v", code, out)

@@ -187,7 +187,7 @@ func openStore(ctx context.Context, cfg Config, log *slog.Logger) (*store.Store,
 // newService builds the pairing service on an open store. The PIN key
 // comes from pairing.secret, or is generated once and kept in the database
 // so that restarts (and other instances) keep PINs valid.
-func newService(ctx context.Context, cfg Config, st *store.Store, log *slog.Logger) (*pairing.Service, error) {
+func newService(ctx context.Context, cfg Config, st *store.Store, log *slog.Logger, opts ...pairing.Option) (*pairing.Service, error) {
 	pc := cfg.Pairing
 	if len(pc.Secret) == 0 {
 		var err error
@@ -200,7 +200,7 @@ func newService(ctx context.Context, cfg Config, st *store.Store, log *slog.Logg
 			return nil, fmt.Errorf("server secret: %w", err)
 		}
 	}
-	return pairing.New(st, pc, pairing.WithLogger(log))
+	return pairing.New(st, pc, append(opts, pairing.WithLogger(log))...)
 }
 
 func withService(ctx context.Context, cfg Config, log *slog.Logger, fn func(*store.Store, *pairing.Service) error) error {

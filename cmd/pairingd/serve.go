@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pairingd/pairingd/api"
+	"github.com/pairingd/pairingd/pairing"
 	"github.com/pairingd/pairingd/store"
 	"github.com/pairingd/pairingd/templates"
 )
@@ -32,7 +33,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
-	svc, err := newService(ctx, cfg, st, log)
+	metrics := api.NewMetrics()
+	svc, err := newService(ctx, cfg, st, log, pairing.WithObserver(metrics))
 	if err != nil {
 		return err
 	}
@@ -45,13 +47,16 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Service: svc,
 		Log:     log,
 		Queues:  st,
+		Metrics: metrics,
+		Build:   buildInfo().forMetrics(),
 	}
 	inbox := inboundWorker(cfg, st, log)
+	inbox.Observe(metrics)
 	chans, err := buildChannels(channelEnv{cfg: cfg, svc: svc, st: st, texts: texts, log: log, inbox: inbox}, &deps)
 	if err != nil {
 		return err
 	}
-	sendEvents, err := siteEventsJob(cfg, st, log)
+	sendEvents, err := siteEventsJob(cfg, st, log, metrics)
 	if err != nil {
 		return err
 	}

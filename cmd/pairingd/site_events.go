@@ -12,7 +12,7 @@ import (
 // siteEventsJob is the background job that sends site events to the
 // webhook; nil when site.webhook_url is not set (events are then only
 // polled with GET /v1/events).
-func siteEventsJob(cfg Config, st *store.Store, log *slog.Logger) (func(context.Context) error, error) {
+func siteEventsJob(cfg Config, st *store.Store, log *slog.Logger, obs pairing.Observer) (func(context.Context) error, error) {
 	client, err := cfg.Site.Client()
 	if err != nil {
 		return nil, errors.New("site events: " + err.Error())
@@ -21,6 +21,7 @@ func siteEventsJob(cfg Config, st *store.Store, log *slog.Logger) (func(context.
 		return nil, nil
 	}
 	d := pairing.NewDispatcher(st, client, cfg.Jobs.Dispatcher(cfg.Site.WebhookTimeout, log.With("job", "site_events")))
+	d.Observe(obs)
 	log.Info("site events webhook on", "max_age", cfg.Jobs.SiteEvents.MaxAge) // never the URL: it may hold a credential
 	return d.Run, nil
 }

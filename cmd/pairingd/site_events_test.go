@@ -35,10 +35,10 @@ func TestSiteEventConfig(t *testing.T) {
 	if d := cfg.Jobs.Dispatcher(s.WebhookTimeout, nil); d.Lease != 60*time.Second || d.Policy.RetryFor != 48*time.Hour || d.Workers != 8 {
 		t.Fatalf("dispatcher %+v", d)
 	}
-	if job, err := siteEventsJob(cfg, nil, slog.New(slog.DiscardHandler)); err != nil || job == nil {
+	if job, err := siteEventsJob(cfg, nil, slog.New(slog.DiscardHandler), pairing.NopObserver{}); err != nil || job == nil {
 		t.Fatalf("job %v %v", job != nil, err)
 	}
-	if job, err := siteEventsJob(defaultConfig(), nil, slog.New(slog.DiscardHandler)); err != nil || job != nil {
+	if job, err := siteEventsJob(defaultConfig(), nil, slog.New(slog.DiscardHandler), pairing.NopObserver{}); err != nil || job != nil {
 		t.Fatalf("no URL: job %v %v", job != nil, err)
 	}
 

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/pairingd/pairingd/api"
 )
 
 // A release build sets these with -ldflags "-X main.version=v1.2.3
@@ -33,3 +35,8 @@ func versionCommand(a *app) *cobra.Command {
 
 // versionString names the build in one word pair, for log lines.
 func versionString() string { return "pairingd " + buildInfo().Version }
+
+// forMetrics is what pairingd_build_info reports of this build.
+func (b build) forMetrics() api.BuildInfo {
+	return api.BuildInfo{Version: b.Version, Commit: b.Commit, GoVersion: b.GoVersion}
+}

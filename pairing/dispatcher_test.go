@@ -107,6 +107,7 @@ func (e *dispatchEnv) state(id int64) pairing.OutboxEvent {
 }
 
 func TestDispatcherRetriesInOrderPerUser(t *testing.T) {
+	t.Parallel()
 	storetest.Engines(t, func(t *testing.T, st *store.Store) {
 		e := newDispatchEnv(t, st, "U", "U", "U", "V", "")
 		u1, u2, u3, v, none := int64(1), int64(2), int64(3), int64(4), int64(5)
@@ -151,6 +152,7 @@ func TestDispatcherRetriesInOrderPerUser(t *testing.T) {
 }
 
 func TestDispatcherGivesUpAfter24h(t *testing.T) {
+	t.Parallel()
 	storetest.Engines(t, func(t *testing.T, st *store.Store) {
 		e := newDispatchEnv(t, st, "U", "U")
 		e.sender.fails[1] = 1 << 30 // the site never takes it
@@ -189,6 +191,7 @@ func TestDispatcherGivesUpAfter24h(t *testing.T) {
 }
 
 func TestDispatcherStopsOnGone(t *testing.T) {
+	t.Parallel()
 	storetest.Engines(t, func(t *testing.T, st *store.Store) {
 		e := newDispatchEnv(t, st, "U", "U")
 		e.sender.fails[1] = 1
@@ -205,6 +208,7 @@ func TestDispatcherStopsOnGone(t *testing.T) {
 }
 
 func TestDispatcherShutdownReleasesClaims(t *testing.T) {
+	t.Parallel()
 	storetest.Engines(t, func(t *testing.T, st *store.Store) {
 		e := newDispatchEnv(t, st, "U")
 		e.sender.block = make(chan struct{})

@@ -23,6 +23,7 @@ func (e *env) issue(psid string) pairing.IssuedPIN {
 }
 
 func TestSendErrorMapping(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name          string
 		fails         [][2]int
@@ -94,6 +95,7 @@ func TestSendErrorMapping(t *testing.T) {
 }
 
 func TestRetryBackoffStopsWithContext(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	pin := e.issue("5001")
 	for _, p := range e.hub.pages {
@@ -111,6 +113,7 @@ func TestRetryBackoffStopsWithContext(t *testing.T) {
 
 // The site's resend goes through pairing, which wraps the channel error.
 func TestResendThroughServiceWrapsChannelError(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	pin := e.issue("5001")
 	e.fb.FailNext(551, 0)
@@ -132,6 +135,7 @@ func TestResendThroughServiceWrapsChannelError(t *testing.T) {
 
 // In the webhook a permanent failure is not retried by Meta.
 func TestPermanentFailureInWebhookIsNotRetried(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.fb.FailNext(10, 2018108)
 	if rec := e.post(secretA, fbfake.Delivery(pageA, fbfake.Text("5001", "m.1", "login"))); rec.Code != 200 {
@@ -143,6 +147,7 @@ func TestPermanentFailureInWebhookIsNotRetried(t *testing.T) {
 }
 
 func TestHealth(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	if err := e.hub.Health(); err != nil {
 		t.Fatal(err)

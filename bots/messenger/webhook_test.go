@@ -19,6 +19,7 @@ import (
 )
 
 func TestVerifySubscription(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	cases := []struct {
 		name, mode, token, challenge string
@@ -55,6 +56,7 @@ func TestVerifySubscription(t *testing.T) {
 }
 
 func TestSignatureRefusalsChangeNothing(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	body := fbfake.Delivery(pageA, fbfake.Text("5001", "m.sig", "login"))
 	good := fbfake.Sign(secretA, body)
@@ -95,6 +97,7 @@ func TestSignatureRefusalsChangeNothing(t *testing.T) {
 // Meta signs the bytes it sends, escapes included: "\u00e4" must verify
 // as those six characters, not as the decoded "ä".
 func TestSignatureOverRawBytes(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	raw := []byte(`{"object":"page","entry":[{"id":"` + pageA + `","time":1,"messaging":[{"sender":{"id":"5001"},"recipient":{"id":"` + pageA + `"},"timestamp":1700000000001,"message":{"mid":"m.umlaut","text":"h\u00e4llo \/ <b>"}}]}]}`)
 	reencoded := bytes.ReplaceAll(raw, []byte(`\u00e4`), []byte("ä"))
@@ -114,6 +117,7 @@ func TestSignatureOverRawBytes(t *testing.T) {
 }
 
 func TestBatchOfEntriesAndMessages(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	body := fbfake.Body(
 		fbfake.Entry{PageID: pageA, Messaging: []map[string]any{fbfake.Text("5001", "m.b1", "status"), fbfake.Text("5002", "m.b2", "help")}},
@@ -152,6 +156,7 @@ func TestBatchOfEntriesAndMessages(t *testing.T) {
 }
 
 func TestDuplicatesHaveOneEffect(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	login := fbfake.Delivery(pageA, fbfake.Text("5001", "m.dup", "login"))
 	for i := 0; i < 3; i++ {
@@ -178,6 +183,7 @@ func TestDuplicatesHaveOneEffect(t *testing.T) {
 // backoff, the others are not repeated, and Meta's redelivery of the same
 // body has no effect.
 func TestFailedEventIsRetried(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	body := fbfake.Delivery(pageA, fbfake.Text("5001", "m.retry", "status"), fbfake.Text("5002", "m.ok", "help"))
 	e.fb.FailNext(2, 0) // Graph hiccup on the first send
@@ -226,6 +232,7 @@ func TestFailedEventIsRetried(t *testing.T) {
 }
 
 func TestBadDeliveries(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	for name, body := range map[string]string{"not json": "hello", "truncated": `{"object":"page","entry":[`, "wrong type": `{"object":"page","entry":{"id":1}}`} {
 		if rec := e.post(secretA, []byte(body)); rec.Code != http.StatusBadRequest {
@@ -317,6 +324,7 @@ func TestGraphFailingThenRecovering(t *testing.T) {
 }
 
 func TestSignatureHelperMatchesMeta(t *testing.T) {
+	t.Parallel()
 	body := []byte(`{"object":"page"}`)
 	m := hmac.New(sha256.New, []byte("s"))
 	m.Write(body)

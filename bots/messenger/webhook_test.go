@@ -178,8 +178,8 @@ func TestDuplicatesHaveOneEffect(t *testing.T) {
 	}
 }
 
-// A Graph failure no longer fails the delivery: the webhook answered 200
-// when the events were stored; the failed event is tried again after its
+// A Graph failure does not fail the delivery: the webhook answers 200
+// once the events are stored; the failed event is tried again after its
 // backoff, the others are not repeated, and Meta's redelivery of the same
 // body has no effect.
 func TestFailedEventIsRetried(t *testing.T) {

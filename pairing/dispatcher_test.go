@@ -23,6 +23,8 @@ type fakeSender struct {
 	err   error // what a failure returns; default a plain error
 	tries []try
 	block chan struct{} // when set, a send waits for it or for ctx
+	// sending, when set, is told (without waiting) that a send began.
+	sending chan struct{}
 }
 
 type try struct {
@@ -33,6 +35,12 @@ type try struct {
 }
 
 func (f *fakeSender) SendEvent(ctx context.Context, e pairing.SiteEvent, body []byte) error {
+	if f.sending != nil {
+		select {
+		case f.sending <- struct{}{}:
+		default:
+		}
+	}
 	if f.block != nil {
 		select {
 		case <-f.block:
@@ -212,11 +220,17 @@ func TestDispatcherShutdownReleasesClaims(t *testing.T) {
 	storetest.Engines(t, func(t *testing.T, st *store.Store) {
 		e := newDispatchEnv(t, st, "U")
 		e.sender.block = make(chan struct{})
+		e.sender.sending = make(chan struct{}, 1)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- e.d.Run(ctx) }()
-		for e.state(1).LeaseOwner == "" {
-			time.Sleep(time.Millisecond)
+		select {
+		case <-e.sender.sending:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the event was never sent")
+		}
+		if e.state(1).LeaseOwner == "" {
+			t.Fatalf("sending without a lease: %+v", e.state(1))
 		}
 		cancel()
 		if err := <-done; !errors.Is(err, context.Canceled) {

@@ -15,6 +15,7 @@ func buidNumbers(rowID int64, secret []byte) []uint64 {
 // mean the default list, re-encoding ids that contain a listed word), and
 // still accepts the form earlier versions issued.
 func TestBUIDCodecBlocklist(t *testing.T) {
+	t.Parallel()
 	c, err := newBUIDCodec()
 	if err != nil {
 		t.Fatal(err)
@@ -52,6 +53,7 @@ func TestBUIDCodecBlocklist(t *testing.T) {
 
 // A BUID is accepted only in the exact form it was issued.
 func TestBUIDDecodeRejects(t *testing.T) {
+	t.Parallel()
 	c, err := newBUIDCodec()
 	if err != nil {
 		t.Fatal(err)

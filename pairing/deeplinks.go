@@ -10,7 +10,7 @@ import (
 	"unicode/utf8"
 )
 
-// Site-initiated pairing (DESIGN.md, flow 2). The site asks for a deep
+// Site-initiated pairing (docs/design.md, "The flows", flow 2). The site asks for a deep
 // link for one of its users; the person opens it in the messenger; the bot
 // shows which site account is being linked and links only when the person
 // confirms, under the same rules as authorize (link).

@@ -23,6 +23,8 @@ type fakeSender struct {
 	err   error // what a failure returns; default a plain error
 	tries []try
 	block chan struct{} // when set, a send waits for it or for ctx
+	// sending, when set, is told (without waiting) that a send began.
+	sending chan struct{}
 }
 
 type try struct {
@@ -33,6 +35,12 @@ type try struct {
 }
 
 func (f *fakeSender) SendEvent(ctx context.Context, e pairing.SiteEvent, body []byte) error {
+	if f.sending != nil {
+		select {
+		case f.sending <- struct{}{}:
+		default:
+		}
+	}
 	if f.block != nil {
 		select {
 		case <-f.block:
@@ -107,6 +115,7 @@ func (e *dispatchEnv) state(id int64) pairing.OutboxEvent {
 }
 
 func TestDispatcherRetriesInOrderPerUser(t *testing.T) {
+	t.Parallel()
 	storetest.Engines(t, func(t *testing.T, st *store.Store) {
 		e := newDispatchEnv(t, st, "U", "U", "U", "V", "")
 		u1, u2, u3, v, none := int64(1), int64(2), int64(3), int64(4), int64(5)
@@ -151,6 +160,7 @@ func TestDispatcherRetriesInOrderPerUser(t *testing.T) {
 }
 
 func TestDispatcherGivesUpAfter24h(t *testing.T) {
+	t.Parallel()
 	storetest.Engines(t, func(t *testing.T, st *store.Store) {
 		e := newDispatchEnv(t, st, "U", "U")
 		e.sender.fails[1] = 1 << 30 // the site never takes it
@@ -189,6 +199,7 @@ func TestDispatcherGivesUpAfter24h(t *testing.T) {
 }
 
 func TestDispatcherStopsOnGone(t *testing.T) {
+	t.Parallel()
 	storetest.Engines(t, func(t *testing.T, st *store.Store) {
 		e := newDispatchEnv(t, st, "U", "U")
 		e.sender.fails[1] = 1
@@ -205,14 +216,21 @@ func TestDispatcherStopsOnGone(t *testing.T) {
 }
 
 func TestDispatcherShutdownReleasesClaims(t *testing.T) {
+	t.Parallel()
 	storetest.Engines(t, func(t *testing.T, st *store.Store) {
 		e := newDispatchEnv(t, st, "U")
 		e.sender.block = make(chan struct{})
+		e.sender.sending = make(chan struct{}, 1)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- e.d.Run(ctx) }()
-		for e.state(1).LeaseOwner == "" {
-			time.Sleep(time.Millisecond)
+		select {
+		case <-e.sender.sending:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the event was never sent")
+		}
+		if e.state(1).LeaseOwner == "" {
+			t.Fatalf("sending without a lease: %+v", e.state(1))
 		}
 		cancel()
 		if err := <-done; !errors.Is(err, context.Canceled) {

@@ -158,3 +158,18 @@ func Deliverable(events []OutboxEvent, now time.Time, limit int) []int64 {
 	}
 	return out
 }
+
+// siteEvent writes a site event with the common fields.
+func (s *Service) siteEvent(ctx context.Context, r Repo, typ, userID string, data map[string]any) error {
+	now := s.now()
+	if userID != "" {
+		data["user_id"] = userID
+	}
+	data["type"] = typ
+	data["at"] = now.Format(time.RFC3339Nano)
+	payload, err := json.Marshal(data)
+	if err != nil {
+		return err
+	}
+	return r.AddSiteEvent(ctx, SiteEvent{Type: typ, UserID: userID, Payload: payload, CreatedAt: now})
+}

@@ -13,6 +13,7 @@ import (
 // issue time (new rows land at the end of the unique index), while the
 // secret half is still the token's SHA-256.
 func TestGrantTokenOrdersStoredHashes(t *testing.T) {
+	t.Parallel()
 	at := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
 	var prev []byte
 	seen := map[string]bool{}
@@ -45,6 +46,7 @@ func TestGrantTokenOrdersStoredHashes(t *testing.T) {
 // up by its plain SHA-256; a token whose order key or secret was altered
 // matches nothing it did not match before.
 func TestGrantHashForms(t *testing.T) {
+	t.Parallel()
 	legacy := grantPrefix + base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
 	if !bytes.Equal(grantHash(legacy), HashToken([]byte(legacy))) {
 		t.Fatal("legacy grant token: lookup hash is not its SHA-256")

@@ -115,6 +115,7 @@ func ev(key, group string) pairing.InboundEvent {
 }
 
 func TestInboundRetriesWithBackoffUntilMaxAge(t *testing.T) {
+	t.Parallel()
 	storetest.Engines(t, func(t *testing.T, st *store.Store) {
 		var mu sync.Mutex
 		fails := map[string]int{"a": 2, "b": 1000}
@@ -168,6 +169,7 @@ func TestInboundRetriesWithBackoffUntilMaxAge(t *testing.T) {
 }
 
 func TestInboundPanicAndDrop(t *testing.T) {
+	t.Parallel()
 	storetest.Engines(t, func(t *testing.T, st *store.Store) {
 		e := newInboundEnv(t, st, pairing.InboundConfig{}, func(p string) error {
 			switch p {
@@ -195,6 +197,7 @@ func TestInboundPanicAndDrop(t *testing.T) {
 }
 
 func TestInboundOrderPerGroupUnderRun(t *testing.T) {
+	t.Parallel()
 	storetest.Engines(t, func(t *testing.T, st *store.Store) {
 		var mu sync.Mutex
 		inHand := map[string]int{}
@@ -254,6 +257,7 @@ func TestInboundOrderPerGroupUnderRun(t *testing.T) {
 // On shutdown a handler in hand gets the grace, then its context ends and
 // its row is released at once (not left leased), attempt counted.
 func TestInboundShutdownReleases(t *testing.T) {
+	t.Parallel()
 	storetest.Engines(t, func(t *testing.T, st *store.Store) {
 		started := make(chan struct{})
 		e := newInboundEnv(t, st, pairing.InboundConfig{Grace: 50 * time.Millisecond}, func(p string) error {
@@ -290,6 +294,7 @@ func TestInboundShutdownReleases(t *testing.T) {
 }
 
 func TestInboundAcceptFailure(t *testing.T) {
+	t.Parallel()
 	storetest.Engines(t, func(t *testing.T, st *store.Store) {
 		e := newInboundEnv(t, st, pairing.InboundConfig{}, func(string) error { return nil })
 		e.q.failWith = pairing.ErrUnavailable

@@ -129,6 +129,7 @@ func (e *notifyEnv) events(typ string) []map[string]any {
 }
 
 func TestNotifyQueuesOneDeliveryPerLead(t *testing.T) {
+	t.Parallel()
 	e := newNotifyEnv(t, pairing.WorkerConfig{}, pairing.Pace{})
 	e.link("100", "u1")
 	e.linkOn("fb-shop", "psid-1", "u1") // the same person on Messenger
@@ -177,6 +178,7 @@ func TestNotifyQueuesOneDeliveryPerLead(t *testing.T) {
 }
 
 func TestNotifyValidation(t *testing.T) {
+	t.Parallel()
 	e := newNotifyEnv(t, pairing.WorkerConfig{}, pairing.Pace{})
 	e.link("100", "u1")
 	e.linkOn("fb-shop", "psid-1", "u1")
@@ -211,6 +213,7 @@ func TestNotifyValidation(t *testing.T) {
 }
 
 func TestNotifyIdempotency(t *testing.T) {
+	t.Parallel()
 	e := newNotifyEnv(t, pairing.WorkerConfig{}, pairing.Pace{})
 	e.link("100", "u1")
 	req := pairing.NotifyRequest{UserID: "u1", Text: "hi", IdempotencyKey: "order-7", KeyID: 1}
@@ -239,6 +242,7 @@ func TestNotifyIdempotency(t *testing.T) {
 }
 
 func TestNotifySkipsBlockedLead(t *testing.T) {
+	t.Parallel()
 	e := newNotifyEnv(t, pairing.WorkerConfig{}, pairing.Pace{})
 	e.link("100", "u1")
 	e.linkOn("fb-shop", "psid-1", "u1")
@@ -261,6 +265,7 @@ func TestNotifySkipsBlockedLead(t *testing.T) {
 }
 
 func TestWorkerRetriesWithBackoff(t *testing.T) {
+	t.Parallel()
 	cfg := pairing.WorkerConfig{BackoffMin: 10 * time.Second, BackoffMax: 35 * time.Second, MaxAttempts: 10}
 	e := newNotifyEnv(t, cfg, pairing.Pace{})
 	e.link("100", "u1")
@@ -297,6 +302,7 @@ func TestWorkerRetriesWithBackoff(t *testing.T) {
 }
 
 func TestWorkerHonoursRetryAfter(t *testing.T) {
+	t.Parallel()
 	e := newNotifyEnv(t, pairing.WorkerConfig{BackoffMin: time.Second, Parallel: 1}, pairing.Pace{})
 	e.link("100", "u1")
 	e.link("200", "u2")
@@ -322,6 +328,7 @@ func TestWorkerHonoursRetryAfter(t *testing.T) {
 }
 
 func TestWorkerBlockedAndPermanentFailures(t *testing.T) {
+	t.Parallel()
 	e := newNotifyEnv(t, pairing.WorkerConfig{}, pairing.Pace{})
 	e.link("100", "u1")
 	e.linkOn("fb-shop", "psid-1", "u1")
@@ -360,6 +367,7 @@ func TestWorkerBlockedAndPermanentFailures(t *testing.T) {
 }
 
 func TestWorkerGivesUp(t *testing.T) {
+	t.Parallel()
 	t.Run("max attempts", func(t *testing.T) {
 		e := newNotifyEnv(t, pairing.WorkerConfig{MaxAttempts: 3, BackoffMin: time.Second, BackoffMax: time.Second}, pairing.Pace{})
 		e.link("100", "u1")
@@ -407,6 +415,7 @@ func TestWorkerGivesUp(t *testing.T) {
 }
 
 func TestWorkerCrashLeaseExpires(t *testing.T) {
+	t.Parallel()
 	e := newNotifyEnv(t, pairing.WorkerConfig{Lease: time.Minute}, pairing.Pace{})
 	e.link("100", "u1")
 	m := e.notify(pairing.NotifyRequest{UserID: "u1"})
@@ -429,6 +438,7 @@ func TestWorkerCrashLeaseExpires(t *testing.T) {
 }
 
 func TestWorkerPacesPerChatAndChannel(t *testing.T) {
+	t.Parallel()
 	pace := pairing.Pace{RatePerSecond: 10, PerChatInterval: time.Second}
 	e := newNotifyEnv(t, pairing.WorkerConfig{Parallel: 1}, pace)
 	users := []string{"u1", "u2", "u3", "u4", "u5"}

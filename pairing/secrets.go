@@ -74,8 +74,8 @@ func (c *buidCodec) decode(buid string) (rowID int64, secret []byte, ok bool) {
 	// Several strings can decode to the same numbers; only the one we
 	// would issue is accepted.
 	if canon, err := c.sq.Encode(nums); err != nil || canon != buid {
-		// Not the form we issue now; perhaps the form an earlier version
-		// issued (only differs when the default blocklist re-encoded it).
+		// BUIDs issued by an earlier release are still live, and their
+		// encoding differs when the default blocklist re-encoded them.
 		if old, err := c.legacy.Encode(nums); err != nil || old != buid {
 			return 0, nil, false
 		}
@@ -110,9 +110,9 @@ func randomToken(r io.Reader, prefix string) (string, error) {
 // bytes: 54 characters, 256 bits of secret. It is stored as the order key
 // followed by the token's SHA-256, so new grants land at the end of the
 // unique index on grants.hash instead of at a random page of it: one
-// page fewer written per register or conflict answer (on SQLite, whose
-// writer commits every page a transaction dirtied, register gained 1 to
-// 15% in three interleaved runs, see README "Performance").
+// page fewer written per register or conflict answer, which matters on
+// SQLite, whose writer commits every page a transaction dirtied (measured
+// in docs/performance.md).
 // Only the SHA-256 half is secret; the order key tells the holder when
 // the grant was issued, which grant_expires_at tells it anyway.
 const (

@@ -87,7 +87,8 @@ type IssuedPIN struct {
 // Outcome is the decided answer of authorize and of link completion.
 type Outcome string
 
-// The decided answers. See DESIGN.md, "authorize: every branch".
+// The decided answers: the table at the top of authorize.go says which
+// state gives which (docs/design.md, "authorize: every branch").
 const (
 	OutcomeMatch         Outcome = "match"
 	OutcomeAlreadyLinked Outcome = "already_linked"

@@ -48,6 +48,7 @@ func (e *env) linkCreated(userID string) int {
 }
 
 func TestDeepLinkGetStartedConfirm(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	dl := e.newLink("fb-shop", "site-7", "Ann Smith")
 	if dl.URL != "https://m.me/"+pageA+"?ref="+dl.Token {
@@ -89,6 +90,7 @@ func TestDeepLinkGetStartedConfirm(t *testing.T) {
 }
 
 func TestDeepLinkReferralInExistingThread(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.deliver(fbfake.Text("5001", "m.0", "hello"))
 	dl := e.newLink("fb-shop", "site-8", "")
@@ -109,6 +111,7 @@ func TestDeepLinkReferralInExistingThread(t *testing.T) {
 }
 
 func TestDeepLinkRefusedInMessenger(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	// Expired before the tap.
 	dl := e.newLink("fb-shop", "site-7", "Ann")

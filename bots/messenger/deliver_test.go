@@ -29,6 +29,7 @@ func deliveryErr(t *testing.T, err error) *pairing.DeliveryError {
 }
 
 func TestDeliverUsesMessageTag(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	d := e.hub.Channel("fb-shop")
 	if e.hub.Channel("nope") != nil {
@@ -54,6 +55,7 @@ func TestDeliverUsesMessageTag(t *testing.T) {
 }
 
 func TestDeliverMapsGraphErrors(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	d := e.hub.Channel("fb-shop")
 	for _, c := range []struct {

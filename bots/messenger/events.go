@@ -206,8 +206,9 @@ func (e event) kind() string {
 
 func (e event) psid() string { return string(e.Item.Sender.ID) }
 
-// dedupeKey names the event for the processed-updates table: the message
-// id when there is one, else (kind, page, sender, timestamp).
+// dedupeKey names the event in the inbound queue, whose unique (source,
+// key) drops Meta's redeliveries: the message id when there is one, else
+// (kind, page, sender, timestamp).
 func (e event) dedupeKey() string {
 	prefix := ""
 	if e.Standby {

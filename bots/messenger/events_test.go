@@ -47,6 +47,7 @@ var docExamples = map[string]struct {
 }
 
 func TestDocExamplesParse(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	for name, ex := range docExamples {
 		t.Run(name, func(t *testing.T) {
@@ -77,6 +78,7 @@ func TestDocExamplesParse(t *testing.T) {
 // The dashboard's "Test" button and the reference pages use the
 // {"field","value"} form.
 func TestChangesFormParses(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	body := []byte(`{"object":"page","entry":[{"id":"111000111","time":1,"changes":[{"field":"messaging_postbacks","value":{
 		"sender":{"id":"5001"},"recipient":{"id":"111000111"},"timestamp":"1527459824",
@@ -91,6 +93,7 @@ func TestChangesFormParses(t *testing.T) {
 }
 
 func TestDedupeKeys(t *testing.T) {
+	t.Parallel()
 	mk := func(item string, standby bool) event {
 		_, evs, err := parseWebhook([]byte(`{"object":"page","entry":[{"id":"111","messaging":[` + item + `]}]}`))
 		if err != nil {
@@ -117,6 +120,7 @@ func TestDedupeKeys(t *testing.T) {
 
 // The seed corpus exists and covers Meta's examples.
 func TestFuzzCorpusPresent(t *testing.T) {
+	t.Parallel()
 	files, err := filepath.Glob("testdata/fuzz/FuzzParseWebhook/*")
 	if err != nil || len(files) < 10 {
 		t.Fatalf("seed corpus: %d files, %v", len(files), err)

@@ -12,6 +12,7 @@ import (
 )
 
 func TestLoginSendsPairingMessageThatAuthorizes(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.fb.SetProfile("5001", fbfake.Profile{FirstName: "Анна", LastName: "К", Locale: "ru_RU"})
 	e.deliver(fbfake.Text("5001", "m.1", "Войти"))
@@ -44,6 +45,7 @@ func TestLoginSendsPairingMessageThatAuthorizes(t *testing.T) {
 }
 
 func TestPINValidityPluralForms(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	p := e.hub.byName["fb-shop"]
 	for _, tc := range []struct {
@@ -64,6 +66,7 @@ func TestPINValidityPluralForms(t *testing.T) {
 }
 
 func TestChatWords(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	for in, want := range map[string]string{
 		"login": payloadLink, " LOGIN ": payloadLink, "/Link": payloadLink, "Log  In": payloadLink, "войти": payloadLink,
@@ -83,6 +86,7 @@ func TestChatWords(t *testing.T) {
 }
 
 func TestLoginTooSoonSaysWait(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.deliver(fbfake.Text("5001", "m.1", "login"))
 	e.clock.Advance(3 * time.Second)
@@ -96,6 +100,7 @@ func TestLoginTooSoonSaysWait(t *testing.T) {
 }
 
 func TestStatusAndUnlinkWithConfirmation(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.deliver(fbfake.Text("5001", "m.0", "logout"))
 	if m := e.last(); m.Text != e.text("en", "messenger_not_linked") || !slices.Equal(payloads(m.QuickReplies), []string{payloadLink}) {
@@ -133,6 +138,7 @@ func TestStatusAndUnlinkWithConfirmation(t *testing.T) {
 }
 
 func TestPostbacksAndReferrals(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ref := func(m map[string]any) map[string]any {
 		m["postback"].(map[string]any)["referral"] = map[string]any{"ref": "dl_secret_token", "source": "SHORTLINK", "type": "OPEN_THREAD"}
@@ -181,6 +187,7 @@ func TestPostbacksAndReferrals(t *testing.T) {
 }
 
 func TestIgnoredKindsAreNotAnswered(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	raw := []string{
 		`{"sender":{"id":"5001"},"recipient":{"id":"` + pageA + `"},"timestamp":1,"delivery":{"mids":["m.1"],"watermark":1}}`,
@@ -211,6 +218,7 @@ func TestIgnoredKindsAreNotAnswered(t *testing.T) {
 }
 
 func TestWindowAndMessageTag(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.deliver(fbfake.Text("5001", "m.1", "hi"))
 	pin, err := e.svc.IssuePIN(e.ctx, keyA("5001"), pairing.Profile{}, pairing.IssueOptions{})

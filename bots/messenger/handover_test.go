@@ -22,6 +22,7 @@ func (e *env) owner(psid string) string {
 }
 
 func TestStandbyIsNeverAnswered(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	_ = e.threads.SetThreadOwner(e.ctx, keyA("5001"), appA)
 	body := fbfake.Body(fbfake.Entry{PageID: pageA, Standby: []map[string]any{
@@ -43,6 +44,7 @@ func TestStandbyIsNeverAnswered(t *testing.T) {
 }
 
 func TestSecondaryPassesThreadAfterPairing(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, secondary)
 	e.deliver(fbfake.Text("5001", "m.1", "login"))
 	pinOf(t, e.last())
@@ -68,6 +70,7 @@ func TestSecondaryPassesThreadAfterPairing(t *testing.T) {
 }
 
 func TestSecondaryRequestsThreadForResend(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, secondary)
 	pin := e.issue("5001")
 	// The Page Inbox took the thread.
@@ -91,6 +94,7 @@ func TestSecondaryRequestsThreadForResend(t *testing.T) {
 }
 
 func TestPrimaryNeverRequestsOrPasses(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.deliver(fbfake.Text("5001", "m.1", "login"))
 	if len(e.fb.ThreadCalls()) != 0 {
@@ -99,6 +103,7 @@ func TestPrimaryNeverRequestsOrPasses(t *testing.T) {
 }
 
 func TestHandoverEventsTrackOwner(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.deliver(fbfake.PassThread("5001", "3003", appA))
 	if e.owner("5001") != "3003" {
@@ -130,6 +135,7 @@ func TestHandoverEventsTrackOwner(t *testing.T) {
 // who owns the thread (with owners in memory it would hand away a thread
 // another app holds).
 func TestThreadOwnersSharedAcrossInstances(t *testing.T) {
+	t.Parallel()
 	st := storetest.SQLite(t)
 	a, b := newEnvThreads(t, st), newEnvThreads(t, st)
 	a.deliver(fbfake.PassThread("5001", "3003", appA))
@@ -162,6 +168,7 @@ func TestThreadOwnersSharedAcrossInstances(t *testing.T) {
 }
 
 func TestAppRolesChangeTheRole(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	p := e.hub.byName["fb-shop"]
 	e.deliver(fbfake.AppRoles(map[string][]string{appA: {"secondary_receiver"}, "9": {"primary_receiver"}}))
@@ -179,6 +186,7 @@ func TestAppRolesChangeTheRole(t *testing.T) {
 }
 
 func TestMemThreadState(t *testing.T) {
+	t.Parallel()
 	m := NewMemThreadState()
 	k := pairing.LeadKey{Channel: "c", ExternalID: "1"}
 	if o, err := m.ThreadOwner(t.Context(), k); o != "" || err != nil {

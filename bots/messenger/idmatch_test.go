@@ -28,6 +28,7 @@ func (e *env) idCalls() int {
 }
 
 func TestIDMatchingJoinsANewLead(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, idMatching)
 	// The person wrote to page B first and is linked there.
 	if rec := e.post(secretB, fbfake.Delivery(pageB, fbfake.Text("6001", "m.b", "hi"))); rec.Code != 200 {
@@ -54,6 +55,7 @@ func TestIDMatchingJoinsANewLead(t *testing.T) {
 }
 
 func TestIDMatchingIsOptInAndBestEffort(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.fb.SetIDsForPages("5001", map[string]string{pageB: "6001"})
 	e.deliver(fbfake.Text("5001", "m.1", "hi"))
@@ -76,6 +78,7 @@ func TestIDMatchingIsOptInAndBestEffort(t *testing.T) {
 }
 
 func TestLinkFacebook(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.deliver(fbfake.Text("5001", "m.1", "hi"))
 	if rec := e.post(secretB, fbfake.Delivery(pageB, fbfake.Text("6001", "m.2", "hi"))); rec.Code != 200 {

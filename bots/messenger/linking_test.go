@@ -17,6 +17,7 @@ const (
 )
 
 func TestAccountLinkingEndToEnd(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.deliver(fbfake.Text("5001", "m.1", "hi"))
 	e.fb.SetAccountLinkingToken(linkingToken, "5001")
@@ -63,6 +64,7 @@ func TestAccountLinkingEndToEnd(t *testing.T) {
 }
 
 func TestAccountLinkingRedirectURI(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.fb.SetAccountLinkingToken(linkingToken, "5001")
 	fake, _ := url.Parse(e.fb.URL())
@@ -111,6 +113,7 @@ func TestAccountLinkingRedirectURI(t *testing.T) {
 }
 
 func TestAccountLinkingRefusals(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	for _, tok := range []string{"", "unknown-token", "bad\ntoken", strings.Repeat("x", 2000)} {
 		if _, err := e.hub.AccountLinking(e.ctx, tok, metaRedirect, "user-1"); !errors.Is(err, pairing.ErrTokenUnknown) {
@@ -142,6 +145,7 @@ func TestAccountLinkingRefusals(t *testing.T) {
 }
 
 func TestAuthorizationCode(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	a, b := e.hub.byName["fb-shop"], e.hub.byName["fb-news"]
 	code := e.hub.authCode(a, "5001", "user|with|bars", e.clock.Now().Add(authCodeTTL))
@@ -177,6 +181,7 @@ func TestAuthorizationCode(t *testing.T) {
 }
 
 func TestLinkedWebhookWithBadCode(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	p := e.hub.byName["fb-shop"]
 	other := e.hub.authCode(p, "5002", "user-1", e.clock.Now().Add(time.Minute))

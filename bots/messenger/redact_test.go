@@ -15,6 +15,7 @@ import (
 // authorization code, PIN or BUID reaches a log line or an error string,
 // through successes, Graph refusals and an unreachable Graph API.
 func TestNoSecretsInLogsOrErrors(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, idMatching)
 	var errs []error
 	keep := func(err error) {
@@ -97,6 +98,7 @@ func TestNoSecretsInLogsOrErrors(t *testing.T) {
 }
 
 func TestRedactURL(t *testing.T) {
+	t.Parallel()
 	raw := "https://graph.example/v21.0/me?access_token=" + tokenA + "&appsecret_proof=abc&account_linking_token=zzz&fields=recipient"
 	got := redactURL(raw)
 	if strings.Contains(got, tokenA) || strings.Contains(got, "abc") || strings.Contains(got, "zzz") || !strings.Contains(got, "fields=recipient") {
@@ -110,6 +112,7 @@ func TestRedactURL(t *testing.T) {
 // Meta's own message is scrubbed of the secrets the client knows, in case
 // it ever echoes them.
 func TestGraphErrorScrubsEchoedSecrets(t *testing.T) {
+	t.Parallel()
 	c := &graphClient{token: tokenA, secret: secretA, proof: appSecretProof(secretA, tokenA)}
 	ge := c.graphError(400, []byte(`{"error":{"message":"bad token `+tokenA+` / `+secretA+`","type":"OAuthException","code":190,"fbtrace_id":"T"}}`))
 	if strings.Contains(ge.Error(), tokenA) || strings.Contains(ge.Error(), secretA) || !errors.Is(ge, ErrRejected) {
@@ -125,6 +128,7 @@ func TestGraphErrorScrubsEchoedSecrets(t *testing.T) {
 }
 
 func TestTransportErrorKeepsContextErrors(t *testing.T) {
+	t.Parallel()
 	err := newTransportError(http.MethodGet, "https://x/me?access_token="+tokenA, &url.Error{Op: "Get", URL: "https://x/me?access_token=" + tokenA, Err: context.DeadlineExceeded})
 	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrUnavailable) || strings.Contains(err.Error(), tokenA) {
 		t.Fatalf("%v", err)

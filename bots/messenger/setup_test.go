@@ -11,6 +11,7 @@ import (
 )
 
 func TestSetupProfile(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	if err := e.hub.SetupProfile(e.ctx, "fb-news"); err != nil {
 		t.Fatal(err)
@@ -62,6 +63,7 @@ func TestSetupProfile(t *testing.T) {
 
 // Every locale ships every Messenger text, and each renders.
 func TestTextsComplete(t *testing.T) {
+	t.Parallel()
 	c, err := templates.Load("", "en")
 	if err != nil {
 		t.Fatal(err)
@@ -100,6 +102,7 @@ func TestTextsComplete(t *testing.T) {
 }
 
 func TestConfigValidation(t *testing.T) {
+	t.Parallel()
 	good := PageConfig{Name: "fb", PageID: "1", PageAccessToken: "t", AppSecret: "s", VerifyToken: "v"}
 	mod := func(f func(*PageConfig)) Config {
 		p := good

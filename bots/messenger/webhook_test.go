@@ -21,6 +21,7 @@ import (
 )
 
 func TestVerifySubscription(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	cases := []struct {
 		name, mode, token, challenge string
@@ -57,6 +58,7 @@ func TestVerifySubscription(t *testing.T) {
 }
 
 func TestSignatureRefusalsChangeNothing(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	body := fbfake.Delivery(pageA, fbfake.Text("5001", "m.sig", "login"))
 	good := fbfake.Sign(secretA, body)
@@ -97,6 +99,7 @@ func TestSignatureRefusalsChangeNothing(t *testing.T) {
 // Meta signs the bytes it sends, escapes included: "\u00e4" must verify
 // as those six characters, not as the decoded "ä".
 func TestSignatureOverRawBytes(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	raw := []byte(`{"object":"page","entry":[{"id":"` + pageA + `","time":1,"messaging":[{"sender":{"id":"5001"},"recipient":{"id":"` + pageA + `"},"timestamp":1700000000001,"message":{"mid":"m.umlaut","text":"h\u00e4llo \/ <b>"}}]}]}`)
 	reencoded := bytes.ReplaceAll(raw, []byte(`\u00e4`), []byte("ä"))
@@ -116,6 +119,7 @@ func TestSignatureOverRawBytes(t *testing.T) {
 }
 
 func TestBatchOfEntriesAndMessages(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	body := fbfake.Body(
 		fbfake.Entry{PageID: pageA, Messaging: []map[string]any{fbfake.Text("5001", "m.b1", "status"), fbfake.Text("5002", "m.b2", "help")}},
@@ -154,6 +158,7 @@ func TestBatchOfEntriesAndMessages(t *testing.T) {
 }
 
 func TestDuplicatesHaveOneEffect(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	login := fbfake.Delivery(pageA, fbfake.Text("5001", "m.dup", "login"))
 	for i := 0; i < 3; i++ {
@@ -175,11 +180,12 @@ func TestDuplicatesHaveOneEffect(t *testing.T) {
 	}
 }
 
-// A Graph failure no longer fails the delivery: the webhook answered 200
-// when the events were stored; the failed event is tried again after its
+// A Graph failure does not fail the delivery: the webhook answers 200
+// once the events are stored; the failed event is tried again after its
 // backoff, the others are not repeated, and Meta's redelivery of the same
 // body has no effect.
 func TestFailedEventIsRetried(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	body := fbfake.Delivery(pageA, fbfake.Text("5001", "m.retry", "status"), fbfake.Text("5002", "m.ok", "help"))
 	e.fb.FailNext(2, 0) // Graph hiccup on the first send
@@ -228,6 +234,7 @@ func TestFailedEventIsRetried(t *testing.T) {
 }
 
 func TestBadDeliveries(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	for name, body := range map[string]string{"not json": "hello", "truncated": `{"object":"page","entry":[`, "wrong type": `{"object":"page","entry":{"id":1}}`} {
 		if rec := e.post(secretA, []byte(body)); rec.Code != http.StatusBadRequest {
@@ -319,6 +326,7 @@ func TestGraphFailingThenRecovering(t *testing.T) {
 }
 
 func TestSignatureHelperMatchesMeta(t *testing.T) {
+	t.Parallel()
 	body := []byte(`{"object":"page"}`)
 	m := hmac.New(sha256.New, []byte("s"))
 	m.Write(body)

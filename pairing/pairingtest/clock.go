@@ -1,3 +1,7 @@
+// Package pairingtest has test doubles for code that uses the pairing
+// service: a clock that only moves when a test steps it, and a Channel put
+// together from the parts a test needs. Storage in tests is the real store
+// (store/storetest), so the storage rules exist once, in SQL.
 package pairingtest
 
 import (

@@ -121,7 +121,9 @@ func TestBinaryConnectionFloodFromOneHost(t *testing.T) {
 	answers("after the flood")
 	after := rssMB(t, in.cmd.Process.Pid)
 	t.Logf("rss after the flood closed: %d MB", after)
-	if after-baseline > 30 {
+	// The race detector multiplies the memory of every allocation: the
+	// bound is checked on the build without it (.ci/run runs both).
+	if after-baseline > 30 && !raceEnabled {
 		t.Errorf("resident memory %d MB after the flood, %d MB before", after, baseline)
 	}
 }

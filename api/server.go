@@ -52,6 +52,10 @@ type Webhook struct {
 	Method  string
 	Path    string
 	Handler http.Handler
+	// Unlimited skips the per-IP limit: back-channel routes (the OpenID
+	// token endpoint) that a site's servers call for many people from one
+	// address.
+	Unlimited bool
 }
 
 // Check is one dependency reported by /readyz. Its error text is logged,
@@ -157,6 +161,13 @@ type Deps struct {
 	Queues QueueStatsReader
 	// Clock drives the per-IP limits and retry_after; nil is the wall clock.
 	Clock pairing.Clock
+	// SubjectLinker serves POST /v1/links/oidc; nil: 404 not_found.
+	SubjectLinker SubjectLinker
+}
+
+// SubjectLinker links the person of a recently signed-in OpenID subject.
+type SubjectLinker interface {
+	LinkSubject(ctx context.Context, req pairing.SubjectLinkRequest) (pairing.Result, error)
 }
 
 // server holds what the handlers share.
@@ -164,6 +175,7 @@ type server struct {
 	cfg       Config
 	svc       Service
 	messenger MessengerAPI
+	subjects  SubjectLinker
 	checks    []Check
 	log       *slog.Logger
 	metrics   *Metrics
@@ -188,6 +200,7 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 		cfg:       cfg,
 		svc:       deps.Service,
 		messenger: deps.Messenger,
+		subjects:  deps.SubjectLinker,
 		checks:    deps.Checks,
 		log:       deps.Log,
 		metrics:   deps.Metrics,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	oidcapi "github.com/pairingd/pairingd/api/oidc"
 	"io"
 	"net"
 	"net/netip"
@@ -35,6 +36,7 @@ type Config struct {
 	Inbound   InboundConfig   `yaml:"inbound"`
 	Notify    NotifyConfig    `yaml:"notify"`
 	Audit     AuditConfig     `yaml:"audit"`
+	OIDC      oidcapi.Config  `yaml:"oidc"`
 }
 
 // ServerConfig is the HTTP server.

@@ -43,6 +43,10 @@ Commands:
   events retry EVENT_ID         make a given-up site event pending again
   messenger setup --channel NAME
                                 set Get Started, greeting and menu of a Messenger page
+  clients create --name NAME --redirect-uri URI [--redirect-uri URI] [--initiate-login-uri URI] [--public]
+                                register an OpenID Connect client; JSON on the last line
+  clients list | clients revoke CLIENT_ID
+  signing-keys rotate           new ID token signing key (the old one stays in the JWKS)
   version                       print the version
 
 Without --config the embedded default runs: SQLite file pairingd.db in the
@@ -108,6 +112,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		cmdErr = eventsCommand(ctx, cfg, log, rest, stdout)
 	case "messenger":
 		cmdErr = messengerCommand(ctx, cfg, log, rest, stdout)
+	case "clients", "signing-keys":
+		cmdErr = signInCommand(ctx, cfg, log, cmd, rest, stdout)
 	default:
 		fmt.Fprintf(stderr, "unknown command %q\n\n%s", cmd, usage)
 		return 2

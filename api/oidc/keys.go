@@ -65,11 +65,13 @@ func newKeyRing(st KeyStore, retention time.Duration, now func() time.Time) *key
 	return &keyRing{st: st, retention: retention, now: now, parsed: map[string]signingKey{}}
 }
 
-func (r *keyRing) keys(ctx context.Context) ([]signingKey, error) {
+// keys lists the keys, current first; fresh reads the database even
+// within keyRefresh (the JWKS: a rotation shows there at once).
+func (r *keyRing) keys(ctx context.Context, fresh bool) ([]signingKey, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.now()
-	if len(r.list) > 0 && now.Sub(r.read) < keyRefresh {
+	if !fresh && len(r.list) > 0 && now.Sub(r.read) < keyRefresh {
 		return r.list, nil
 	}
 	recs, err := r.st.SigningKeys(ctx, now.Add(-r.retention))
@@ -105,7 +107,7 @@ func (r *keyRing) keys(ctx context.Context) ([]signingKey, error) {
 }
 
 func (r *keyRing) current(ctx context.Context) (op.SigningKey, error) {
-	l, err := r.keys(ctx)
+	l, err := r.keys(ctx, false)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +115,7 @@ func (r *keyRing) current(ctx context.Context) (op.SigningKey, error) {
 }
 
 func (r *keyRing) public(ctx context.Context) ([]op.Key, error) {
-	l, err := r.keys(ctx)
+	l, err := r.keys(ctx, true)
 	if err != nil {
 		return nil, err
 	}

@@ -227,9 +227,10 @@ func (s *storage) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, string,
 	return nil
 }
 
-// SetUserinfoFromRequest fills the ID token's profile claims.
+// SetUserinfoFromRequest fills the ID token's claims: profile, messengers
+// and site_user_id.
 func (s *storage) SetUserinfoFromRequest(ctx context.Context, u *oidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
-	return s.claims.fill(ctx, u, req.GetSubject(), scopes, false)
+	return s.claims.fill(ctx, u, req.GetSubject(), scopes, true)
 }
 
 func (s *storage) SetUserinfoFromToken(ctx context.Context, u *oidc.UserInfo, tokenID, subject, _ string) error {
@@ -244,7 +245,7 @@ func (s *storage) SetIntrospectionFromToken(context.Context, *oidc.Introspection
 	return oidc.ErrUnauthorizedClient()
 }
 
-// GetPrivateClaimsFromScopes: the ID token's messengers and site_user_id.
+// GetPrivateClaimsFromScopes feeds JWT access tokens, which are not issued.
 func (s *storage) GetPrivateClaimsFromScopes(ctx context.Context, subject, _ string, _ []string) (map[string]any, error) {
 	return s.claims.private(ctx, subject)
 }

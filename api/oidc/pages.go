@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"html/template"
 	"net/http"
 	"net/url"
 	"path"
@@ -304,12 +305,12 @@ func (p *Provider) locale(r *http.Request, uiLocales []string) string {
 	return p.locales[idx]
 }
 
-func (p *Provider) qrDataURI(link string) string {
+func (p *Provider) qrDataURI(link string) template.URL {
 	png, err := qrcode.Encode(link, qrcode.Medium, 256)
 	if err != nil {
 		return ""
 	}
-	return "data:image/png;base64," + base64.StdEncoding.EncodeToString(png)
+	return template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png))
 }
 
 func (p *Provider) serveAsset(w http.ResponseWriter, r *http.Request) {

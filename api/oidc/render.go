@@ -3,6 +3,7 @@ package oidc
 import (
 	"bytes"
 	"crypto/sha256"
+	"html/template"
 	"net/http"
 	"net/url"
 	"time"
@@ -35,7 +36,10 @@ type view struct {
 }
 
 type viewChannel struct {
-	Name, Type, URL, QR, Label string
+	Name, Type, URL, Label string
+	// QR is a data: URI of our own PNG; html/template would otherwise
+	// replace it as an unsafe URL.
+	QR template.URL
 }
 
 // T is the text of key in the page's locale.

@@ -43,25 +43,9 @@ func DefaultConfig() Config {
 	}
 }
 
-// WithDefaults fills zero values from DefaultConfig.
-func (c Config) WithDefaults() Config {
-	d := DefaultConfig()
-	for _, p := range []struct{ v, d *time.Duration }{
-		{&c.CodeTTL, &d.CodeTTL}, {&c.RequestTTL, &d.RequestTTL}, {&c.AccessTokenTTL, &d.AccessTokenTTL},
-		{&c.IDTokenTTL, &d.IDTokenTTL}, {&c.SessionTTL, &d.SessionTTL}, {&c.LinkWindow, &d.LinkWindow},
-		{&c.PollInterval, &d.PollInterval},
-	} {
-		if *p.v == 0 {
-			*p.v = *p.d
-		}
-	}
-	return c
-}
-
 // Validate checks the configuration once, before anything starts; each
 // error names its key.
 func (c Config) Validate() error {
-	c = c.WithDefaults()
 	var errs []error
 	bad := func(key, why string) { errs = append(errs, fmt.Errorf("%s: %s", key, why)) }
 	if c.CodeTTL < time.Second || c.CodeTTL > 10*time.Minute {

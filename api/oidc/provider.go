@@ -83,7 +83,6 @@ type Provider struct {
 
 // New builds the provider for issuer (server.public_url).
 func New(issuer string, cfg Config, d Deps) (*Provider, error) {
-	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -22,16 +22,13 @@ func mountSignIn(ctx context.Context, env channelEnv, deps *api.Deps) error {
 	if !cfg.OIDC.Enabled {
 		return nil
 	}
-	if cfg.Server.PublicURL == "" {
-		return errors.New("oidc.enabled needs server.public_url (the issuer)")
-	}
 	types := map[string]string{}
 	var chans []oidcapi.Channel
 	for _, ch := range cfg.Channels {
 		types[ch.Name()] = ch.Type
 		chans = append(chans, oidcapi.Channel{Name: ch.Name(), Type: ch.Type})
 	}
-	signIns := env.svc.EnableSignIn(env.st, cfg.OIDC.WithDefaults().RequestTTL, types)
+	signIns := env.svc.EnableSignIn(env.st, cfg.OIDC.RequestTTL, types)
 	pages, err := templates.LoadPages(cfg.Templates.Dir)
 	if err != nil {
 		return err
@@ -53,7 +50,7 @@ func mountSignIn(ctx context.Context, env channelEnv, deps *api.Deps) error {
 	for _, r := range p.Routes() {
 		deps.Webhooks = append(deps.Webhooks, api.Webhook{Method: r.Method, Path: r.Path, Handler: r.Handler, Unlimited: !r.Browser})
 	}
-	deps.SubjectLinker = subjectLinker{signIns, cfg.OIDC.WithDefaults().LinkWindow}
+	deps.SubjectLinker = subjectLinker{signIns, cfg.OIDC.LinkWindow}
 	return nil
 }
 

@@ -44,6 +44,8 @@ var (
 		message: "The request body is larger than this server accepts."}
 	errNoMessenger = &apiError{status: http.StatusNotFound, code: "not_found",
 		message: "messenger channel not configured"}
+	errNoSignIn = &apiError{status: http.StatusNotFound, code: "not_found",
+		message: "OpenID Connect sign-in is not enabled"}
 )
 
 // errorTable maps every domain error to its status, stable code and a

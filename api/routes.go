@@ -30,6 +30,7 @@ func (s *server) register(e *echo.Echo, hooks []Webhook) {
 	e.POST("/v1/pins/resend", s.resendPIN, body...)
 	e.POST("/v1/messenger/account-linking", s.accountLinking, body...)
 	e.POST("/v1/links/facebook", s.linkFacebook, body...)
+	e.POST("/v1/links/oidc", s.linkSubject, body...)
 	e.POST("/v1/deep-links", s.createDeepLink, body...)
 	e.GET("/v1/deep-links/:token/qr.png", s.deepLinkQR, auth...)
 	e.GET("/v1/events", s.listEvents, auth...)
@@ -38,6 +39,10 @@ func (s *server) register(e *echo.Echo, hooks []Webhook) {
 
 	for _, w := range hooks {
 		h := http.MaxBytesHandler(w.Handler, s.cfg.WebhookBodyLimit)
+		if w.Unlimited {
+			e.Add(w.Method, w.Path, echo.WrapHandler(h))
+			continue
+		}
 		e.Add(w.Method, w.Path, echo.WrapHandler(h), s.publicLimit, s.uploads.middleware)
 	}
 }

@@ -54,6 +54,10 @@ type Webhook struct {
 	Method  string
 	Path    string
 	Handler http.Handler
+	// Unlimited skips the per-IP limit and the upload gate: back-channel
+	// routes (the OpenID token endpoint) that a site's servers call for
+	// many people from one address; the body limit still holds.
+	Unlimited bool
 }
 
 // Check is one dependency reported by /readyz. Its error text is logged,
@@ -236,6 +240,13 @@ type Deps struct {
 	Queues QueueStatsReader
 	// Clock drives the per-IP limits and retry_after; nil is the wall clock.
 	Clock pairing.Clock
+	// SubjectLinker serves POST /v1/links/oidc; nil: 404 not_found.
+	SubjectLinker SubjectLinker
+}
+
+// SubjectLinker links the person of a recently signed-in OpenID subject.
+type SubjectLinker interface {
+	LinkSubject(ctx context.Context, req pairing.SubjectLinkRequest) (pairing.Result, error)
 }
 
 // server holds what the handlers share.
@@ -243,6 +254,7 @@ type server struct {
 	cfg       Config
 	svc       Service
 	messenger MessengerAPI
+	subjects  SubjectLinker
 	checks    []Check
 	log       *slog.Logger
 	metrics   *Metrics
@@ -272,6 +284,7 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 		cfg:       cfg,
 		svc:       deps.Service,
 		messenger: deps.Messenger,
+		subjects:  deps.SubjectLinker,
 		checks:    deps.Checks,
 		log:       deps.Log,
 		metrics:   deps.Metrics,

@@ -48,14 +48,13 @@ var ErrUnsupported = errors.New("not supported by this channel")
 // Confirmations is the service side of "ask the person, report the answer".
 // A person opens the chat with a one-time token; the adapter asks Preview
 // what the token would do and shows that question with Confirm / Cancel
-// buttons; only Confirm calls Redeem, which spends the token. Cancel calls
-// nothing: the token stays unspent until it expires.
+// buttons; Confirm calls Redeem, which spends the token; Cancel calls
+// Decline.
 //
-// Today a token asks one question, "link this chat to the site account
-// <DisplayName>?" (site-initiated pairing). A later question (confirm a
-// sign-in with a match code) is another kind of token answered through
-// the same two calls: the preview says which question to show, the
-// adapter renders it, Redeem reports the Confirm.
+// A token asks one of two questions: "link this chat to the site account
+// <DisplayName>?" (site-initiated pairing) or, when the preview's SignIn is
+// set, "sign in to <site> with match code <code>?" (OpenID Connect). The
+// adapter renders the question; the answer goes through the same calls.
 type Confirmations interface {
 	// PreviewDeepLink tells what a token would do (the display name to
 	// show) without spending it. Unknown, expired and used tokens are
@@ -65,6 +64,9 @@ type Confirmations interface {
 	// lead's person to the token's site user. Errors as above; a taken link
 	// is an error wrapping *ConflictError and spends nothing.
 	RedeemDeepLink(ctx context.Context, key LeadKey, token string) (Result, error)
+	// DeclineDeepLink is the person's Cancel: a sign-in is declined (its
+	// page says so); a link token stays unspent until it expires.
+	DeclineDeepLink(ctx context.Context, key LeadKey, token string) error
 }
 
 var _ Confirmations = (*Service)(nil)

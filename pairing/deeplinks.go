@@ -83,6 +83,9 @@ type DeepLink struct {
 type DeepLinkPreview struct {
 	DisplayName string
 	ExpiresAt   time.Time
+	// SignIn is set when the token asks to confirm a sign-in instead of a
+	// link: the bot shows the site's name and the match code.
+	SignIn *SignInPreview
 }
 
 // CreateDeepLink is POST /v1/deep-links: a one-time token for userID,
@@ -142,6 +145,9 @@ func (s *Service) DeepLinkByToken(ctx context.Context, token string) (DeepLink, 
 // it: the display name to show next to the confirm button. A token made
 // for another channel is unknown here.
 func (s *Service) PreviewDeepLink(ctx context.Context, key LeadKey, token string) (DeepLinkPreview, error) {
+	if si, ok := s.signInsOf(token); ok {
+		return si.preview(ctx, key, token)
+	}
 	rec, err := s.linkToken(ctx, s.store, token)
 	if err != nil {
 		return DeepLinkPreview{}, err
@@ -162,6 +168,9 @@ func (s *Service) PreviewDeepLink(ctx context.Context, key LeadKey, token string
 // wrapping *ConflictError and changes nothing: the token stays unspent, so
 // the person may resolve it (log out) and confirm again.
 func (s *Service) RedeemDeepLink(ctx context.Context, key LeadKey, token string) (Result, error) {
+	if si, ok := s.signInsOf(token); ok {
+		return si.answer(ctx, key, token, SignInConfirmed)
+	}
 	if err := validateLeadKey(key); err != nil {
 		return Result{}, err
 	}

@@ -174,6 +174,7 @@ type Service struct {
 
 	mu       sync.RWMutex
 	channels map[string]Channel
+	signIns  *SignIns // nil until EnableSignIn
 
 	outbox outboxState // notifications: see outbox.go
 }

@@ -95,6 +95,8 @@ const (
 	OutcomeConflict      Outcome = "conflict"
 	OutcomeLinked        Outcome = "linked"
 	OutcomeRegister      Outcome = "register"
+	// OutcomeSignedIn: a chat confirmed an OpenID Connect sign-in.
+	OutcomeSignedIn Outcome = "signed_in"
 )
 
 // ConflictKind says which side of a wanted link is taken.

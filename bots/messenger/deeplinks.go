@@ -30,7 +30,7 @@ func (c *pageChannel) DeepLinkURL(token string) (string, error) {
 }
 
 func isDeepLinkPayload(p string) bool {
-	return p == payloadDeepLinkCancel || strings.HasPrefix(p, payloadDeepLinkConfirm)
+	return p == payloadDeepLinkCancel || strings.HasPrefix(p, payloadDeepLinkConfirm) || strings.HasPrefix(p, payloadDeepLinkCancel+":")
 }
 
 // deepLink answers an m.me ref: the confirmation question, or why the
@@ -44,20 +44,33 @@ func (c *chat) deepLink(ctx context.Context, ref string) error {
 		return c.deepLinkRefused(ctx, err)
 	}
 	key, data := "messenger_deeplink_confirm_neutral", any(nil)
-	if pv.DisplayName != "" {
+	yes, no := "messenger_deeplink_yes", "messenger_deeplink_no"
+	if pv.SignIn != nil {
+		key, data = "messenger_signin_confirm", map[string]any{"Site": pv.SignIn.SiteName, "Code": pv.SignIn.MatchCode}
+		yes, no = "messenger_signin_yes", "messenger_signin_no"
+	} else if pv.DisplayName != "" {
 		key, data = "messenger_deeplink_confirm", map[string]any{"Name": pv.DisplayName}
 	}
 	c.h.acquireThread(ctx, c.p, c.key)
 	return c.sayText(ctx, key, data,
-		c.h.reply(c.locale, "messenger_deeplink_yes", payloadDeepLinkConfirm+ref),
-		c.h.reply(c.locale, "messenger_deeplink_no", payloadDeepLinkCancel))
+		c.h.reply(c.locale, yes, payloadDeepLinkConfirm+ref),
+		c.h.reply(c.locale, no, payloadDeepLinkCancel+":"+ref))
 }
 
 // onDeepLinkAnswer handles the Confirm or Cancel quick reply.
 func (c *chat) onDeepLinkAnswer(ctx context.Context, payload string) error {
 	token, confirm := strings.CutPrefix(payload, payloadDeepLinkConfirm)
 	if !confirm {
-		if err := c.sayText(ctx, "messenger_deeplink_cancelled", nil); err != nil {
+		key := "messenger_deeplink_cancelled"
+		if token, ok := strings.CutPrefix(payload, payloadDeepLinkCancel+":"); ok && len(token) <= maxRefLen {
+			if err := c.h.svc.DeclineDeepLink(ctx, c.key, token); err != nil {
+				return c.deepLinkRefused(ctx, err)
+			}
+			if strings.HasPrefix(token, "psi_") {
+				key = "messenger_signin_cancelled"
+			}
+		}
+		if err := c.sayText(ctx, key, nil); err != nil {
 			return err
 		}
 		c.h.finishExchange(ctx, c.p, c.key)
@@ -66,18 +79,26 @@ func (c *chat) onDeepLinkAnswer(ctx context.Context, payload string) error {
 	if len(token) > maxRefLen {
 		return c.sayText(ctx, "messenger_deeplink_unknown", nil)
 	}
+	var site string
+	if pv, err := c.h.svc.PreviewDeepLink(ctx, c.key, token); err == nil && pv.SignIn != nil {
+		site = pv.SignIn.SiteName
+	}
 	res, err := c.h.svc.RedeemDeepLink(ctx, c.key, token)
 	if err != nil {
 		return c.deepLinkRefused(ctx, err)
 	}
-	key := "messenger_linked"
-	if res.Outcome == pairing.OutcomeAlreadyLinked {
+	key, data := "messenger_linked", any(nil)
+	switch res.Outcome {
+	case pairing.OutcomeSignedIn:
+		key, data = "messenger_signin_done", map[string]any{"Site": site}
+		c.h.log.Info("sign-in confirmed in the chat", "channel", c.p.cfg.Name)
+	case pairing.OutcomeAlreadyLinked:
 		key = "messenger_deeplink_already_linked"
-	} else {
+	default:
 		c.h.log.Info("chat linked by a deep link", "channel", c.p.cfg.Name)
 	}
-	// The link is made: a failed answer is logged, not retried.
-	if err := c.sayText(ctx, key, nil); err != nil {
+	// The answer is recorded: a failed reply is logged, not retried.
+	if err := c.sayText(ctx, key, data); err != nil {
 		c.h.log.Warn("deep link answer not sent", "channel", c.p.cfg.Name, "err", err)
 	}
 	c.h.finishExchange(ctx, c.p, c.key)

@@ -59,7 +59,7 @@ func TestDeepLinkGetStartedConfirm(t *testing.T) {
 	if ask.Text != e.hub.text("en", "messenger_deeplink_confirm", map[string]any{"Name": "Ann Smith"}) || !strings.Contains(ask.Text, "Ann Smith") {
 		t.Fatalf("question %q", ask.Text)
 	}
-	if got := payloads(ask.QuickReplies); !slices.Equal(got, []string{payloadDeepLinkConfirm + dl.Token, payloadDeepLinkCancel}) {
+	if got := payloads(ask.QuickReplies); !slices.Equal(got, []string{payloadDeepLinkConfirm + dl.Token, payloadDeepLinkCancel + ":" + dl.Token}) {
 		t.Fatalf("quick replies %v", got)
 	}
 	if e.linkedTo(keyA("5001")) != "" {
@@ -99,10 +99,13 @@ func TestDeepLinkReferralInExistingThread(t *testing.T) {
 	if ask.Text != e.text("en", "messenger_deeplink_confirm_neutral") || len(ask.QuickReplies) != 2 {
 		t.Fatalf("question %+v", ask)
 	}
-	// Cancel first: nothing changes and the token still works.
-	e.deliver(fbfake.QuickReplyEvent("5001", "m.1", "Cancel", payloadDeepLinkCancel))
-	if e.last().Text != e.text("en", "messenger_deeplink_cancelled") || e.linkedTo(keyA("5001")) != "" {
-		t.Fatalf("cancel %q", e.last().Text)
+	// Cancel first (the button, then a bare Cancel of a button sent before
+	// Cancel carried the token): nothing changes and the token still works.
+	for _, payload := range []string{ask.QuickReplies[1].Payload, payloadDeepLinkCancel} {
+		e.deliver(fbfake.QuickReplyEvent("5001", "m.1"+payload, "Cancel", payload))
+		if e.last().Text != e.text("en", "messenger_deeplink_cancelled") || e.linkedTo(keyA("5001")) != "" {
+			t.Fatalf("cancel %q: %q", payload, e.last().Text)
+		}
 	}
 	e.deliver(fbfake.QuickReplyEvent("5001", "m.2", "Yes", ask.QuickReplies[0].Payload))
 	if e.last().Text != e.text("en", "messenger_linked") || e.linkedTo(keyA("5001")) != "site-8" {

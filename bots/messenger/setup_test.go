@@ -77,7 +77,7 @@ func TestTextsComplete(t *testing.T) {
 	if len(keys) < 25 {
 		t.Fatalf("only %d messenger keys", len(keys))
 	}
-	data := map[string]any{"PIN": "123456", "Minutes": 10, "Seconds": 5, "Name": "Ann"}
+	data := map[string]any{"PIN": "123456", "Minutes": 10, "Seconds": 5, "Name": "Ann", "Site": "Shop", "Code": "AB12"}
 	for _, loc := range []string{"en", "ru", "fr", "zh-TW"} {
 		have := map[string]bool{}
 		for _, k := range c.Keys(loc) {

@@ -116,7 +116,7 @@ func TestTextsCompleteAndValidHTML(t *testing.T) {
 	if len(want) < 20 {
 		t.Fatalf("only %d telegram keys", len(want))
 	}
-	data := map[string]any{"PIN": "123456", "Minutes": 7, "Seconds": 3, "URL": esc("https://x.example/p?a=1&b=2"), "UserID": esc("u<1>"), "Name": esc("Ann <Shop> & Co")}
+	data := map[string]any{"PIN": "123456", "Minutes": 7, "Seconds": 3, "URL": esc("https://x.example/p?a=1&b=2"), "UserID": esc("u<1>"), "Name": esc("Ann <Shop> & Co"), "Site": esc("Shop & Co"), "Code": "AB12"}
 	for _, loc := range texts.Locales() {
 		got := telegramKeys(loc)
 		if strings.Join(got, ",") != strings.Join(want, ",") {

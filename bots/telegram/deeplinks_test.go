@@ -50,7 +50,7 @@ func TestDeepLinkConfirmLinks(t *testing.T) {
 		t.Fatalf("display name not escaped: %q %v", ask.Text, err)
 	}
 	b := ask.Buttons()
-	if len(b) != 2 || b[0].CallbackData == nil || *b[0].CallbackData != dataDeepLinkYes+dl.Token || b[1].CallbackData == nil || *b[1].CallbackData != dataDeepLinkNo {
+	if len(b) != 2 || b[0].CallbackData == nil || *b[0].CallbackData != dataDeepLinkYes+dl.Token || b[1].CallbackData == nil || *b[1].CallbackData != dataDeepLinkNo+":"+dl.Token {
 		t.Fatalf("buttons %+v", b)
 	}
 	if b[0].Text != e.txt("en", "telegram_deeplink_yes", nil) {

@@ -310,7 +310,12 @@ func (b *Bot) answerQuietly(ctx context.Context, id string) {
 // replace edits the message holding the buttons to show the result, and
 // sends a new message when it cannot be edited.
 func (c *conv) replace(ctx context.Context, m *message, key string) error {
-	text := c.b.text(c.locale, key, nil)
+	return c.replaceWith(ctx, m, key, nil)
+}
+
+// replaceWith is replace with template data.
+func (c *conv) replaceWith(ctx context.Context, m *message, key string, data any) error {
+	text := c.b.text(c.locale, key, data)
 	if m != nil && m.MessageID != 0 {
 		err := c.b.editMessage(ctx, c.chatID, m.MessageID, text)
 		var ae *APIError

@@ -11,6 +11,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/pairingd/pairingd/api"
+	"github.com/pairingd/pairingd/api/oidc"
 	"github.com/pairingd/pairingd/api/sitehook"
 	"github.com/pairingd/pairingd/pairing"
 	"github.com/pairingd/pairingd/store"
@@ -32,6 +33,7 @@ type Config struct {
 	Log       LogConfig          `yaml:"log"`
 	Templates TemplatesConfig    `yaml:"templates"`
 	Channels  []ChannelConfig    `yaml:"channels"`
+	OIDC      oidc.Config        `yaml:"oidc"`
 }
 
 // LogConfig is the logger.
@@ -58,6 +60,7 @@ func defaultConfig() Config {
 		Audit:     defaultAudit(),
 		Log:       LogConfig{Level: "info", Format: "text"},
 		Templates: TemplatesConfig{FallbackLocale: "en"},
+		OIDC:      oidc.DefaultConfig(),
 	}
 }
 
@@ -131,6 +134,10 @@ func (c Config) Validate() error {
 	errs = append(errs, keyErrors("site", c.Site.Validate())...)
 	errs = append(errs, keyErrors("jobs", c.Jobs.Validate())...)
 	errs = append(errs, keyErrors("audit", c.Audit.Validate())...)
+	errs = append(errs, keyErrors("oidc", c.OIDC.Validate())...)
+	if c.OIDC.Enabled && c.Server.PublicURL == "" {
+		errs = append(errs, errors.New("config: oidc.enabled: needs server.public_url (the issuer)"))
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

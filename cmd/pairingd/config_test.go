@@ -265,3 +265,26 @@ func TestInvalidConfigNamesTheKey(t *testing.T) {
 		}
 	}
 }
+
+// TestOIDCConfig: the oidc section is validated with its key names; a
+// session_ttl of 0 (no sessions) stays 0; enabling the provider needs the
+// issuer, server.public_url.
+func TestOIDCConfig(t *testing.T) {
+	cfg, err := loadTestConfig("", env(map[string]string{"PAIRINGD_OIDC_SESSION_TTL": "0s", "PAIRINGD_OIDC_CODE_TTL": "30s"}))
+	if err != nil || cfg.OIDC.SessionTTL != 0 || cfg.OIDC.CodeTTL != 30*time.Second {
+		t.Fatalf("session_ttl 0: %+v, %v", cfg.OIDC, err)
+	}
+	for _, c := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"PAIRINGD_OIDC_CODE_TTL": "0s"}, "config: oidc.code_ttl: must be 1s..10m"},
+		{map[string]string{"PAIRINGD_OIDC_REQUEST_TTL": "11m"}, "config: oidc.request_ttl: must be 1m..10m"},
+		{map[string]string{"PAIRINGD_OIDC_POLL_INTERVAL": "100ms"}, "config: oidc.poll_interval: must be at least 500ms"},
+		{map[string]string{"PAIRINGD_OIDC_ENABLED": "true"}, "config: oidc.enabled: needs server.public_url"},
+	} {
+		if _, err := loadTestConfig("", env(c.env)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v; want %q", c.env, err, c.want)
+		}
+	}
+}

@@ -19,7 +19,8 @@ import (
 // line here.
 var commands = []func(*app) *cobra.Command{
 	serveCommand, migrateCommand, keysCommand, pinsCommand, linksCommand,
-	messagesCommand, eventsCommand, messengerCommand, backupCommand, versionCommand,
+	messagesCommand, eventsCommand, messengerCommand, clientsCommand, signingKeysCommand,
+	backupCommand, versionCommand,
 }
 
 const rootLong = `pairingd links bot users (Telegram, Messenger) to website accounts.

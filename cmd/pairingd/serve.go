@@ -56,6 +56,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if err := mountSignIn(ctx, channelEnv{cfg: cfg, svc: svc, st: st, texts: texts, log: log}, &deps); err != nil {
+		return err
+	}
 	sendEvents, err := siteEventsJob(cfg, st, log, metrics)
 	if err != nil {
 		return err

@@ -1,0 +1,343 @@
+package oidc
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"html/template"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/skip2/go-qrcode"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+	"golang.org/x/text/language"
+
+	"github.com/pairingd/pairingd/pairing"
+	"github.com/pairingd/pairingd/store"
+)
+
+// The hosted sign-in pages. A page URL carries only the request id, which
+// grants nothing by itself: the request is bound to the browser that first
+// opened its page (a cookie), and only that browser gets the code.
+//
+//	GET  /signin/{id}         the page: one deep link + QR code per channel, or the finish
+//	GET  /signin/{id}/status  {"status": ...} for the page's script
+//	POST /signin/{id}/cancel  the person gives up (CSRF token); the site gets access_denied
+
+const (
+	browserCookie = "pairingd_browser"
+	sessionCookie = "pairingd_session"
+)
+
+// Page statuses the script acts on.
+const (
+	statusPending   = "pending"
+	statusConfirmed = "confirmed"
+	statusDeclined  = "declined"
+	statusExpired   = "expired"
+)
+
+func (p *Provider) servePage(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	rest := strings.TrimPrefix(r.URL.Path, signInPath)
+	id, action, _ := strings.Cut(rest, "/")
+	if id == "" || len(id) > 64 {
+		p.message(w, r, http.StatusNotFound, "signin_unknown", "")
+		return
+	}
+	switch {
+	case action == "" && r.Method == http.MethodGet:
+		p.page(w, r, id)
+	case action == "status" && r.Method == http.MethodGet:
+		p.status(w, r, id)
+	case action == "cancel" && r.Method == http.MethodPost:
+		p.cancel(w, r, id)
+	default:
+		p.message(w, r, http.StatusNotFound, "signin_unknown", "")
+	}
+}
+
+// request loads a request for this browser; ok false means the answer is
+// written.
+func (p *Provider) request(w http.ResponseWriter, r *http.Request, id string, bind bool) (authRequest, bool) {
+	rec, err := p.d.Store.AuthRequest(r.Context(), id)
+	now := p.d.Clock.Now()
+	switch {
+	case errors.Is(err, pairing.ErrNotFound) || err == nil && !rec.ExpiresAt.After(now):
+		p.message(w, r, http.StatusGone, "signin_expired", p.restartURL(r, rec.ClientID))
+		return authRequest{}, false
+	case err != nil:
+		p.fail(w, r, err)
+		return authRequest{}, false
+	}
+	browser, err := p.browser(w, r, bind)
+	if err != nil {
+		p.fail(w, r, err)
+		return authRequest{}, false
+	}
+	ok := false
+	if bind {
+		ok, err = p.d.Store.BindBrowser(r.Context(), id, hash(browser))
+	} else {
+		ok = browser != "" && hmac.Equal(rec.BrowserHash, hash(browser))
+	}
+	if err != nil {
+		p.fail(w, r, err)
+		return authRequest{}, false
+	}
+	if !ok {
+		p.message(w, r, http.StatusForbidden, "signin_other_browser", p.restartURL(r, rec.ClientID))
+		return authRequest{}, false
+	}
+	a, err := requestOf(rec)
+	if err != nil {
+		p.fail(w, r, err)
+		return authRequest{}, false
+	}
+	return a, true
+}
+
+func (p *Provider) page(w http.ResponseWriter, r *http.Request, id string) {
+	a, ok := p.request(w, r, id, true)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	switch a.rec.Status {
+	case pairing.SignInConfirmed:
+		p.finish(w, r, a, true)
+		return
+	case pairing.SignInDeclined:
+		p.message(w, r, http.StatusOK, "signin_declined", p.restartURL(r, a.rec.ClientID))
+		return
+	}
+	if s, ok := p.session(r); ok && !a.promptLogin() && a.sessionFresh(s.AuthTime, p.d.Clock.Now()) {
+		err := p.d.SignIns.Resume(ctx, a.rec.ID, pairing.SignInAuth{PersonID: s.PersonID, AMR: s.AMR, AuthTime: s.AuthTime})
+		if err == nil {
+			if a, ok = p.request(w, r, id, false); ok {
+				p.finish(w, r, a, false)
+			}
+			return
+		}
+		if !errors.Is(err, pairing.ErrTokenUsed) {
+			p.fail(w, r, err)
+			return
+		}
+	}
+	if a.promptNone() {
+		op.AuthRequestError(w, r, a, oidc.ErrLoginRequired(), p.op)
+		return
+	}
+	pg, err := p.d.SignIns.Page(ctx, a.rec.ID, p.chanNames)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	p.render(w, r, http.StatusOK, "signin.html", p.pageData(r, a, pg))
+}
+
+// finish gives the browser its code: a redirect to the site with code,
+// state and iss (RFC 9207). A chat confirmation also starts a session.
+func (p *Provider) finish(w http.ResponseWriter, r *http.Request, a authRequest, newSession bool) {
+	ctx := r.Context()
+	now := p.d.Clock.Now().UTC()
+	code, err := randomID("")
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	if err := p.d.Store.SetAuthCode(ctx, a.rec.ID, hash(code), now.Add(p.cfg.CodeTTL)); err != nil {
+		if errors.Is(err, pairing.ErrTokenUsed) {
+			p.message(w, r, http.StatusGone, "signin_used", p.restartURL(r, a.rec.ClientID))
+			return
+		}
+		p.fail(w, r, err)
+		return
+	}
+	if newSession && p.cfg.SessionTTL > 0 {
+		if err := p.startSession(w, r, a, now); err != nil {
+			p.d.Log.Warn("sign-in session not started", "err", err)
+		}
+	}
+	q := url.Values{"code": {code}, "iss": {p.issuer}}
+	if a.p.State != "" {
+		q.Set("state", a.p.State)
+	}
+	http.Redirect(w, r, appendQuery(a.p.RedirectURI, q), http.StatusSeeOther)
+}
+
+func (p *Provider) status(w http.ResponseWriter, r *http.Request, id string) {
+	a, ok := p.request(w, r, id, false)
+	if !ok {
+		return
+	}
+	st := statusPending
+	switch a.rec.Status {
+	case pairing.SignInConfirmed:
+		st = statusConfirmed
+	case pairing.SignInDeclined:
+		st = statusDeclined
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]string{"status": st})
+}
+
+// cancel: the person gave up on the page; the site hears access_denied.
+func (p *Provider) cancel(w http.ResponseWriter, r *http.Request, id string) {
+	a, ok := p.request(w, r, id, false)
+	if !ok {
+		return
+	}
+	if err := r.ParseForm(); err != nil || !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(p.csrf(r, id))) {
+		p.message(w, r, http.StatusForbidden, "signin_csrf", "")
+		return
+	}
+	op.AuthRequestError(w, r, a, oidc.ErrAccessDenied().WithDescription("the person cancelled the sign-in"), p.op)
+}
+
+// restartURL is where "start again" leads: the client's
+// initiate_login_uri, or nothing.
+func (p *Provider) restartURL(r *http.Request, clientID string) string {
+	if clientID == "" {
+		return ""
+	}
+	c, err := p.d.Store.OIDCClient(r.Context(), clientID)
+	if err != nil {
+		return ""
+	}
+	if c.InitiateLoginURI == "" {
+		return ""
+	}
+	return appendQuery(c.InitiateLoginURI, url.Values{"iss": {p.issuer}})
+}
+
+// browser returns this browser's binding secret, setting a new one when
+// create is set and there is none.
+func (p *Provider) browser(w http.ResponseWriter, r *http.Request, create bool) (string, error) {
+	if c, err := r.Cookie(browserCookie); err == nil && len(c.Value) >= 43 && len(c.Value) <= 64 {
+		return c.Value, nil
+	}
+	if !create {
+		return "", nil
+	}
+	v, err := randomID("")
+	if err != nil {
+		return "", err
+	}
+	p.setCookie(w, browserCookie, v, p.cfg.RequestTTL)
+	r.AddCookie(&http.Cookie{Name: browserCookie, Value: v})
+	return v, nil
+}
+
+func (p *Provider) session(r *http.Request) (store.SessionRecord, bool) {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || len(c.Value) > 64 {
+		return store.SessionRecord{}, false
+	}
+	s, err := p.d.Store.Session(r.Context(), hash(c.Value))
+	if err != nil || !s.ExpiresAt.After(p.d.Clock.Now()) {
+		return store.SessionRecord{}, false
+	}
+	return s, true
+}
+
+func (p *Provider) startSession(w http.ResponseWriter, r *http.Request, a authRequest, now time.Time) error {
+	v, err := randomID("")
+	if err != nil {
+		return err
+	}
+	rec := store.SessionRecord{Hash: hash(v), PersonID: a.rec.PersonID, AMR: a.rec.AMR, AuthTime: a.rec.AuthTime, ExpiresAt: now.Add(p.cfg.SessionTTL), CreatedAt: now}
+	if err := p.d.Store.CreateSession(r.Context(), rec); err != nil {
+		return err
+	}
+	p.setCookie(w, sessionCookie, v, p.cfg.SessionTTL)
+	return nil
+}
+
+func (p *Provider) setCookie(w http.ResponseWriter, name, value string, ttl time.Duration) {
+	http.SetCookie(w, &http.Cookie{
+		Name: name, Value: value, Path: "/", MaxAge: int(ttl / time.Second),
+		HttpOnly: true, Secure: p.secure, SameSite: http.SameSiteLaxMode,
+	})
+}
+
+func (p *Provider) clearCookie(w http.ResponseWriter, name string) {
+	http.SetCookie(w, &http.Cookie{Name: name, Path: "/", MaxAge: -1, HttpOnly: true, Secure: p.secure, SameSite: http.SameSiteLaxMode})
+}
+
+// csrf is the cancel form's token: an HMAC of this browser's binding and
+// the request id, so another site cannot forge it.
+func (p *Provider) csrf(r *http.Request, id string) string {
+	c, err := r.Cookie(browserCookie)
+	if err != nil {
+		return ""
+	}
+	m := hmac.New(sha256New, p.csrfKey)
+	m.Write([]byte(c.Value + "\x00" + id))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// locale is the page language: the request's ui_locales, then
+// Accept-Language.
+func (p *Provider) locale(r *http.Request, uiLocales []string) string {
+	var tags []language.Tag
+	for _, l := range uiLocales {
+		if t, err := language.Parse(l); err == nil {
+			tags = append(tags, t)
+		}
+	}
+	al, _, _ := language.ParseAcceptLanguage(r.Header.Get("Accept-Language"))
+	tags = append(tags, al...)
+	_, idx, conf := p.matcher.Match(tags...)
+	if conf == language.No {
+		return p.locales[0]
+	}
+	return p.locales[idx]
+}
+
+func (p *Provider) qrDataURI(link string) template.URL {
+	png, err := qrcode.Encode(link, qrcode.Medium, 256)
+	if err != nil {
+		return ""
+	}
+	return template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png))
+}
+
+func (p *Provider) serveAsset(w http.ResponseWriter, r *http.Request) {
+	name := path.Base(r.URL.Path)
+	b, err := p.d.Assets(name)
+	if err != nil || p.d.Assets == nil {
+		http.NotFound(w, r)
+		return
+	}
+	switch path.Ext(name) {
+	case ".js":
+		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+	case ".css":
+		w.Header().Set("Content-Type", "text/css; charset=utf-8")
+	default:
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	_, _ = bytes.NewReader(b).WriteTo(w)
+}
+
+func appendQuery(raw string, q url.Values) string {
+	sep := "?"
+	if strings.Contains(raw, "?") {
+		sep = "&"
+	}
+	return raw + sep + q.Encode()
+}

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"errors"
+
+	"time"
+
+	"github.com/pairingd/pairingd/api"
+	oidcapi "github.com/pairingd/pairingd/api/oidc"
+	"github.com/pairingd/pairingd/pairing"
+	"github.com/pairingd/pairingd/store"
+	"github.com/pairingd/pairingd/templates"
+)
+
+// Sign in with your messenger: the OpenID Provider, when oidc.enabled.
+
+// mountSignIn builds the provider and adds its routes to the API. It runs
+// after the channels are registered, so the page can offer each of them.
+func mountSignIn(ctx context.Context, env channelEnv, deps *api.Deps) error {
+	cfg := env.cfg
+	if !cfg.OIDC.Enabled {
+		return nil
+	}
+	types := map[string]string{}
+	var chans []oidcapi.Channel
+	for _, ch := range cfg.Channels {
+		types[ch.Name()] = ch.Type
+		chans = append(chans, oidcapi.Channel{Name: ch.Name(), Type: ch.Type})
+	}
+	signIns := env.svc.EnableSignIn(env.st, cfg.OIDC.RequestTTL, types)
+	pages, err := templates.LoadPages(cfg.Templates.Dir)
+	if err != nil {
+		return err
+	}
+	secret, err := serverSecret(ctx, cfg, env.st)
+	if err != nil {
+		return err
+	}
+	if err := oidcapi.EnsureSigningKey(ctx, env.st, time.Now().UTC()); err != nil {
+		return err
+	}
+	p, err := oidcapi.New(cfg.Server.PublicURL, cfg.OIDC, oidcapi.Deps{
+		Store: env.st, SignIns: signIns, Channels: chans, Texts: env.texts, Pages: pages,
+		Assets: templates.PageAsset(cfg.Templates.Dir), Secret: secret, Log: env.log,
+	})
+	if err != nil {
+		return err
+	}
+	for _, r := range p.Routes() {
+		deps.Webhooks = append(deps.Webhooks, api.Webhook{Method: r.Method, Path: r.Path, Handler: r.Handler, Unlimited: !r.Browser})
+	}
+	deps.SubjectLinker = subjectLinker{signIns, cfg.OIDC.LinkWindow}
+	return nil
+}
+
+// subjectLinker is POST /v1/links/oidc.
+type subjectLinker struct {
+	si     *pairing.SignIns
+	window time.Duration
+}
+
+func (l subjectLinker) LinkSubject(ctx context.Context, req pairing.SubjectLinkRequest) (pairing.Result, error) {
+	return l.si.LinkSubject(ctx, req, l.window)
+}
+
+// serverSecret is the configured secret or the one stored at first start.
+func serverSecret(ctx context.Context, cfg Config, st *store.Store) ([]byte, error) {
+	if len(cfg.Pairing.Secret) > 0 {
+		return []byte(cfg.Pairing.Secret), nil
+	}
+	return st.ServerSecret(ctx, func() ([]byte, error) { return nil, errors.New("no server secret stored yet") })
+}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 )
@@ -42,3 +43,7 @@ func SetKeyUseClock(s *Store, now func() time.Time) {
 
 // WaitKeyUse waits for the last_used_at writes under way.
 func WaitKeyUse(s *Store) { s.keyUse.writing.Wait() }
+
+// RawDB is the store's writer pool, for tests that fill or read tables
+// the store has no operation for.
+func RawDB(s *Store) *sql.DB { return s.writer }

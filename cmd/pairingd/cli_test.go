@@ -70,6 +70,7 @@ func TestHelpOnStdoutDoesNothing(t *testing.T) {
 		{[]string{"signing-keys", "--help"}, "rotate"},
 		{[]string{"signing-keys", "rotate", "--help"}, "stays in the JWKS"},
 		{[]string{"backup", "--help"}, "VACUUM INTO"},
+		{[]string{"copy", "--help"}, "row count"},
 		{[]string{"version", "--help"}, "build date"},
 		{[]string{"--config", "missing.yaml", "keys", "list", "--help"}, "LAST USED"},
 	} {

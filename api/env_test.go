@@ -24,15 +24,18 @@ var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 // temporary file (behind storetest's fault-injecting wrapper), served by an
 // httptest server.
 type env struct {
-	t      *testing.T
-	ctx    context.Context
-	svc    *pairing.Service
-	store  *storetest.FaultStore
-	clock  *pairingtest.Clock
-	srv    *httptest.Server
-	key    string
-	logs   *syncBuffer
-	extIDs int
+	t     *testing.T
+	ctx   context.Context
+	svc   *pairing.Service
+	store *storetest.FaultStore
+	clock *pairingtest.Clock
+	srv   *httptest.Server
+	// metrics serves the metrics listener's handler (server.metrics_listen);
+	// nil when /metrics is on srv.
+	metrics *httptest.Server
+	key     string
+	logs    *syncBuffer
+	extIDs  int
 }
 
 type envOption func(*envSetup)
@@ -86,17 +89,22 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	if setup.wrap != nil {
 		deps.Service = setup.wrap(svc)
 	}
-	e, err := New(setup.cfg, deps)
+	h, err := NewHandlers(setup.cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(e)
+	srv := httptest.NewServer(h.API)
 	t.Cleanup(srv.Close)
+	var metrics *httptest.Server
+	if h.Metrics != nil {
+		metrics = httptest.NewServer(h.Metrics)
+		t.Cleanup(metrics.Close)
+	}
 	_, secret, err := svc.CreateAPIKey(context.Background(), "site")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, ctx: context.Background(), svc: svc, store: st, clock: clk, srv: srv, key: secret, logs: logs}
+	return &env{t: t, ctx: context.Background(), svc: svc, store: st, clock: clk, srv: srv, metrics: metrics, key: secret, logs: logs}
 }
 
 // issue gives a new Telegram lead a PIN.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -250,5 +251,67 @@ func TestErrorSchemaListsEveryField(t *testing.T) {
 	}
 	if _, ok := props["request_id"]; !ok {
 		t.Error("no request_id in the Error schema")
+	}
+}
+
+// TestMetricsListener: with server.metrics_listen set, /metrics moves to
+// the metrics handler and is gone from the API's; the metrics handler
+// serves nothing else, and counts the API's requests.
+func TestMetricsListener(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, withConfig(func(c *Config) { c.MetricsListen = "127.0.0.1:9090" }))
+	if e.metrics == nil {
+		t.Fatal("no metrics handler with metrics_listen set")
+	}
+	e.authorize(e.issue(), "")
+	if r := e.do(http.MethodGet, "/metrics", ""); r.status != http.StatusNotFound || strings.Contains(r.raw, "pairingd_") {
+		t.Fatalf("/metrics on the API listener: %d %.200s", r.status, r.raw)
+	}
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(e.metrics.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, m := get("/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics on the metrics listener: %d %.200s", code, m)
+	}
+	if got := gauge(t, m, `pairingd_http_request_duration_seconds_count{method="POST",route="/v1/authorize",status_class="2xx"}`); got != 1 {
+		t.Errorf("authorize requests seen by the metrics listener: %g, want 1", got)
+	}
+	for _, path := range []string{"/v1/links/x", "/healthz", "/openapi.yaml"} {
+		if code, body := get(path); code != http.StatusNotFound {
+			t.Errorf("%s on the metrics listener: %d %.100s, want 404", path, code, body)
+		}
+	}
+	// Without metrics_listen, /metrics stays on the API listener.
+	plain := newEnv(t)
+	if plain.metrics != nil || plain.do(http.MethodGet, "/metrics", "").status != http.StatusOK {
+		t.Fatal("/metrics is not on the API listener by default")
+	}
+}
+
+func TestMetricsListenValidate(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		listen, metrics, want string
+	}{
+		{"127.0.0.1:8080", "", ""},
+		{"127.0.0.1:8080", "127.0.0.1:9090", ""},
+		{"127.0.0.1:0", "127.0.0.1:0", ""},
+		{"127.0.0.1:8080", "9090", "metrics_listen: must be empty or host:port"},
+		{"127.0.0.1:8080", "127.0.0.1:8080", "metrics_listen: must differ from listen"},
+	} {
+		cfg := DefaultConfig()
+		cfg.Listen, cfg.MetricsListen = c.listen, c.metrics
+		err := cfg.Validate()
+		if (c.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("listen %q, metrics_listen %q: %v, want %q", c.listen, c.metrics, err, c.want)
+		}
 	}
 }

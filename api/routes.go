@@ -6,6 +6,14 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
+// registerMetrics is the whole of the metrics listener
+// (server.metrics_listen): /metrics without the per-address limit, since
+// only the operator's scrapers reach that address.
+func (s *server) registerMetrics(e *echo.Echo) {
+	e.Use(s.requestLog, s.recoverPanic, secureHeaders)
+	e.GET("/metrics", s.metricsText)
+}
+
 // register lists every route of the service. /v1 routes run, in order:
 // query-string key refusal, API key auth (with the per-IP 401 limit), body
 // checks (media type, size, strict JSON), OpenAPI validation, the handler.
@@ -16,7 +24,9 @@ func (s *server) register(e *echo.Echo, hooks []Webhook) {
 	// Unauthenticated and costlier than a liveness check: limited per
 	// client address like the webhooks.
 	e.GET("/readyz", s.readyz, s.publicLimit)
-	e.GET("/metrics", s.metricsText, s.publicLimit)
+	if s.cfg.MetricsListen == "" {
+		e.GET("/metrics", s.metricsText, s.publicLimit)
+	}
 	e.GET("/openapi.yaml", s.openAPI)
 
 	// Middleware is attached per route, not to an Echo group: a group with

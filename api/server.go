@@ -76,6 +76,10 @@ type Check struct {
 type Config struct {
 	// Listen is the address NewHTTPServer listens on.
 	Listen string `yaml:"listen"`
+	// MetricsListen, when set, is a second address that serves GET
+	// /metrics alone; /metrics is then not served on Listen, so the
+	// series need not be public. Empty: /metrics is on Listen.
+	MetricsListen string `yaml:"metrics_listen"`
 	// PublicURL is this service's base URL as the internet sees it; the
 	// platforms' webhooks are registered under it. Empty: no webhooks that
 	// need registering.
@@ -143,6 +147,13 @@ func (c Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("listen", "must be host:port, got %q", c.Listen)
+	}
+	if c.MetricsListen != "" {
+		if _, port, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			bad("metrics_listen", "must be empty or host:port, got %q", c.MetricsListen)
+		} else if c.MetricsListen == c.Listen && port != "0" {
+			bad("metrics_listen", "must differ from listen (leave it empty to serve /metrics on listen)")
+		}
 	}
 	if c.PublicURL != "" {
 		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
@@ -275,10 +286,25 @@ type server struct {
 }
 
 // New builds the Echo server with every route, ready for NewHTTPServer.
+// With server.metrics_listen set it has no /metrics: use NewHandlers.
 func New(cfg Config, deps Deps) (*echo.Echo, error) {
+	h, err := NewHandlers(cfg, deps)
+	return h.API, err
+}
+
+// Handlers are what the listeners serve: API on server.listen, and Metrics
+// on server.metrics_listen (nil when that is not set and /metrics is one
+// of the API's routes).
+type Handlers struct {
+	API, Metrics *echo.Echo
+}
+
+// NewHandlers builds the Echo servers of the configuration, ready for
+// NewHTTPServer.
+func NewHandlers(cfg Config, deps Deps) (Handlers, error) {
 	cfg = cfg.withDefaults()
 	if deps.Service == nil {
-		return nil, errors.New("api: Deps.Service is required")
+		return Handlers{}, errors.New("api: Deps.Service is required")
 	}
 	s := &server{
 		cfg:       cfg,
@@ -304,7 +330,7 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 	}
 	var err error
 	if s.spec, err = loadSpec(); err != nil {
-		return nil, err
+		return Handlers{}, err
 	}
 	s.authFailures = newIPLimiter(cfg.AuthFailureRatePerSecond, cfg.AuthFailureBurst, s.clock.Now)
 	s.public = newIPLimiter(cfg.PublicRatePerSecond, cfg.PublicBurst, s.clock.Now)
@@ -314,16 +340,29 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	if e.IPExtractor, err = ipExtractor(cfg.TrustedProxies); err != nil {
-		return nil, err
+		return Handlers{}, err
 	}
 	if err := checkWebhooks(deps.Webhooks); err != nil {
-		return nil, err
+		return Handlers{}, err
 	}
 	s.register(e, deps.Webhooks)
-	for _, r := range e.Routes() {
-		s.routes[r.Method+" "+r.Path] = true
+	h := Handlers{API: e}
+	if cfg.MetricsListen != "" {
+		h.Metrics = echo.New()
+		h.Metrics.HideBanner, h.Metrics.HidePort = true, true
+		h.Metrics.HTTPErrorHandler = s.handleError
+		h.Metrics.IPExtractor = echo.ExtractIPDirect()
+		s.registerMetrics(h.Metrics)
 	}
-	return e, nil
+	for _, srv := range []*echo.Echo{h.API, h.Metrics} {
+		if srv == nil {
+			continue
+		}
+		for _, r := range srv.Routes() {
+			s.routes[r.Method+" "+r.Path] = true
+		}
+	}
+	return h, nil
 }
 
 // Listen opens cfg.Listen for srv, with the connection caps of cfg.

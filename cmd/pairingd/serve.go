@@ -68,18 +68,31 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 
-	e, err := api.New(cfg.Server, deps)
+	handlers, err := api.NewHandlers(cfg.Server, deps)
 	if err != nil {
 		return err
 	}
-	srv := api.NewHTTPServer(cfg.Server, e)
+	srv := api.NewHTTPServer(cfg.Server, handlers.API)
 	ln, err := api.Listen(cfg.Server, srv)
 	if err != nil {
 		return err
 	}
+	servers := []*http.Server{srv}
+	serveErr := make(chan error, 2)
+	if handlers.Metrics != nil {
+		mcfg := cfg.Server
+		mcfg.Listen = cfg.Server.MetricsListen
+		msrv := api.NewHTTPServer(mcfg, handlers.Metrics)
+		mln, err := api.Listen(mcfg, msrv)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("server.metrics_listen: %w", err)
+		}
+		servers = append(servers, msrv)
+		log.Info("metrics listening", "addr", mln.Addr().String())
+		go func() { serveErr <- msrv.Serve(mln) }()
+	}
 	log.Info("listening", "addr", ln.Addr().String(), "version", versionString(), "database", st.Driver(), "channels", len(cfg.Channels))
-
-	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
 	// Channels and background jobs get their own context so they stop only
@@ -115,8 +128,10 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		log.Warn("http shutdown incomplete", "err", err)
+	for _, srv := range servers {
+		if err := srv.Shutdown(shutdownCtx); err != nil {
+			log.Warn("http shutdown incomplete", "addr", srv.Addr, "err", err)
+		}
 	}
 	stopBG()
 	done := make(chan struct{})

@@ -12,6 +12,10 @@ import (
 // An adapter builds one Channel per configured channel and the wiring
 // registers it with Service.RegisterChannel under its Name.
 //
+// A channel reports every message it sends to its platform, whether the
+// service asked for it or not, to the Observer it was built with
+// (Observer.PlatformSend); the service counts none.
+//
 // The other direction, a person's action reaching the service, is the
 // adapter calling Service methods it declares in a small interface of its
 // own (TouchLead, IssuePIN, the Confirmations below ...).

@@ -1,7 +1,8 @@
 package pairing
 
-// Observer is told what the background work did, so that the process can
-// count it (the api package turns the calls into Prometheus counters).
+// Observer is told what the background work did and what was sent to the
+// platforms, so that the process can count it (the api package turns the
+// calls into Prometheus counters).
 // Calls come from many goroutines; they must be cheap and never block.
 // Every argument is a word from code or a configured channel name, never
 // request data, so a counter's label values stay few.
@@ -9,8 +10,13 @@ type Observer interface {
 	// JobFinished: a job of queue (QueueInbound, QueueNotify,
 	// QueueSiteEvents) ended one try with result (Job*).
 	JobFinished(queue, result string)
-	// PlatformSend: a message of kind (SendNotification, SendPIN) to a
-	// platform through channel ended with result (Send*).
+	// PlatformSend: a message of kind (SendNotification, SendPIN,
+	// SendReply) to a platform through channel ended with result (Send*).
+	// The channel adapters call it, once for every message they send to
+	// their platform, in the one helper each has for sending: so a send
+	// the service asks for (Channel.SendPIN, Channel.Deliver) and a chat
+	// answer the adapter sends on its own are counted alike, and nothing
+	// twice. The service does not call it.
 	PlatformSend(channel, kind, result string)
 }
 
@@ -31,8 +37,9 @@ const (
 
 // Kinds and results of a send to a platform.
 const (
-	SendNotification = "notification"
-	SendPIN          = "pin"
+	SendNotification = "notification" // a notification of the outbox
+	SendPIN          = "pin"          // the pairing message: a /login answer or a resend the site asked for
+	SendReply        = "reply"        // any other answer to a person in the chat (status, menus, confirmations, errors)
 
 	SendDelivered   = "delivered"
 	SendFailed      = "failed"       // refused for good
@@ -41,8 +48,11 @@ const (
 	SendBlocked     = "blocked"      // the person blocked the bot
 )
 
-// sendResult names the outcome of one platform send.
-func sendResult(err error) string {
+// SendResult names the outcome of one platform send from its error: nil,
+// or an error wrapping a *DeliveryError (the adapters map their
+// platform's failures to one, as for Deliver); any other error is a
+// temporary failure (retried).
+func SendResult(err error) string {
 	if err == nil {
 		return SendDelivered
 	}

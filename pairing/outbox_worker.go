@@ -222,7 +222,6 @@ func (w *Worker) deliver(ctx context.Context, d ClaimedDelivery) error {
 	sendCtx, cancel := context.WithTimeout(ctx, w.cfg.SendTimeout)
 	err = dc.d.Deliver(sendCtx, OutboundMessage{DeliveryID: d.ID, MessageID: d.MessageID, Lead: lead, Text: d.Text, Buttons: d.Buttons})
 	cancel()
-	w.svc.obs.PlatformSend(d.Channel, SendNotification, sendResult(err))
 	done := w.svc.now()
 	w.mu.Lock()
 	w.chatFree[d.LeadID] = done.Add(dc.pace.PerChatInterval)

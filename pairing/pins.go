@@ -113,7 +113,6 @@ func (s *Service) ResendPIN(ctx context.Context, buid string) (IssuedPIN, error)
 		return IssuedPIN{}, err
 	}
 	err = ch.SendPIN(ctx, pin)
-	s.obs.PlatformSend(lead.Channel, SendPIN, sendResult(err))
 	if err != nil {
 		return IssuedPIN{}, &ChannelError{Err: ErrChannelFailed, Channel: lead.Channel, Cause: err}
 	}

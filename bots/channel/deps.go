@@ -40,6 +40,9 @@ type Deps[S any] struct {
 	Log *slog.Logger
 	// Clock may be nil: the system clock.
 	Clock pairing.Clock
+	// Observer is told of every message the adapter sends to its
+	// platform (pairing.Observer.PlatformSend). Nil: nothing is counted.
+	Observer pairing.Observer
 }
 
 // WithDefaults checks the required parts and fills the optional ones.
@@ -52,6 +55,9 @@ func (d Deps[S]) WithDefaults() (Deps[S], error) {
 	}
 	if d.Clock == nil {
 		d.Clock = pairing.SystemClock{}
+	}
+	if d.Observer == nil {
+		d.Observer = pairing.NopObserver{}
 	}
 	return d, nil
 }

@@ -60,6 +60,7 @@ func (c *pageChannel) Deliver(ctx context.Context, m pairing.OutboundMessage) er
 	}
 	err := p.graph.once(ctx, http.MethodPost, "/me/messages", nil, req, &out)
 	p.graph.observe(err)
+	c.h.observeSend(p, pairing.SendNotification, err)
 	return sendDeliveryError(err)
 }
 

@@ -109,7 +109,7 @@ func (h *Hub) firstSight(ctx context.Context, key pairing.LeadKey) bool {
 // say sends a message in this chat. A permanent failure (blocked, window,
 // thread owned by another app) is logged and not retried.
 func (c *chat) say(ctx context.Context, msg outMessage) error {
-	err := c.h.send(ctx, c.p, c.key, msg)
+	err := c.h.send(ctx, c.p, c.key, pairing.SendReply, msg)
 	if err != nil && IsPermanent(err) {
 		c.h.log.Warn("message not sent", "channel", c.p.cfg.Name, "err", err)
 		return nil

@@ -75,6 +75,7 @@ type env struct {
 	logs    *syncBuffer
 	inbound *faultyInbound
 	worker  *pairing.InboundWorker
+	obs     *pairingtest.Observer // what the hub reported it sent
 }
 
 type envOption func(*Config)
@@ -89,7 +90,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 func newEnvThreads(t testing.TB, threads ThreadState, opts ...envOption) *env {
 	t.Helper()
 	e := &env{t: t, ctx: context.Background(), fb: fbfake.New(t), store: storetest.SQLiteWithFaults(t),
-		clock: pairingtest.NewClock(start), threads: threads, logs: &syncBuffer{}}
+		clock: pairingtest.NewClock(start), threads: threads, logs: &syncBuffer{}, obs: &pairingtest.Observer{}}
 	e.fb.AddPage(pageA, tokenA, secretA)
 	e.fb.AddPage(pageB, tokenB, secretB)
 	var err error
@@ -120,7 +121,7 @@ func newEnvThreads(t testing.TB, threads ThreadState, opts ...envOption) *env {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	e.hub, err = New(cfg, channel.Deps[Pairing]{Service: e.svc, Intake: e.worker, Texts: texts, Log: log, Clock: e.clock})
+	e.hub, err = New(cfg, channel.Deps[Pairing]{Service: e.svc, Intake: e.worker, Texts: texts, Log: log, Clock: e.clock, Observer: e.obs})
 	if err != nil {
 		t.Fatal(err)
 	}

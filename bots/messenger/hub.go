@@ -68,6 +68,7 @@ type Hub struct {
 	texts   *templates.Catalog
 	log     *slog.Logger
 	clock   pairing.Clock
+	obs     pairing.Observer // told of every message sent (send.go)
 
 	redirectHosts []string
 	timeout       time.Duration
@@ -103,6 +104,7 @@ func New(cfg Config, deps channel.Deps[Pairing]) (*Hub, error) {
 		texts:         deps.Texts,
 		log:           deps.Log.With("channel_type", "messenger"),
 		clock:         deps.Clock,
+		obs:           deps.Observer,
 		redirectHosts: cfg.AllowedRedirectHosts,
 		timeout:       cfg.HandleTimeout,
 		inbound:       map[pairing.LeadKey]time.Time{},

@@ -16,15 +16,26 @@ const (
 	maxTitleRunes = 20  // button and quick reply titles
 )
 
-// send sends one message: as a RESPONSE while the person wrote within 24
-// hours, else with the Page's message tag. A blocked person's lead is
-// marked blocked. The error wraps one of the Err* sentinels.
-func (h *Hub) send(ctx context.Context, p *page, key pairing.LeadKey, msg outMessage) error {
+// Every message a Page sends goes through send or Deliver, and each
+// reports it once to the observer with its kind (pairing.SendPIN,
+// SendReply, SendNotification) and result. The handover protocol's calls
+// are not messages and are not counted.
+
+// observeSend reports one message sent to the Send API.
+func (h *Hub) observeSend(p *page, kind string, err error) {
+	h.obs.PlatformSend(p.cfg.Name, kind, pairing.SendResult(sendDeliveryError(err)))
+}
+
+// send sends one message of kind: as a RESPONSE while the person wrote
+// within 24 hours, else with the Page's message tag. A blocked person's
+// lead is marked blocked. The error wraps one of the Err* sentinels.
+func (h *Hub) send(ctx context.Context, p *page, key pairing.LeadKey, kind string, msg outMessage) error {
 	req := sendRequest{Recipient: recipient{ID: key.ExternalID}, MessagingType: "RESPONSE", Message: msg}
 	if !h.inWindow(key) {
 		req.MessagingType, req.Tag = "MESSAGE_TAG", p.cfg.MessageTag
 	}
 	err := p.graph.send(ctx, req)
+	h.observeSend(p, kind, err)
 	if err == nil {
 		return nil
 	}
@@ -40,7 +51,7 @@ func (h *Hub) send(ctx context.Context, p *page, key pairing.LeadKey, msg outMes
 // around it when the Page is a secondary receiver.
 func (h *Hub) deliverPIN(ctx context.Context, p *page, key pairing.LeadKey, locale string, pin pairing.IssuedPIN) error {
 	h.acquireThread(ctx, p, key)
-	if err := h.send(ctx, p, key, h.pinMessage(p, locale, pin)); err != nil {
+	if err := h.send(ctx, p, key, pairing.SendPIN, h.pinMessage(p, locale, pin)); err != nil {
 		return err
 	}
 	h.finishExchange(ctx, p, key)

@@ -54,6 +54,7 @@ type Bot struct {
 	texts  *templates.Catalog
 	log    *slog.Logger
 	clock  pairing.Clock
+	obs    pairing.Observer // told of every message sent (send.go)
 	http   *http.Client
 	// ownClient: the HTTP client was made here, so Run may close its idle
 	// connections when it stops.
@@ -90,7 +91,7 @@ func New(cfg Config, deps channel.Deps[Pairing]) (*Bot, error) {
 	installSDKLogger(log)
 
 	b := &Bot{
-		cfg: cfg, svc: deps.Service, intake: deps.Intake, texts: deps.Texts, log: log, clock: deps.Clock,
+		cfg: cfg, svc: deps.Service, intake: deps.Intake, texts: deps.Texts, log: log, clock: deps.Clock, obs: deps.Observer,
 		http: cfg.HTTPClient, secret: cfg.WebhookSecret, source: "telegram:" + cfg.Name,
 		sleep: sleepCtx, backoffMin: time.Second, backoffMax: time.Minute,
 		sendRetries: 2, maxRetryWait: 10 * time.Second, infoEvery: 10 * time.Minute,
@@ -162,7 +163,7 @@ func (b *Bot) SendPIN(ctx context.Context, pin pairing.IssuedPIN) error {
 		return &pairing.ChannelError{Err: pairing.ErrChannelUnavailable, Channel: b.cfg.Name,
 			Cause: errors.New("the lead's external id is not a Telegram chat id")}
 	}
-	err = b.sendMessage(ctx, b.pinMessage(chatID, b.locale(pin.Lead.Profile.Locale), pin))
+	err = b.sendMessage(ctx, pairing.SendPIN, b.pinMessage(chatID, b.locale(pin.Lead.Profile.Locale), pin))
 	switch {
 	case err == nil:
 		return nil

@@ -57,6 +57,7 @@ func (b *Bot) Deliver(ctx context.Context, m pairing.OutboundMessage) error {
 		cfg.ReplyMarkup = kb
 	}
 	_, err = b.request(ctx, "sendMessage", cfg)
+	b.observeSend(pairing.SendNotification, err)
 	return deliveryError(err)
 }
 

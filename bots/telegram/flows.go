@@ -84,7 +84,7 @@ func clean(s string, n int) string {
 
 // send sends a catalog text to the chat and returns the raw send error.
 func (c *conv) send(ctx context.Context, key string, data any, kb *tgbotapi.InlineKeyboardMarkup) error {
-	return c.b.sendMessage(ctx, outgoing{chatID: c.chatID, text: c.b.text(c.locale, key, data), keyboard: kb})
+	return c.b.sendMessage(ctx, pairing.SendReply, outgoing{chatID: c.chatID, text: c.b.text(c.locale, key, data), keyboard: kb})
 }
 
 // say sends a catalog text. A blocked bot marks the lead blocked and a
@@ -198,7 +198,7 @@ func (b *Bot) onGroupMessage(ctx context.Context, m *message) error {
 			tgbotapi.NewInlineKeyboardButtonURL(b.text(locale, "telegram_private_button", nil), "https://t.me/"+me)))
 		out.keyboard = &kb
 	}
-	err := b.sendMessage(ctx, out)
+	err := b.sendMessage(ctx, pairing.SendReply, out)
 	if err != nil && IsPermanent(err) {
 		b.log.Debug("group answer not sent", "channel", b.cfg.Name, "err", err)
 		return nil
@@ -219,7 +219,7 @@ func (c *conv) startPairing(ctx context.Context) error {
 	case err != nil:
 		return err
 	}
-	return c.done(ctx, c.b.sendMessage(ctx, c.b.pinMessage(c.chatID, c.locale, pin)))
+	return c.done(ctx, c.b.sendMessage(ctx, pairing.SendPIN, c.b.pinMessage(c.chatID, c.locale, pin)))
 }
 
 // seconds rounds up, so a person who waits that long is not early.
@@ -317,7 +317,7 @@ func (c *conv) replace(ctx context.Context, m *message, key string) error {
 func (c *conv) replaceWith(ctx context.Context, m *message, key string, data any) error {
 	text := c.b.text(c.locale, key, data)
 	if m != nil && m.MessageID != 0 {
-		err := c.b.editMessage(ctx, c.chatID, m.MessageID, text)
+		err := c.b.editMessage(ctx, pairing.SendReply, c.chatID, m.MessageID, text)
 		var ae *APIError
 		switch {
 		case err == nil:
@@ -328,7 +328,7 @@ func (c *conv) replaceWith(ctx context.Context, m *message, key string, data any
 			return err
 		}
 	}
-	return c.b.sendMessage(ctx, outgoing{chatID: c.chatID, text: text})
+	return c.b.sendMessage(ctx, pairing.SendReply, outgoing{chatID: c.chatID, text: text})
 }
 
 // onMemberChange keeps the lead's blocked flag right: "kicked" is the

@@ -61,6 +61,7 @@ type env struct {
 	texts *templates.Catalog
 	bot   *Bot
 	logs  *syncBuffer
+	obs   *pairingtest.Observer // what the bot reported it sent
 	cfg   Config
 	// wrap, when set, stands between the bot and the service (faults).
 	wrap func(Pairing) Pairing
@@ -100,7 +101,7 @@ func withLinkURL(u string) envOption {
 func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
 	e := &env{t: t, ctx: context.Background(), tg: tgfake.New(t, token), store: storetest.SQLite(t),
-		clock: pairingtest.NewClock(start), logs: &syncBuffer{}}
+		clock: pairingtest.NewClock(start), logs: &syncBuffer{}, obs: &pairingtest.Observer{}}
 	var err error
 	e.svc, err = pairing.New(e.store, pairing.Config{Secret: bytes.Repeat([]byte("s"), 32), LinkURL: linkURL}, pairing.WithClock(e.clock))
 	if err != nil {
@@ -121,7 +122,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	if e.wrap != nil {
 		svc = e.wrap(e.svc)
 	}
-	e.bot, err = New(e.cfg, channel.Deps[Pairing]{Service: svc, Intake: e.worker, Texts: e.texts, Log: log, Clock: e.clock})
+	e.bot, err = New(e.cfg, channel.Deps[Pairing]{Service: svc, Intake: e.worker, Texts: e.texts, Log: log, Clock: e.clock, Observer: e.obs})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,10 +22,22 @@ type outgoing struct {
 	replyTo  int64
 }
 
+// Every message the bot sends goes through sendMessage, editMessage or
+// Deliver, and each reports it once to the observer with its kind
+// (pairing.SendPIN, SendReply, SendNotification) and result. Answering a
+// button press (answerCallbackQuery) and the setup calls are not messages
+// and are not counted.
+
+// observeSend reports one message sent to Telegram.
+func (b *Bot) observeSend(kind string, err error) {
+	b.obs.PlatformSend(b.cfg.Name, kind, pairing.SendResult(deliveryError(err)))
+}
+
 // sendMessage sends a message, waiting out short 429s. A text Telegram
 // cannot parse as HTML (a broken operator override) is sent again as
-// plain text rather than not at all.
-func (b *Bot) sendMessage(ctx context.Context, m outgoing) error {
+// plain text rather than not at all: one message, counted once.
+func (b *Bot) sendMessage(ctx context.Context, kind string, m outgoing) (err error) {
+	defer func() { b.observeSend(kind, err) }()
 	cfg := tgbotapi.NewMessage(m.chatID, m.text)
 	cfg.ParseMode = tgbotapi.ModeHTML
 	cfg.DisableWebPagePreview = true
@@ -36,7 +48,7 @@ func (b *Bot) sendMessage(ctx context.Context, m outgoing) error {
 		cfg.ReplyToMessageID = int(m.replyTo)
 		cfg.AllowSendingWithoutReply = true
 	}
-	_, err := b.requestRetrying(ctx, "sendMessage", cfg)
+	_, err = b.requestRetrying(ctx, "sendMessage", cfg)
 	if badHTML(err) {
 		b.log.Warn("Telegram refused a text as HTML; sent as plain text: check the text templates", "channel", b.cfg.Name, "err", err)
 		cfg.ParseMode, cfg.Text = "", plainText(m.text)
@@ -46,11 +58,12 @@ func (b *Bot) sendMessage(ctx context.Context, m outgoing) error {
 }
 
 // editMessage replaces a message's text and removes its inline keyboard.
-func (b *Bot) editMessage(ctx context.Context, chatID, messageID int64, text string) error {
+func (b *Bot) editMessage(ctx context.Context, kind string, chatID, messageID int64, text string) (err error) {
+	defer func() { b.observeSend(kind, err) }()
 	cfg := tgbotapi.NewEditMessageText(chatID, int(messageID), text)
 	cfg.ParseMode = tgbotapi.ModeHTML
 	cfg.DisableWebPagePreview = true
-	_, err := b.requestRetrying(ctx, "editMessageText", cfg)
+	_, err = b.requestRetrying(ctx, "editMessageText", cfg)
 	if badHTML(err) {
 		cfg.ParseMode, cfg.Text = "", plainText(text)
 		_, err = b.requestRetrying(ctx, "editMessageText", cfg)

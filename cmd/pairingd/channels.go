@@ -27,6 +27,8 @@ type channelEnv struct {
 	texts *templates.Catalog
 	log   *slog.Logger
 	inbox *pairing.InboundWorker
+	// obs counts the messages the channels send (the process's metrics).
+	obs pairing.Observer
 }
 
 // ChannelConfig is one item of channels: its type, and the settings its
@@ -140,7 +142,7 @@ func buildChannels(env channelEnv, deps *api.Deps) ([]func(context.Context) erro
 // deps is what every adapter is built from; S is the adapter's interface
 // of the service.
 func deps[S any](env channelEnv, svc S) channel.Deps[S] {
-	return channel.Deps[S]{Service: svc, Intake: env.inbox, Texts: env.texts, Log: env.log}
+	return channel.Deps[S]{Service: svc, Intake: env.inbox, Texts: env.texts, Log: env.log, Observer: env.obs}
 }
 
 // inheritMessenger gives a Page the text locale of the templates.

@@ -80,6 +80,10 @@ func TestBinaryTelegramLoginThenAuthorize(t *testing.T) {
 	waitFor(t, in, "the inbound counter", func() bool {
 		return strings.Contains(in.metricsText(), `pairingd_queue_jobs_finished_total{queue="inbound",result="done"} 2`+"\n")
 	})
+	// The two PIN messages the bot sent in answer are platform sends.
+	if m := in.metricsText(); !strings.Contains(m, `pairingd_platform_sends_total{channel="telegram",kind="pin",result="delivered"} 2`+"\n") {
+		t.Fatalf("the /login answers are not counted:\n%s", m)
+	}
 	code, out = in.call("GET", "/readyz", "", nil)
 	if code != 200 || !strings.Contains(toJSON(out), `"channel:telegram":"ok"`) {
 		t.Fatalf("readyz: %d %v", code, out)

@@ -52,7 +52,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	inbox := inboundWorker(cfg, st, log)
 	inbox.Observe(metrics)
-	chans, err := buildChannels(channelEnv{cfg: cfg, svc: svc, st: st, texts: texts, log: log, inbox: inbox}, &deps)
+	chans, err := buildChannels(channelEnv{cfg: cfg, svc: svc, st: st, texts: texts, log: log, inbox: inbox, obs: metrics}, &deps)
 	if err != nil {
 		return err
 	}

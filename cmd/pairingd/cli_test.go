@@ -224,3 +224,29 @@ func TestBackupCommand(t *testing.T) {
 	}
 	noDatabase(t, empty, []string{"backup"})
 }
+
+// TestCopyCommandRefusals: copy needs a SQLite file that exists (it does
+// not create one) and a PostgreSQL target.
+func TestCopyCommandRefusals(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing.db")
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"copy"}, 2, "usage: pairingd copy --from SQLITE_FILE"},
+		{[]string{"copy", "--from", missing}, 2, "no target"},
+		{[]string{"copy", "--from", missing, "--to", "postgres://u@127.0.0.1:1/x"}, 1, "no SQLite database at " + missing},
+	} {
+		_, stderr, code := runIn(t, dir, c.args...)
+		if code != c.code || !strings.Contains(stderr, c.want) {
+			t.Errorf("pairingd %v: exit %d, %q; want exit %d with %q", c.args, code, stderr, c.code, c.want)
+		}
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Fatalf("copy created the missing source: %v", err)
+	}
+	noDatabase(t, dir, []string{"copy"})
+}

@@ -20,8 +20,8 @@ func copyCommand(a *app) *cobra.Command {
 		Long: `copy moves a deployment from SQLite to PostgreSQL. It migrates the PostgreSQL
 database, refuses it unless every table is empty, and copies every table of
 the SQLite database into it in one transaction, keeping ids (sequences go on
-after them), then checks each table's row count before committing. The
-SQLite database is only read, and must be at this pairingd's schema
+after them), then checks each table's row count before committing. No row
+of the SQLite database is changed; it must be at this pairingd's schema
 version (run pairingd migrate on it first).
 
 Stop every pairingd that writes to the SQLite database first: rows written
@@ -83,7 +83,7 @@ PostgreSQL deployment.`,
 			return nil
 		},
 	}
-	c.Flags().StringVar(&from, "from", "", "the SQLite database to copy: a file path or file: URI (required; only read)")
+	c.Flags().StringVar(&from, "from", "", "the SQLite database to copy: a file path or file: URI (required; its rows are only read)")
 	c.Flags().StringVar(&to, "to", "", "the PostgreSQL database to fill, as a URL or key=value DSN (default: the configured database, when it is PostgreSQL)")
 	return c
 }

@@ -34,14 +34,17 @@ func TestBinaryCopySQLiteToPostgres(t *testing.T) {
 	fresh := issuePIN(t, dir, env, "43")  // a new chat
 	in.stop()
 
-	out := cli(t, dir, env, "copy", "--from", filepath.Join(dir, "pairingd.db"), "--to", dsn)
+	// The target is the configured database (no DSN on the command line).
+	pg := append(baseEnv(dir), "PAIRINGD_DATABASE_DRIVER=postgres", "PAIRINGD_DATABASE_DSN="+dsn)
+	out := cli(t, dir, pg, "copy", "--from", filepath.Join(dir, "pairingd.db"))
 	for _, want := range []string{"TABLE", "web_users", "api_keys", "settings", "row counts checked"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("copy printed no %q:\n%s", want, out)
 		}
 	}
 
-	// A second copy finds the target used and changes nothing.
+	// A second copy, to the DSN given, finds the target used and changes
+	// nothing.
 	cmd := exec.Command(binPath, "copy", "--from", filepath.Join(dir, "pairingd.db"), "--to", dsn)
 	cmd.Dir, cmd.Env = dir, env
 	var stderr bytes.Buffer
@@ -50,7 +53,6 @@ func TestBinaryCopySQLiteToPostgres(t *testing.T) {
 		t.Fatalf("copy into the copied database: %v, exit %d, %s", err, cmd.ProcessState.ExitCode(), stderr.String())
 	}
 
-	pg := append(baseEnv(dir), "PAIRINGD_DATABASE_DRIVER=postgres", "PAIRINGD_DATABASE_DSN="+dsn)
 	in = start(t, dir, pg)
 	code, body = in.call("POST", "/v1/authorize", key, map[string]any{"buid": linked.BUID, "pin": linked.PIN})
 	if code != 200 || body["outcome"] != "match" || body["user_id"] != "site-user-7" {

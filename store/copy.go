@@ -62,6 +62,9 @@ func (s *Store) CopyTo(ctx context.Context, dst *Store) ([]TableCopy, error) {
 	if have != want {
 		return nil, fmt.Errorf("copy: the SQLite database is at schema version %d, this pairingd's is %d: run pairingd migrate on it first (after a backup)", have, want)
 	}
+	if err := checkForeignTables(ctx, dst); err != nil {
+		return nil, fmt.Errorf("copy: %w", err)
+	}
 	if err := dst.Migrate(ctx); err != nil {
 		return nil, fmt.Errorf("copy: migrate the target: %w", err)
 	}
@@ -133,6 +136,33 @@ func (s *Store) CopyTo(ctx context.Context, dst *Store) ([]TableCopy, error) {
 		return nil, fmt.Errorf("copy: %w", err)
 	}
 	return out, nil
+}
+
+// checkForeignTables refuses, before Migrate creates anything, a target
+// schema that holds tables but is not pairingd's (no schema_migrations):
+// another application's database named by mistake.
+func checkForeignTables(ctx context.Context, dst *Store) error {
+	rows, err := dst.writer.QueryContext(ctx, `SELECT table_name FROM information_schema.tables
+		WHERE table_schema = current_schema() ORDER BY table_name`)
+	if err != nil {
+		return fmt.Errorf("read the target's tables: %w", translate(err))
+	}
+	var tables []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return translate(err)
+		}
+		tables = append(tables, name)
+	}
+	if err := closeRows(rows); err != nil {
+		return fmt.Errorf("read the target's tables: %w", err)
+	}
+	if len(tables) > 0 && !slices.Contains(tables, "schema_migrations") {
+		return fmt.Errorf("%w: it holds tables that are not pairingd's (%s); name a new database or schema", ErrTargetNotEmpty, strings.Join(tables, ", "))
+	}
+	return nil
 }
 
 // copyTableDef is one table as the target has it.

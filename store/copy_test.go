@@ -282,3 +282,31 @@ func TestCopyToRefusesOtherEngines(t *testing.T) {
 		t.Fatalf("SQLite to SQLite: %v", err)
 	}
 }
+
+// TestCopyToRefusesAnotherApplicationsSchema: a target schema with tables
+// that are not pairingd's is refused before anything is created in it.
+func TestCopyToRefusesAnotherApplicationsSchema(t *testing.T) {
+	src := openSQLite(t, filepath.Join(t.TempDir(), "src.db"))
+	defer src.Close()
+	dsn := storetest.PostgresDSN(t)
+	raw, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.Exec(`CREATE TABLE invoices (id BIGINT PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	dst, err := store.Open(ctx, store.Config{Driver: store.Postgres, DSN: dsn}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	if _, err := src.CopyTo(ctx, dst); !errors.Is(err, store.ErrTargetNotEmpty) || !strings.Contains(err.Error(), "invoices") {
+		t.Fatalf("copy into another application's schema: %v", err)
+	}
+	var n int
+	if err := raw.QueryRow(`SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema()`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("tables in the target after the refusal: %d (%v), want only invoices", n, err)
+	}
+}

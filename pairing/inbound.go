@@ -78,8 +78,8 @@ type InboundHandler func(ctx context.Context, payload []byte) error
 // (a payload that does not decode): it is marked failed at once.
 var ErrInboundDropped = errors.New("inbound event cannot be handled")
 
-// InboundConfig tunes an InboundWorker. Zero values take the defaults.
-type InboundConfig struct {
+// InboundWorkerConfig tunes an InboundWorker. Zero values take the defaults.
+type InboundWorkerConfig struct {
 	// MaxAge is how long after it was stored an event is still tried: a
 	// chat answer an hour late is useless. Default 1h.
 	MaxAge time.Duration
@@ -105,8 +105,8 @@ type InboundConfig struct {
 	Logger *slog.Logger
 }
 
-func (c InboundConfig) withDefaults() InboundConfig {
-	d := DefaultJobsConfig().InboundWorker(nil)
+func (c InboundWorkerConfig) withDefaults() InboundWorkerConfig {
+	d := DefaultJobsConfig().InboundWorkerConfig(nil)
 	c.MaxAge = orDefault(c.MaxAge, d.MaxAge)
 	c.PollInterval = orDefault(c.PollInterval, d.PollInterval)
 	c.Lease = orDefault(c.Lease, 2*time.Minute)
@@ -135,7 +135,7 @@ func (c InboundConfig) withDefaults() InboundConfig {
 // one per process.
 type InboundWorker struct {
 	q      InboundQueue
-	cfg    InboundConfig
+	cfg    InboundWorkerConfig
 	policy RetryPolicy
 	nudge  chan struct{}
 	jobs   *runner[InboundItem]
@@ -146,7 +146,7 @@ type InboundWorker struct {
 }
 
 // NewInboundWorker builds a worker over a queue.
-func NewInboundWorker(q InboundQueue, cfg InboundConfig) *InboundWorker {
+func NewInboundWorker(q InboundQueue, cfg InboundWorkerConfig) *InboundWorker {
 	cfg = cfg.withDefaults()
 	w := &InboundWorker{
 		q: q, cfg: cfg, nudge: make(chan struct{}, 1), handlers: map[string]InboundHandler{}, obs: NopObserver{},

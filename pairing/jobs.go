@@ -13,8 +13,8 @@ import (
 )
 
 // The job engine. Three durable queues share it: inbound platform events
-// (InboundWorker), site events to the site's webhook (Dispatcher) and
-// notification deliveries (Worker). Each is a table whose rows a worker
+// (InboundWorker), site events to the site's webhook (SiteEventWorker) and
+// notification deliveries (NotificationWorker). Each is a table whose rows a worker
 // claims with a lease (exclusive across instances: FOR UPDATE SKIP LOCKED
 // on PostgreSQL, the single writer on SQLite), runs, and then finishes,
 // retries or fails. What differs per queue is only how a row is claimed
@@ -44,7 +44,7 @@ type RetryPolicy struct {
 // DefaultRetryPolicy: 5s, 10s, 20s ... capped at 1h, for 24h (about 30
 // tries).
 func DefaultRetryPolicy() RetryPolicy {
-	return DefaultJobsConfig().Dispatcher(0, nil).Policy
+	return DefaultJobsConfig().SiteEventWorkerConfig(0, nil).Policy
 }
 
 // Backoff is the wait after the n-th failed try (n >= 1) before jitter:

@@ -9,8 +9,9 @@ import (
 
 // JobsConfig is the job engine's configuration (yaml section jobs): what
 // the three durable queues share, then what each needs of its own. The
-// runtime configurations (InboundConfig, DispatcherConfig, WorkerConfig)
-// are derived from it, so a setting shared by the queues is written once.
+// workers' configurations (InboundWorkerConfig, SiteEventWorkerConfig,
+// NotificationWorkerConfig) are derived from it, so a setting shared by
+// the queues is written once.
 type JobsConfig struct {
 	// PollInterval is how often an idle queue looks for rows written by
 	// other instances and retries coming due (this instance's own writes
@@ -117,15 +118,15 @@ func (c JobsConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// InboundWorker is the inbound queue's runtime configuration.
-func (c JobsConfig) InboundWorker(log *slog.Logger) InboundConfig {
-	return InboundConfig{MaxAge: c.Inbound.MaxAge, Workers: c.Workers, PollInterval: c.PollInterval, Logger: log}
+// InboundWorkerConfig is the inbound queue's runtime configuration.
+func (c JobsConfig) InboundWorkerConfig(log *slog.Logger) InboundWorkerConfig {
+	return InboundWorkerConfig{MaxAge: c.Inbound.MaxAge, Workers: c.Workers, PollInterval: c.PollInterval, Logger: log}
 }
 
-// Dispatcher is the site events queue's runtime configuration for a
+// SiteEventWorkerConfig is the site events queue's runtime configuration for a
 // sender whose POSTs are cut off after sendTimeout.
-func (c JobsConfig) Dispatcher(sendTimeout time.Duration, log *slog.Logger) DispatcherConfig {
-	return DispatcherConfig{
+func (c JobsConfig) SiteEventWorkerConfig(sendTimeout time.Duration, log *slog.Logger) SiteEventWorkerConfig {
+	return SiteEventWorkerConfig{
 		Policy:       RetryPolicy{Initial: c.BackoffMin, Max: c.BackoffMax, RetryFor: c.SiteEvents.MaxAge},
 		Lease:        LeaseFor(sendTimeout),
 		Workers:      c.Workers,
@@ -134,9 +135,9 @@ func (c JobsConfig) Dispatcher(sendTimeout time.Duration, log *slog.Logger) Disp
 	}
 }
 
-// Worker is the notification queue's runtime configuration.
-func (c JobsConfig) Worker() WorkerConfig {
-	return WorkerConfig{
+// NotificationWorkerConfig is the notification queue's runtime configuration.
+func (c JobsConfig) NotificationWorkerConfig() NotificationWorkerConfig {
+	return NotificationWorkerConfig{
 		PollInterval: c.PollInterval, BatchSize: c.Notify.BatchSize,
 		Lease: LeaseFor(c.Notify.SendTimeout), SendTimeout: c.Notify.SendTimeout,
 		Parallel: c.Workers, MaxAttempts: c.Notify.MaxAttempts, MaxAge: c.Notify.MaxAge,

@@ -1,6 +1,6 @@
 // Package sitehook posts site events to the website's webhook, signed with
 // HMAC-SHA256, and holds the reference verification a site can copy. It
-// is the HTTP side of pairing.Dispatcher (pairing.EventSender).
+// is the HTTP side of pairing.SiteEventWorker (pairing.EventSender).
 //
 // A request is
 //

@@ -116,7 +116,7 @@ func newEnvThreads(t testing.TB, threads ThreadState, opts ...envOption) *env {
 		HandleTimeout:        5 * time.Second,
 	}
 	e.inbound = &faultyInbound{Store: e.store.Store}
-	e.worker = pairing.NewInboundWorker(e.inbound, pairing.InboundConfig{Clock: e.clock, Logger: log})
+	e.worker = pairing.NewInboundWorker(e.inbound, pairing.InboundWorkerConfig{Clock: e.clock, Logger: log})
 	for _, o := range opts {
 		o(&cfg)
 	}

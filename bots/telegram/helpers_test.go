@@ -112,7 +112,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	}
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.inbound = &faultyInbound{Store: e.store}
-	e.worker = pairing.NewInboundWorker(e.inbound, pairing.InboundConfig{Clock: e.clock, Logger: log})
+	e.worker = pairing.NewInboundWorker(e.inbound, pairing.InboundWorkerConfig{Clock: e.clock, Logger: log})
 	e.cfg = Config{Name: chName, Token: token, APIEndpoint: e.tg.Endpoint(), PollTimeout: 2 * time.Second}
 	for _, o := range opts {
 		o(e)

@@ -8,12 +8,12 @@ import (
 
 func TestInboundConfig(t *testing.T) {
 	cfg, err := loadTestConfig("", env(nil))
-	if w := cfg.Jobs.InboundWorker(nil); err != nil || w.MaxAge != time.Hour || w.Workers != 8 || w.PollInterval != time.Second {
+	if w := cfg.Jobs.InboundWorkerConfig(nil); err != nil || w.MaxAge != time.Hour || w.Workers != 8 || w.PollInterval != time.Second {
 		t.Fatalf("defaults %+v %v", w, err)
 	}
 	cfg, err = loadTestConfig("", env(map[string]string{"PAIRINGD_JOBS_INBOUND_MAX_AGE": "30m", "PAIRINGD_JOBS_WORKERS": "3",
 		"PAIRINGD_JOBS_POLL_INTERVAL": "250ms"}))
-	if w := cfg.Jobs.InboundWorker(nil); err != nil || w.MaxAge != 30*time.Minute || w.Workers != 3 || w.PollInterval != 250*time.Millisecond {
+	if w := cfg.Jobs.InboundWorkerConfig(nil); err != nil || w.MaxAge != 30*time.Minute || w.Workers != 3 || w.PollInterval != 250*time.Millisecond {
 		t.Fatalf("env overrides %+v %v", w, err)
 	}
 	for key, v := range map[string]string{
@@ -35,7 +35,7 @@ func TestOnePollIntervalAndBackoff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, site, notify := cfg.Jobs.InboundWorker(nil), cfg.Jobs.Dispatcher(cfg.Site.WebhookTimeout, nil), cfg.Jobs.Worker()
+	in, site, notify := cfg.Jobs.InboundWorkerConfig(nil), cfg.Jobs.SiteEventWorkerConfig(cfg.Site.WebhookTimeout, nil), cfg.Jobs.NotificationWorkerConfig()
 	if in.PollInterval != 100*time.Millisecond || site.PollInterval != in.PollInterval || notify.PollInterval != in.PollInterval {
 		t.Fatalf("poll %v %v %v", in.PollInterval, site.PollInterval, notify.PollInterval)
 	}
@@ -45,7 +45,7 @@ func TestOnePollIntervalAndBackoff(t *testing.T) {
 	if notify.Lease != 6*time.Second || notify.Parallel != 8 {
 		t.Fatalf("lease %v parallel %d", notify.Lease, notify.Parallel)
 	}
-	if def := defaultConfig().Jobs.Worker(); def.Lease != time.Minute || def.SendTimeout != 10*time.Second {
+	if def := defaultConfig().Jobs.NotificationWorkerConfig(); def.Lease != time.Minute || def.SendTimeout != 10*time.Second {
 		t.Fatalf("default lease %v", def.Lease)
 	}
 }

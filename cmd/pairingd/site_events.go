@@ -20,7 +20,7 @@ func siteEventsJob(cfg Config, st *store.Store, log *slog.Logger, obs pairing.Ob
 	if client == nil {
 		return nil, nil
 	}
-	d := pairing.NewDispatcher(st, client, cfg.Jobs.Dispatcher(cfg.Site.WebhookTimeout, log.With("job", "site_events")))
+	d := pairing.NewSiteEventWorker(st, client, cfg.Jobs.SiteEventWorkerConfig(cfg.Site.WebhookTimeout, log.With("job", "site_events")))
 	d.Observe(obs)
 	log.Info("site events webhook on", "max_age", cfg.Jobs.SiteEvents.MaxAge) // never the URL: it may hold a credential
 	return d.Run, nil

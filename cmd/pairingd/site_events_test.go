@@ -32,7 +32,7 @@ func TestSiteEventConfig(t *testing.T) {
 		cfg.Jobs.Workers != 8 || cfg.Jobs.SiteEvents.Retention != 1000*time.Hour {
 		t.Fatalf("%+v %+v", s, cfg.Jobs)
 	}
-	if d := cfg.Jobs.Dispatcher(s.WebhookTimeout, nil); d.Lease != 60*time.Second || d.Policy.RetryFor != 48*time.Hour || d.Workers != 8 {
+	if d := cfg.Jobs.SiteEventWorkerConfig(s.WebhookTimeout, nil); d.Lease != 60*time.Second || d.Policy.RetryFor != 48*time.Hour || d.Workers != 8 {
 		t.Fatalf("dispatcher %+v", d)
 	}
 	if job, err := siteEventsJob(cfg, nil, slog.New(slog.DiscardHandler), pairing.NopObserver{}); err != nil || job == nil {

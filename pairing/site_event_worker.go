@@ -39,8 +39,8 @@ type EventSender interface {
 // ErrEventRejected is the site saying "never send this again" (410 Gone).
 var ErrEventRejected = errors.New("site rejected the event permanently")
 
-// DispatcherConfig tunes a Dispatcher. Zero values take the defaults.
-type DispatcherConfig struct {
+// SiteEventWorkerConfig tunes a SiteEventWorker. Zero values take the defaults.
+type SiteEventWorkerConfig struct {
 	Policy RetryPolicy
 	// Lease is how long a claim holds an event; longer than a send may
 	// take (the sender's timeout), so a live send never loses its claim.
@@ -55,26 +55,26 @@ type DispatcherConfig struct {
 	// Grace is how long sends in flight may finish after Run's context
 	// ends; then they are abandoned and their events released.
 	Grace time.Duration
-	// Owner names this dispatcher in claims; empty: random.
+	// Owner names this worker in claims; empty: random.
 	Owner  string
 	Clock  Clock
 	Rand   io.Reader
 	Logger *slog.Logger
 }
 
-// Dispatcher sends the outbox's events to the site.
-type Dispatcher struct {
+// SiteEventWorker sends the outbox's events to the site.
+type SiteEventWorker struct {
 	outbox EventOutbox
 	sender EventSender
-	cfg    DispatcherConfig
+	cfg    SiteEventWorkerConfig
 	jobs   *runner[OutboxEvent]
 	obs    Observer
 }
 
-// NewDispatcher builds a dispatcher over an outbox and a sender.
-func NewDispatcher(outbox EventOutbox, sender EventSender, cfg DispatcherConfig) *Dispatcher {
+// NewSiteEventWorker builds a worker over an outbox and a sender.
+func NewSiteEventWorker(outbox EventOutbox, sender EventSender, cfg SiteEventWorkerConfig) *SiteEventWorker {
 	// The default lease is that of a sender with a 10s timeout.
-	def := DefaultJobsConfig().Dispatcher(10*time.Second, nil)
+	def := DefaultJobsConfig().SiteEventWorkerConfig(10*time.Second, nil)
 	if cfg.Policy == (RetryPolicy{}) {
 		cfg.Policy = def.Policy
 	}
@@ -96,7 +96,7 @@ func NewDispatcher(outbox EventOutbox, sender EventSender, cfg DispatcherConfig)
 	if cfg.Owner == "" {
 		cfg.Owner = newOwner()
 	}
-	d := &Dispatcher{outbox: outbox, sender: sender, cfg: cfg, obs: NopObserver{}}
+	d := &SiteEventWorker{outbox: outbox, sender: sender, cfg: cfg, obs: NopObserver{}}
 	d.jobs = &runner[OutboxEvent]{
 		name: "site events", slots: cfg.Workers, poll: cfg.PollInterval, grace: cfg.Grace, log: cfg.Logger,
 		claim: func(ctx context.Context, limit int) ([]OutboxEvent, error) {
@@ -113,17 +113,17 @@ func NewDispatcher(outbox EventOutbox, sender EventSender, cfg DispatcherConfig)
 // claiming more when one is done and every PollInterval. Sends in flight
 // when ctx ends get Grace, then are abandoned and their events released
 // for the next start.
-func (d *Dispatcher) Run(ctx context.Context) error { return d.jobs.run(ctx) }
+func (d *SiteEventWorker) Run(ctx context.Context) error { return d.jobs.run(ctx) }
 
-// Observe has the dispatcher report each try to o. Call it before Run.
-func (d *Dispatcher) Observe(o Observer) { d.obs = o }
+// Observe has the worker report each try to o. Call it before Run.
+func (d *SiteEventWorker) Observe(o Observer) { d.obs = o }
 
 // RunOnce claims one batch (no more than Workers events), sends it (one
 // event per user at most, see Deliverable, so the sends run in parallel)
 // and records each result. It returns how many events it claimed.
-func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) { return d.jobs.once(ctx) }
+func (d *SiteEventWorker) RunOnce(ctx context.Context) (int, error) { return d.jobs.once(ctx) }
 
-func (d *Dispatcher) send(ctx context.Context, e OutboxEvent) error {
+func (d *SiteEventWorker) send(ctx context.Context, e OutboxEvent) error {
 	body, err := EventBody(e.SiteEvent)
 	if err != nil {
 		return err
@@ -133,7 +133,7 @@ func (d *Dispatcher) send(ctx context.Context, e OutboxEvent) error {
 
 // record stores the outcome of one send. interrupted (shutdown) releases
 // the claim so the next start sends it without waiting for the lease.
-func (d *Dispatcher) record(ctx context.Context, e OutboxEvent, err error, interrupted bool) {
+func (d *SiteEventWorker) record(ctx context.Context, e OutboxEvent, err error, interrupted bool) {
 	log := d.cfg.Logger.With("event_id", e.ID, "type", e.Type, "attempt", e.Attempts)
 	now := d.cfg.Clock.Now().UTC()
 	switch {

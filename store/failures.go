@@ -103,7 +103,7 @@ func (s *Store) FailedSiteEvents(ctx context.Context, limit int) ([]pairing.Outb
 
 // RetryFailedSiteEvent makes a given-up site event pending again, due at
 // now, attempts back to 0; the last error stays until the next attempt.
-// The dispatcher's retry window (jobs.site_events.max_age) still counts from
+// The dispatcher's retry window (jobs.max_age) still counts from
 // the event's creation, so an event older than that gets one more try.
 // One audit row records the operator's retry. An event that is not failed
 // is left alone: *NotFailedError; an unknown id: pairing.ErrNotFound.

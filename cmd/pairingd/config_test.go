@@ -203,12 +203,15 @@ func TestMisspelledKeysNameTheNearest(t *testing.T) {
 		{write("pairing:\n  magic_link: true\n"), nil, `unknown key "pairing.magic_link" (dropped: pairing.magic_link_ttl above 0`},
 		{write("site:\n  link_url: https://x/{buid}\n"), nil, `unknown key "site.link_url" (moved to pairing.link_url)`},
 		{write("notify:\n  lease: 1m\n"), nil, `unknown key "notify.lease" (dropped: the lease is six times jobs.notify.send_timeout)`},
+		{write("jobs:\n  inbound:\n    max_age: 2h\n"), nil, `unknown key "jobs.inbound.max_age" (dropped: an inbound event is given up 1h after it arrived)`},
+		{write("jobs:\n  notify:\n    max_age: 2h\n"), nil, `unknown key "jobs.notify.max_age" (moved to jobs.max_age, one give-up age`},
 		{write("colour: red\n"), nil, `unknown key "colour"`},
 		{"", map[string]string{"PAIRINGD_SERVER_LISTN": "x"}, "unknown environment variable PAIRINGD_SERVER_LISTN (did you mean PAIRINGD_SERVER_LISTEN?)"},
 		{"", map[string]string{"PAIRINGD_SERVER_LISTN_FILE": "x"}, "(did you mean PAIRINGD_SERVER_LISTEN_FILE?)"},
 		{"", map[string]string{"PAIRINGD_CHANNELS_0_NAME": "tg", "PAIRINGD_CHANNELS_0_TYPE": "telegram", "PAIRINGD_CHANNELS_0_TOKEN": "1:x", "PAIRINGD_CHANNELS_0_POLL_TIMOUT": "3s"},
 			"(did you mean PAIRINGD_CHANNELS_0_POLL_TIMEOUT?)"},
 		{"", map[string]string{"PAIRINGD_SITE_LINK_URL": "https://x/{buid}"}, "unknown environment variable PAIRINGD_SITE_LINK_URL (moved to pairing.link_url)"},
+		{"", map[string]string{"PAIRINGD_JOBS_SITE_EVENTS_MAX_AGE": "2h"}, "PAIRINGD_JOBS_SITE_EVENTS_MAX_AGE (moved to jobs.max_age, one give-up age for site events and notifications)"},
 		{"", map[string]string{"PAIRINGD_PAIRING_MAGIC_LINK": "true"}, "PAIRINGD_PAIRING_MAGIC_LINK (dropped: pairing.magic_link_ttl above 0 turns magic links on"},
 	}
 	for _, c := range cases {

@@ -26,13 +26,13 @@ var otherVariables = map[string]bool{"PAIRINGD_CONFIG": true, "PAIRINGD_PPROF_LI
 var movedKeys = map[string]string{
 	"server.secret":                      "moved to pairing.secret",
 	"site.link_url":                      "moved to pairing.link_url",
-	"site.webhook_retry_for":             "moved to jobs.site_events.max_age",
+	"site.webhook_retry_for":             "moved to jobs.max_age",
 	"site.webhook_backoff_min":           "moved to jobs.backoff_min",
 	"site.webhook_backoff_max":           "moved to jobs.backoff_max",
 	"site.webhook_poll_interval":         "moved to jobs.poll_interval",
 	"site.webhook_workers":               "moved to jobs.workers",
 	"site.events_retention":              "moved to jobs.site_events.retention",
-	"inbound.max_age":                    "moved to jobs.inbound.max_age",
+	"inbound.max_age":                    "dropped: an inbound event is given up 1h after it arrived",
 	"inbound.workers":                    "moved to jobs.workers",
 	"inbound.poll_interval":              "moved to jobs.poll_interval",
 	"inbound.retention":                  "dropped: handled events are kept 48h, past Meta's 36h of redeliveries",
@@ -41,7 +41,7 @@ var movedKeys = map[string]string{
 	"notify.send_timeout":                "moved to jobs.notify.send_timeout",
 	"notify.parallel":                    "moved to jobs.workers",
 	"notify.max_attempts":                "moved to jobs.notify.max_attempts",
-	"notify.max_age":                     "moved to jobs.notify.max_age",
+	"notify.max_age":                     "moved to jobs.max_age",
 	"notify.backoff_min":                 "moved to jobs.backoff_min",
 	"notify.backoff_max":                 "moved to jobs.backoff_max",
 	"notify.lease":                       "dropped: the lease is six times jobs.notify.send_timeout",
@@ -50,6 +50,9 @@ var movedKeys = map[string]string{
 	"notify.messenger_rate_per_second":   "moved to channels[N].rate_per_second of each messenger channel",
 	"notify.messenger_per_chat_interval": "moved to channels[N].per_chat_interval of each messenger channel",
 	"pairing.magic_link":                 "dropped: pairing.magic_link_ttl above 0 turns magic links on, 0 off",
+	"jobs.inbound.max_age":               "dropped: an inbound event is given up 1h after it arrived",
+	"jobs.site_events.max_age":           "moved to jobs.max_age, one give-up age for site events and notifications",
+	"jobs.notify.max_age":                "moved to jobs.max_age, one give-up age for site events and notifications",
 }
 
 // yamlField is one key of a struct, inline structs flattened.

@@ -11,13 +11,12 @@ func TestInboundConfig(t *testing.T) {
 	if w := cfg.Jobs.InboundWorkerConfig(nil); err != nil || w.MaxAge != time.Hour || w.Workers != 8 || w.PollInterval != time.Second {
 		t.Fatalf("defaults %+v %v", w, err)
 	}
-	cfg, err = loadTestConfig("", env(map[string]string{"PAIRINGD_JOBS_INBOUND_MAX_AGE": "30m", "PAIRINGD_JOBS_WORKERS": "3",
-		"PAIRINGD_JOBS_POLL_INTERVAL": "250ms"}))
-	if w := cfg.Jobs.InboundWorkerConfig(nil); err != nil || w.MaxAge != 30*time.Minute || w.Workers != 3 || w.PollInterval != 250*time.Millisecond {
+	cfg, err = loadTestConfig("", env(map[string]string{"PAIRINGD_JOBS_WORKERS": "3", "PAIRINGD_JOBS_POLL_INTERVAL": "250ms"}))
+	if w := cfg.Jobs.InboundWorkerConfig(nil); err != nil || w.MaxAge != time.Hour || w.Workers != 3 || w.PollInterval != 250*time.Millisecond {
 		t.Fatalf("env overrides %+v %v", w, err)
 	}
 	for key, v := range map[string]string{
-		"inbound.max_age": "0s", "workers": "0", "poll_interval": "5ms",
+		"max_age": "0s", "workers": "0", "poll_interval": "5ms",
 	} {
 		_, err = loadTestConfig("", env(map[string]string{envName("jobs." + key): v}))
 		if err == nil || !strings.Contains(err.Error(), "jobs."+key) {

@@ -22,6 +22,6 @@ func siteEventsJob(cfg Config, st *store.Store, log *slog.Logger, obs pairing.Ob
 	}
 	d := pairing.NewSiteEventWorker(st, client, cfg.Jobs.SiteEventWorkerConfig(cfg.Site.WebhookTimeout, log.With("job", "site_events")))
 	d.Observe(obs)
-	log.Info("site events webhook on", "max_age", cfg.Jobs.SiteEvents.MaxAge) // never the URL: it may hold a credential
+	log.Info("site events webhook on", "max_age", cfg.Jobs.MaxAge) // never the URL: it may hold a credential
 	return d.Run, nil
 }

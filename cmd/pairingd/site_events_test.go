@@ -21,14 +21,14 @@ func TestSiteEventConfig(t *testing.T) {
 	cfg, err := loadTestConfig("", env(map[string]string{
 		"PAIRINGD_SITE_WEBHOOK_URL":           "https://shop.example/hooks/pairingd",
 		"PAIRINGD_SITE_WEBHOOK_SECRET_FILE":   secretFile,
-		"PAIRINGD_JOBS_SITE_EVENTS_MAX_AGE":   "48h",
+		"PAIRINGD_JOBS_MAX_AGE":               "48h",
 		"PAIRINGD_JOBS_SITE_EVENTS_RETENTION": "1000h",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := cfg.Site
-	if s.WebhookSecret != "0123456789abcdef-from-file" || cfg.Jobs.SiteEvents.MaxAge != 48*time.Hour || s.WebhookTimeout != 10*time.Second ||
+	if s.WebhookSecret != "0123456789abcdef-from-file" || cfg.Jobs.MaxAge != 48*time.Hour || s.WebhookTimeout != 10*time.Second ||
 		cfg.Jobs.Workers != 8 || cfg.Jobs.SiteEvents.Retention != 1000*time.Hour {
 		t.Fatalf("%+v %+v", s, cfg.Jobs)
 	}
@@ -52,7 +52,7 @@ func TestSiteEventConfig(t *testing.T) {
 		{map[string]string{"PAIRINGD_SITE_WEBHOOK_URL": "https://shop.example/h", "PAIRINGD_SITE_WEBHOOK_SECRET": "short"}, "site.webhook_secret: must be at least 16 bytes"},
 		{map[string]string{"PAIRINGD_SITE_WEBHOOK_TIMEOUT": "0s"}, "site.webhook_timeout: must be a positive duration"},
 		{map[string]string{"PAIRINGD_JOBS_BACKOFF_MIN": "2h"}, "jobs.backoff_max: must not be below backoff_min"},
-		{map[string]string{"PAIRINGD_JOBS_SITE_EVENTS_RETENTION": "12h"}, "jobs.site_events.retention: must be longer than site_events.max_age"},
+		{map[string]string{"PAIRINGD_JOBS_SITE_EVENTS_RETENTION": "12h"}, "jobs.site_events.retention: must be longer than max_age"},
 		{map[string]string{"PAIRINGD_JOBS_WORKERS": "0"}, "jobs.workers"},
 	} {
 		_, err := loadTestConfig("", env(c.env))

@@ -134,12 +134,11 @@ func (c InboundWorkerConfig) withDefaults() InboundWorkerConfig {
 // InboundWorker stores webhook events (Accept) and handles them (Run):
 // one per process.
 type InboundWorker struct {
-	q      InboundQueue
-	cfg    InboundWorkerConfig
-	policy RetryPolicy
-	nudge  chan struct{}
-	jobs   *runner[InboundItem]
-	obs    Observer
+	q        InboundQueue
+	cfg      InboundWorkerConfig
+	nudge    chan struct{}
+	jobs     *runner[InboundItem]
+	outcomes *leasedQueue
 
 	mu       sync.RWMutex
 	handlers map[string]InboundHandler
@@ -149,8 +148,14 @@ type InboundWorker struct {
 func NewInboundWorker(q InboundQueue, cfg InboundWorkerConfig) *InboundWorker {
 	cfg = cfg.withDefaults()
 	w := &InboundWorker{
-		q: q, cfg: cfg, nudge: make(chan struct{}, 1), handlers: map[string]InboundHandler{}, obs: NopObserver{},
-		policy: RetryPolicy{Initial: cfg.RetryInitial, Max: cfg.RetryMax, RetryFor: cfg.MaxAge},
+		q: q, cfg: cfg, nudge: make(chan struct{}, 1), handlers: map[string]InboundHandler{},
+		outcomes: &leasedQueue{
+			queue: QueueInbound, name: "inbound", owner: cfg.Owner, clock: cfg.Clock, rand: cfg.Rand, obs: NopObserver{},
+			policy: RetryPolicy{Initial: cfg.RetryInitial, Max: cfg.RetryMax, RetryFor: cfg.MaxAge},
+			// Bad input never becomes good input: trying again cannot help.
+			permanent: func(err error) bool { return errors.Is(err, ErrInboundDropped) || errors.Is(err, ErrInvalid) },
+			finish:    q.FinishInbound, retry: q.RetryInbound, fail: q.FailInbound,
+		},
 	}
 	w.jobs = &runner[InboundItem]{
 		name: "inbound", slots: cfg.Workers, poll: cfg.PollInterval, grace: cfg.Grace, nudge: w.nudge, log: cfg.Logger,
@@ -224,51 +229,16 @@ func (w *InboundWorker) Nudge() {
 func (w *InboundWorker) Run(ctx context.Context) error { return w.jobs.run(ctx) }
 
 // Observe has the worker report each try to o. Call it before Run.
-func (w *InboundWorker) Observe(o Observer) { w.obs = o }
+func (w *InboundWorker) Observe(o Observer) { w.outcomes.obs = o }
 
 // Drain handles every event that is due now, group by group in order,
 // and returns how many it handled. Tests and tools use it instead of Run.
 func (w *InboundWorker) Drain(ctx context.Context) (int, error) { return w.jobs.drain(ctx) }
 
-// record stores the outcome of one claimed row. interrupted (shutdown,
-// or a row claimed and not started) releases the row so the next start
-// (or another instance) handles it without waiting for the lease.
+// record stores the outcome of one claimed row (see leasedQueue.record).
 func (w *InboundWorker) record(ctx context.Context, it InboundItem, err error, interrupted bool) {
 	log := w.cfg.Logger.With("source", it.Source, "inbound_id", it.ID, "attempt", it.Attempts)
-	now := w.cfg.Clock.Now().UTC()
-	switch {
-	case interrupted:
-		w.obs.JobFinished(QueueInbound, JobReleased)
-		if err := w.q.RetryInbound(ctx, it.ID, w.cfg.Owner, now, "interrupted by shutdown"); err != nil {
-			log.Warn("inbound: releasing a lease failed", "err", err)
-		}
-	case err == nil:
-		w.obs.JobFinished(QueueInbound, JobDone)
-		if err := w.q.FinishInbound(ctx, it.ID, now); err != nil {
-			log.Warn("inbound: recording a handled event failed; it may be handled again", "err", err)
-		}
-	case errors.Is(err, ErrInboundDropped), errors.Is(err, ErrInvalid):
-		// Bad input never becomes good input: trying again cannot help.
-		w.obs.JobFinished(QueueInbound, JobFailed)
-		log.Error("inbound: event cannot be handled; dropped", "err", err)
-		if err := w.q.FailInbound(ctx, it.ID, w.cfg.Owner, now, clipError(err.Error())); err != nil {
-			log.Warn("inbound: recording a failure failed", "err", err)
-		}
-	default:
-		next, giveUp := w.policy.Next(it.CreatedAt, it.Attempts, now, w.cfg.Rand)
-		if giveUp {
-			w.obs.JobFinished(QueueInbound, JobFailed)
-			log.Error("inbound: giving up on an event after its max age", "err", err, "max_age", w.cfg.MaxAge.String())
-			err = w.q.FailInbound(ctx, it.ID, w.cfg.Owner, now, clipError(err.Error()))
-		} else {
-			w.obs.JobFinished(QueueInbound, JobRetried)
-			log.Warn("inbound: handling failed; will retry", "err", err, "next_attempt_at", next)
-			err = w.q.RetryInbound(ctx, it.ID, w.cfg.Owner, next, clipError(err.Error()))
-		}
-		if err != nil {
-			log.Warn("inbound: recording a failure failed", "err", err)
-		}
-	}
+	w.outcomes.record(ctx, log, it.ID, it.CreatedAt, it.Attempts, err, interrupted)
 }
 
 // call runs the source's handler.

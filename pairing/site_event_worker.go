@@ -64,11 +64,11 @@ type SiteEventWorkerConfig struct {
 
 // SiteEventWorker sends the outbox's events to the site.
 type SiteEventWorker struct {
-	outbox EventOutbox
-	sender EventSender
-	cfg    SiteEventWorkerConfig
-	jobs   *runner[OutboxEvent]
-	obs    Observer
+	outbox   EventOutbox
+	sender   EventSender
+	cfg      SiteEventWorkerConfig
+	jobs     *runner[OutboxEvent]
+	outcomes *leasedQueue
 }
 
 // NewSiteEventWorker builds a worker over an outbox and a sender.
@@ -96,7 +96,11 @@ func NewSiteEventWorker(outbox EventOutbox, sender EventSender, cfg SiteEventWor
 	if cfg.Owner == "" {
 		cfg.Owner = newOwner()
 	}
-	d := &SiteEventWorker{outbox: outbox, sender: sender, cfg: cfg, obs: NopObserver{}}
+	d := &SiteEventWorker{outbox: outbox, sender: sender, cfg: cfg, outcomes: &leasedQueue{
+		queue: QueueSiteEvents, name: "site events", owner: cfg.Owner, policy: cfg.Policy, clock: cfg.Clock, rand: cfg.Rand,
+		obs: NopObserver{}, permanent: func(err error) bool { return errors.Is(err, ErrEventRejected) },
+		finish: outbox.MarkSiteEventDelivered, retry: outbox.RetrySiteEvent, fail: outbox.FailSiteEvent,
+	}}
 	d.jobs = &runner[OutboxEvent]{
 		name: "site events", slots: cfg.Workers, poll: cfg.PollInterval, grace: cfg.Grace, log: cfg.Logger,
 		claim: func(ctx context.Context, limit int) ([]OutboxEvent, error) {
@@ -116,7 +120,7 @@ func NewSiteEventWorker(outbox EventOutbox, sender EventSender, cfg SiteEventWor
 func (d *SiteEventWorker) Run(ctx context.Context) error { return d.jobs.run(ctx) }
 
 // Observe has the worker report each try to o. Call it before Run.
-func (d *SiteEventWorker) Observe(o Observer) { d.obs = o }
+func (d *SiteEventWorker) Observe(o Observer) { d.outcomes.obs = o }
 
 // RunOnce claims one batch (no more than Workers events), sends it (one
 // event per user at most, see Deliverable, so the sends run in parallel)
@@ -131,43 +135,8 @@ func (d *SiteEventWorker) send(ctx context.Context, e OutboxEvent) error {
 	return d.sender.SendEvent(ctx, e.SiteEvent, body)
 }
 
-// record stores the outcome of one send. interrupted (shutdown) releases
-// the claim so the next start sends it without waiting for the lease.
+// record stores the outcome of one send (see leasedQueue.record).
 func (d *SiteEventWorker) record(ctx context.Context, e OutboxEvent, err error, interrupted bool) {
 	log := d.cfg.Logger.With("event_id", e.ID, "type", e.Type, "attempt", e.Attempts)
-	now := d.cfg.Clock.Now().UTC()
-	switch {
-	case interrupted:
-		d.obs.JobFinished(QueueSiteEvents, JobReleased)
-		if err := d.outbox.RetrySiteEvent(ctx, e.ID, d.cfg.Owner, now, "interrupted by shutdown"); err != nil {
-			log.Warn("site events: releasing a claim failed", "err", err)
-		}
-	case err == nil:
-		d.obs.JobFinished(QueueSiteEvents, JobDone)
-		if err := d.outbox.MarkSiteEventDelivered(ctx, e.ID, now); err != nil {
-			log.Warn("site events: recording a delivery failed; the event will be sent again", "err", err)
-			return
-		}
-		log.Debug("site event delivered")
-	case errors.Is(err, ErrEventRejected):
-		d.obs.JobFinished(QueueSiteEvents, JobFailed)
-		log.Warn("site events: the site rejected the event (410); not retrying", "err", err)
-		if err := d.outbox.FailSiteEvent(ctx, e.ID, d.cfg.Owner, now, clipError(err.Error())); err != nil {
-			log.Warn("site events: recording a failure failed", "err", err)
-		}
-	default:
-		next, giveUp := d.cfg.Policy.Next(e.CreatedAt, e.Attempts, now, d.cfg.Rand)
-		if giveUp {
-			d.obs.JobFinished(QueueSiteEvents, JobFailed)
-			log.Error("site events: giving up after the retry window", "err", err, "retry_for", d.cfg.Policy.RetryFor)
-			err = d.outbox.FailSiteEvent(ctx, e.ID, d.cfg.Owner, now, clipError(err.Error()))
-		} else {
-			d.obs.JobFinished(QueueSiteEvents, JobRetried)
-			log.Warn("site events: delivery failed; will retry", "err", err, "next_attempt_at", next)
-			err = d.outbox.RetrySiteEvent(ctx, e.ID, d.cfg.Owner, next, clipError(err.Error()))
-		}
-		if err != nil {
-			log.Warn("site events: recording a failure failed", "err", err)
-		}
-	}
+	d.outcomes.record(ctx, log, e.ID, e.CreatedAt, e.Attempts, err, interrupted)
 }

@@ -12,7 +12,7 @@ import (
 )
 
 // NotificationWorkerConfig tunes a NotificationWorker. Zero values take
-// the defaults of DefaultNotificationWorkerConfig.
+// the defaults of DefaultJobsConfig.
 type NotificationWorkerConfig struct {
 	// PollInterval is how often the outbox is looked at when idle (a
 	// message queued by this process wakes the worker at once).
@@ -41,13 +41,8 @@ type NotificationWorkerConfig struct {
 	BackoffMax time.Duration
 }
 
-// DefaultNotificationWorkerConfig returns the defaults, those of DefaultJobsConfig.
-func DefaultNotificationWorkerConfig() NotificationWorkerConfig {
-	return DefaultJobsConfig().NotificationWorkerConfig()
-}
-
 func (c NotificationWorkerConfig) withDefaults() NotificationWorkerConfig {
-	d := DefaultNotificationWorkerConfig()
+	d := DefaultJobsConfig().NotificationWorkerConfig()
 	for _, p := range []struct{ v, d *time.Duration }{
 		{&c.PollInterval, &d.PollInterval}, {&c.Lease, &d.Lease}, {&c.SendTimeout, &d.SendTimeout},
 		{&c.MaxAge, &d.MaxAge}, {&c.BackoffMin, &d.BackoffMin}, {&c.BackoffMax, &d.BackoffMax},

@@ -116,18 +116,7 @@ func (c InboundWorkerConfig) withDefaults() InboundWorkerConfig {
 	if c.Workers <= 0 {
 		c.Workers = d.Workers
 	}
-	if c.Clock == nil {
-		c.Clock = SystemClock{}
-	}
-	if c.Rand == nil {
-		c.Rand = CryptoRand
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.Owner == "" {
-		c.Owner = newOwner()
-	}
+	workerDefaults(&c.Clock, &c.Rand, &c.Logger, &c.Owner)
 	return c
 }
 

@@ -398,11 +398,24 @@ func (q *leasedQueue) record(ctx context.Context, log *slog.Logger, id int64, cr
 	}
 }
 
-// newOwner names a worker in leases when its config does not.
-func newOwner() string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+// workerDefaults gives a leased queue's worker the system clock, crypto
+// randomness, a logger that discards and a random name in leases where
+// its config names none.
+func workerDefaults(clock *Clock, rnd *io.Reader, log **slog.Logger, owner *string) {
+	if *clock == nil {
+		*clock = SystemClock{}
+	}
+	if *rnd == nil {
+		*rnd = CryptoRand
+	}
+	if *log == nil {
+		*log = slog.New(slog.DiscardHandler)
+	}
+	if *owner == "" {
+		b := make([]byte, 8)
+		_, _ = rand.Read(b)
+		*owner = hex.EncodeToString(b)
+	}
 }
 
 // clipError keeps a stored error short.

@@ -84,18 +84,7 @@ func NewSiteEventWorker(outbox EventOutbox, sender EventSender, cfg SiteEventWor
 	if cfg.Workers <= 0 {
 		cfg.Workers = def.Workers
 	}
-	if cfg.Clock == nil {
-		cfg.Clock = SystemClock{}
-	}
-	if cfg.Rand == nil {
-		cfg.Rand = CryptoRand
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Owner == "" {
-		cfg.Owner = newOwner()
-	}
+	workerDefaults(&cfg.Clock, &cfg.Rand, &cfg.Logger, &cfg.Owner)
 	d := &SiteEventWorker{outbox: outbox, sender: sender, cfg: cfg, outcomes: &leasedQueue{
 		queue: QueueSiteEvents, name: "site events", owner: cfg.Owner, policy: cfg.Policy, clock: cfg.Clock, rand: cfg.Rand,
 		obs: NopObserver{}, permanent: func(err error) bool { return errors.Is(err, ErrEventRejected) },

@@ -44,7 +44,7 @@ type RetryPolicy struct {
 // DefaultRetryPolicy: 5s, 10s, 20s ... capped at 1h, for 24h (about 30
 // tries).
 func DefaultRetryPolicy() RetryPolicy {
-	return DefaultJobsConfig().SiteEventWorkerConfig(0, nil).Policy
+	return DefaultJobsConfig().SiteEventWorkerConfig(nil).Policy
 }
 
 // Backoff is the wait after the n-th failed try (n >= 1) before jitter:

@@ -19,6 +19,9 @@ type JobsConfig struct {
 	PollInterval time.Duration `yaml:"poll_interval"`
 	// Workers is how many jobs of each queue run at once in this instance.
 	Workers int `yaml:"workers"`
+	// SendTimeout bounds one send of a site event or a notification; a
+	// claim's lease is derived from it (LeaseFor).
+	SendTimeout time.Duration `yaml:"send_timeout"`
 	// BackoffMin, BackoffMax and MaxAge are the one retry policy of site
 	// events and notifications: BackoffMin doubled per failed try, capped
 	// at BackoffMax, with jitter, until the job is MaxAge old. A site
@@ -41,8 +44,6 @@ type SiteEventJobs struct {
 
 // NotifyJobs is the queue of notification deliveries.
 type NotifyJobs struct {
-	// SendTimeout bounds one send; the claim's lease is derived from it.
-	SendTimeout time.Duration `yaml:"send_timeout"`
 	// BatchSize is the most deliveries claimed at once.
 	BatchSize int `yaml:"batch_size"`
 	// MaxAttempts: a delivery fails for good after this many tries (or
@@ -64,11 +65,12 @@ func DefaultJobsConfig() JobsConfig {
 	return JobsConfig{
 		PollInterval: time.Second,
 		Workers:      8,
+		SendTimeout:  10 * time.Second,
 		BackoffMin:   5 * time.Second,
 		BackoffMax:   time.Hour,
 		MaxAge:       24 * time.Hour,
 		SiteEvents:   SiteEventJobs{Retention: 30 * 24 * time.Hour},
-		Notify:       NotifyJobs{SendTimeout: 10 * time.Second, BatchSize: 100, MaxAttempts: 10},
+		Notify:       NotifyJobs{BatchSize: 100, MaxAttempts: 10},
 	}
 }
 
@@ -96,8 +98,8 @@ func (c JobsConfig) Validate() error {
 	if c.SiteEvents.Retention <= c.MaxAge {
 		bad("site_events.retention", "must be longer than max_age, or undelivered events would be deleted while still retried")
 	}
-	if c.Notify.SendTimeout <= 0 {
-		bad("notify.send_timeout", "must be a positive duration")
+	if c.SendTimeout <= 0 {
+		bad("send_timeout", "must be a positive duration")
 	}
 	if c.Notify.BatchSize < 1 {
 		bad("notify.batch_size", "must be at least 1")
@@ -113,12 +115,11 @@ func (c JobsConfig) InboundWorkerConfig(log *slog.Logger) InboundWorkerConfig {
 	return InboundWorkerConfig{MaxAge: InboundMaxAge, Workers: c.Workers, PollInterval: c.PollInterval, Logger: log}
 }
 
-// SiteEventWorkerConfig is the site events queue's runtime configuration for a
-// sender whose POSTs are cut off after sendTimeout.
-func (c JobsConfig) SiteEventWorkerConfig(sendTimeout time.Duration, log *slog.Logger) SiteEventWorkerConfig {
+// SiteEventWorkerConfig is the site events queue's runtime configuration.
+func (c JobsConfig) SiteEventWorkerConfig(log *slog.Logger) SiteEventWorkerConfig {
 	return SiteEventWorkerConfig{
 		Policy:       RetryPolicy{Initial: c.BackoffMin, Max: c.BackoffMax, RetryFor: c.MaxAge},
-		Lease:        LeaseFor(sendTimeout),
+		Lease:        LeaseFor(c.SendTimeout),
 		Workers:      c.Workers,
 		PollInterval: c.PollInterval,
 		Logger:       log,
@@ -129,7 +130,7 @@ func (c JobsConfig) SiteEventWorkerConfig(sendTimeout time.Duration, log *slog.L
 func (c JobsConfig) NotificationWorkerConfig() NotificationWorkerConfig {
 	return NotificationWorkerConfig{
 		PollInterval: c.PollInterval, BatchSize: c.Notify.BatchSize,
-		Lease: LeaseFor(c.Notify.SendTimeout), SendTimeout: c.Notify.SendTimeout,
+		Lease: LeaseFor(c.SendTimeout), SendTimeout: c.SendTimeout,
 		Parallel: c.Workers, MaxAttempts: c.Notify.MaxAttempts, MaxAge: c.MaxAge,
 		BackoffMin: c.BackoffMin, BackoffMax: c.BackoffMax,
 	}

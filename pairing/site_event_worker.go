@@ -73,8 +73,7 @@ type SiteEventWorker struct {
 
 // NewSiteEventWorker builds a worker over an outbox and a sender.
 func NewSiteEventWorker(outbox EventOutbox, sender EventSender, cfg SiteEventWorkerConfig) *SiteEventWorker {
-	// The default lease is that of a sender with a 10s timeout.
-	def := DefaultJobsConfig().SiteEventWorkerConfig(10*time.Second, nil)
+	def := DefaultJobsConfig().SiteEventWorkerConfig(nil)
 	if cfg.Policy == (RetryPolicy{}) {
 		cfg.Policy = def.Policy
 	}

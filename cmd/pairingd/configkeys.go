@@ -38,13 +38,13 @@ var movedKeys = map[string]string{
 	"inbound.retention":                  "dropped: handled events are kept 48h, past Meta's 36h of redeliveries",
 	"notify.poll_interval":               "moved to jobs.poll_interval",
 	"notify.batch_size":                  "moved to jobs.notify.batch_size",
-	"notify.send_timeout":                "moved to jobs.notify.send_timeout",
+	"notify.send_timeout":                "moved to jobs.send_timeout",
 	"notify.parallel":                    "moved to jobs.workers",
 	"notify.max_attempts":                "moved to jobs.notify.max_attempts",
 	"notify.max_age":                     "moved to jobs.max_age",
 	"notify.backoff_min":                 "moved to jobs.backoff_min",
 	"notify.backoff_max":                 "moved to jobs.backoff_max",
-	"notify.lease":                       "dropped: the lease is six times jobs.notify.send_timeout",
+	"notify.lease":                       "dropped: the lease is six times jobs.send_timeout",
 	"notify.telegram_rate_per_second":    "moved to channels[N].rate_per_second of each telegram channel",
 	"notify.telegram_per_chat_interval":  "moved to channels[N].per_chat_interval of each telegram channel",
 	"notify.messenger_rate_per_second":   "moved to channels[N].rate_per_second of each messenger channel",
@@ -53,6 +53,8 @@ var movedKeys = map[string]string{
 	"jobs.inbound.max_age":               "dropped: an inbound event is given up 1h after it arrived",
 	"jobs.site_events.max_age":           "moved to jobs.max_age, one give-up age for site events and notifications",
 	"jobs.notify.max_age":                "moved to jobs.max_age, one give-up age for site events and notifications",
+	"jobs.notify.send_timeout":           "moved to jobs.send_timeout, one bound for a send of a site event or a notification",
+	"site.webhook_timeout":               "moved to jobs.send_timeout, one bound for a send of a site event or a notification",
 }
 
 // yamlField is one key of a struct, inline structs flattened.

@@ -30,11 +30,11 @@ func TestInboundConfig(t *testing.T) {
 // the notification lease is derived from its send timeout.
 func TestOnePollIntervalAndBackoff(t *testing.T) {
 	cfg, err := loadTestConfig("", env(map[string]string{"PAIRINGD_JOBS_POLL_INTERVAL": "100ms",
-		"PAIRINGD_JOBS_BACKOFF_MIN": "1s", "PAIRINGD_JOBS_BACKOFF_MAX": "2s", "PAIRINGD_JOBS_NOTIFY_SEND_TIMEOUT": "1s"}))
+		"PAIRINGD_JOBS_BACKOFF_MIN": "1s", "PAIRINGD_JOBS_BACKOFF_MAX": "2s", "PAIRINGD_JOBS_SEND_TIMEOUT": "1s"}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, site, notify := cfg.Jobs.InboundWorkerConfig(nil), cfg.Jobs.SiteEventWorkerConfig(cfg.Site.WebhookTimeout, nil), cfg.Jobs.NotificationWorkerConfig()
+	in, site, notify := cfg.Jobs.InboundWorkerConfig(nil), cfg.Jobs.SiteEventWorkerConfig(nil), cfg.Jobs.NotificationWorkerConfig()
 	if in.PollInterval != 100*time.Millisecond || site.PollInterval != in.PollInterval || notify.PollInterval != in.PollInterval {
 		t.Fatalf("poll %v %v %v", in.PollInterval, site.PollInterval, notify.PollInterval)
 	}

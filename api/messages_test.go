@@ -49,7 +49,7 @@ func TestNotifyAPI(t *testing.T) {
 		http.StatusUnprocessableEntity, "idempotency_key_reused")
 
 	// Sent by a worker, the status is visible.
-	w, err := e.svc.NewWorker(pairing.WorkerConfig{})
+	w, err := e.svc.NewNotificationWorker(pairing.NotificationWorkerConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

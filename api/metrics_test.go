@@ -95,7 +95,7 @@ func TestMetricsWorkerCounters(t *testing.T) {
 
 	// Notifications: rate limited (retried), then delivered; a second
 	// one finds the bot blocked.
-	worker, err := e.svc.NewWorker(pairing.WorkerConfig{}, pairing.WithSleep(func(context.Context, time.Duration) error { return nil }))
+	worker, err := e.svc.NewNotificationWorker(pairing.NotificationWorkerConfig{}, pairing.WithSleep(func(context.Context, time.Duration) error { return nil }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,9 +118,9 @@ func TestMetricsWorkerCounters(t *testing.T) {
 
 	// Site events: the first is refused for good (410), the next fails
 	// for now, then is delivered.
-	d := pairing.NewDispatcher(e.store, &siteSender{errs: []error{
+	d := pairing.NewSiteEventWorker(e.store, &siteSender{errs: []error{
 		fmt.Errorf("HTTP 410: %w", pairing.ErrEventRejected), errors.New("HTTP 503"),
-	}}, pairing.DispatcherConfig{Clock: e.clock})
+	}}, pairing.SiteEventWorkerConfig{Clock: e.clock})
 	d.Observe(m)
 	for range 3 {
 		if n, err := d.RunOnce(ctx); err != nil || n != 1 {
@@ -130,7 +130,7 @@ func TestMetricsWorkerCounters(t *testing.T) {
 	}
 
 	// Inbound events: one handled, one that cannot be.
-	in := pairing.NewInboundWorker(e.store, pairing.InboundConfig{Clock: e.clock})
+	in := pairing.NewInboundWorker(e.store, pairing.InboundWorkerConfig{Clock: e.clock})
 	in.Observe(m)
 	in.Handle("telegram", func(_ context.Context, payload []byte) error {
 		if string(payload) == "bad" {

@@ -73,7 +73,7 @@ func TestMetricsQueueGauges(t *testing.T) {
 		}
 		tg := &scriptedDeliverer{}
 		svc.RegisterChannel(pairingtest.Channel{ChannelName: "telegram", Notifications: tg, NotifyLimits: pairing.ChannelLimits{MaxText: 4096}, NotifyPace: pairing.Pace{}})
-		worker, err := svc.NewWorker(pairing.WorkerConfig{})
+		worker, err := svc.NewNotificationWorker(pairing.NotificationWorkerConfig{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,7 +10,7 @@ import (
 // Events to the site. Every site event (link.created, link.deleted,
 // lead.blocked ...) is written to the site_events table in the same
 // transaction as the change it reports. From there it reaches the site
-// twice over: a Dispatcher POSTs it to the configured webhook (an outbox:
+// twice over: a SiteEventWorker POSTs it to the configured webhook (an outbox:
 // retried with backoff, in order per user), and GET /v1/events lists it for
 // sites that poll. Both show the same JSON, EventJSON.
 

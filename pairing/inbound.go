@@ -78,8 +78,8 @@ type InboundHandler func(ctx context.Context, payload []byte) error
 // (a payload that does not decode): it is marked failed at once.
 var ErrInboundDropped = errors.New("inbound event cannot be handled")
 
-// InboundConfig tunes an InboundWorker. Zero values take the defaults.
-type InboundConfig struct {
+// InboundWorkerConfig tunes an InboundWorker. Zero values take the defaults.
+type InboundWorkerConfig struct {
 	// MaxAge is how long after it was stored an event is still tried: a
 	// chat answer an hour late is useless. Default 1h.
 	MaxAge time.Duration
@@ -105,8 +105,8 @@ type InboundConfig struct {
 	Logger *slog.Logger
 }
 
-func (c InboundConfig) withDefaults() InboundConfig {
-	d := DefaultJobsConfig().InboundWorker(nil)
+func (c InboundWorkerConfig) withDefaults() InboundWorkerConfig {
+	d := DefaultJobsConfig().InboundWorkerConfig(nil)
 	c.MaxAge = orDefault(c.MaxAge, d.MaxAge)
 	c.PollInterval = orDefault(c.PollInterval, d.PollInterval)
 	c.Lease = orDefault(c.Lease, 2*time.Minute)
@@ -116,41 +116,35 @@ func (c InboundConfig) withDefaults() InboundConfig {
 	if c.Workers <= 0 {
 		c.Workers = d.Workers
 	}
-	if c.Clock == nil {
-		c.Clock = SystemClock{}
-	}
-	if c.Rand == nil {
-		c.Rand = CryptoRand
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.Owner == "" {
-		c.Owner = newOwner()
-	}
+	workerDefaults(&c.Clock, &c.Rand, &c.Logger, &c.Owner)
 	return c
 }
 
 // InboundWorker stores webhook events (Accept) and handles them (Run):
 // one per process.
 type InboundWorker struct {
-	q      InboundQueue
-	cfg    InboundConfig
-	policy RetryPolicy
-	nudge  chan struct{}
-	jobs   *runner[InboundItem]
-	obs    Observer
+	q        InboundQueue
+	cfg      InboundWorkerConfig
+	nudge    chan struct{}
+	jobs     *runner[InboundItem]
+	outcomes *leasedQueue
 
 	mu       sync.RWMutex
 	handlers map[string]InboundHandler
 }
 
 // NewInboundWorker builds a worker over a queue.
-func NewInboundWorker(q InboundQueue, cfg InboundConfig) *InboundWorker {
+func NewInboundWorker(q InboundQueue, cfg InboundWorkerConfig) *InboundWorker {
 	cfg = cfg.withDefaults()
 	w := &InboundWorker{
-		q: q, cfg: cfg, nudge: make(chan struct{}, 1), handlers: map[string]InboundHandler{}, obs: NopObserver{},
-		policy: RetryPolicy{Initial: cfg.RetryInitial, Max: cfg.RetryMax, RetryFor: cfg.MaxAge},
+		q: q, cfg: cfg, nudge: make(chan struct{}, 1), handlers: map[string]InboundHandler{},
+		outcomes: &leasedQueue{
+			queue: QueueInbound, name: "inbound", owner: cfg.Owner, clock: cfg.Clock, rand: cfg.Rand, obs: NopObserver{},
+			policy: RetryPolicy{Initial: cfg.RetryInitial, Max: cfg.RetryMax, RetryFor: cfg.MaxAge},
+			// Bad input never becomes good input: trying again cannot help.
+			permanent: func(err error) bool { return errors.Is(err, ErrInboundDropped) || errors.Is(err, ErrInvalid) },
+			finish:    q.FinishInbound, retry: q.RetryInbound, fail: q.FailInbound,
+		},
 	}
 	w.jobs = &runner[InboundItem]{
 		name: "inbound", slots: cfg.Workers, poll: cfg.PollInterval, grace: cfg.Grace, nudge: w.nudge, log: cfg.Logger,
@@ -224,51 +218,16 @@ func (w *InboundWorker) Nudge() {
 func (w *InboundWorker) Run(ctx context.Context) error { return w.jobs.run(ctx) }
 
 // Observe has the worker report each try to o. Call it before Run.
-func (w *InboundWorker) Observe(o Observer) { w.obs = o }
+func (w *InboundWorker) Observe(o Observer) { w.outcomes.obs = o }
 
 // Drain handles every event that is due now, group by group in order,
 // and returns how many it handled. Tests and tools use it instead of Run.
 func (w *InboundWorker) Drain(ctx context.Context) (int, error) { return w.jobs.drain(ctx) }
 
-// record stores the outcome of one claimed row. interrupted (shutdown,
-// or a row claimed and not started) releases the row so the next start
-// (or another instance) handles it without waiting for the lease.
+// record stores the outcome of one claimed row (see leasedQueue.record).
 func (w *InboundWorker) record(ctx context.Context, it InboundItem, err error, interrupted bool) {
 	log := w.cfg.Logger.With("source", it.Source, "inbound_id", it.ID, "attempt", it.Attempts)
-	now := w.cfg.Clock.Now().UTC()
-	switch {
-	case interrupted:
-		w.obs.JobFinished(QueueInbound, JobReleased)
-		if err := w.q.RetryInbound(ctx, it.ID, w.cfg.Owner, now, "interrupted by shutdown"); err != nil {
-			log.Warn("inbound: releasing a lease failed", "err", err)
-		}
-	case err == nil:
-		w.obs.JobFinished(QueueInbound, JobDone)
-		if err := w.q.FinishInbound(ctx, it.ID, now); err != nil {
-			log.Warn("inbound: recording a handled event failed; it may be handled again", "err", err)
-		}
-	case errors.Is(err, ErrInboundDropped), errors.Is(err, ErrInvalid):
-		// Bad input never becomes good input: trying again cannot help.
-		w.obs.JobFinished(QueueInbound, JobFailed)
-		log.Error("inbound: event cannot be handled; dropped", "err", err)
-		if err := w.q.FailInbound(ctx, it.ID, w.cfg.Owner, now, clipError(err.Error())); err != nil {
-			log.Warn("inbound: recording a failure failed", "err", err)
-		}
-	default:
-		next, giveUp := w.policy.Next(it.CreatedAt, it.Attempts, now, w.cfg.Rand)
-		if giveUp {
-			w.obs.JobFinished(QueueInbound, JobFailed)
-			log.Error("inbound: giving up on an event after its max age", "err", err, "max_age", w.cfg.MaxAge.String())
-			err = w.q.FailInbound(ctx, it.ID, w.cfg.Owner, now, clipError(err.Error()))
-		} else {
-			w.obs.JobFinished(QueueInbound, JobRetried)
-			log.Warn("inbound: handling failed; will retry", "err", err, "next_attempt_at", next)
-			err = w.q.RetryInbound(ctx, it.ID, w.cfg.Owner, next, clipError(err.Error()))
-		}
-		if err != nil {
-			log.Warn("inbound: recording a failure failed", "err", err)
-		}
-	}
+	w.outcomes.record(ctx, log, it.ID, it.CreatedAt, it.Attempts, err, interrupted)
 }
 
 // call runs the source's handler.

@@ -51,7 +51,7 @@ type inboundEnv struct {
 	keys  []pairing.InboundEvent // accepted, in order
 }
 
-func newInboundEnv(t *testing.T, st *store.Store, cfg pairing.InboundConfig, h func(payload string) error) *inboundEnv {
+func newInboundEnv(t *testing.T, st *store.Store, cfg pairing.InboundWorkerConfig, h func(payload string) error) *inboundEnv {
 	t.Helper()
 	e := &inboundEnv{t: t, q: &faultyInbound{Store: st}, clock: pairingtest.NewClock(time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)), logs: &bytes.Buffer{}}
 	cfg.Clock, cfg.Rand = e.clock, zeroRand{}
@@ -119,7 +119,7 @@ func TestInboundRetriesWithBackoffUntilMaxAge(t *testing.T) {
 	storetest.Engines(t, func(t *testing.T, st *store.Store) {
 		var mu sync.Mutex
 		fails := map[string]int{"a": 2, "b": 1000}
-		e := newInboundEnv(t, st, pairing.InboundConfig{MaxAge: time.Hour, RetryInitial: 2 * time.Second, RetryMax: 5 * time.Minute},
+		e := newInboundEnv(t, st, pairing.InboundWorkerConfig{MaxAge: time.Hour, RetryInitial: 2 * time.Second, RetryMax: 5 * time.Minute},
 			func(p string) error {
 				mu.Lock()
 				defer mu.Unlock()
@@ -171,7 +171,7 @@ func TestInboundRetriesWithBackoffUntilMaxAge(t *testing.T) {
 func TestInboundPanicAndDrop(t *testing.T) {
 	t.Parallel()
 	storetest.Engines(t, func(t *testing.T, st *store.Store) {
-		e := newInboundEnv(t, st, pairing.InboundConfig{}, func(p string) error {
+		e := newInboundEnv(t, st, pairing.InboundWorkerConfig{}, func(p string) error {
 			switch p {
 			case "panic":
 				panic("boom " + p)
@@ -202,7 +202,7 @@ func TestInboundOrderPerGroupUnderRun(t *testing.T) {
 		var mu sync.Mutex
 		inHand := map[string]int{}
 		overlap := false
-		e := newInboundEnv(t, st, pairing.InboundConfig{Workers: 4, PollInterval: time.Hour}, func(p string) error {
+		e := newInboundEnv(t, st, pairing.InboundWorkerConfig{Workers: 4, PollInterval: time.Hour}, func(p string) error {
 			g := p[:1]
 			mu.Lock()
 			inHand[g]++
@@ -260,7 +260,7 @@ func TestInboundShutdownReleases(t *testing.T) {
 	t.Parallel()
 	storetest.Engines(t, func(t *testing.T, st *store.Store) {
 		started := make(chan struct{})
-		e := newInboundEnv(t, st, pairing.InboundConfig{Grace: 50 * time.Millisecond}, func(p string) error {
+		e := newInboundEnv(t, st, pairing.InboundWorkerConfig{Grace: 50 * time.Millisecond}, func(p string) error {
 			close(started)
 			time.Sleep(200 * time.Millisecond) // longer than the grace
 			return errors.New("unreachable")
@@ -296,7 +296,7 @@ func TestInboundShutdownReleases(t *testing.T) {
 func TestInboundAcceptFailure(t *testing.T) {
 	t.Parallel()
 	storetest.Engines(t, func(t *testing.T, st *store.Store) {
-		e := newInboundEnv(t, st, pairing.InboundConfig{}, func(string) error { return nil })
+		e := newInboundEnv(t, st, pairing.InboundWorkerConfig{}, func(string) error { return nil })
 		e.q.failWith = pairing.ErrUnavailable
 		if err := e.w.Accept(context.Background(), []pairing.InboundEvent{ev("a", "1")}); !errors.Is(err, pairing.ErrUnavailable) {
 			t.Fatalf("accept: %v", err)
@@ -314,7 +314,7 @@ func TestInboundAcceptFailure(t *testing.T) {
 func TestInboundAcceptDropsUnstorableIDs(t *testing.T) {
 	storetest.Engines(t, func(t *testing.T, st *store.Store) {
 		ctx := context.Background()
-		e := newInboundEnv(t, st, pairing.InboundConfig{}, func(string) error { return nil })
+		e := newInboundEnv(t, st, pairing.InboundWorkerConfig{}, func(string) error { return nil })
 		batch := []pairing.InboundEvent{ev("good-1", "1"), ev("m\x00id", "1"), {Source: "src", Key: "k", Group: "g\xff"}, ev("good-2", "2")}
 		if err := e.w.Accept(ctx, batch); err != nil {
 			t.Fatalf("accept: %v", err)
@@ -341,7 +341,7 @@ func TestInboundAcceptDropsUnstorableIDs(t *testing.T) {
 func TestInboundInvalidInputIsDroppedNotRetried(t *testing.T) {
 	storetest.Engines(t, func(t *testing.T, st *store.Store) {
 		ctx := context.Background()
-		e := newInboundEnv(t, st, pairing.InboundConfig{}, func(string) error {
+		e := newInboundEnv(t, st, pairing.InboundWorkerConfig{}, func(string) error {
 			return fmt.Errorf("profile: %w", pairing.ErrInvalid)
 		})
 		if err := e.w.Accept(ctx, []pairing.InboundEvent{ev("bad", "1")}); err != nil {

@@ -13,8 +13,8 @@ import (
 )
 
 // The job engine. Three durable queues share it: inbound platform events
-// (InboundWorker), site events to the site's webhook (Dispatcher) and
-// notification deliveries (Worker). Each is a table whose rows a worker
+// (InboundWorker), site events to the site's webhook (SiteEventWorker) and
+// notification deliveries (NotificationWorker). Each is a table whose rows a worker
 // claims with a lease (exclusive across instances: FOR UPDATE SKIP LOCKED
 // on PostgreSQL, the single writer on SQLite), runs, and then finishes,
 // retries or fails. What differs per queue is only how a row is claimed
@@ -44,7 +44,7 @@ type RetryPolicy struct {
 // DefaultRetryPolicy: 5s, 10s, 20s ... capped at 1h, for 24h (about 30
 // tries).
 func DefaultRetryPolicy() RetryPolicy {
-	return DefaultJobsConfig().Dispatcher(0, nil).Policy
+	return DefaultJobsConfig().SiteEventWorkerConfig(nil).Policy
 }
 
 // Backoff is the wait after the n-th failed try (n >= 1) before jitter:
@@ -343,11 +343,79 @@ func graceContext(parent context.Context, grace time.Duration) (context.Context,
 	}
 }
 
-// newOwner names a worker in leases when its config does not.
-func newOwner() string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+// leasedQueue records the tries of the jobs of a queue whose rows name
+// their lease's owner (inbound events, site events): the one place where
+// such a job is released, finished, retried or given up, its last error
+// kept and the try counted.
+type leasedQueue struct {
+	queue  string // QueueInbound, QueueSiteEvents
+	name   string // in log lines
+	owner  string
+	policy RetryPolicy
+	clock  Clock
+	rand   io.Reader
+	obs    Observer
+	// permanent tells a failure that trying again cannot cure.
+	permanent func(error) bool
+	// The queue's store calls; retry and fail change nothing when owner
+	// no longer holds the lease.
+	finish func(ctx context.Context, id int64, now time.Time) error
+	retry  func(ctx context.Context, id int64, owner string, next time.Time, lastError string) error
+	fail   func(ctx context.Context, id int64, owner string, now time.Time, lastError string) error
+}
+
+// record stores the outcome of one try of the job id, written at created
+// and tried attempts times: interrupted (shutdown, or claimed and not
+// started) releases the lease so the next start or another instance runs
+// it at once; a failure is retried after the policy's backoff until the
+// job is too old, or given up at once when permanent.
+func (q *leasedQueue) record(ctx context.Context, log *slog.Logger, id int64, created time.Time, attempts int, err error, interrupted bool) {
+	now := q.clock.Now().UTC()
+	var result string
+	var stored error
+	switch {
+	case interrupted:
+		result, stored = JobReleased, q.retry(ctx, id, q.owner, now, "interrupted by shutdown")
+	case err == nil:
+		log.Debug(q.name + ": done")
+		result, stored = JobDone, q.finish(ctx, id, now)
+	case q.permanent(err):
+		log.Error(q.name+": refused for good; not retrying", "err", err)
+		result, stored = JobFailed, q.fail(ctx, id, q.owner, now, clipError(err.Error()))
+	default:
+		next, giveUp := q.policy.Next(created, attempts, now, q.rand)
+		if giveUp {
+			log.Error(q.name+": giving up on an event after its max age", "err", err, "max_age", q.policy.RetryFor.String())
+			result, stored = JobFailed, q.fail(ctx, id, q.owner, now, clipError(err.Error()))
+		} else {
+			log.Warn(q.name+": failed; will retry", "err", err, "next_attempt_at", next)
+			result, stored = JobRetried, q.retry(ctx, id, q.owner, next, clipError(err.Error()))
+		}
+	}
+	q.obs.JobFinished(q.queue, result)
+	if stored != nil {
+		log.Warn(q.name+": recording the outcome failed; the job may run again", "result", result, "err", stored)
+	}
+}
+
+// workerDefaults gives a leased queue's worker the system clock, crypto
+// randomness, a logger that discards and a random name in leases where
+// its config names none.
+func workerDefaults(clock *Clock, rnd *io.Reader, log **slog.Logger, owner *string) {
+	if *clock == nil {
+		*clock = SystemClock{}
+	}
+	if *rnd == nil {
+		*rnd = CryptoRand
+	}
+	if *log == nil {
+		*log = slog.New(slog.DiscardHandler)
+	}
+	if *owner == "" {
+		b := make([]byte, 8)
+		_, _ = rand.Read(b)
+		*owner = hex.EncodeToString(b)
+	}
 }
 
 // clipError keeps a stored error short.

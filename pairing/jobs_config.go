@@ -9,8 +9,9 @@ import (
 
 // JobsConfig is the job engine's configuration (yaml section jobs): what
 // the three durable queues share, then what each needs of its own. The
-// runtime configurations (InboundConfig, DispatcherConfig, WorkerConfig)
-// are derived from it, so a setting shared by the queues is written once.
+// workers' configurations (InboundWorkerConfig, SiteEventWorkerConfig,
+// NotificationWorkerConfig) are derived from it, so a setting shared by
+// the queues is written once.
 type JobsConfig struct {
 	// PollInterval is how often an idle queue looks for rows written by
 	// other instances and retries coming due (this instance's own writes
@@ -18,28 +19,24 @@ type JobsConfig struct {
 	PollInterval time.Duration `yaml:"poll_interval"`
 	// Workers is how many jobs of each queue run at once in this instance.
 	Workers int `yaml:"workers"`
-	// BackoffMin and BackoffMax bound the one retry policy of site events
-	// and notifications: BackoffMin doubled per failed try, capped at
-	// BackoffMax, with jitter.
+	// SendTimeout bounds one send of a site event or a notification; a
+	// claim's lease is derived from it (LeaseFor).
+	SendTimeout time.Duration `yaml:"send_timeout"`
+	// BackoffMin, BackoffMax and MaxAge are the one retry policy of site
+	// events and notifications: BackoffMin doubled per failed try, capped
+	// at BackoffMax, with jitter, until the job is MaxAge old. A site
+	// event's last try is at that age; a notification is never sent after
+	// it (a message a day late is worse than none).
 	BackoffMin time.Duration `yaml:"backoff_min"`
 	BackoffMax time.Duration `yaml:"backoff_max"`
+	MaxAge     time.Duration `yaml:"max_age"`
 
-	Inbound    InboundJobs   `yaml:"inbound"`
 	SiteEvents SiteEventJobs `yaml:"site_events"`
 	Notify     NotifyJobs    `yaml:"notify"`
 }
 
-// InboundJobs is the queue of platform webhook events.
-type InboundJobs struct {
-	// MaxAge: an event not handled this long after it arrived is given up
-	// (a chat answer an hour late is useless).
-	MaxAge time.Duration `yaml:"max_age"`
-}
-
 // SiteEventJobs is the queue of events to the site's webhook.
 type SiteEventJobs struct {
-	// MaxAge: an event is retried until this age; the last try is at it.
-	MaxAge time.Duration `yaml:"max_age"`
 	// Retention: events older than this are deleted, delivered or not;
 	// GET /v1/events lists them until then.
 	Retention time.Duration `yaml:"retention"`
@@ -47,15 +44,16 @@ type SiteEventJobs struct {
 
 // NotifyJobs is the queue of notification deliveries.
 type NotifyJobs struct {
-	// SendTimeout bounds one send; the claim's lease is derived from it.
-	SendTimeout time.Duration `yaml:"send_timeout"`
 	// BatchSize is the most deliveries claimed at once.
 	BatchSize int `yaml:"batch_size"`
-	// MaxAttempts and MaxAge: a delivery fails for good after this many
-	// tries or this long after the message was accepted.
-	MaxAttempts int           `yaml:"max_attempts"`
-	MaxAge      time.Duration `yaml:"max_age"`
+	// MaxAttempts: a delivery fails for good after this many tries (or
+	// at JobsConfig.MaxAge).
+	MaxAttempts int `yaml:"max_attempts"`
 }
+
+// InboundMaxAge is how long after it arrived a platform event is still
+// tried: a chat answer an hour late is useless.
+const InboundMaxAge = time.Hour
 
 // InboundRetention is how long handled inbound events are kept, which is
 // how long a platform's redelivery is recognized: Meta redelivers for up to
@@ -67,11 +65,12 @@ func DefaultJobsConfig() JobsConfig {
 	return JobsConfig{
 		PollInterval: time.Second,
 		Workers:      8,
+		SendTimeout:  10 * time.Second,
 		BackoffMin:   5 * time.Second,
 		BackoffMax:   time.Hour,
-		Inbound:      InboundJobs{MaxAge: time.Hour},
-		SiteEvents:   SiteEventJobs{MaxAge: 24 * time.Hour, Retention: 30 * 24 * time.Hour},
-		Notify:       NotifyJobs{SendTimeout: 10 * time.Second, BatchSize: 100, MaxAttempts: 10, MaxAge: 24 * time.Hour},
+		MaxAge:       24 * time.Hour,
+		SiteEvents:   SiteEventJobs{Retention: 30 * 24 * time.Hour},
+		Notify:       NotifyJobs{BatchSize: 100, MaxAttempts: 10},
 	}
 }
 
@@ -93,20 +92,14 @@ func (c JobsConfig) Validate() error {
 	if c.BackoffMax < c.BackoffMin {
 		bad("backoff_max", "must not be below backoff_min")
 	}
-	if c.Inbound.MaxAge < time.Minute || c.Inbound.MaxAge > 36*time.Hour {
-		bad("inbound.max_age", "must be between 1m and 36h")
+	if c.MaxAge <= 0 {
+		bad("max_age", "must be a positive duration")
 	}
-	if c.SiteEvents.MaxAge <= 0 {
-		bad("site_events.max_age", "must be a positive duration")
+	if c.SiteEvents.Retention <= c.MaxAge {
+		bad("site_events.retention", "must be longer than max_age, or undelivered events would be deleted while still retried")
 	}
-	if c.SiteEvents.Retention <= c.SiteEvents.MaxAge {
-		bad("site_events.retention", "must be longer than site_events.max_age, or undelivered events would be deleted while still retried")
-	}
-	if c.Notify.SendTimeout <= 0 {
-		bad("notify.send_timeout", "must be a positive duration")
-	}
-	if c.Notify.MaxAge <= 0 {
-		bad("notify.max_age", "must be a positive duration")
+	if c.SendTimeout <= 0 {
+		bad("send_timeout", "must be a positive duration")
 	}
 	if c.Notify.BatchSize < 1 {
 		bad("notify.batch_size", "must be at least 1")
@@ -117,29 +110,28 @@ func (c JobsConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// InboundWorker is the inbound queue's runtime configuration.
-func (c JobsConfig) InboundWorker(log *slog.Logger) InboundConfig {
-	return InboundConfig{MaxAge: c.Inbound.MaxAge, Workers: c.Workers, PollInterval: c.PollInterval, Logger: log}
+// InboundWorkerConfig is the inbound queue's runtime configuration.
+func (c JobsConfig) InboundWorkerConfig(log *slog.Logger) InboundWorkerConfig {
+	return InboundWorkerConfig{MaxAge: InboundMaxAge, Workers: c.Workers, PollInterval: c.PollInterval, Logger: log}
 }
 
-// Dispatcher is the site events queue's runtime configuration for a
-// sender whose POSTs are cut off after sendTimeout.
-func (c JobsConfig) Dispatcher(sendTimeout time.Duration, log *slog.Logger) DispatcherConfig {
-	return DispatcherConfig{
-		Policy:       RetryPolicy{Initial: c.BackoffMin, Max: c.BackoffMax, RetryFor: c.SiteEvents.MaxAge},
-		Lease:        LeaseFor(sendTimeout),
+// SiteEventWorkerConfig is the site events queue's runtime configuration.
+func (c JobsConfig) SiteEventWorkerConfig(log *slog.Logger) SiteEventWorkerConfig {
+	return SiteEventWorkerConfig{
+		Policy:       RetryPolicy{Initial: c.BackoffMin, Max: c.BackoffMax, RetryFor: c.MaxAge},
+		Lease:        LeaseFor(c.SendTimeout),
 		Workers:      c.Workers,
 		PollInterval: c.PollInterval,
 		Logger:       log,
 	}
 }
 
-// Worker is the notification queue's runtime configuration.
-func (c JobsConfig) Worker() WorkerConfig {
-	return WorkerConfig{
+// NotificationWorkerConfig is the notification queue's runtime configuration.
+func (c JobsConfig) NotificationWorkerConfig() NotificationWorkerConfig {
+	return NotificationWorkerConfig{
 		PollInterval: c.PollInterval, BatchSize: c.Notify.BatchSize,
-		Lease: LeaseFor(c.Notify.SendTimeout), SendTimeout: c.Notify.SendTimeout,
-		Parallel: c.Workers, MaxAttempts: c.Notify.MaxAttempts, MaxAge: c.Notify.MaxAge,
+		Lease: LeaseFor(c.SendTimeout), SendTimeout: c.SendTimeout,
+		Parallel: c.Workers, MaxAttempts: c.Notify.MaxAttempts, MaxAge: c.MaxAge,
 		BackoffMin: c.BackoffMin, BackoffMax: c.BackoffMax,
 	}
 }

@@ -290,11 +290,7 @@ func (s *Service) LinkLead(ctx context.Context, key LeadKey, userID string) (Res
 	}
 	var res Result
 	err := s.withRetry(ctx, func(r Repo) error {
-		lead, err := r.LeadByKey(ctx, key)
-		if err != nil {
-			return err
-		}
-		wu, err := r.WebUserByPerson(ctx, lead.PersonID)
+		lead, wu, err := leadAndWebUser(ctx, r, key)
 		if err != nil {
 			return err
 		}
@@ -311,23 +307,12 @@ func (s *Service) LinkLead(ctx context.Context, key LeadKey, userID string) (Res
 // channel, stay apart (an error wrapping *ConflictError).
 func (s *Service) JoinLeads(ctx context.Context, key, existing LeadKey) error {
 	return s.store.Tx(ctx, func(r Repo) error {
-		a, err := r.LeadByKey(ctx, key)
+		a, wa, err := leadAndWebUser(ctx, r, key)
 		if err != nil {
 			return err
 		}
-		b, err := r.LeadByKey(ctx, existing)
-		if err != nil {
-			return err
-		}
-		if a.PersonID == b.PersonID {
-			return nil
-		}
-		wa, err := r.WebUserByPerson(ctx, a.PersonID)
-		if err != nil {
-			return err
-		}
-		wb, err := r.WebUserByPerson(ctx, b.PersonID)
-		if err != nil {
+		b, wb, err := leadAndWebUser(ctx, r, existing)
+		if err != nil || a.PersonID == b.PersonID {
 			return err
 		}
 		if wa.Linked() && wb.Linked() {
@@ -346,4 +331,14 @@ func (s *Service) JoinLeads(ctx context.Context, key, existing LeadKey) error {
 		}
 		return r.MergePerson(ctx, from, to, s.now())
 	})
+}
+
+// leadAndWebUser finds a chat's lead and its person's web_users row.
+func leadAndWebUser(ctx context.Context, r Repo, key LeadKey) (Lead, WebUser, error) {
+	lead, err := r.LeadByKey(ctx, key)
+	if err != nil {
+		return Lead{}, WebUser{}, err
+	}
+	wu, err := r.WebUserByPerson(ctx, lead.PersonID)
+	return lead, wu, err
 }

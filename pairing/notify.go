@@ -33,7 +33,7 @@ const (
 
 // Notify queues a message to every lead of the person linked to
 // req.UserID (or the leads on req.Channels): the message and one delivery
-// per lead are written in one transaction, and a Worker sends them. A lead
+// per lead are written in one transaction, and a NotificationWorker sends them. A lead
 // that blocked the bot, or whose channel is not configured here, gets a
 // delivery that is skipped at once. With an idempotency key, the same key
 // (per API key) within 24 hours returns the first message and queues

@@ -54,7 +54,7 @@ func (f *fakeDeliverer) calls() []sentAt {
 type notifyEnv struct {
 	*env
 	tg, fb *fakeDeliverer
-	worker *pairing.Worker
+	worker *pairing.NotificationWorker
 }
 
 var (
@@ -64,14 +64,14 @@ var (
 
 // newNotifyEnv has two channels, "telegram" and "fb-shop", and a worker
 // whose waits step the fake clock.
-func newNotifyEnv(t *testing.T, cfg pairing.WorkerConfig, pace pairing.Pace) *notifyEnv {
+func newNotifyEnv(t *testing.T, cfg pairing.NotificationWorkerConfig, pace pairing.Pace) *notifyEnv {
 	t.Helper()
 	e := &notifyEnv{env: newEnv(t)}
 	e.tg, e.fb = &fakeDeliverer{clock: e.clock}, &fakeDeliverer{clock: e.clock}
 	e.svc.RegisterChannel(pairingtest.Channel{ChannelName: "telegram", Notifications: e.tg, NotifyLimits: tgLimits, NotifyPace: pace})
 	e.svc.RegisterChannel(pairingtest.Channel{ChannelName: "fb-shop", Notifications: e.fb, NotifyLimits: fbLimits, NotifyPace: pace})
 	var err error
-	e.worker, err = e.svc.NewWorker(cfg, pairing.WithSleep(func(ctx context.Context, d time.Duration) error {
+	e.worker, err = e.svc.NewNotificationWorker(cfg, pairing.WithSleep(func(ctx context.Context, d time.Duration) error {
 		e.clock.Advance(d)
 		return ctx.Err()
 	}))
@@ -130,7 +130,7 @@ func (e *notifyEnv) events(typ string) []map[string]any {
 
 func TestNotifyQueuesOneDeliveryPerLead(t *testing.T) {
 	t.Parallel()
-	e := newNotifyEnv(t, pairing.WorkerConfig{}, pairing.Pace{})
+	e := newNotifyEnv(t, pairing.NotificationWorkerConfig{}, pairing.Pace{})
 	e.link("100", "u1")
 	e.linkOn("fb-shop", "psid-1", "u1") // the same person on Messenger
 	m := e.notify(pairing.NotifyRequest{UserID: "u1", Buttons: []pairing.Button{{Text: "Track", URL: "https://shop.example/o/1"}}})
@@ -179,7 +179,7 @@ func TestNotifyQueuesOneDeliveryPerLead(t *testing.T) {
 
 func TestNotifyValidation(t *testing.T) {
 	t.Parallel()
-	e := newNotifyEnv(t, pairing.WorkerConfig{}, pairing.Pace{})
+	e := newNotifyEnv(t, pairing.NotificationWorkerConfig{}, pairing.Pace{})
 	e.link("100", "u1")
 	e.linkOn("fb-shop", "psid-1", "u1")
 	btn := []pairing.Button{{Text: "Open", URL: "https://shop.example/x"}}
@@ -214,7 +214,7 @@ func TestNotifyValidation(t *testing.T) {
 
 func TestNotifyIdempotency(t *testing.T) {
 	t.Parallel()
-	e := newNotifyEnv(t, pairing.WorkerConfig{}, pairing.Pace{})
+	e := newNotifyEnv(t, pairing.NotificationWorkerConfig{}, pairing.Pace{})
 	e.link("100", "u1")
 	req := pairing.NotifyRequest{UserID: "u1", Text: "hi", IdempotencyKey: "order-7", KeyID: 1}
 	first := e.notify(req)
@@ -243,7 +243,7 @@ func TestNotifyIdempotency(t *testing.T) {
 
 func TestNotifySkipsBlockedLead(t *testing.T) {
 	t.Parallel()
-	e := newNotifyEnv(t, pairing.WorkerConfig{}, pairing.Pace{})
+	e := newNotifyEnv(t, pairing.NotificationWorkerConfig{}, pairing.Pace{})
 	e.link("100", "u1")
 	e.linkOn("fb-shop", "psid-1", "u1")
 	if err := e.svc.SetBlocked(e.ctx, pairing.LeadKey{Channel: "telegram", ExternalID: "100"}, true); err != nil {
@@ -266,7 +266,7 @@ func TestNotifySkipsBlockedLead(t *testing.T) {
 
 func TestWorkerRetriesWithBackoff(t *testing.T) {
 	t.Parallel()
-	cfg := pairing.WorkerConfig{BackoffMin: 10 * time.Second, BackoffMax: 35 * time.Second, MaxAttempts: 10}
+	cfg := pairing.NotificationWorkerConfig{BackoffMin: 10 * time.Second, BackoffMax: 35 * time.Second, MaxAttempts: 10}
 	e := newNotifyEnv(t, cfg, pairing.Pace{})
 	e.link("100", "u1")
 	temp := &pairing.DeliveryError{Reason: pairing.ReasonUnavailable, Detail: "502 Bad Gateway"}
@@ -303,7 +303,7 @@ func TestWorkerRetriesWithBackoff(t *testing.T) {
 
 func TestWorkerHonoursRetryAfter(t *testing.T) {
 	t.Parallel()
-	e := newNotifyEnv(t, pairing.WorkerConfig{BackoffMin: time.Second, Parallel: 1}, pairing.Pace{})
+	e := newNotifyEnv(t, pairing.NotificationWorkerConfig{BackoffMin: time.Second, Parallel: 1}, pairing.Pace{})
 	e.link("100", "u1")
 	e.link("200", "u2")
 	e.tg.script(&pairing.DeliveryError{Reason: pairing.ReasonRateLimited, RetryAfter: 30 * time.Second, Detail: "429 Too Many Requests: retry after 30"})
@@ -329,7 +329,7 @@ func TestWorkerHonoursRetryAfter(t *testing.T) {
 
 func TestWorkerBlockedAndPermanentFailures(t *testing.T) {
 	t.Parallel()
-	e := newNotifyEnv(t, pairing.WorkerConfig{}, pairing.Pace{})
+	e := newNotifyEnv(t, pairing.NotificationWorkerConfig{}, pairing.Pace{})
 	e.link("100", "u1")
 	e.linkOn("fb-shop", "psid-1", "u1")
 	e.tg.script(&pairing.DeliveryError{Blocked: true, Reason: pairing.ReasonBlocked, Detail: "403 Forbidden: bot was blocked by the user"})
@@ -369,7 +369,7 @@ func TestWorkerBlockedAndPermanentFailures(t *testing.T) {
 func TestWorkerGivesUp(t *testing.T) {
 	t.Parallel()
 	t.Run("max attempts", func(t *testing.T) {
-		e := newNotifyEnv(t, pairing.WorkerConfig{MaxAttempts: 3, BackoffMin: time.Second, BackoffMax: time.Second}, pairing.Pace{})
+		e := newNotifyEnv(t, pairing.NotificationWorkerConfig{MaxAttempts: 3, BackoffMin: time.Second, BackoffMax: time.Second}, pairing.Pace{})
 		e.link("100", "u1")
 		temp := errors.New("connection reset")
 		e.tg.script(temp, temp, temp, temp)
@@ -390,7 +390,7 @@ func TestWorkerGivesUp(t *testing.T) {
 		}
 	})
 	t.Run("max age", func(t *testing.T) {
-		e := newNotifyEnv(t, pairing.WorkerConfig{MaxAge: time.Hour, BackoffMin: 40 * time.Minute, BackoffMax: 40 * time.Minute}, pairing.Pace{})
+		e := newNotifyEnv(t, pairing.NotificationWorkerConfig{MaxAge: time.Hour, BackoffMin: 40 * time.Minute, BackoffMax: 40 * time.Minute}, pairing.Pace{})
 		e.link("100", "u1")
 		e.tg.script(errors.New("timeout"))
 		m := e.notify(pairing.NotifyRequest{UserID: "u1"})
@@ -416,7 +416,7 @@ func TestWorkerGivesUp(t *testing.T) {
 
 func TestWorkerCrashLeaseExpires(t *testing.T) {
 	t.Parallel()
-	e := newNotifyEnv(t, pairing.WorkerConfig{Lease: time.Minute}, pairing.Pace{})
+	e := newNotifyEnv(t, pairing.NotificationWorkerConfig{Lease: time.Minute}, pairing.Pace{})
 	e.link("100", "u1")
 	m := e.notify(pairing.NotifyRequest{UserID: "u1"})
 	// A worker claims the delivery and dies before recording anything.
@@ -440,7 +440,7 @@ func TestWorkerCrashLeaseExpires(t *testing.T) {
 func TestWorkerPacesPerChatAndChannel(t *testing.T) {
 	t.Parallel()
 	pace := pairing.Pace{RatePerSecond: 10, PerChatInterval: time.Second}
-	e := newNotifyEnv(t, pairing.WorkerConfig{Parallel: 1}, pace)
+	e := newNotifyEnv(t, pairing.NotificationWorkerConfig{Parallel: 1}, pace)
 	users := []string{"u1", "u2", "u3", "u4", "u5"}
 	for i, u := range users {
 		e.link(string(rune('1'+i))+"00", u)

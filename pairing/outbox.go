@@ -10,7 +10,7 @@ import (
 
 // Notifications by site user id: the site queues a message for a linked
 // user (Service.Notify); it is written to the outbox with one delivery per
-// lead in the same transaction; a Worker claims due deliveries with a
+// lead in the same transaction; a NotificationWorker claims due deliveries with a
 // lease, sends them through the lead's channel (its Channel), and records
 // the result with a site event.
 

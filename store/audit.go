@@ -28,17 +28,12 @@ func (r repo) AddAudit(ctx context.Context, e pairing.AuditEvent) error {
 // AuditEvents lists the newest audit events, newest first.
 func (s *Store) AuditEvents(ctx context.Context, limit int) ([]pairing.AuditEvent, error) {
 	rows, err := listRows[auditRow](ctx, s.repo, s.r, `SELECT `+columnsOf[auditRow]("")+` FROM audit_events ORDER BY id DESC LIMIT ?`, limit)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]pairing.AuditEvent, len(rows))
-	for i, r := range rows {
-		out[i] = pairing.AuditEvent{
+	return converted(rows, err, func(r auditRow) pairing.AuditEvent {
+		return pairing.AuditEvent{
 			At: tm(r.At), Action: r.Action, Outcome: r.Outcome, KeyID: r.KeyID, WebUserID: r.WebUserID,
 			PersonID: r.PersonID, UserID: r.UserID, Detail: r.Detail,
 		}
-	}
-	return out, nil
+	})
 }
 
 // AuditPruneBatch is how many audit rows one DELETE of PruneAudit removes

@@ -45,11 +45,11 @@ func TestDispatchersOnSlowSiteSendEachEventOnce(t *testing.T) {
 			addEvent(t, st, "", time.Now())
 		}
 		site := &slowSite{got: map[int64]int{}}
-		cfg := pairing.DispatcherConfig{Lease: 500 * time.Millisecond, Workers: 1, PollInterval: 20 * time.Millisecond}
+		cfg := pairing.SiteEventWorkerConfig{Lease: 500 * time.Millisecond, Workers: 1, PollInterval: 20 * time.Millisecond}
 		rctx, cancel := context.WithCancel(ctx)
 		var wg sync.WaitGroup
 		for range 2 {
-			d := pairing.NewDispatcher(st, site, cfg)
+			d := pairing.NewSiteEventWorker(st, site, cfg)
 			wg.Add(1)
 			go func() { defer wg.Done(); _ = d.Run(rctx) }()
 		}

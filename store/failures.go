@@ -41,14 +41,9 @@ func (r *failedDeliveryRow) fields() []any { return append(fieldsOf(&r.Row), &r.
 func (s *Store) FailedDeliveries(ctx context.Context, limit int) ([]FailedDelivery, error) {
 	rows, err := listScanned(ctx, s.repo, s.r, (*failedDeliveryRow).fields,
 		failedDeliverySQL+`WHERE d.status = 'failed' ORDER BY d.finished_at DESC, d.id DESC LIMIT ?`, limit)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]FailedDelivery, len(rows))
-	for i, r := range rows {
-		out[i] = FailedDelivery{Delivery: r.Row.delivery(), UserID: r.UserID}
-	}
-	return out, nil
+	return converted(rows, err, func(r failedDeliveryRow) FailedDelivery {
+		return FailedDelivery{Delivery: r.Row.delivery(), UserID: r.UserID}
+	})
 }
 
 // RetryFailedDelivery puts a failed delivery back in the queue: queued,
@@ -91,19 +86,12 @@ func (s *Store) RetryFailedDelivery(ctx context.Context, id int64, now time.Time
 func (s *Store) FailedSiteEvents(ctx context.Context, limit int) ([]pairing.OutboxEvent, error) {
 	rows, err := listRows[siteEventRow](ctx, s.repo, s.r, `SELECT `+columnsOf[siteEventRow]("")+` FROM site_events
 		WHERE failed_at <> 0 ORDER BY failed_at DESC, id DESC LIMIT ?`, limit)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]pairing.OutboxEvent, len(rows))
-	for i, r := range rows {
-		out[i] = r.event()
-	}
-	return out, nil
+	return converted(rows, err, siteEventRow.event)
 }
 
 // RetryFailedSiteEvent makes a given-up site event pending again, due at
 // now, attempts back to 0; the last error stays until the next attempt.
-// The dispatcher's retry window (jobs.site_events.max_age) still counts from
+// The dispatcher's retry window (jobs.max_age) still counts from
 // the event's creation, so an event older than that gets one more try.
 // One audit row records the operator's retry. An event that is not failed
 // is left alone: *NotFailedError; an unknown id: pairing.ErrNotFound.

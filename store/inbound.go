@@ -90,14 +90,7 @@ func (s *Store) EnqueueInbound(ctx context.Context, evs []pairing.InboundEvent, 
 // events are handled one at a time, in order.
 func (s *Store) ClaimInbound(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]pairing.InboundItem, error) {
 	rows, err := claimJobs[inboundRow](ctx, s, inboundJobs, owner, now, lease, limit)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]pairing.InboundItem, len(rows))
-	for i, r := range rows {
-		out[i] = r.item()
-	}
-	return out, nil
+	return converted(rows, err, inboundRow.item)
 }
 
 // FinishInbound marks a row handled, whoever holds the lease.

@@ -86,14 +86,7 @@ func (r repo) SetLeadBlocked(ctx context.Context, id int64, blocked bool, now ti
 
 func (r repo) LeadsOfPerson(ctx context.Context, personID int64) ([]pairing.Lead, error) {
 	rows, err := listRows[leadRow](ctx, r, r.r, `SELECT `+columnsOf[leadRow]("")+` FROM leads WHERE person_id = ? ORDER BY id`, personID)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]pairing.Lead, len(rows))
-	for i, row := range rows {
-		out[i] = row.lead()
-	}
-	return out, nil
+	return converted(rows, err, leadRow.lead)
 }
 
 // MergePerson moves the leads, then deletes the old person; its web_users

@@ -43,3 +43,16 @@ func fieldsOf[T any](row *T) []any {
 	}
 	return out
 }
+
+// converted is rows, each made into what pairing sees by conv, or err
+// when the query failed.
+func converted[R, T any](rows []R, err error, conv func(R) T) ([]T, error) {
+	if err != nil {
+		return nil, err
+	}
+	out := make([]T, len(rows))
+	for i, r := range rows {
+		out[i] = conv(r)
+	}
+	return out, nil
+}

@@ -38,14 +38,7 @@ func (r siteEventRow) event() pairing.OutboxEvent {
 // and no earlier pending event of the same user).
 func (s *Store) ClaimSiteEvents(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]pairing.OutboxEvent, error) {
 	rows, err := claimJobs[siteEventRow](ctx, s, siteEventJobs, owner, now, lease, limit)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]pairing.OutboxEvent, len(rows))
-	for i, r := range rows {
-		out[i] = r.event()
-	}
-	return out, nil
+	return converted(rows, err, siteEventRow.event)
 }
 
 // MarkSiteEventDelivered records a 2xx answer. Whoever holds the claim
@@ -87,14 +80,7 @@ func (r repo) AddSiteEvent(ctx context.Context, e pairing.SiteEvent) error {
 func (s *Store) SiteEventsAfter(ctx context.Context, after int64, limit int) ([]pairing.SiteEvent, error) {
 	rows, err := listRows[siteEventRow](ctx, s.repo, s.r, `SELECT `+columnsOf[siteEventRow]("")+` FROM site_events
 		WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]pairing.SiteEvent, len(rows))
-	for i, r := range rows {
-		out[i] = r.event().SiteEvent
-	}
-	return out, nil
+	return converted(rows, err, func(r siteEventRow) pairing.SiteEvent { return r.event().SiteEvent })
 }
 
 // PruneSiteEvents drops events written before `before`, delivered or not,

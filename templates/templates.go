@@ -28,12 +28,6 @@ import (
 //go:embed text pages
 var embedded embed.FS
 
-// Pages is the embedded HTML pages (pages/*.html) for the api package.
-func Pages() fs.FS {
-	sub, _ := fs.Sub(embedded, "pages")
-	return sub
-}
-
 // Catalog renders chat texts in a person's locale.
 type Catalog struct {
 	fallback string

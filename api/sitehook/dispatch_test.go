@@ -145,7 +145,7 @@ func TestDispatcherToReceiver(t *testing.T) {
 		runCtx, cancel := context.WithCancel(ctx)
 		var wg sync.WaitGroup
 		for i := range 2 {
-			d := pairing.NewDispatcher(st, client, pairing.DispatcherConfig{
+			d := pairing.NewSiteEventWorker(st, client, pairing.SiteEventWorkerConfig{
 				Policy:       pairing.RetryPolicy{Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond, RetryFor: time.Hour},
 				Lease:        5 * time.Second,
 				PollInterval: 10 * time.Millisecond,
@@ -297,7 +297,7 @@ func TestHangingSiteBlocksNoWrites(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d := pairing.NewDispatcher(st, client, pairing.DispatcherConfig{PollInterval: 5 * time.Millisecond, Workers: 8})
+		d := pairing.NewSiteEventWorker(st, client, pairing.SiteEventWorkerConfig{PollInterval: 5 * time.Millisecond, Workers: 8})
 		runCtx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() { defer close(done); _ = d.Run(runCtx) }()

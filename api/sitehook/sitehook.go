@@ -1,6 +1,6 @@
 // Package sitehook posts site events to the website's webhook, signed with
 // HMAC-SHA256, and holds the reference verification a site can copy. It
-// is the HTTP side of pairing.Dispatcher (pairing.EventSender).
+// is the HTTP side of pairing.SiteEventWorker (pairing.EventSender).
 //
 // A request is
 //
@@ -107,12 +107,10 @@ type Config struct {
 	// WebhookSecret keys the signature (Pairingd-Signature); at least 16
 	// bytes, required with WebhookURL.
 	WebhookSecret string `yaml:"webhook_secret"`
-	// WebhookTimeout bounds one POST; then it counts as failed.
-	WebhookTimeout time.Duration `yaml:"webhook_timeout"`
 }
 
 // DefaultConfig has no webhook.
-func DefaultConfig() Config { return Config{WebhookTimeout: 10 * time.Second} }
+func DefaultConfig() Config { return Config{} }
 
 // Validate checks the configuration; each error names its key, never a
 // value (the URL may hold a credential).
@@ -129,18 +127,16 @@ func (c Config) Validate() error {
 	if c.WebhookSecret != "" && len(c.WebhookSecret) < 16 {
 		errs = append(errs, errors.New("webhook_secret: must be at least 16 bytes"))
 	}
-	if c.WebhookTimeout <= 0 {
-		errs = append(errs, errors.New("webhook_timeout: must be a positive duration"))
-	}
 	return errors.Join(errs...)
 }
 
-// Client is the sender of the configured webhook; nil without WebhookURL.
-func (c Config) Client() (*Client, error) {
+// Client is the sender of the configured webhook, whose POSTs count as
+// failed after timeout (jobs.send_timeout); nil without WebhookURL.
+func (c Config) Client(timeout time.Duration) (*Client, error) {
 	if c.WebhookURL == "" {
 		return nil, nil
 	}
-	return New(c.WebhookURL, []byte(c.WebhookSecret), c.WebhookTimeout)
+	return New(c.WebhookURL, []byte(c.WebhookSecret), timeout)
 }
 
 // Client posts events to one webhook URL. It is a pairing.EventSender.

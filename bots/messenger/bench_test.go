@@ -26,7 +26,7 @@ import (
 func BenchmarkWebhookIngestion(b *testing.B) {
 	st := storetest.SQLite(b)
 	e := newEnv(b)
-	e.hub.inbox = pairing.NewInboundWorker(st, pairing.InboundConfig{})
+	e.hub.inbox = pairing.NewInboundWorker(st, pairing.InboundWorkerConfig{})
 	srv := httptest.NewServer(e.hub.WebhookHandler())
 	defer srv.Close()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}

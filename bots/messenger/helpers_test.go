@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -19,7 +18,6 @@ import (
 	"github.com/pairingd/pairingd/bots/messenger/fbfake"
 	"github.com/pairingd/pairingd/pairing"
 	"github.com/pairingd/pairingd/pairing/pairingtest"
-	"github.com/pairingd/pairingd/store"
 	"github.com/pairingd/pairingd/store/storetest"
 	"github.com/pairingd/pairingd/templates"
 )
@@ -73,7 +71,7 @@ type env struct {
 	hub     *Hub
 	threads ThreadState
 	logs    *syncBuffer
-	inbound *faultyInbound
+	inbound *storetest.FaultyInbound
 	worker  *pairing.InboundWorker
 	obs     *pairingtest.Observer // what the hub reported it sent
 }
@@ -116,8 +114,8 @@ func newEnvThreads(t testing.TB, threads ThreadState, opts ...envOption) *env {
 		Threads:              e.threads,
 		HandleTimeout:        5 * time.Second,
 	}
-	e.inbound = &faultyInbound{Store: e.store.Store}
-	e.worker = pairing.NewInboundWorker(e.inbound, pairing.InboundConfig{Clock: e.clock, Logger: log})
+	e.inbound = storetest.NewFaultyInbound(t, e.store.Store)
+	e.worker = pairing.NewInboundWorker(e.inbound, pairing.InboundWorkerConfig{Clock: e.clock, Logger: log})
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -213,50 +211,4 @@ func wantErr(t *testing.T, err, target error) {
 	if !errors.Is(err, target) {
 		t.Fatalf("want %v, got %v", target, err)
 	}
-}
-
-// faultyInbound is the real inbound queue with one fault: FailWith, when
-// set, is what storing returns (the database down). It remembers the keys
-// stored, so a test can read their rows back.
-type faultyInbound struct {
-	*store.Store
-	mu       sync.Mutex
-	FailWith error
-	keys     []pairing.InboundEvent
-}
-
-func (f *faultyInbound) EnqueueInbound(ctx context.Context, evs []pairing.InboundEvent, now time.Time) (int, error) {
-	f.mu.Lock()
-	fail := f.FailWith
-	f.mu.Unlock()
-	if fail != nil {
-		return 0, fail
-	}
-	n, err := f.Store.EnqueueInbound(ctx, evs, now)
-	if err == nil {
-		f.mu.Lock()
-		for _, ev := range evs {
-			if !slices.ContainsFunc(f.keys, func(k pairing.InboundEvent) bool { return k.Source == ev.Source && k.Key == ev.Key }) {
-				f.keys = append(f.keys, ev)
-			}
-		}
-		f.mu.Unlock()
-	}
-	return n, err
-}
-
-// Rows reads back every stored row, in the order first stored.
-func (f *faultyInbound) Rows() []pairing.InboundItem {
-	f.mu.Lock()
-	keys := slices.Clone(f.keys)
-	f.mu.Unlock()
-	var out []pairing.InboundItem
-	for _, k := range keys {
-		it, err := f.InboundByKey(context.Background(), k.Source, k.Key)
-		if err != nil {
-			panic(err)
-		}
-		out = append(out, it)
-	}
-	return out
 }

@@ -223,11 +223,11 @@ func TestFailedEventIsRetried(t *testing.T) {
 	}
 
 	// The database down: 500, nothing stored, so Meta delivers again.
-	e.inbound.FailWith = errors.New("database down")
+	e.inbound.FailEnqueue(errors.New("database down"))
 	if rec := e.post(secretA, fbfake.Delivery(pageA, fbfake.Text("5003", "m.db", "status"))); rec.Code != 500 {
 		t.Fatalf("database down: %d", rec.Code)
 	}
-	e.inbound.FailWith = nil
+	e.inbound.FailEnqueue(nil)
 	if rec := e.post(secretA, fbfake.Delivery(pageA, fbfake.Text("5003", "m.db", "status"))); rec.Code != 200 || e.last().RecipientID != "5003" {
 		t.Fatalf("after recovery: %d", rec.Code)
 	}

@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
-	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -67,7 +66,7 @@ type env struct {
 	wrap func(Pairing) Pairing
 
 	// inbound and worker are the inbound intake of both modes.
-	inbound *faultyInbound
+	inbound *storetest.FaultyInbound
 	worker  *pairing.InboundWorker
 
 	mu     sync.Mutex
@@ -112,8 +111,8 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.inbound = &faultyInbound{Store: e.store}
-	e.worker = pairing.NewInboundWorker(e.inbound, pairing.InboundConfig{Clock: e.clock, Logger: log})
+	e.inbound = storetest.NewFaultyInbound(t, e.store)
+	e.worker = pairing.NewInboundWorker(e.inbound, pairing.InboundWorkerConfig{Clock: e.clock, Logger: log})
 	e.cfg = Config{Name: chName, Token: token, APIEndpoint: e.tg.Endpoint(), PollTimeout: 2 * time.Second}
 	for _, o := range opts {
 		o(e)
@@ -200,7 +199,7 @@ func (e *env) idle() {
 	// An update that failed is due again after the intake's backoff: step
 	// the clock (ten minutes at most) until every update is done.
 	for range 600 {
-		if !e.inbound.pending() {
+		if !e.inbound.Pending() {
 			return
 		}
 		e.clock.Advance(time.Second)
@@ -298,57 +297,6 @@ func wantErr(t testing.TB, err, target error) {
 	if !errors.Is(err, target) {
 		t.Fatalf("want %v, got %v", target, err)
 	}
-}
-
-// faultyInbound is the real inbound queue with one fault: FailWith, when
-// set, is what storing returns (the database down). It remembers the keys
-// stored, so a test can read their rows back.
-type faultyInbound struct {
-	*store.Store
-	mu       sync.Mutex
-	FailWith error
-	keys     []pairing.InboundEvent
-}
-
-func (f *faultyInbound) EnqueueInbound(ctx context.Context, evs []pairing.InboundEvent, now time.Time) (int, error) {
-	f.mu.Lock()
-	fail := f.FailWith
-	f.mu.Unlock()
-	if fail != nil {
-		return 0, fail
-	}
-	n, err := f.Store.EnqueueInbound(ctx, evs, now)
-	if err == nil {
-		f.mu.Lock()
-		for _, ev := range evs {
-			if !slices.ContainsFunc(f.keys, func(k pairing.InboundEvent) bool { return k.Source == ev.Source && k.Key == ev.Key }) {
-				f.keys = append(f.keys, ev)
-			}
-		}
-		f.mu.Unlock()
-	}
-	return n, err
-}
-
-// Rows reads back every stored row, in the order first stored.
-func (f *faultyInbound) Rows() []pairing.InboundItem {
-	f.mu.Lock()
-	keys := slices.Clone(f.keys)
-	f.mu.Unlock()
-	var out []pairing.InboundItem
-	for _, k := range keys {
-		it, err := f.InboundByKey(context.Background(), k.Source, k.Key)
-		if err != nil {
-			panic(err)
-		}
-		out = append(out, it)
-	}
-	return out
-}
-
-// pending tells whether a stored update is neither handled nor given up.
-func (f *faultyInbound) pending() bool {
-	return slices.ContainsFunc(f.Rows(), func(it pairing.InboundItem) bool { return it.DoneAt.IsZero() && it.FailedAt.IsZero() })
 }
 
 func (e *env) siteEvents() []pairing.SiteEvent {

@@ -216,7 +216,7 @@ func TestFailedUpdateIsTakenAgainThenGivenUp(t *testing.T) {
 	}
 	e.clock.Advance(time.Hour)
 	e.drain()
-	if e.inbound.pending() || !strings.Contains(e.logs.String(), "giving up on an event after its max age") {
+	if e.inbound.Pending() || !strings.Contains(e.logs.String(), "giving up on an event after its max age") {
 		t.Fatal("poison update not given up")
 	}
 	fl.fails.Store(0)

@@ -177,7 +177,7 @@ func TestWebhookDuplicatesAndRetries(t *testing.T) {
 		t.Fatalf("%d PINs issued", issued)
 	}
 	// The database down: 500, so Telegram delivers again.
-	e.inbound.FailWith = pairing.ErrUnavailable
+	e.inbound.FailEnqueue(pairing.ErrUnavailable)
 	other := strings.Replace(loginUpdate, `"update_id":700`, `"update_id":701`, 1)
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, webhookRequest(e.bot.secret, []byte(other)))

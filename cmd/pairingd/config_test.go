@@ -197,18 +197,22 @@ func TestMisspelledKeysNameTheNearest(t *testing.T) {
 		want string
 	}{
 		{write("server:\n  listn: x\n"), nil, `unknown key "server.listn" (did you mean "server.listen"?)`},
-		{write("jobs:\n  notify:\n    send_timout: 1s\n"), nil, `unknown key "jobs.notify.send_timout" (did you mean "jobs.notify.send_timeout"?)`},
+		{write("jobs:\n  send_timout: 1s\n"), nil, `unknown key "jobs.send_timout" (did you mean "jobs.send_timeout"?)`},
 		{write("channels:\n  - name: tg\n    type: telegram\n    tokn: x\n"), nil, `unknown key "channels[0].tokn" (did you mean "channels[0].token"?)`},
 		{write("channels:\n  - name: fb\n    type: messenger\n    page_idd: x\n"), nil, `(did you mean "channels[0].page_id"?)`},
 		{write("pairing:\n  magic_link: true\n"), nil, `unknown key "pairing.magic_link" (dropped: pairing.magic_link_ttl above 0`},
 		{write("site:\n  link_url: https://x/{buid}\n"), nil, `unknown key "site.link_url" (moved to pairing.link_url)`},
-		{write("notify:\n  lease: 1m\n"), nil, `unknown key "notify.lease" (dropped: the lease is six times jobs.notify.send_timeout)`},
+		{write("notify:\n  lease: 1m\n"), nil, `unknown key "notify.lease" (dropped: the lease is six times jobs.send_timeout)`},
+		{write("site:\n  webhook_timeout: 5s\n"), nil, `unknown key "site.webhook_timeout" (moved to jobs.send_timeout, one bound for a send`},
+		{write("jobs:\n  inbound:\n    max_age: 2h\n"), nil, `unknown key "jobs.inbound.max_age" (dropped: an inbound event is given up 1h after it arrived)`},
+		{write("jobs:\n  notify:\n    max_age: 2h\n"), nil, `unknown key "jobs.notify.max_age" (moved to jobs.max_age, one give-up age`},
 		{write("colour: red\n"), nil, `unknown key "colour"`},
 		{"", map[string]string{"PAIRINGD_SERVER_LISTN": "x"}, "unknown environment variable PAIRINGD_SERVER_LISTN (did you mean PAIRINGD_SERVER_LISTEN?)"},
 		{"", map[string]string{"PAIRINGD_SERVER_LISTN_FILE": "x"}, "(did you mean PAIRINGD_SERVER_LISTEN_FILE?)"},
 		{"", map[string]string{"PAIRINGD_CHANNELS_0_NAME": "tg", "PAIRINGD_CHANNELS_0_TYPE": "telegram", "PAIRINGD_CHANNELS_0_TOKEN": "1:x", "PAIRINGD_CHANNELS_0_POLL_TIMOUT": "3s"},
 			"(did you mean PAIRINGD_CHANNELS_0_POLL_TIMEOUT?)"},
 		{"", map[string]string{"PAIRINGD_SITE_LINK_URL": "https://x/{buid}"}, "unknown environment variable PAIRINGD_SITE_LINK_URL (moved to pairing.link_url)"},
+		{"", map[string]string{"PAIRINGD_JOBS_SITE_EVENTS_MAX_AGE": "2h"}, "PAIRINGD_JOBS_SITE_EVENTS_MAX_AGE (moved to jobs.max_age, one give-up age for site events and notifications)"},
 		{"", map[string]string{"PAIRINGD_PAIRING_MAGIC_LINK": "true"}, "PAIRINGD_PAIRING_MAGIC_LINK (dropped: pairing.magic_link_ttl above 0 turns magic links on"},
 	}
 	for _, c := range cases {
@@ -247,7 +251,7 @@ func TestInvalidConfigNamesTheKey(t *testing.T) {
 		{"", map[string]string{"PAIRINGD_SERVER_AUTH_FAILURE_BURST": "-1"}, "server.auth_failure_rate_per_second/auth_failure_burst"},
 		{"", map[string]string{"PAIRINGD_SERVER_WEBHOOK_BODY_LIMIT": "10"}, "server.webhook_body_limit"},
 		{"", map[string]string{"PAIRINGD_SERVER_MAX_HEADER_BYTES": "10"}, "server.max_header_bytes"},
-		{"", map[string]string{"PAIRINGD_JOBS_NOTIFY_SEND_TIMEOUT": "0s"}, "jobs.notify.send_timeout"},
+		{"", map[string]string{"PAIRINGD_JOBS_SEND_TIMEOUT": "0s"}, "jobs.send_timeout"},
 		{write("server:\n  lisen: x\n"), nil, "lisen"},
 		{write("channels:\n  - name: tg\n    type: telegram\n"), nil, "channels[0].token"},
 		{write("channels:\n  - name: tg\n    type: telegram\n    token: \"1:x\"\n    mode: webhook\n"), nil, "server.public_url"},

@@ -2,7 +2,6 @@ package main
 
 import (
 	"reflect"
-	"sort"
 	"strings"
 )
 
@@ -27,16 +26,4 @@ func walkKeys(fn func(string)) {
 		}
 	}
 	walk(reflect.TypeOf(Config{}), "")
-}
-
-// configKeys are the distinct keys, for the count in the docs.
-func configKeys() []string {
-	seen := map[string]bool{}
-	walkKeys(func(p string) { seen[p] = true })
-	var out []string
-	for k := range seen {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

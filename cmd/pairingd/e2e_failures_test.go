@@ -74,7 +74,7 @@ func waitFor(t *testing.T, in *instance, what string, cond func() bool) {
 func TestBinaryMessagesFailedAndRetry(t *testing.T) {
 	tg := tgfake.New(t, "123456:AAE-failures-token-part")
 	dir := t.TempDir()
-	env := telegramEnv(dir, tg, "PAIRINGD_JOBS_POLL_INTERVAL=100ms", "PAIRINGD_JOBS_NOTIFY_MAX_AGE=2s")
+	env := telegramEnv(dir, tg, "PAIRINGD_JOBS_POLL_INTERVAL=100ms", "PAIRINGD_JOBS_MAX_AGE=2s")
 	key := lastLine(cli(t, dir, env, "keys", "create", "--name", "site"))
 	in := start(t, dir, env)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -118,7 +118,7 @@ func TestBinaryMessagesFailedAndRetry(t *testing.T) {
 	}
 	deliveryID := row[1]
 
-	// notify.max_age (2s) passes: a retry must still be sent.
+	// jobs.max_age (2s) passes: a retry must still be sent.
 	time.Sleep(time.Until(accepted.Add(2500 * time.Millisecond)))
 	out2 := cli(t, dir, env, "messages", "retry", deliveryID)
 	if !strings.Contains(out2, "delivery "+deliveryID+" (message ") || !strings.Contains(out2, "queued again") {

@@ -727,7 +727,7 @@ func TestBinaryInstancesNotifyKill9(t *testing.T) {
 	m := startTwoInstances(t, false,
 		"PAIRINGD_CHANNELS_0_RATE_PER_SECOND=20",
 		"PAIRINGD_CHANNELS_0_PER_CHAT_INTERVAL=50ms",
-		"PAIRINGD_JOBS_NOTIFY_SEND_TIMEOUT=1s",
+		"PAIRINGD_JOBS_SEND_TIMEOUT=1s",
 		"PAIRINGD_JOBS_WORKERS="+strconv.Itoa(parallel),
 	)
 	const users, perUser = 10, 20

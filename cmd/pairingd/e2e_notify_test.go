@@ -23,7 +23,7 @@ func TestBinaryNotifySurvivesKill9(t *testing.T) {
 	env := telegramEnv(dir, tg,
 		"PAIRINGD_CHANNELS_0_RATE_PER_SECOND=20",
 		"PAIRINGD_CHANNELS_0_PER_CHAT_INTERVAL=50ms",
-		"PAIRINGD_JOBS_NOTIFY_SEND_TIMEOUT=1s",
+		"PAIRINGD_JOBS_SEND_TIMEOUT=1s",
 		"PAIRINGD_JOBS_POLL_INTERVAL=100ms",
 	)
 	key := lastLine(cli(t, dir, env, "keys", "create", "--name", "site"))

@@ -11,7 +11,7 @@ import (
 
 // inboundWorker builds the process's inbound worker over the store.
 func inboundWorker(cfg Config, st *store.Store, log *slog.Logger) *pairing.InboundWorker {
-	return pairing.NewInboundWorker(st, cfg.Jobs.InboundWorker(log.With("component", "inbound")))
+	return pairing.NewInboundWorker(st, cfg.Jobs.InboundWorkerConfig(log.With("component", "inbound")))
 }
 
 // inboundPruneLoop drops handled and given-up inbound events older than

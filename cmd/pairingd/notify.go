@@ -5,6 +5,6 @@ import (
 )
 
 // notifyWorker builds the outbox worker that serve runs in the background.
-func notifyWorker(cfg Config, svc *pairing.Service) (*pairing.Worker, error) {
-	return svc.NewWorker(cfg.Jobs.Worker())
+func notifyWorker(cfg Config, svc *pairing.Service) (*pairing.NotificationWorker, error) {
+	return svc.NewNotificationWorker(cfg.Jobs.NotificationWorkerConfig())
 }

@@ -13,15 +13,15 @@ import (
 // webhook; nil when site.webhook_url is not set (events are then only
 // polled with GET /v1/events).
 func siteEventsJob(cfg Config, st *store.Store, log *slog.Logger, obs pairing.Observer) (func(context.Context) error, error) {
-	client, err := cfg.Site.Client()
+	client, err := cfg.Site.Client(cfg.Jobs.SendTimeout)
 	if err != nil {
 		return nil, errors.New("site events: " + err.Error())
 	}
 	if client == nil {
 		return nil, nil
 	}
-	d := pairing.NewDispatcher(st, client, cfg.Jobs.Dispatcher(cfg.Site.WebhookTimeout, log.With("job", "site_events")))
+	d := pairing.NewSiteEventWorker(st, client, cfg.Jobs.SiteEventWorkerConfig(log.With("job", "site_events")))
 	d.Observe(obs)
-	log.Info("site events webhook on", "max_age", cfg.Jobs.SiteEvents.MaxAge) // never the URL: it may hold a credential
+	log.Info("site events webhook on", "max_age", cfg.Jobs.MaxAge) // never the URL: it may hold a credential
 	return d.Run, nil
 }

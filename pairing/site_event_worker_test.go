@@ -81,7 +81,7 @@ type dispatchEnv struct {
 	store  *store.Store
 	clock  *pairingtest.Clock
 	sender *fakeSender
-	d      *pairing.Dispatcher
+	d      *pairing.SiteEventWorker
 }
 
 // newDispatchEnv writes one event per user (ids from 1) to a real store.
@@ -93,7 +93,7 @@ func newDispatchEnv(t *testing.T, st *store.Store, users ...string) *dispatchEnv
 		}
 	}
 	s := &fakeSender{clock: clk, fails: map[int64]int{}}
-	d := pairing.NewDispatcher(st, s, pairing.DispatcherConfig{Clock: clk, Owner: "test", Lease: time.Minute, Grace: 50 * time.Millisecond})
+	d := pairing.NewSiteEventWorker(st, s, pairing.SiteEventWorkerConfig{Clock: clk, Owner: "test", Lease: time.Minute, Grace: 50 * time.Millisecond})
 	return &dispatchEnv{t: t, store: st, clock: clk, sender: s, d: d}
 }
 
@@ -114,7 +114,7 @@ func (e *dispatchEnv) state(id int64) pairing.OutboxEvent {
 	return ev
 }
 
-func TestDispatcherRetriesInOrderPerUser(t *testing.T) {
+func TestSiteEventWorkerRetriesInOrderPerUser(t *testing.T) {
 	t.Parallel()
 	storetest.Engines(t, func(t *testing.T, st *store.Store) {
 		e := newDispatchEnv(t, st, "U", "U", "U", "V", "")
@@ -159,7 +159,7 @@ func TestDispatcherRetriesInOrderPerUser(t *testing.T) {
 	})
 }
 
-func TestDispatcherGivesUpAfter24h(t *testing.T) {
+func TestSiteEventWorkerGivesUpAfter24h(t *testing.T) {
 	t.Parallel()
 	storetest.Engines(t, func(t *testing.T, st *store.Store) {
 		e := newDispatchEnv(t, st, "U", "U")
@@ -198,7 +198,7 @@ func TestDispatcherGivesUpAfter24h(t *testing.T) {
 	})
 }
 
-func TestDispatcherStopsOnGone(t *testing.T) {
+func TestSiteEventWorkerStopsOnGone(t *testing.T) {
 	t.Parallel()
 	storetest.Engines(t, func(t *testing.T, st *store.Store) {
 		e := newDispatchEnv(t, st, "U", "U")
@@ -215,7 +215,7 @@ func TestDispatcherStopsOnGone(t *testing.T) {
 	})
 }
 
-func TestDispatcherShutdownReleasesClaims(t *testing.T) {
+func TestSiteEventWorkerShutdownReleasesClaims(t *testing.T) {
 	t.Parallel()
 	storetest.Engines(t, func(t *testing.T, st *store.Store) {
 		e := newDispatchEnv(t, st, "U")

@@ -39,8 +39,8 @@ type EventSender interface {
 // ErrEventRejected is the site saying "never send this again" (410 Gone).
 var ErrEventRejected = errors.New("site rejected the event permanently")
 
-// DispatcherConfig tunes a Dispatcher. Zero values take the defaults.
-type DispatcherConfig struct {
+// SiteEventWorkerConfig tunes a SiteEventWorker. Zero values take the defaults.
+type SiteEventWorkerConfig struct {
 	Policy RetryPolicy
 	// Lease is how long a claim holds an event; longer than a send may
 	// take (the sender's timeout), so a live send never loses its claim.
@@ -55,26 +55,25 @@ type DispatcherConfig struct {
 	// Grace is how long sends in flight may finish after Run's context
 	// ends; then they are abandoned and their events released.
 	Grace time.Duration
-	// Owner names this dispatcher in claims; empty: random.
+	// Owner names this worker in claims; empty: random.
 	Owner  string
 	Clock  Clock
 	Rand   io.Reader
 	Logger *slog.Logger
 }
 
-// Dispatcher sends the outbox's events to the site.
-type Dispatcher struct {
-	outbox EventOutbox
-	sender EventSender
-	cfg    DispatcherConfig
-	jobs   *runner[OutboxEvent]
-	obs    Observer
+// SiteEventWorker sends the outbox's events to the site.
+type SiteEventWorker struct {
+	outbox   EventOutbox
+	sender   EventSender
+	cfg      SiteEventWorkerConfig
+	jobs     *runner[OutboxEvent]
+	outcomes *leasedQueue
 }
 
-// NewDispatcher builds a dispatcher over an outbox and a sender.
-func NewDispatcher(outbox EventOutbox, sender EventSender, cfg DispatcherConfig) *Dispatcher {
-	// The default lease is that of a sender with a 10s timeout.
-	def := DefaultJobsConfig().Dispatcher(10*time.Second, nil)
+// NewSiteEventWorker builds a worker over an outbox and a sender.
+func NewSiteEventWorker(outbox EventOutbox, sender EventSender, cfg SiteEventWorkerConfig) *SiteEventWorker {
+	def := DefaultJobsConfig().SiteEventWorkerConfig(nil)
 	if cfg.Policy == (RetryPolicy{}) {
 		cfg.Policy = def.Policy
 	}
@@ -84,19 +83,12 @@ func NewDispatcher(outbox EventOutbox, sender EventSender, cfg DispatcherConfig)
 	if cfg.Workers <= 0 {
 		cfg.Workers = def.Workers
 	}
-	if cfg.Clock == nil {
-		cfg.Clock = SystemClock{}
-	}
-	if cfg.Rand == nil {
-		cfg.Rand = CryptoRand
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Owner == "" {
-		cfg.Owner = newOwner()
-	}
-	d := &Dispatcher{outbox: outbox, sender: sender, cfg: cfg, obs: NopObserver{}}
+	workerDefaults(&cfg.Clock, &cfg.Rand, &cfg.Logger, &cfg.Owner)
+	d := &SiteEventWorker{outbox: outbox, sender: sender, cfg: cfg, outcomes: &leasedQueue{
+		queue: QueueSiteEvents, name: "site events", owner: cfg.Owner, policy: cfg.Policy, clock: cfg.Clock, rand: cfg.Rand,
+		obs: NopObserver{}, permanent: func(err error) bool { return errors.Is(err, ErrEventRejected) },
+		finish: outbox.MarkSiteEventDelivered, retry: outbox.RetrySiteEvent, fail: outbox.FailSiteEvent,
+	}}
 	d.jobs = &runner[OutboxEvent]{
 		name: "site events", slots: cfg.Workers, poll: cfg.PollInterval, grace: cfg.Grace, log: cfg.Logger,
 		claim: func(ctx context.Context, limit int) ([]OutboxEvent, error) {
@@ -113,17 +105,17 @@ func NewDispatcher(outbox EventOutbox, sender EventSender, cfg DispatcherConfig)
 // claiming more when one is done and every PollInterval. Sends in flight
 // when ctx ends get Grace, then are abandoned and their events released
 // for the next start.
-func (d *Dispatcher) Run(ctx context.Context) error { return d.jobs.run(ctx) }
+func (d *SiteEventWorker) Run(ctx context.Context) error { return d.jobs.run(ctx) }
 
-// Observe has the dispatcher report each try to o. Call it before Run.
-func (d *Dispatcher) Observe(o Observer) { d.obs = o }
+// Observe has the worker report each try to o. Call it before Run.
+func (d *SiteEventWorker) Observe(o Observer) { d.outcomes.obs = o }
 
 // RunOnce claims one batch (no more than Workers events), sends it (one
 // event per user at most, see Deliverable, so the sends run in parallel)
 // and records each result. It returns how many events it claimed.
-func (d *Dispatcher) RunOnce(ctx context.Context) (int, error) { return d.jobs.once(ctx) }
+func (d *SiteEventWorker) RunOnce(ctx context.Context) (int, error) { return d.jobs.once(ctx) }
 
-func (d *Dispatcher) send(ctx context.Context, e OutboxEvent) error {
+func (d *SiteEventWorker) send(ctx context.Context, e OutboxEvent) error {
 	body, err := EventBody(e.SiteEvent)
 	if err != nil {
 		return err
@@ -131,43 +123,8 @@ func (d *Dispatcher) send(ctx context.Context, e OutboxEvent) error {
 	return d.sender.SendEvent(ctx, e.SiteEvent, body)
 }
 
-// record stores the outcome of one send. interrupted (shutdown) releases
-// the claim so the next start sends it without waiting for the lease.
-func (d *Dispatcher) record(ctx context.Context, e OutboxEvent, err error, interrupted bool) {
+// record stores the outcome of one send (see leasedQueue.record).
+func (d *SiteEventWorker) record(ctx context.Context, e OutboxEvent, err error, interrupted bool) {
 	log := d.cfg.Logger.With("event_id", e.ID, "type", e.Type, "attempt", e.Attempts)
-	now := d.cfg.Clock.Now().UTC()
-	switch {
-	case interrupted:
-		d.obs.JobFinished(QueueSiteEvents, JobReleased)
-		if err := d.outbox.RetrySiteEvent(ctx, e.ID, d.cfg.Owner, now, "interrupted by shutdown"); err != nil {
-			log.Warn("site events: releasing a claim failed", "err", err)
-		}
-	case err == nil:
-		d.obs.JobFinished(QueueSiteEvents, JobDone)
-		if err := d.outbox.MarkSiteEventDelivered(ctx, e.ID, now); err != nil {
-			log.Warn("site events: recording a delivery failed; the event will be sent again", "err", err)
-			return
-		}
-		log.Debug("site event delivered")
-	case errors.Is(err, ErrEventRejected):
-		d.obs.JobFinished(QueueSiteEvents, JobFailed)
-		log.Warn("site events: the site rejected the event (410); not retrying", "err", err)
-		if err := d.outbox.FailSiteEvent(ctx, e.ID, d.cfg.Owner, now, clipError(err.Error())); err != nil {
-			log.Warn("site events: recording a failure failed", "err", err)
-		}
-	default:
-		next, giveUp := d.cfg.Policy.Next(e.CreatedAt, e.Attempts, now, d.cfg.Rand)
-		if giveUp {
-			d.obs.JobFinished(QueueSiteEvents, JobFailed)
-			log.Error("site events: giving up after the retry window", "err", err, "retry_for", d.cfg.Policy.RetryFor)
-			err = d.outbox.FailSiteEvent(ctx, e.ID, d.cfg.Owner, now, clipError(err.Error()))
-		} else {
-			d.obs.JobFinished(QueueSiteEvents, JobRetried)
-			log.Warn("site events: delivery failed; will retry", "err", err, "next_attempt_at", next)
-			err = d.outbox.RetrySiteEvent(ctx, e.ID, d.cfg.Owner, next, clipError(err.Error()))
-		}
-		if err != nil {
-			log.Warn("site events: recording a failure failed", "err", err)
-		}
-	}
+	d.outcomes.record(ctx, log, e.ID, e.CreatedAt, e.Attempts, err, interrupted)
 }

@@ -11,9 +11,9 @@ import (
 	"time"
 )
 
-// WorkerConfig tunes the outbox worker. Zero values take the defaults of
-// DefaultWorkerConfig.
-type WorkerConfig struct {
+// NotificationWorkerConfig tunes a NotificationWorker. Zero values take
+// the defaults of DefaultJobsConfig.
+type NotificationWorkerConfig struct {
 	// PollInterval is how often the outbox is looked at when idle (a
 	// message queued by this process wakes the worker at once).
 	PollInterval time.Duration
@@ -41,11 +41,8 @@ type WorkerConfig struct {
 	BackoffMax time.Duration
 }
 
-// DefaultWorkerConfig returns the defaults, those of DefaultJobsConfig.
-func DefaultWorkerConfig() WorkerConfig { return DefaultJobsConfig().Worker() }
-
-func (c WorkerConfig) withDefaults() WorkerConfig {
-	d := DefaultWorkerConfig()
+func (c NotificationWorkerConfig) withDefaults() NotificationWorkerConfig {
+	d := DefaultJobsConfig().NotificationWorkerConfig()
 	for _, p := range []struct{ v, d *time.Duration }{
 		{&c.PollInterval, &d.PollInterval}, {&c.Lease, &d.Lease}, {&c.SendTimeout, &d.SendTimeout},
 		{&c.MaxAge, &d.MaxAge}, {&c.BackoffMin, &d.BackoffMin}, {&c.BackoffMax, &d.BackoffMax},
@@ -67,11 +64,11 @@ func (c WorkerConfig) withDefaults() WorkerConfig {
 	return c
 }
 
-// Worker sends queued notifications. Several workers, in one process or
+// NotificationWorker sends queued notifications. Several workers, in one process or
 // in several instances sharing PostgreSQL, may run on one outbox.
-type Worker struct {
+type NotificationWorker struct {
 	svc    *Service
-	cfg    WorkerConfig
+	cfg    NotificationWorkerConfig
 	policy RetryPolicy
 	log    *slog.Logger
 	sleep  func(ctx context.Context, d time.Duration) error
@@ -84,22 +81,22 @@ type Worker struct {
 	chatFree map[int64]time.Time // lead id -> earliest start of its next send
 }
 
-// WorkerOption changes a Worker.
-type WorkerOption func(*Worker)
+// NotificationWorkerOption changes a NotificationWorker.
+type NotificationWorkerOption func(*NotificationWorker)
 
 // WithSleep replaces how the worker waits (tests step a fake clock).
-func WithSleep(f func(ctx context.Context, d time.Duration) error) WorkerOption {
-	return func(w *Worker) { w.sleep = f }
+func WithSleep(f func(ctx context.Context, d time.Duration) error) NotificationWorkerOption {
+	return func(w *NotificationWorker) { w.sleep = f }
 }
 
-// NewWorker builds a worker on the service's store, clock and randomness.
-func (s *Service) NewWorker(cfg WorkerConfig, opts ...WorkerOption) (*Worker, error) {
+// NewNotificationWorker builds a worker on the service's store, clock and randomness.
+func (s *Service) NewNotificationWorker(cfg NotificationWorkerConfig, opts ...NotificationWorkerOption) (*NotificationWorker, error) {
 	b, err := randomBytes(s.rand, 8)
 	if err != nil {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	w := &Worker{
+	w := &NotificationWorker{
 		svc: s, cfg: cfg, log: s.log.With("component", "outbox"),
 		policy: RetryPolicy{Initial: cfg.BackoffMin, Max: cfg.BackoffMax, RetryFor: cfg.MaxAge, MaxAttempts: cfg.MaxAttempts, Expires: true},
 		sleep:  sleepCtx, id: hex.EncodeToString(b),
@@ -123,20 +120,20 @@ func (s *Service) NewWorker(cfg WorkerConfig, opts ...WorkerOption) (*Worker, er
 }
 
 // Config returns the settings in force, defaults filled in.
-func (w *Worker) Config() WorkerConfig { return w.cfg }
+func (w *NotificationWorker) Config() NotificationWorkerConfig { return w.cfg }
 
 // Run sends due deliveries until ctx ends. Sends in flight then finish
 // (bounded by SendTimeout) and are recorded; deliveries claimed but not
 // started are handed back.
-func (w *Worker) Run(ctx context.Context) error { return w.jobs.run(ctx) }
+func (w *NotificationWorker) Run(ctx context.Context) error { return w.jobs.run(ctx) }
 
 // RunOnce claims one batch of due deliveries, sends them paced, records
 // the results, and returns how many it claimed.
-func (w *Worker) RunOnce(ctx context.Context) (int, error) { return w.jobs.once(ctx) }
+func (w *NotificationWorker) RunOnce(ctx context.Context) (int, error) { return w.jobs.once(ctx) }
 
 // claim takes up to limit due deliveries, the chats that may receive now
 // first.
-func (w *Worker) claim(ctx context.Context, limit int) ([]ClaimedDelivery, error) {
+func (w *NotificationWorker) claim(ctx context.Context, limit int) ([]ClaimedDelivery, error) {
 	claimed, err := w.svc.store.ClaimDeliveries(ctx, ClaimRequest{
 		Now: w.svc.now(), Lease: w.cfg.Lease, Limit: limit, Token: w.id + "-" + strconv.FormatInt(w.seq.Add(1), 10),
 	})
@@ -156,7 +153,7 @@ func (w *Worker) claim(ctx context.Context, limit int) ([]ClaimedDelivery, error
 // send in flight pauses the sends not started yet. A delivery that could
 // no longer be sent within its lease is handed back: another worker may
 // claim it any moment.
-func (w *Worker) admit(ctx context.Context, d ClaimedDelivery) error {
+func (w *NotificationWorker) admit(ctx context.Context, d ClaimedDelivery) error {
 	if err := ctx.Err(); err != nil {
 		return err // shutting down: hand back what has not started
 	}
@@ -186,7 +183,7 @@ func (w *Worker) admit(ctx context.Context, d ClaimedDelivery) error {
 	return nil
 }
 
-func (w *Worker) pacer(channel string, pace Pace) *pacer {
+func (w *NotificationWorker) pacer(channel string, pace Pace) *pacer {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	p, ok := w.pacers[channel]
@@ -203,7 +200,7 @@ func (w *Worker) pacer(channel string, pace Pace) *pacer {
 // deliver sends one claimed delivery. Its error is a *DeliveryError (or
 // one deliveryErrorOf reads as temporary); what a failure changes beyond
 // the delivery (the channel's pause, the lead's block) happens here.
-func (w *Worker) deliver(ctx context.Context, d ClaimedDelivery) error {
+func (w *NotificationWorker) deliver(ctx context.Context, d ClaimedDelivery) error {
 	if w.policy.expired(d.maxAgeFrom(), w.svc.now()) {
 		return &DeliveryError{Permanent: true, Reason: ReasonExpired, Detail: "not delivered within " + w.cfg.MaxAge.String()}
 	}
@@ -252,7 +249,7 @@ func (w *Worker) deliver(ctx context.Context, d ClaimedDelivery) error {
 // record stores the outcome of a send: delivered, failed for good, or
 // queued for a retry (the platform's retry_after plus up to 10 %, else
 // the policy's backoff) unless the policy gives up.
-func (w *Worker) record(ctx context.Context, d ClaimedDelivery, err error) {
+func (w *NotificationWorker) record(ctx context.Context, d ClaimedDelivery, err error) {
 	if err == nil {
 		w.finish(ctx, d, DeliveryResult{Status: DeliveryDelivered})
 		return
@@ -279,13 +276,13 @@ func (w *Worker) record(ctx context.Context, d ClaimedDelivery, err error) {
 }
 
 // release hands an unsent delivery back without counting the attempt.
-func (w *Worker) release(d ClaimedDelivery) {
+func (w *NotificationWorker) release(d ClaimedDelivery) {
 	w.finish(context.Background(), d, DeliveryResult{Status: DeliveryQueued, NextAttemptAt: w.svc.now(), Uncount: true})
 }
 
 // finish records a result; a final one writes its site event in the same
 // transaction.
-func (w *Worker) finish(ctx context.Context, d ClaimedDelivery, res DeliveryResult) {
+func (w *NotificationWorker) finish(ctx context.Context, d ClaimedDelivery, res DeliveryResult) {
 	ctx, cancel := context.WithTimeout(ctx, recordTimeout)
 	defer cancel()
 	var recorded bool

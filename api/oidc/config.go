@@ -72,8 +72,8 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// keyRetention is how long a retired signing key stays in the JWKS: every
+// KeyRetention is how long a retired signing key stays in the JWKS: every
 // token it signed has expired by then.
-func (c Config) keyRetention() time.Duration {
+func (c Config) KeyRetention() time.Duration {
 	return max(c.IDTokenTTL, c.AccessTokenTTL) + 5*time.Minute
 }

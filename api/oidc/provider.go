@@ -104,7 +104,7 @@ func New(issuer string, cfg Config, d Deps) (*Provider, error) {
 	now := func() time.Time { return d.Clock.Now().UTC() }
 	p.storage = &storage{
 		st: d.Store, cfg: cfg, now: now, random: randomID,
-		keys:   newKeyRing(d.Store, cfg.keyRetention(), now),
+		keys:   newKeyRing(d.Store, cfg.KeyRetention(), now),
 		claims: &claimer{st: d.Store, types: d.SignIns.ChannelType},
 	}
 	for _, ch := range d.Channels {

@@ -16,8 +16,8 @@ import (
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
-	"golang.org/x/text/language"
 
+	"github.com/pairingd/pairingd/api/webpage"
 	"github.com/pairingd/pairingd/pairing"
 	"github.com/pairingd/pairingd/templates"
 )
@@ -74,10 +74,10 @@ type Provider struct {
 	d         Deps
 	op        *op.Provider
 	storage   *storage
-	csrfKey   []byte
+	csrf      webpage.CSRF
+	cookies   webpage.Cookies
 	secure    bool
-	locales   []string
-	matcher   language.Matcher
+	locales   *webpage.Locales
 	chanNames []string
 }
 
@@ -100,7 +100,8 @@ func New(issuer string, cfg Config, d Deps) (*Provider, error) {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	p := &Provider{issuer: issuer, cfg: cfg, d: d, csrfKey: derive(d.Secret, "oidc csrf"), secure: u.Scheme == "https"}
+	secure := u.Scheme == "https"
+	p := &Provider{issuer: issuer, cfg: cfg, d: d, csrf: webpage.NewCSRF(derive(d.Secret, "oidc csrf")), cookies: webpage.Cookies{Secure: secure}, secure: secure}
 	now := func() time.Time { return d.Clock.Now().UTC() }
 	p.storage = &storage{
 		st: d.Store, cfg: cfg, now: now, random: randomID,
@@ -110,12 +111,10 @@ func New(issuer string, cfg Config, d Deps) (*Provider, error) {
 	for _, ch := range d.Channels {
 		p.chanNames = append(p.chanNames, ch.Name)
 	}
-	p.locales = d.Texts.Locales()
-	tags := make([]language.Tag, 0, len(p.locales))
-	for _, l := range p.locales {
-		tags = append(tags, language.MustParse(l))
+	if p.locales, err = webpage.NewLocales(d.Texts.Locales()); err != nil {
+		return nil, err
 	}
-	p.matcher = language.NewMatcher(tags)
+	tags := p.locales.Tags()
 
 	var key [32]byte
 	copy(key[:], derive(d.Secret, "oidc access tokens"))
@@ -161,7 +160,7 @@ func (p *Provider) Routes() []Route {
 		{http.MethodPost, pathEndSession, p.endSession(h), true},
 		{http.MethodGet, signInPath + "*", pages, true},
 		{http.MethodPost, signInPath + "*", pages, true},
-		{http.MethodGet, assetsPath + "*", http.HandlerFunc(p.serveAsset), true},
+		{http.MethodGet, assetsPath + "*", webpage.Assets(p.d.Assets), true},
 	}
 	return r
 }
@@ -182,7 +181,7 @@ func (p *Provider) endSession(next http.Handler) http.Handler {
 		if c, err := r.Cookie(sessionCookie); err == nil {
 			_ = p.d.Store.DeleteSession(r.Context(), hash(c.Value))
 		}
-		p.clearCookie(w, sessionCookie)
+		p.cookies.Clear(w, sessionCookie)
 		next.ServeHTTP(w, r)
 	})
 }

@@ -148,18 +148,18 @@ func (p *Provider) Routes() []Route {
 	h := p.op.HttpHandler()
 	pages := http.HandlerFunc(p.servePage)
 	r := []Route{
-		{http.MethodGet, pathDiscovery, h, false},
+		{http.MethodGet, pathDiscovery, p.discovery(h), false},
 		{http.MethodGet, pathKeys, h, false},
 		{http.MethodPost, pathToken, h, false},
 		{http.MethodGet, pathUserinfo, h, false},
 		{http.MethodPost, pathUserinfo, h, false},
 		{http.MethodPost, pathRevoke, h, false},
-		{http.MethodGet, pathAuthorize, h, true},
-		{http.MethodPost, pathAuthorize, h, true},
+		{http.MethodGet, pathAuthorize, p.withIssOnErrors(h), true},
+		{http.MethodPost, pathAuthorize, p.withIssOnErrors(h), true},
 		{http.MethodGet, pathEndSession, p.endSession(h), true},
 		{http.MethodPost, pathEndSession, p.endSession(h), true},
-		{http.MethodGet, signInPath + "*", pages, true},
-		{http.MethodPost, signInPath + "*", pages, true},
+		{http.MethodGet, signInPath + "*", p.withIssOnErrors(pages), true},
+		{http.MethodPost, signInPath + "*", p.withIssOnErrors(pages), true},
 		{http.MethodGet, assetsPath + "*", webpage.Assets(p.d.Assets), true},
 	}
 	return r

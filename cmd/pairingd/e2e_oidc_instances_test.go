@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -171,7 +172,7 @@ func TestBinaryOIDCTwoInstances(t *testing.T) {
 func tgCallback(updateID int, chat int64, messageID int, data string) []byte {
 	from := map[string]any{"id": chat, "is_bot": false, "first_name": "Ann", "language_code": "en"}
 	b, _ := json.Marshal(map[string]any{"update_id": updateID, "callback_query": map[string]any{
-		"id": "cb" + itoa(updateID), "from": from, "chat_instance": "ci" + itoa(int(chat)), "data": data,
+		"id": "cb" + strconv.Itoa(updateID), "from": from, "chat_instance": "ci" + strconv.FormatInt(chat, 10), "data": data,
 		"message": map[string]any{"message_id": messageID, "date": time.Now().Unix(), "chat": map[string]any{"id": chat, "type": "private"}},
 	}})
 	return b

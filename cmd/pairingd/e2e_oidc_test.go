@@ -146,8 +146,9 @@ func TestBinaryOIDCTelegram(t *testing.T) {
 		Methods []string `json:"code_challenge_methods_supported"`
 		Types   []string `json:"response_types_supported"`
 		EndSess string   `json:"end_session_endpoint"`
+		IssResp bool     `json:"authorization_response_iss_parameter_supported"`
 	}
-	if err := provider.Claims(&disc); err != nil || strings.Join(disc.Methods, ",") != "S256" || disc.EndSess == "" {
+	if err := provider.Claims(&disc); err != nil || strings.Join(disc.Methods, ",") != "S256" || disc.EndSess == "" || !disc.IssResp {
 		t.Fatalf("discovery %+v %v", disc, err)
 	}
 	conf := oauth2.Config{ClientID: rp.ClientID, ClientSecret: rp.ClientSecret, Endpoint: provider.Endpoint(), RedirectURL: rpCallback, Scopes: []string{oidc.ScopeOpenID, "profile"}}
@@ -304,7 +305,8 @@ func TestBinaryOIDCTelegram(t *testing.T) {
 	}
 	pubConf := oauth2.Config{ClientID: pub.ClientID, Endpoint: provider.Endpoint(), RedirectURL: rpCallback, Scopes: []string{oidc.ScopeOpenID}}
 	st, loc, _ = newBrowser(t).get(pubConf.AuthCodeURL("s"))
-	if st != http.StatusFound || !strings.HasPrefix(loc, rpCallback) || !strings.Contains(loc, "error=invalid_request") {
+	// An error response carries iss too (RFC 9207).
+	if st != http.StatusFound || !strings.HasPrefix(loc, rpCallback) || !strings.Contains(loc, "error=invalid_request") || !strings.Contains(loc, "iss="+url.QueryEscape(issuer)) {
 		t.Fatalf("public client without PKCE: %d %q", st, loc)
 	}
 

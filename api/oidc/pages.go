@@ -110,7 +110,7 @@ func (p *Provider) page(w http.ResponseWriter, r *http.Request, id string) {
 		p.finish(w, r, a, true)
 		return
 	case pairing.SignInDeclined:
-		p.message(w, r, http.StatusOK, "signin_declined", p.restartURL(r, a.rec.ClientID))
+		p.declined(w, r, a)
 		return
 	}
 	if s, ok := p.session(r); ok && !a.promptLogin() && a.sessionFresh(s.AuthTime, p.d.Clock.Now()) {
@@ -136,6 +136,23 @@ func (p *Provider) page(w http.ResponseWriter, r *http.Request, id string) {
 		return
 	}
 	p.render(w, r, http.StatusOK, "signin.html", p.pageData(r, a, pg))
+}
+
+// declined is the page after Cancel in the chat. Its button takes the
+// person back to the site with access_denied (through the cancel form),
+// so the site shows its own sign-in again instead of leaving a dead end.
+func (p *Provider) declined(w http.ResponseWriter, r *http.Request, a authRequest) {
+	req, err := p.d.SignIns.Status(r.Context(), a.rec.ID)
+	if err != nil {
+		p.message(w, r, http.StatusOK, "signin_declined", p.restartURL(r, a.rec.ClientID))
+		return
+	}
+	v := view{
+		p: p, Locale: p.locale(r, a.p.UILocales), Site: req.ClientName, Message: "signin_declined",
+		CancelURL: signInPath + a.rec.ID + "/cancel", CSRF: p.csrf.Token(cookieValue(r, browserCookie), a.rec.ID),
+		formOrigin: a.p.RedirectURI,
+	}
+	p.render(w, r, http.StatusOK, "signin_message.html", v)
 }
 
 // finish gives the browser its code: a redirect to the site with code,

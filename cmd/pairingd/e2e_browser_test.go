@@ -357,6 +357,9 @@ func TestBrowserSignIn(t *testing.T) {
 			if got := b.text(`a.button[data-channel="telegram"]`); got != "Open Telegram" {
 				t.Fatalf("button %q", got)
 			}
+			if got := b.text("#hint-js"); !strings.Contains(got, "continues by itself") {
+				t.Fatalf("hint with JavaScript %q", got)
+			}
 			token, match := signInOpened(b)
 			c.shot(b, "signin-en")
 			chat++
@@ -379,6 +382,12 @@ func TestBrowserSignIn(t *testing.T) {
 		if got := b.text(`a.button[data-channel="telegram"]`); got != "Ouvrir Telegram" {
 			t.Fatalf("French button %q", got)
 		}
+		// The hint asks for Continue; the one about going on by itself
+		// stays hidden without script.
+		if got := b.text("#hint-nojs"); got != "Après avoir confirmé dans le chat, appuyez sur Continuer." {
+			t.Fatalf("hint without JavaScript %q", got)
+		}
+		b.do("the script's hint stays hidden", chromedp.WaitNotVisible(chromedp.ID("hint-js")))
 		c.shot(b, "signin-nojs-fr")
 		chat++
 		chatAnswers(ctx, t, tg, chat, token, match, 0)
@@ -389,8 +398,8 @@ func TestBrowserSignIn(t *testing.T) {
 		b.do("press Continue", chromedp.Click(chromedp.ID("continue")), chromedp.WaitVisible(chromedp.ID("welcome")))
 	})
 
-	// Russian at both widths; Cancel in the chat, and the page says so by
-	// itself.
+	// Russian at both widths; Cancel in the chat, the page says so by
+	// itself and offers the way back to the site.
 	for _, lang := range []string{"en", "ru"} {
 		for _, vp := range []viewport{phone, desktop} {
 			t.Run("declined-"+lang+"-"+vp.name, func(t *testing.T) {
@@ -410,7 +419,16 @@ func TestBrowserSignIn(t *testing.T) {
 				if got := b.text("#message"); got != want {
 					t.Fatalf("declined page says %q, want %q", got, want)
 				}
+				wantBack := map[string]string{"en": "Back to Shop", "ru": "Вернуться на Shop"}[lang]
+				if got := b.text("#back"); got != wantBack {
+					t.Fatalf("back button %q, want %q", got, wantBack)
+				}
 				c.shot(b, "declined-"+lang)
+				// Back to the site, which hears access_denied.
+				b.do("press Back", chromedp.Click(chromedp.ID("back")), chromedp.WaitVisible(chromedp.ID("rp-error")))
+				if got := b.text("#rp-error"); got != "error: access_denied" {
+					t.Fatalf("the site got %q", got)
+				}
 			})
 		}
 	}

@@ -28,18 +28,23 @@ type Config struct {
 	LinkWindow time.Duration `yaml:"link_window"`
 	// PollInterval is how often the page asks whether the chat confirmed.
 	PollInterval time.Duration `yaml:"poll_interval"`
+	// SigningAlgorithm signs ID tokens: RS256 (every relying party's
+	// default) or ES256 (much cheaper to sign; the relying party must be
+	// told to expect it).
+	SigningAlgorithm string `yaml:"signing_algorithm"`
 }
 
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
 	return Config{
-		CodeTTL:        time.Minute,
-		RequestTTL:     10 * time.Minute,
-		AccessTokenTTL: time.Hour,
-		IDTokenTTL:     time.Hour,
-		SessionTTL:     24 * time.Hour,
-		LinkWindow:     10 * time.Minute,
-		PollInterval:   2 * time.Second,
+		CodeTTL:          time.Minute,
+		RequestTTL:       10 * time.Minute,
+		AccessTokenTTL:   time.Hour,
+		IDTokenTTL:       time.Hour,
+		SessionTTL:       24 * time.Hour,
+		LinkWindow:       10 * time.Minute,
+		PollInterval:     2 * time.Second,
+		SigningAlgorithm: AlgRS256,
 	}
 }
 
@@ -69,6 +74,9 @@ func (c Config) Validate() error {
 	}
 	if c.PollInterval < 500*time.Millisecond {
 		bad("poll_interval", "must be at least 500ms")
+	}
+	if c.SigningAlgorithm != AlgRS256 && c.SigningAlgorithm != AlgES256 {
+		bad("signing_algorithm", "must be RS256 or ES256")
 	}
 	return errors.Join(errs...)
 }

@@ -1,7 +1,6 @@
 package oidc
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -105,7 +104,7 @@ func New(issuer string, cfg Config, d Deps) (*Provider, error) {
 	now := func() time.Time { return d.Clock.Now().UTC() }
 	p.storage = &storage{
 		st: d.Store, cfg: cfg, now: now, random: randomID,
-		keys:   newKeyRing(d.Store, cfg.KeyRetention(), now),
+		keys:   newKeyRing(d.Store, cfg.SigningAlgorithm, cfg.KeyRetention(), now),
 		claims: &claimer{st: d.Store, types: d.SignIns.ChannelType},
 	}
 	for _, ch := range d.Channels {
@@ -184,11 +183,6 @@ func (p *Provider) endSession(next http.Handler) http.Handler {
 		p.cookies.Clear(w, sessionCookie)
 		next.ServeHTTP(w, r)
 	})
-}
-
-// RotateKey is the signing-keys rotate command's work.
-func RotateKey(ctx context.Context, st KeyStore, clock pairing.Clock) (string, error) {
-	return RotateSigningKey(ctx, st, clock.Now().UTC())
 }
 
 func derive(secret []byte, purpose string) []byte {

@@ -24,7 +24,7 @@ type Store interface {
 	AuthRequest(ctx context.Context, id string) (store.AuthRequestRecord, error)
 	BindBrowser(ctx context.Context, id string, hash []byte) (bool, error)
 	SetAuthCode(ctx context.Context, id string, codeHash []byte, expires time.Time) error
-	SpendAuthCode(ctx context.Context, codeHash []byte, now, keepUntil time.Time) (store.AuthRequestRecord, bool, error)
+	SpendAuthCodeIssuing(ctx context.Context, codeHash []byte, now, keepUntil time.Time, issue func(store.AuthRequestRecord) (store.AccessTokenRecord, error)) (store.AuthRequestRecord, bool, error)
 	CreateAccessToken(ctx context.Context, t store.AccessTokenRecord) error
 	AccessToken(ctx context.Context, hash []byte) (store.AccessTokenRecord, error)
 	DeleteAccessToken(ctx context.Context, hash []byte) error
@@ -110,10 +110,27 @@ func (s *storage) AuthRequestByID(ctx context.Context, id string) (op.AuthReques
 }
 
 // AuthRequestByCode spends the code: one exchange per code. A replay gets
-// invalid_grant and revokes what the first exchange issued.
+// invalid_grant and revokes what the first exchange issued. The access
+// token the exchange answers with is stored in the same transaction as
+// the spend (CreateAccessToken then hands it out), so an exchange costs
+// one write.
 func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
 	now := s.now()
-	rec, spent, err := s.st.SpendAuthCode(ctx, hash(code), now, now.Add(s.cfg.AccessTokenTTL))
+	token, err := s.random("")
+	if err != nil {
+		return nil, err
+	}
+	var issued authRequest
+	issue := func(rec store.AuthRequestRecord) (store.AccessTokenRecord, error) {
+		a, err := requestOf(rec)
+		if err != nil {
+			return store.AccessTokenRecord{}, err
+		}
+		issued = a
+		return store.AccessTokenRecord{Hash: hash(token), RequestID: rec.ID, ClientID: rec.ClientID, Subject: rec.Subject,
+			Scopes: a.p.Scopes, ExpiresAt: now.Add(s.cfg.AccessTokenTTL), CreatedAt: now}, nil
+	}
+	rec, spent, err := s.st.SpendAuthCodeIssuing(ctx, hash(code), now, now.Add(s.cfg.AccessTokenTTL), issue)
 	if errors.Is(err, pairing.ErrNotFound) {
 		return nil, errNotFound{"code"}
 	}
@@ -123,7 +140,11 @@ func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRe
 	if !spent || rec.Status != pairing.SignInConfirmed {
 		return nil, oidc.ErrInvalidGrant().WithDescription("the code was used or has expired")
 	}
-	return requestOf(rec)
+	if issued.rec.ID != rec.ID {
+		return nil, errors.New("oidc: a spent code's access token was not stored")
+	}
+	issued.accessToken, issued.accessTokenExpiry = token, now.Add(s.cfg.AccessTokenTTL)
+	return issued, nil
 }
 
 // SaveAuthCode is not used: the sign-in pages make codes themselves (to
@@ -137,6 +158,9 @@ func (s *storage) SaveAuthCode(ctx context.Context, id, code string) error {
 func (s *storage) DeleteAuthRequest(context.Context, string) error { return nil }
 
 func (s *storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
+	if a, ok := req.(authRequest); ok && a.accessToken != "" {
+		return a.accessToken, a.accessTokenExpiry, nil // stored with the code's spend
+	}
 	id, err := s.random("")
 	if err != nil {
 		return "", time.Time{}, err
@@ -197,7 +221,7 @@ func (s *storage) GetRefreshTokenInfo(context.Context, string, string) (string, 
 func (s *storage) SigningKey(ctx context.Context) (op.SigningKey, error) { return s.keys.current(ctx) }
 
 func (s *storage) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorithm, error) {
-	return []jose.SignatureAlgorithm{keyAlgorithm}, nil
+	return []jose.SignatureAlgorithm{s.keys.alg}, nil
 }
 
 func (s *storage) KeySet(ctx context.Context) ([]op.Key, error) { return s.keys.public(ctx) }

@@ -37,7 +37,7 @@ func mountSignIn(ctx context.Context, env channelEnv, deps *api.Deps) error {
 	if err != nil {
 		return err
 	}
-	if err := oidcapi.EnsureSigningKey(ctx, env.st, time.Now().UTC()); err != nil {
+	if err := oidcapi.EnsureSigningKey(ctx, env.st, time.Now().UTC(), cfg.OIDC.SigningAlgorithm); err != nil {
 		return err
 	}
 	p, err := oidcapi.New(cfg.Server.PublicURL, cfg.OIDC, oidcapi.Deps{

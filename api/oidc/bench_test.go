@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -209,6 +210,7 @@ func runClients(b *testing.B, unit string, do func(c *http.Client, i int) error)
 	c := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	began := time.Now()
 	var wg sync.WaitGroup
 	for range benchClients {
@@ -231,8 +233,22 @@ func runClients(b *testing.B, unit string, do func(c *http.Client, i int) error)
 	}
 	wg.Wait()
 	elapsed := time.Since(began)
+	cpu := cpuTime() - cpu0
 	b.StopTimer()
 	lat.report(b, elapsed, unit)
+	// CPU time of the whole process (server and clients) per request: on
+	// a shared machine the rate above depends on what else runs, this
+	// much less; two cores give at most 2s / cpu-ms requests a second.
+	b.ReportMetric(float64(cpu.Microseconds())/1000/float64(b.N), "cpu-ms/op")
+}
+
+// cpuTime is the user and system CPU time the process used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkTokenExchange: POST /oidc/token with a code, its PKCE

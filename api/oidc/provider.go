@@ -104,8 +104,9 @@ func New(issuer string, cfg Config, d Deps) (*Provider, error) {
 	now := func() time.Time { return d.Clock.Now().UTC() }
 	p.storage = &storage{
 		st: d.Store, cfg: cfg, now: now, random: randomID,
-		keys:   newKeyRing(d.Store, cfg.SigningAlgorithm, cfg.KeyRetention(), now),
-		claims: &claimer{st: d.Store, types: d.SignIns.ChannelType},
+		keys:    newKeyRing(d.Store, cfg.SigningAlgorithm, cfg.KeyRetention(), now),
+		claims:  &claimer{st: d.Store, types: d.SignIns.ChannelType},
+		clients: &clientCache{st: d.Store, now: now},
 	}
 	for _, ch := range d.Channels {
 		p.chanNames = append(p.chanNames, ch.Name)

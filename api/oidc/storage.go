@@ -40,12 +40,13 @@ type Store interface {
 
 // storage is op.Storage over Store.
 type storage struct {
-	st     Store
-	cfg    Config
-	keys   *keyRing
-	claims *claimer
-	now    func() time.Time
-	random func(prefix string) (string, error)
+	st      Store
+	cfg     Config
+	keys    *keyRing
+	claims  *claimer
+	clients *clientCache
+	now     func() time.Time
+	random  func(prefix string) (string, error)
 }
 
 var _ op.Storage = (*storage)(nil)
@@ -227,7 +228,7 @@ func (s *storage) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorith
 func (s *storage) KeySet(ctx context.Context) ([]op.Key, error) { return s.keys.public(ctx) }
 
 func (s *storage) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
-	c, err := s.st.OIDCClient(ctx, id)
+	c, err := s.clients.get(ctx, id)
 	if errors.Is(err, pairing.ErrNotFound) || err == nil && !c.RevokedAt.IsZero() {
 		return nil, errNotFound{"client"}
 	}
@@ -240,7 +241,7 @@ func (s *storage) GetClientByClientID(ctx context.Context, id string) (op.Client
 // AuthorizeClientIDSecret compares SHA-256 digests in constant time: the
 // secret is 256 random bits, so a fast hash is as strong as a slow one.
 func (s *storage) AuthorizeClientIDSecret(ctx context.Context, id, secret string) error {
-	c, err := s.st.OIDCClient(ctx, id)
+	c, err := s.clients.get(ctx, id)
 	if err != nil || !c.RevokedAt.IsZero() || c.Public || subtle.ConstantTimeCompare(c.SecretHash, hash(secret)) != 1 {
 		return oidc.ErrInvalidClient().WithDescription("client authentication failed")
 	}
@@ -254,7 +255,11 @@ func (s *storage) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, string,
 // SetUserinfoFromRequest fills the ID token's claims: profile, messengers
 // and site_user_id.
 func (s *storage) SetUserinfoFromRequest(ctx context.Context, u *oidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
-	return s.claims.fill(ctx, u, req.GetSubject(), scopes, true)
+	var known int64
+	if a, ok := req.(authRequest); ok && a.rec.Subject == req.GetSubject() {
+		known = a.rec.PersonID
+	}
+	return s.claims.fill(ctx, u, req.GetSubject(), known, scopes, true)
 }
 
 func (s *storage) SetUserinfoFromToken(ctx context.Context, u *oidc.UserInfo, tokenID, subject, _ string) error {
@@ -262,7 +267,7 @@ func (s *storage) SetUserinfoFromToken(ctx context.Context, u *oidc.UserInfo, to
 	if err != nil || rec.Subject != subject || !rec.ExpiresAt.After(s.now()) {
 		return oidc.ErrInvalidRequest().WithDescription("access token invalid or expired")
 	}
-	return s.claims.fill(ctx, u, subject, rec.Scopes, true)
+	return s.claims.fill(ctx, u, subject, 0, rec.Scopes, true)
 }
 
 func (s *storage) SetIntrospectionFromToken(context.Context, *oidc.IntrospectionResponse, string, string, string) error {

@@ -17,11 +17,15 @@ import (
 	"encoding/base64"
 	"errors"
 	"html/template"
+	"image"
+	"image/color"
+	"image/png"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/skip2/go-qrcode"
@@ -203,17 +207,59 @@ func (c Cookies) Clear(w http.ResponseWriter, name string) {
 	http.SetCookie(w, &http.Cookie{Name: name, Path: "/", MaxAge: -1, HttpOnly: true, Secure: c.Secure, SameSite: http.SameSiteLaxMode})
 }
 
-// QRSize is the side of a QR code image in pixels.
-const QRSize = 256
+// QRModulePixels is how many pixels wide one QR module is drawn. The
+// page scales the image up with crisp edges (CSS image-rendering), so a
+// small PNG is enough; drawing it at the displayed size cost most of a
+// page render.
+const QRModulePixels = 2
 
-// QRDataURI is a PNG QR code of link as a data: URI (the CSP allows data:
-// images); html/template would otherwise replace it as an unsafe URL.
+// pngBuffers reuses the PNG encoder's compressor (about a megabyte each)
+// between pages.
+var pngBuffers = &pngPool{}
+
+type pngPool struct{ p sync.Pool }
+
+func (pp *pngPool) Get() *png.EncoderBuffer {
+	b, _ := pp.p.Get().(*png.EncoderBuffer)
+	return b
+}
+
+func (pp *pngPool) Put(b *png.EncoderBuffer) { pp.p.Put(b) }
+
+// QRDataURI is a PNG QR code of link (with its quiet zone) as a data: URI
+// (the CSP allows data: images); html/template would otherwise replace it
+// as an unsafe URL.
 func QRDataURI(link string) (template.URL, error) {
-	png, err := qrcode.Encode(link, qrcode.Medium, QRSize)
+	q, err := qrcode.New(link, qrcode.Medium)
 	if err != nil {
 		return "", err
 	}
-	return template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png)), nil
+	bm := q.Bitmap()
+	side := len(bm) * QRModulePixels
+	img := image.NewPaletted(image.Rect(0, 0, side, side), color.Palette{color.White, color.Black})
+	for y, row := range bm {
+		for x, dark := range row {
+			if !dark {
+				continue
+			}
+			for dy := range QRModulePixels {
+				off := (y*QRModulePixels+dy)*img.Stride + x*QRModulePixels
+				for dx := range QRModulePixels {
+					img.Pix[off+dx] = 1
+				}
+			}
+		}
+	}
+	var b bytes.Buffer
+	b.WriteString("data:image/png;base64,")
+	enc := base64.NewEncoder(base64.StdEncoding, &b)
+	if err := (&png.Encoder{CompressionLevel: png.BestSpeed, BufferPool: pngBuffers}).Encode(enc, img); err != nil {
+		return "", err
+	}
+	if err := enc.Close(); err != nil {
+		return "", err
+	}
+	return template.URL(b.String()), nil
 }
 
 // Assets serves the pages' scripts and style sheets by base name from

@@ -317,6 +317,14 @@ func signInOpened(b *tab) (token, match string) {
 	if got := decodeQR(b.t, data); got != href {
 		b.t.Fatalf("QR code says %q, the button %q", got, href)
 	}
+	// And as the browser draws it, scaled up on the screen.
+	shot, err := chromedp.Run(b.ctx, chromedp.Screenshot(chromedp.CSS(`figure.qr img[data-channel="telegram"]`)))
+	if err != nil {
+		b.t.Fatalf("screenshot of the QR code: %v", err)
+	}
+	if got := decodeQR(b.t, base64.StdEncoding.EncodeToString(shot)); got != href {
+		b.t.Fatalf("the QR code on screen says %q, the button %q", got, href)
+	}
 	match = b.text("#match-code")
 	if len(match) != 4 {
 		b.t.Fatalf("match code %q", match)

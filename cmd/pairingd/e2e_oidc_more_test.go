@@ -60,6 +60,7 @@ type idClaims struct {
 	AuthTime   int64    `json:"auth_time"`
 	Name       string   `json:"name"`
 	GivenName  string   `json:"given_name"`
+	Locale     string   `json:"locale"`
 	SiteUserID *string  `json:"site_user_id"`
 	Messengers []struct {
 		Name string `json:"name"`
@@ -166,7 +167,7 @@ func TestBinaryOIDCMessenger(t *testing.T) {
 			len(c.Messengers) != 1 || c.Messengers[0].Name != "fb-shop" || c.Messengers[0].Type != "messenger" {
 			t.Fatalf("claims %+v (want nonce %q)", c, f.nonce)
 		}
-		if c.Name != f.wantName || c.GivenName != f.wantGiven {
+		if c.Name != f.wantName || c.GivenName != f.wantGiven || f.wantName != "" && c.Locale != "fr-FR" {
 			t.Fatalf("profile claims %+v, want name %q", c, f.wantName)
 		}
 		ui, err := provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))

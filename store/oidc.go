@@ -243,18 +243,20 @@ func (r repo) SetAuthCode(ctx context.Context, id string, codeHash []byte, expir
 // replay: the tokens issued for it are deleted (RFC 9700, 4.4) and the
 // request comes back with spent=false. A spent request is kept until
 // keepUntil (when its tokens expire) so a replay can still revoke them.
-func (r repo) SpendAuthCode(ctx context.Context, codeHash []byte, now, keepUntil time.Time) (AuthRequestRecord, bool, error) {
-	return r.SpendAuthCodeIssuing(ctx, codeHash, now, keepUntil, nil)
+func (s *Store) SpendAuthCode(ctx context.Context, codeHash []byte, now, keepUntil time.Time) (AuthRequestRecord, bool, error) {
+	return s.SpendAuthCodeIssuing(ctx, codeHash, now, keepUntil, nil)
 }
 
 // SpendAuthCodeIssuing is SpendAuthCode that also stores the access
 // token the exchange will answer with, when the code is spent now and its
 // request is confirmed: issue makes it from the request (nil: none). One
-// write transaction per exchange instead of two.
-func (r repo) SpendAuthCodeIssuing(ctx context.Context, codeHash []byte, now, keepUntil time.Time, issue func(AuthRequestRecord) (AccessTokenRecord, error)) (AuthRequestRecord, bool, error) {
+// write transaction per exchange instead of two, and on SQLite it joins
+// the group commit of the other writes (Store.Tx).
+func (s *Store) SpendAuthCodeIssuing(ctx context.Context, codeHash []byte, now, keepUntil time.Time, issue func(AuthRequestRecord) (AccessTokenRecord, error)) (AuthRequestRecord, bool, error) {
 	var rec AuthRequestRecord
 	var spent bool
-	err := r.atomic(ctx, func(tx repo) error {
+	err := s.Tx(ctx, func(pr pairing.Repo) error {
+		tx := pr.(repo)
 		n, err := tx.exec(ctx, `UPDATE oidc_auth_requests SET code_used_at = ?, expires_at = ? WHERE code_hash = ? AND code_used_at = 0 AND expires_at > ?`,
 			us(now), us(keepUntil), codeHash, us(now))
 		if err != nil {

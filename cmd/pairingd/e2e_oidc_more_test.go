@@ -81,6 +81,7 @@ func TestBinaryOIDCMessenger(t *testing.T) {
 	listen, issuer := oidcIssuer(t)
 	env := messengerEnv(dir, fb, oidcEnv(listen, issuer)...)
 	rp := createOIDCClient(t, dir, env)
+	key := lastLine(cli(t, dir, env, "keys", "create", "--name", "site"))
 	in := start(t, dir, env)
 	// stopped at the end, to read the whole log
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -139,7 +140,7 @@ func TestBinaryOIDCMessenger(t *testing.T) {
 		}
 	}
 
-	subs := map[string]bool{}
+	var subs []string
 	for _, f := range flows {
 		if st, _, body := f.b.get(f.page + "/status"); st != http.StatusOK || !strings.Contains(body, `"confirmed"`) {
 			t.Fatalf("status after confirm: %d %s", st, body)
@@ -178,10 +179,35 @@ func TestBinaryOIDCMessenger(t *testing.T) {
 		if err := ui.Claims(&uc); err != nil || uc.Name != f.wantName || len(uc.Messengers) != 1 || uc.Messengers[0].Type != "messenger" {
 			t.Fatalf("userinfo claims %+v %v", uc, err)
 		}
-		subs[idt.Subject] = true
+		subs = append(subs, idt.Subject)
 	}
-	if len(subs) != 2 {
+	if len(subs) != 2 || subs[0] == subs[1] {
 		t.Fatalf("two people, subjects %v", subs)
+	}
+
+	// Register, then link by sub, under authorize's rules: the second
+	// person on the same Page cannot take the first one's user without
+	// replace; bad input changes nothing.
+	for _, c := range []struct {
+		body map[string]any
+		code int
+		want string
+	}{
+		{map[string]any{"sub": subs[0]}, 400, "invalid_request"},
+		{map[string]any{"sub": subs[0], "user_id": "fb-user-1", "extra": 1}, 400, "invalid_request"},
+		{map[string]any{"sub": subs[0], "user_id": "fb-user-1"}, 200, "linked"},
+		{map[string]any{"sub": subs[0], "user_id": "fb-user-1"}, 200, "already_linked"},
+		{map[string]any{"sub": subs[1], "user_id": "fb-user-1"}, 409, "conflict"},
+		{map[string]any{"sub": subs[1], "user_id": "fb-user-1", "replace": true}, 200, "linked"},
+	} {
+		st, out := in.call("POST", "/v1/links/oidc", key, c.body)
+		got, _ := out["outcome"].(string)
+		if st != 200 {
+			got = errCode(out)
+		}
+		if st != c.code || got != c.want {
+			t.Fatalf("link %v: %d %v, want %d %s", c.body, st, out, c.code, c.want)
+		}
 	}
 	in.stop()
 	for _, f := range flows {

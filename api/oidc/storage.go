@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"slices"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -221,8 +222,22 @@ func (s *storage) GetRefreshTokenInfo(context.Context, string, string) (string, 
 
 func (s *storage) SigningKey(ctx context.Context) (op.SigningKey, error) { return s.keys.current(ctx) }
 
-func (s *storage) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorithm, error) {
-	return []jose.SignatureAlgorithm{s.keys.alg}, nil
+// SignatureAlgorithms lists the signing algorithm first, then those of
+// the other keys still in the JWKS (after a change of
+// oidc.signing_algorithm, tokens signed before it still verify with
+// relying parties that accept only the algorithms discovery lists).
+func (s *storage) SignatureAlgorithms(ctx context.Context) ([]jose.SignatureAlgorithm, error) {
+	out := []jose.SignatureAlgorithm{s.keys.alg}
+	keys, err := s.keys.keys(ctx, false)
+	if err != nil {
+		return out, nil
+	}
+	for _, k := range keys {
+		if !slices.Contains(out, k.alg) {
+			out = append(out, k.alg)
+		}
+	}
+	return out, nil
 }
 
 func (s *storage) KeySet(ctx context.Context) ([]op.Key, error) { return s.keys.public(ctx) }

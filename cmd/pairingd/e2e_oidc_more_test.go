@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"net/http"
 	"regexp"
 	"strings"
@@ -79,7 +80,8 @@ func TestBinaryOIDCMessenger(t *testing.T) {
 	fb.SetProfile("7001", fbfake.Profile{FirstName: "Marie", LastName: "Curie", Locale: "fr_FR"})
 	dir := t.TempDir()
 	listen, issuer := oidcIssuer(t)
-	env := messengerEnv(dir, fb, oidcEnv(listen, issuer)...)
+	// ID tokens signed with ES256 here (RS256, the default, elsewhere).
+	env := messengerEnv(dir, fb, append(oidcEnv(listen, issuer), "PAIRINGD_OIDC_SIGNING_ALGORITHM=ES256")...)
 	rp := createOIDCClient(t, dir, env)
 	key := lastLine(cli(t, dir, env, "keys", "create", "--name", "site"))
 	in := start(t, dir, env)
@@ -154,9 +156,13 @@ func TestBinaryOIDCMessenger(t *testing.T) {
 		if err != nil {
 			t.Fatalf("exchange: %v\n%s", err, in.logs())
 		}
-		idt, err := verifier.Verify(ctx, tok.Extra("id_token").(string))
+		rawID := tok.Extra("id_token").(string)
+		idt, err := verifier.Verify(ctx, rawID)
 		if err != nil {
 			t.Fatalf("id token: %v", err)
+		}
+		if hdr, _ := base64.RawURLEncoding.DecodeString(strings.Split(rawID, ".")[0]); !strings.Contains(string(hdr), `"alg":"ES256"`) {
+			t.Fatalf("ID token header %s, want ES256", hdr)
 		}
 		var c idClaims
 		if err := idt.Claims(&c); err != nil {

@@ -199,6 +199,16 @@ func keyID(c echo.Context) int64 {
 	return id
 }
 
+// pageLimit limits each client IP on the browser routes (Webhook.Page).
+func (s *server) pageLimit(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if ok, wait := s.pages.allow(c.RealIP()); !ok {
+			return &pairing.RetryError{Err: pairing.ErrRateLimited, RetryAfter: wait}
+		}
+		return next(c)
+	}
+}
+
 // publicLimit limits each client IP on the unauthenticated webhook routes.
 func (s *server) publicLimit(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {

@@ -49,8 +49,12 @@ func (s *server) register(e *echo.Echo, hooks []Webhook) {
 
 	for _, w := range hooks {
 		h := http.MaxBytesHandler(w.Handler, s.cfg.WebhookBodyLimit)
-		if w.Unlimited {
+		switch {
+		case w.Unlimited:
 			e.Add(w.Method, w.Path, echo.WrapHandler(h))
+			continue
+		case w.Page:
+			e.Add(w.Method, w.Path, echo.WrapHandler(h), s.pageLimit)
 			continue
 		}
 		e.Add(w.Method, w.Path, echo.WrapHandler(h), s.publicLimit, s.uploads.middleware)

@@ -58,6 +58,11 @@ type Webhook struct {
 	// routes (the OpenID token endpoint) that a site's servers call for
 	// many people from one address; the body limit still holds.
 	Unlimited bool
+	// Page marks a route a person's browser calls (the OpenID Connect
+	// sign-in pages, authorize, their polling): limited per client IP in
+	// buckets of its own, apart from the webhooks', and not counted by
+	// the upload gate, which bounds unauthenticated webhook bodies.
+	Page bool
 }
 
 // Check is one dependency reported by /readyz. Its error text is logged,
@@ -275,6 +280,8 @@ type server struct {
 	// authFailures counts 401s per client IP; public limits webhooks.
 	authFailures *ipLimiter
 	public       *ipLimiter
+	// pages limits the browser routes of Webhook.Page per client IP.
+	pages *ipLimiter
 	// uploads bounds webhook bodies being read before their signature
 	// is checked.
 	uploads *uploadGate
@@ -334,6 +341,7 @@ func NewHandlers(cfg Config, deps Deps) (Handlers, error) {
 	}
 	s.authFailures = newIPLimiter(cfg.AuthFailureRatePerSecond, cfg.AuthFailureBurst, s.clock.Now)
 	s.public = newIPLimiter(cfg.PublicRatePerSecond, cfg.PublicBurst, s.clock.Now)
+	s.pages = newIPLimiter(cfg.PublicRatePerSecond, cfg.PublicBurst, s.clock.Now)
 	s.uploads = newUploadGate(uploadsPerIP, uploadsBudget, cfg.WebhookBodyLimit)
 
 	e := echo.New()

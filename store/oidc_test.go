@@ -133,16 +133,25 @@ func TestSignInRequestLifecycle(t *testing.T) {
 		if err := st.SetAuthCode(ctx, "r1", []byte("code2"), now.Add(time.Minute)); !errors.Is(err, pairing.ErrTokenUsed) {
 			t.Fatalf("second code: %v", err)
 		}
-		rec, spent, err := st.SpendAuthCode(ctx, []byte("code"), now, now.Add(time.Hour))
+		// The exchange's access token is stored with the spend.
+		issue := func(rec store.AuthRequestRecord) (store.AccessTokenRecord, error) {
+			return store.AccessTokenRecord{Hash: []byte("at"), RequestID: rec.ID, ClientID: rec.ClientID, Subject: rec.Subject,
+				Scopes: []string{"openid"}, ExpiresAt: now.Add(time.Hour), CreatedAt: now}, nil
+		}
+		rec, spent, err := st.SpendAuthCodeIssuing(ctx, []byte("code"), now, now.Add(time.Hour), issue)
 		if err != nil || !spent || rec.ID != "r1" || rec.Subject != "subject-a" {
 			t.Fatalf("spend: %+v %v %v", rec, spent, err)
 		}
-		if err := st.CreateAccessToken(ctx, store.AccessTokenRecord{Hash: []byte("at"), RequestID: "r1", ClientID: "c1", Subject: "subject-a",
-			Scopes: []string{"openid"}, ExpiresAt: now.Add(time.Hour), CreatedAt: now}); err != nil {
-			t.Fatal(err)
+		if at, err := st.AccessToken(ctx, []byte("at")); err != nil || at.RequestID != "r1" || at.Subject != "subject-a" || at.ClientID != "c1" {
+			t.Fatalf("token stored with the spend: %+v, %v", at, err)
 		}
-		if _, spent, err := st.SpendAuthCode(ctx, []byte("code"), now, now.Add(time.Hour)); spent || err != nil {
-			t.Fatalf("replay: %v, %v", spent, err)
+		// A replay issues nothing and deletes what the spend issued.
+		issued := false
+		if _, spent, err := st.SpendAuthCodeIssuing(ctx, []byte("code"), now, now.Add(time.Hour), func(store.AuthRequestRecord) (store.AccessTokenRecord, error) {
+			issued = true
+			return store.AccessTokenRecord{}, nil
+		}); spent || issued || err != nil {
+			t.Fatalf("replay: spent %v, issued %v, %v", spent, issued, err)
 		}
 		if _, err := st.AccessToken(ctx, []byte("at")); !errors.Is(err, pairing.ErrNotFound) {
 			t.Fatalf("token after a replay: %v", err)

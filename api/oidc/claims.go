@@ -37,7 +37,20 @@ type person struct {
 	userID string
 }
 
-func (c *claimer) person(ctx context.Context, subject string) (person, error) {
+// person reads the claims of subject. known is the person the sign-in
+// authenticated (0: unknown), which saves the subject's lookup; a person
+// merged into another since has no leads left, and the subject (which the
+// surviving person keeps) is looked up then.
+func (c *claimer) person(ctx context.Context, subject string, known int64) (person, error) {
+	if known != 0 {
+		leads, err := c.st.LeadsOfPerson(ctx, known)
+		if err != nil {
+			return person{}, err
+		}
+		if len(leads) > 0 {
+			return c.withUser(ctx, known, leads)
+		}
+	}
 	id, _, err := c.st.PersonBySubject(ctx, subject)
 	if err != nil {
 		return person{}, err
@@ -46,6 +59,10 @@ func (c *claimer) person(ctx context.Context, subject string) (person, error) {
 	if err != nil {
 		return person{}, err
 	}
+	return c.withUser(ctx, id, leads)
+}
+
+func (c *claimer) withUser(ctx context.Context, id int64, leads []pairing.Lead) (person, error) {
 	wu, err := c.st.WebUserByPerson(ctx, id)
 	if err != nil && !errors.Is(err, pairing.ErrNotFound) {
 		return person{}, err
@@ -56,8 +73,8 @@ func (c *claimer) person(ctx context.Context, subject string) (person, error) {
 // fill sets the profile claims (with the profile scope) from the person's
 // most recently active lead; withPrivate adds messengers and site_user_id
 // (userinfo, where no private-claims hook exists).
-func (c *claimer) fill(ctx context.Context, u *oidc.UserInfo, subject string, scopes []string, withPrivate bool) error {
-	p, err := c.person(ctx, subject)
+func (c *claimer) fill(ctx context.Context, u *oidc.UserInfo, subject string, known int64, scopes []string, withPrivate bool) error {
+	p, err := c.person(ctx, subject, known)
 	if err != nil {
 		return err
 	}
@@ -80,7 +97,7 @@ func (c *claimer) fill(ctx context.Context, u *oidc.UserInfo, subject string, sc
 }
 
 func (c *claimer) private(ctx context.Context, subject string) (map[string]any, error) {
-	p, err := c.person(ctx, subject)
+	p, err := c.person(ctx, subject, 0)
 	if err != nil {
 		return nil, err
 	}

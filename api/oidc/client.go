@@ -1,6 +1,8 @@
 package oidc
 
 import (
+	"context"
+	"sync"
 	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -66,3 +68,46 @@ func (c client) IsScopeAllowed(string) bool { return false }
 // too, so a relying party that never calls userinfo still gets them.
 func (c client) IDTokenUserinfoClaimsAssertion() bool { return true }
 func (c client) ClockSkew() time.Duration             { return 0 }
+
+// clientTTL bounds how long an instance keeps a client it read: a
+// revocation (by the CLI or another instance) takes effect within it. An
+// exchange reads its client twice (op looks it up, then checks the
+// secret); the cache saves both reads.
+const clientTTL = 5 * time.Second
+
+// clientCache keeps the clients found by id; unknown ids are not kept,
+// so a guessed id costs a read and no memory, and a new client works at
+// once.
+type clientCache struct {
+	st  Store
+	now func() time.Time
+
+	mu sync.Mutex
+	m  map[string]cachedClient
+}
+
+type cachedClient struct {
+	c    store.OIDCClient
+	read time.Time
+}
+
+func (cc *clientCache) get(ctx context.Context, id string) (store.OIDCClient, error) {
+	now := cc.now()
+	cc.mu.Lock()
+	e, ok := cc.m[id]
+	cc.mu.Unlock()
+	if ok && now.Sub(e.read) < clientTTL && !now.Before(e.read) {
+		return e.c, nil
+	}
+	c, err := cc.st.OIDCClient(ctx, id)
+	if err != nil {
+		return store.OIDCClient{}, err
+	}
+	cc.mu.Lock()
+	if cc.m == nil || len(cc.m) > 10_000 {
+		cc.m = map[string]cachedClient{}
+	}
+	cc.m[id] = cachedClient{c: c, read: now}
+	cc.mu.Unlock()
+	return c, nil
+}

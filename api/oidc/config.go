@@ -28,18 +28,23 @@ type Config struct {
 	LinkWindow time.Duration `yaml:"link_window"`
 	// PollInterval is how often the page asks whether the chat confirmed.
 	PollInterval time.Duration `yaml:"poll_interval"`
+	// SigningAlgorithm signs ID tokens: RS256 (every relying party's
+	// default) or ES256 (much cheaper to sign; the relying party must be
+	// told to expect it).
+	SigningAlgorithm string `yaml:"signing_algorithm"`
 }
 
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
 	return Config{
-		CodeTTL:        time.Minute,
-		RequestTTL:     10 * time.Minute,
-		AccessTokenTTL: time.Hour,
-		IDTokenTTL:     time.Hour,
-		SessionTTL:     24 * time.Hour,
-		LinkWindow:     10 * time.Minute,
-		PollInterval:   2 * time.Second,
+		CodeTTL:          time.Minute,
+		RequestTTL:       10 * time.Minute,
+		AccessTokenTTL:   time.Hour,
+		IDTokenTTL:       time.Hour,
+		SessionTTL:       24 * time.Hour,
+		LinkWindow:       10 * time.Minute,
+		PollInterval:     2 * time.Second,
+		SigningAlgorithm: AlgRS256,
 	}
 }
 
@@ -51,8 +56,9 @@ func (c Config) Validate() error {
 	if c.CodeTTL < time.Second || c.CodeTTL > 10*time.Minute {
 		bad("code_ttl", "must be 1s..10m")
 	}
-	if c.RequestTTL < time.Minute || c.RequestTTL > 10*time.Minute {
-		bad("request_ttl", "must be 1m..10m (sign-in tokens live at most 10 minutes)")
+	// Below a minute is for tests of expiry; nobody opens a chat faster.
+	if c.RequestTTL < 2*time.Second || c.RequestTTL > 10*time.Minute {
+		bad("request_ttl", "must be 2s..10m (sign-in tokens live at most 10 minutes)")
 	}
 	if c.AccessTokenTTL < time.Minute {
 		bad("access_token_ttl", "must be at least 1m")
@@ -69,11 +75,14 @@ func (c Config) Validate() error {
 	if c.PollInterval < 500*time.Millisecond {
 		bad("poll_interval", "must be at least 500ms")
 	}
+	if c.SigningAlgorithm != AlgRS256 && c.SigningAlgorithm != AlgES256 {
+		bad("signing_algorithm", "must be RS256 or ES256")
+	}
 	return errors.Join(errs...)
 }
 
-// keyRetention is how long a retired signing key stays in the JWKS: every
+// KeyRetention is how long a retired signing key stays in the JWKS: every
 // token it signed has expired by then.
-func (c Config) keyRetention() time.Duration {
+func (c Config) KeyRetention() time.Duration {
 	return max(c.IDTokenTTL, c.AccessTokenTTL) + 5*time.Minute
 }

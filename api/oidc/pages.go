@@ -1,23 +1,19 @@
 package oidc
 
 import (
-	"bytes"
 	"crypto/hmac"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"html/template"
 	"net/http"
 	"net/url"
-	"path"
 	"strings"
 	"time"
 
-	"github.com/skip2/go-qrcode"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
-	"golang.org/x/text/language"
 
+	"github.com/pairingd/pairingd/api/webpage"
 	"github.com/pairingd/pairingd/pairing"
 	"github.com/pairingd/pairingd/store"
 )
@@ -44,11 +40,7 @@ const (
 )
 
 func (p *Provider) servePage(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
-	h.Set("Cache-Control", "no-store")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("X-Frame-Options", "DENY")
+	webpage.SetHeaders(w.Header())
 	rest := strings.TrimPrefix(r.URL.Path, signInPath)
 	id, action, _ := strings.Cut(rest, "/")
 	if id == "" || len(id) > 64 {
@@ -118,7 +110,7 @@ func (p *Provider) page(w http.ResponseWriter, r *http.Request, id string) {
 		p.finish(w, r, a, true)
 		return
 	case pairing.SignInDeclined:
-		p.message(w, r, http.StatusOK, "signin_declined", p.restartURL(r, a.rec.ClientID))
+		p.declined(w, r, a)
 		return
 	}
 	if s, ok := p.session(r); ok && !a.promptLogin() && a.sessionFresh(s.AuthTime, p.d.Clock.Now()) {
@@ -144,6 +136,23 @@ func (p *Provider) page(w http.ResponseWriter, r *http.Request, id string) {
 		return
 	}
 	p.render(w, r, http.StatusOK, "signin.html", p.pageData(r, a, pg))
+}
+
+// declined is the page after Cancel in the chat. Its button takes the
+// person back to the site with access_denied (through the cancel form),
+// so the site shows its own sign-in again instead of leaving a dead end.
+func (p *Provider) declined(w http.ResponseWriter, r *http.Request, a authRequest) {
+	req, err := p.d.SignIns.Status(r.Context(), a.rec.ID)
+	if err != nil {
+		p.message(w, r, http.StatusOK, "signin_declined", p.restartURL(r, a.rec.ClientID))
+		return
+	}
+	v := view{
+		p: p, Locale: p.locale(r, a.p.UILocales), Site: req.ClientName, Message: "signin_declined",
+		CancelURL: signInPath + a.rec.ID + "/cancel", CSRF: p.csrf.Token(cookieValue(r, browserCookie), a.rec.ID),
+		formOrigin: a.p.RedirectURI,
+	}
+	p.render(w, r, http.StatusOK, "signin_message.html", v)
 }
 
 // finish gives the browser its code: a redirect to the site with code,
@@ -198,7 +207,7 @@ func (p *Provider) cancel(w http.ResponseWriter, r *http.Request, id string) {
 	if !ok {
 		return
 	}
-	if err := r.ParseForm(); err != nil || !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(p.csrf(r, id))) {
+	if err := r.ParseForm(); err != nil || !p.csrf.Valid(cookieValue(r, browserCookie), id, r.PostForm.Get("csrf")) {
 		p.message(w, r, http.StatusForbidden, "signin_csrf", "")
 		return
 	}
@@ -234,7 +243,7 @@ func (p *Provider) browser(w http.ResponseWriter, r *http.Request, create bool) 
 	if err != nil {
 		return "", err
 	}
-	p.setCookie(w, browserCookie, v, p.cfg.RequestTTL)
+	p.cookies.Set(w, browserCookie, v, p.cfg.RequestTTL)
 	r.AddCookie(&http.Cookie{Name: browserCookie, Value: v})
 	return v, nil
 }
@@ -260,78 +269,31 @@ func (p *Provider) startSession(w http.ResponseWriter, r *http.Request, a authRe
 	if err := p.d.Store.CreateSession(r.Context(), rec); err != nil {
 		return err
 	}
-	p.setCookie(w, sessionCookie, v, p.cfg.SessionTTL)
+	p.cookies.Set(w, sessionCookie, v, p.cfg.SessionTTL)
 	return nil
 }
 
-func (p *Provider) setCookie(w http.ResponseWriter, name, value string, ttl time.Duration) {
-	http.SetCookie(w, &http.Cookie{
-		Name: name, Value: value, Path: "/", MaxAge: int(ttl / time.Second),
-		HttpOnly: true, Secure: p.secure, SameSite: http.SameSiteLaxMode,
-	})
-}
-
-func (p *Provider) clearCookie(w http.ResponseWriter, name string) {
-	http.SetCookie(w, &http.Cookie{Name: name, Path: "/", MaxAge: -1, HttpOnly: true, Secure: p.secure, SameSite: http.SameSiteLaxMode})
-}
-
-// csrf is the cancel form's token: an HMAC of this browser's binding and
-// the request id, so another site cannot forge it.
-func (p *Provider) csrf(r *http.Request, id string) string {
-	c, err := r.Cookie(browserCookie)
+// cookieValue is the request's cookie name, "" when absent.
+func cookieValue(r *http.Request, name string) string {
+	c, err := r.Cookie(name)
 	if err != nil {
 		return ""
 	}
-	m := hmac.New(sha256New, p.csrfKey)
-	m.Write([]byte(c.Value + "\x00" + id))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+	return c.Value
 }
 
 // locale is the page language: the request's ui_locales, then
 // Accept-Language.
 func (p *Provider) locale(r *http.Request, uiLocales []string) string {
-	var tags []language.Tag
-	for _, l := range uiLocales {
-		if t, err := language.Parse(l); err == nil {
-			tags = append(tags, t)
-		}
-	}
-	al, _, _ := language.ParseAcceptLanguage(r.Header.Get("Accept-Language"))
-	tags = append(tags, al...)
-	_, idx, conf := p.matcher.Match(tags...)
-	if conf == language.No {
-		return p.locales[0]
-	}
-	return p.locales[idx]
+	return p.locales.Pick(r, uiLocales...)
 }
 
 func (p *Provider) qrDataURI(link string) template.URL {
-	png, err := qrcode.Encode(link, qrcode.Medium, 256)
+	u, err := webpage.QRDataURI(link)
 	if err != nil {
-		return ""
+		p.d.Log.Warn("sign-in QR code not made", "err", err)
 	}
-	return template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png))
-}
-
-func (p *Provider) serveAsset(w http.ResponseWriter, r *http.Request) {
-	name := path.Base(r.URL.Path)
-	b, err := p.d.Assets(name)
-	if err != nil || p.d.Assets == nil {
-		http.NotFound(w, r)
-		return
-	}
-	switch path.Ext(name) {
-	case ".js":
-		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
-	case ".css":
-		w.Header().Set("Content-Type", "text/css; charset=utf-8")
-	default:
-		http.NotFound(w, r)
-		return
-	}
-	w.Header().Set("Cache-Control", "public, max-age=3600")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	_, _ = bytes.NewReader(b).WriteTo(w)
+	return u
 }
 
 func appendQuery(raw string, q url.Values) string {

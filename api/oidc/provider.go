@@ -1,7 +1,6 @@
 package oidc
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -16,8 +15,8 @@ import (
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
-	"golang.org/x/text/language"
 
+	"github.com/pairingd/pairingd/api/webpage"
 	"github.com/pairingd/pairingd/pairing"
 	"github.com/pairingd/pairingd/templates"
 )
@@ -74,10 +73,10 @@ type Provider struct {
 	d         Deps
 	op        *op.Provider
 	storage   *storage
-	csrfKey   []byte
+	csrf      webpage.CSRF
+	cookies   webpage.Cookies
 	secure    bool
-	locales   []string
-	matcher   language.Matcher
+	locales   *webpage.Locales
 	chanNames []string
 }
 
@@ -100,22 +99,22 @@ func New(issuer string, cfg Config, d Deps) (*Provider, error) {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	p := &Provider{issuer: issuer, cfg: cfg, d: d, csrfKey: derive(d.Secret, "oidc csrf"), secure: u.Scheme == "https"}
+	secure := u.Scheme == "https"
+	p := &Provider{issuer: issuer, cfg: cfg, d: d, csrf: webpage.NewCSRF(derive(d.Secret, "oidc csrf")), cookies: webpage.Cookies{Secure: secure}, secure: secure}
 	now := func() time.Time { return d.Clock.Now().UTC() }
 	p.storage = &storage{
 		st: d.Store, cfg: cfg, now: now, random: randomID,
-		keys:   newKeyRing(d.Store, cfg.keyRetention(), now),
-		claims: &claimer{st: d.Store, types: d.SignIns.ChannelType},
+		keys:    newKeyRing(d.Store, cfg.SigningAlgorithm, cfg.KeyRetention(), now),
+		claims:  &claimer{st: d.Store, types: d.SignIns.ChannelType},
+		clients: &clientCache{st: d.Store, now: now},
 	}
 	for _, ch := range d.Channels {
 		p.chanNames = append(p.chanNames, ch.Name)
 	}
-	p.locales = d.Texts.Locales()
-	tags := make([]language.Tag, 0, len(p.locales))
-	for _, l := range p.locales {
-		tags = append(tags, language.MustParse(l))
+	if p.locales, err = webpage.NewLocales(d.Texts.Locales()); err != nil {
+		return nil, err
 	}
-	p.matcher = language.NewMatcher(tags)
+	tags := p.locales.Tags()
 
 	var key [32]byte
 	copy(key[:], derive(d.Secret, "oidc access tokens"))
@@ -149,19 +148,19 @@ func (p *Provider) Routes() []Route {
 	h := p.op.HttpHandler()
 	pages := http.HandlerFunc(p.servePage)
 	r := []Route{
-		{http.MethodGet, pathDiscovery, h, false},
+		{http.MethodGet, pathDiscovery, p.discovery(h), false},
 		{http.MethodGet, pathKeys, h, false},
 		{http.MethodPost, pathToken, h, false},
 		{http.MethodGet, pathUserinfo, h, false},
 		{http.MethodPost, pathUserinfo, h, false},
 		{http.MethodPost, pathRevoke, h, false},
-		{http.MethodGet, pathAuthorize, h, true},
-		{http.MethodPost, pathAuthorize, h, true},
+		{http.MethodGet, pathAuthorize, p.withIssOnErrors(h), true},
+		{http.MethodPost, pathAuthorize, p.withIssOnErrors(h), true},
 		{http.MethodGet, pathEndSession, p.endSession(h), true},
 		{http.MethodPost, pathEndSession, p.endSession(h), true},
-		{http.MethodGet, signInPath + "*", pages, true},
-		{http.MethodPost, signInPath + "*", pages, true},
-		{http.MethodGet, assetsPath + "*", http.HandlerFunc(p.serveAsset), true},
+		{http.MethodGet, signInPath + "*", p.withIssOnErrors(pages), true},
+		{http.MethodPost, signInPath + "*", p.withIssOnErrors(pages), true},
+		{http.MethodGet, assetsPath + "*", webpage.Assets(p.d.Assets), true},
 	}
 	return r
 }
@@ -182,14 +181,9 @@ func (p *Provider) endSession(next http.Handler) http.Handler {
 		if c, err := r.Cookie(sessionCookie); err == nil {
 			_ = p.d.Store.DeleteSession(r.Context(), hash(c.Value))
 		}
-		p.clearCookie(w, sessionCookie)
+		p.cookies.Clear(w, sessionCookie)
 		next.ServeHTTP(w, r)
 	})
-}
-
-// RotateKey is the signing-keys rotate command's work.
-func RotateKey(ctx context.Context, st KeyStore, clock pairing.Clock) (string, error) {
-	return RotateSigningKey(ctx, st, clock.Now().UTC())
 }
 
 func derive(secret []byte, purpose string) []byte {

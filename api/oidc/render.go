@@ -1,17 +1,13 @@
 package oidc
 
 import (
-	"bytes"
-	"crypto/sha256"
 	"html/template"
 	"net/http"
-	"net/url"
 	"time"
 
+	"github.com/pairingd/pairingd/api/webpage"
 	"github.com/pairingd/pairingd/pairing"
 )
-
-var sha256New = sha256.New
 
 // view is what a page template reads: T renders a text of the page's
 // locale.
@@ -49,7 +45,7 @@ func (p *Provider) pageData(r *http.Request, a authRequest, pg pairing.SignInPag
 	v := view{
 		p: p, Locale: p.locale(r, a.p.UILocales), Site: pg.Request.ClientName, MatchCode: pg.Request.MatchCode,
 		ContinueURL: signInPath + a.rec.ID, StatusURL: signInPath + a.rec.ID + "/status", CancelURL: signInPath + a.rec.ID + "/cancel",
-		CSRF: p.csrf(r, a.rec.ID), PollMillis: p.cfg.PollInterval.Milliseconds(),
+		CSRF: p.csrf.Token(cookieValue(r, browserCookie), a.rec.ID), PollMillis: p.cfg.PollInterval.Milliseconds(),
 		formOrigin:  a.p.RedirectURI,
 		ExpiresMins: int((a.rec.ExpiresAt.Sub(p.d.Clock.Now()) + time.Minute - 1) / time.Minute),
 	}
@@ -70,31 +66,9 @@ func (p *Provider) fail(w http.ResponseWriter, r *http.Request, err error) {
 	p.message(w, r, http.StatusInternalServerError, "signin_error", "")
 }
 
-// render writes a page with a strict CSP: scripts, styles and fetches only
-// from this origin, images also as data: URIs (the QR codes), forms only
-// to this origin and the sites' redirect targets of a cancel.
-func (p *Provider) render(w http.ResponseWriter, r *http.Request, status int, name string, v view) {
-	var b bytes.Buffer
-	if err := p.d.Pages.ExecuteTemplate(&b, name, v); err != nil {
-		p.d.Log.Error("sign-in page template failed", "page", name, "err", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
-		"connect-src 'self'; form-action 'self' "+formTargets(r, v)+"; frame-ancestors 'none'; base-uri 'none'")
-	h.Set("Content-Language", v.Locale)
-	w.WriteHeader(status)
-	_, _ = w.Write(b.Bytes())
-}
-
-// formTargets allows the cancel form's redirect to the site (browsers
-// apply form-action to redirects after a form post).
-func formTargets(_ *http.Request, v view) string {
-	u, err := url.Parse(v.formOrigin)
-	if err != nil || u.Host == "" {
-		return ""
-	}
-	return u.Scheme + "://" + u.Host
+// render writes a page (api/webpage: headers, CSP, buffered template).
+// The cancel form's answer redirects to the site, so its origin is a
+// form target.
+func (p *Provider) render(w http.ResponseWriter, _ *http.Request, status int, name string, v view) {
+	webpage.Renderer{Pages: p.d.Pages, Log: p.d.Log}.Render(w, status, name, v.Locale, v, webpage.Origin(v.formOrigin))
 }

@@ -25,10 +25,13 @@ type params struct {
 	LoginHint     string   `json:"login_hint,omitempty"`
 }
 
-// authRequest is a stored request as op sees it.
+// authRequest is a stored request as op sees it. After its code was
+// spent it carries the access token stored with the spend.
 type authRequest struct {
-	rec store.AuthRequestRecord
-	p   params
+	rec               store.AuthRequestRecord
+	p                 params
+	accessToken       string
+	accessTokenExpiry time.Time
 }
 
 var _ op.AuthRequest = authRequest{}

@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"slices"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -24,7 +25,7 @@ type Store interface {
 	AuthRequest(ctx context.Context, id string) (store.AuthRequestRecord, error)
 	BindBrowser(ctx context.Context, id string, hash []byte) (bool, error)
 	SetAuthCode(ctx context.Context, id string, codeHash []byte, expires time.Time) error
-	SpendAuthCode(ctx context.Context, codeHash []byte, now, keepUntil time.Time) (store.AuthRequestRecord, bool, error)
+	SpendAuthCodeIssuing(ctx context.Context, codeHash []byte, now, keepUntil time.Time, issue func(store.AuthRequestRecord) (store.AccessTokenRecord, error)) (store.AuthRequestRecord, bool, error)
 	CreateAccessToken(ctx context.Context, t store.AccessTokenRecord) error
 	AccessToken(ctx context.Context, hash []byte) (store.AccessTokenRecord, error)
 	DeleteAccessToken(ctx context.Context, hash []byte) error
@@ -40,12 +41,13 @@ type Store interface {
 
 // storage is op.Storage over Store.
 type storage struct {
-	st     Store
-	cfg    Config
-	keys   *keyRing
-	claims *claimer
-	now    func() time.Time
-	random func(prefix string) (string, error)
+	st      Store
+	cfg     Config
+	keys    *keyRing
+	claims  *claimer
+	clients *clientCache
+	now     func() time.Time
+	random  func(prefix string) (string, error)
 }
 
 var _ op.Storage = (*storage)(nil)
@@ -110,10 +112,27 @@ func (s *storage) AuthRequestByID(ctx context.Context, id string) (op.AuthReques
 }
 
 // AuthRequestByCode spends the code: one exchange per code. A replay gets
-// invalid_grant and revokes what the first exchange issued.
+// invalid_grant and revokes what the first exchange issued. The access
+// token the exchange answers with is stored in the same transaction as
+// the spend (CreateAccessToken then hands it out), so an exchange costs
+// one write.
 func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
 	now := s.now()
-	rec, spent, err := s.st.SpendAuthCode(ctx, hash(code), now, now.Add(s.cfg.AccessTokenTTL))
+	token, err := s.random("")
+	if err != nil {
+		return nil, err
+	}
+	var issued authRequest
+	issue := func(rec store.AuthRequestRecord) (store.AccessTokenRecord, error) {
+		a, err := requestOf(rec)
+		if err != nil {
+			return store.AccessTokenRecord{}, err
+		}
+		issued = a
+		return store.AccessTokenRecord{Hash: hash(token), RequestID: rec.ID, ClientID: rec.ClientID, Subject: rec.Subject,
+			Scopes: a.p.Scopes, ExpiresAt: now.Add(s.cfg.AccessTokenTTL), CreatedAt: now}, nil
+	}
+	rec, spent, err := s.st.SpendAuthCodeIssuing(ctx, hash(code), now, now.Add(s.cfg.AccessTokenTTL), issue)
 	if errors.Is(err, pairing.ErrNotFound) {
 		return nil, errNotFound{"code"}
 	}
@@ -123,7 +142,11 @@ func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRe
 	if !spent || rec.Status != pairing.SignInConfirmed {
 		return nil, oidc.ErrInvalidGrant().WithDescription("the code was used or has expired")
 	}
-	return requestOf(rec)
+	if issued.rec.ID != rec.ID {
+		return nil, errors.New("oidc: a spent code's access token was not stored")
+	}
+	issued.accessToken, issued.accessTokenExpiry = token, now.Add(s.cfg.AccessTokenTTL)
+	return issued, nil
 }
 
 // SaveAuthCode is not used: the sign-in pages make codes themselves (to
@@ -137,6 +160,9 @@ func (s *storage) SaveAuthCode(ctx context.Context, id, code string) error {
 func (s *storage) DeleteAuthRequest(context.Context, string) error { return nil }
 
 func (s *storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
+	if a, ok := req.(authRequest); ok && a.accessToken != "" {
+		return a.accessToken, a.accessTokenExpiry, nil // stored with the code's spend
+	}
 	id, err := s.random("")
 	if err != nil {
 		return "", time.Time{}, err
@@ -196,14 +222,28 @@ func (s *storage) GetRefreshTokenInfo(context.Context, string, string) (string, 
 
 func (s *storage) SigningKey(ctx context.Context) (op.SigningKey, error) { return s.keys.current(ctx) }
 
-func (s *storage) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorithm, error) {
-	return []jose.SignatureAlgorithm{keyAlgorithm}, nil
+// SignatureAlgorithms lists the signing algorithm first, then those of
+// the other keys still in the JWKS (after a change of
+// oidc.signing_algorithm, tokens signed before it still verify with
+// relying parties that accept only the algorithms discovery lists).
+func (s *storage) SignatureAlgorithms(ctx context.Context) ([]jose.SignatureAlgorithm, error) {
+	out := []jose.SignatureAlgorithm{s.keys.alg}
+	keys, err := s.keys.keys(ctx, false)
+	if err != nil {
+		return out, nil
+	}
+	for _, k := range keys {
+		if !slices.Contains(out, k.alg) {
+			out = append(out, k.alg)
+		}
+	}
+	return out, nil
 }
 
 func (s *storage) KeySet(ctx context.Context) ([]op.Key, error) { return s.keys.public(ctx) }
 
 func (s *storage) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
-	c, err := s.st.OIDCClient(ctx, id)
+	c, err := s.clients.get(ctx, id)
 	if errors.Is(err, pairing.ErrNotFound) || err == nil && !c.RevokedAt.IsZero() {
 		return nil, errNotFound{"client"}
 	}
@@ -216,7 +256,7 @@ func (s *storage) GetClientByClientID(ctx context.Context, id string) (op.Client
 // AuthorizeClientIDSecret compares SHA-256 digests in constant time: the
 // secret is 256 random bits, so a fast hash is as strong as a slow one.
 func (s *storage) AuthorizeClientIDSecret(ctx context.Context, id, secret string) error {
-	c, err := s.st.OIDCClient(ctx, id)
+	c, err := s.clients.get(ctx, id)
 	if err != nil || !c.RevokedAt.IsZero() || c.Public || subtle.ConstantTimeCompare(c.SecretHash, hash(secret)) != 1 {
 		return oidc.ErrInvalidClient().WithDescription("client authentication failed")
 	}
@@ -230,7 +270,11 @@ func (s *storage) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, string,
 // SetUserinfoFromRequest fills the ID token's claims: profile, messengers
 // and site_user_id.
 func (s *storage) SetUserinfoFromRequest(ctx context.Context, u *oidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
-	return s.claims.fill(ctx, u, req.GetSubject(), scopes, true)
+	var known int64
+	if a, ok := req.(authRequest); ok && a.rec.Subject == req.GetSubject() {
+		known = a.rec.PersonID
+	}
+	return s.claims.fill(ctx, u, req.GetSubject(), known, scopes, true)
 }
 
 func (s *storage) SetUserinfoFromToken(ctx context.Context, u *oidc.UserInfo, tokenID, subject, _ string) error {
@@ -238,7 +282,7 @@ func (s *storage) SetUserinfoFromToken(ctx context.Context, u *oidc.UserInfo, to
 	if err != nil || rec.Subject != subject || !rec.ExpiresAt.After(s.now()) {
 		return oidc.ErrInvalidRequest().WithDescription("access token invalid or expired")
 	}
-	return s.claims.fill(ctx, u, subject, rec.Scopes, true)
+	return s.claims.fill(ctx, u, subject, 0, rec.Scopes, true)
 }
 
 func (s *storage) SetIntrospectionFromToken(context.Context, *oidc.IntrospectionResponse, string, string, string) error {

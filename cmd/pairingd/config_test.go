@@ -283,7 +283,7 @@ func TestOIDCConfig(t *testing.T) {
 		want string
 	}{
 		{map[string]string{"PAIRINGD_OIDC_CODE_TTL": "0s"}, "config: oidc.code_ttl: must be 1s..10m"},
-		{map[string]string{"PAIRINGD_OIDC_REQUEST_TTL": "11m"}, "config: oidc.request_ttl: must be 1m..10m"},
+		{map[string]string{"PAIRINGD_OIDC_REQUEST_TTL": "11m"}, "config: oidc.request_ttl: must be 2s..10m"},
 		{map[string]string{"PAIRINGD_OIDC_POLL_INTERVAL": "100ms"}, "config: oidc.poll_interval: must be at least 500ms"},
 		{map[string]string{"PAIRINGD_OIDC_ENABLED": "true"}, "config: oidc.enabled: needs server.public_url"},
 	} {

@@ -4,20 +4,22 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"fmt"
 	"html"
 	"image/png"
-	"io"
 	"net/http"
-	"net/http/cookiejar"
+	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/makiuchi-d/gozxing"
 	"github.com/makiuchi-d/gozxing/qrcode"
@@ -25,6 +27,15 @@ import (
 
 	"github.com/pairingd/pairingd/bots/telegram/tgfake"
 )
+
+// The browser tests drive the real hosted pages in headless Chromium
+// (chromedp): a relying party made of go-oidc and oauth2 serves its
+// callback, a person's browser opens its authorization URL, the chat
+// confirmation comes through the Telegram fake, and the test watches the
+// page go on by itself (or, with JavaScript off, the person press
+// Continue). Every page is captured at phone and desktop width in English
+// and Russian into PAIRING_SCREENSHOTS (a temporary directory when unset;
+// never committed).
 
 // chromiumPath finds headless Chromium; under CI=true its absence fails
 // the test instead of skipping it.
@@ -44,135 +55,430 @@ func chromiumPath(t *testing.T) string {
 	return ""
 }
 
-// chromium loads url in a fresh profile at width x height and returns the
-// DOM after scripts ran; with shot set it also writes a screenshot.
-func chromium(t *testing.T, bin, url string, width, height int, lang string, js bool, shot string) string {
-	t.Helper()
-	args := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--user-data-dir=" + t.TempDir(), "--lang=" + lang, "--accept-lang=" + lang,
-		"--window-size=" + itoa(width) + "," + itoa(height), "--virtual-time-budget=3000"}
-	if !js {
-		args = append(args, "--blink-settings=scriptEnabled=false")
-	}
-	if shot != "" {
-		args = append(args, "--screenshot="+shot)
-	} else {
-		args = append(args, "--dump-dom")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	var out bytes.Buffer
-	cmd := exec.CommandContext(ctx, bin, append(args, url)...)
-	cmd.Stdout = &out
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("chromium %s: %v", url, err)
-	}
-	return out.String()
+// viewport is a screen the pages must work on.
+type viewport struct {
+	name          string
+	width, height int64
+	mobile        bool
 }
 
-func itoa(n int) string { return strconv.Itoa(n) }
+var (
+	phone   = viewport{"phone", 390, 844, true}
+	desktop = viewport{"desktop", 1280, 800, false}
+)
 
-var qrSrc = regexp.MustCompile(`src="data:image/png;base64,([A-Za-z0-9+/=]+)"`)
+// chrome is one headless Chromium; each tab it opens has a profile of its
+// own (no cookies shared).
+type chrome struct {
+	t     *testing.T
+	root  context.Context
+	shots string
+}
 
-// TestBrowserSignInPages drives the hosted page in headless Chromium: phone
-// and desktop widths, Russian, JavaScript off (the Continue link), and the
-// QR code decoding to the same deep link the button opens. Screenshots go
-// to PAIRING_SCREENSHOTS (never committed) when set.
-func TestBrowserSignInPages(t *testing.T) {
+func newChrome(t *testing.T) *chrome {
+	t.Helper()
 	bin := chromiumPath(t)
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(bin), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true), chromedp.Flag("disable-features", "Translate"),
+	}
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	root, cancelRoot := chromedp.NewContext(alloc)
+	t.Cleanup(func() { cancelRoot(); cancelAlloc() })
+	if err := chromedp.Do(root); err != nil { // starts the browser, without a deadline
+		t.Fatalf("chromium did not start: %v", err)
+	}
+	shots := os.Getenv("PAIRING_SCREENSHOTS")
+	if shots == "" {
+		shots = t.TempDir()
+	} else if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return &chrome{t: t, root: root, shots: shots}
+}
+
+// tab is one browser tab in a fresh profile.
+type tab struct {
+	t   *testing.T
+	ctx context.Context
+	vp  viewport
+}
+
+// open makes a tab at vp's size sending Accept-Language lang, with or
+// without JavaScript.
+func (c *chrome) open(t *testing.T, vp viewport, lang string, js bool) *tab {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(c.root, chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
+	vopts := []chromedp.EmulateViewportOption{chromedp.EmulateScale(1)}
+	if vp.mobile {
+		vopts = append(vopts, chromedp.EmulateMobile, chromedp.EmulateTouch)
+	}
+	setup := []chromedp.Action[chromedp.Void]{
+		chromedp.EmulateViewport(vp.width, vp.height, vopts...),
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := cdp.Call(ctx, tg, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Accept-Language": lang}})
+			return err
+		}),
+	}
+	if !js {
+		setup = append(setup, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := cdp.Call(ctx, tg, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
+			return err
+		}))
+	}
+	if err := chromedp.Do(ctx, setup...); err != nil {
+		t.Fatalf("tab setup: %v", err)
+	}
+	return &tab{t: t, ctx: ctx, vp: vp}
+}
+
+func (b *tab) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		loc, _ := chromedp.Run(b.ctx, chromedp.Location())
+		b.t.Fatalf("%s: %v (at %s)", what, err, loc)
+	}
+}
+
+func (b *tab) text(sel string) string {
+	b.t.Helper()
+	s, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		b.t.Fatalf("text of %s: %v", sel, err)
+	}
+	return strings.TrimSpace(s)
+}
+
+func (b *tab) attr(sel, name string) string {
+	b.t.Helper()
+	a, err := chromedp.Run(b.ctx, chromedp.AttributeValue(chromedp.CSS(sel), name))
+	if err != nil || !a.Exists {
+		b.t.Fatalf("attribute %s of %s: %v", name, sel, err)
+	}
+	return a.Value
+}
+
+func (b *tab) location() string {
+	b.t.Helper()
+	loc, err := chromedp.Run(b.ctx, chromedp.Location())
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return loc
+}
+
+// shot captures the whole page as dir/name-<viewport>.png and checks the
+// image has the viewport's width.
+func (c *chrome) shot(b *tab, name string) {
+	b.t.Helper()
+	buf, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	img, err := png.Decode(bytes.NewReader(buf))
+	if err != nil || int64(img.Bounds().Dx()) != b.vp.width {
+		b.t.Fatalf("screenshot %s: %v, width %d (viewport %d)", name, err, img.Bounds().Dx(), b.vp.width)
+	}
+	if err := os.WriteFile(filepath.Join(c.shots, name+"-"+b.vp.name+".png"), buf, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// relyingParty is a site using go-oidc and oauth2: it starts sign-ins
+// and serves the callback, where it checks state and iss, exchanges the
+// code with its PKCE verifier, verifies the ID token and its nonce, and
+// greets the person.
+type relyingParty struct {
+	t        *testing.T
+	srv      *httptest.Server
+	issuer   string
+	conf     oauth2.Config
+	verifier *oidc.IDTokenVerifier
+
+	mu      sync.Mutex
+	pending map[string][2]string // state -> PKCE verifier, nonce
+}
+
+// newRelyingParty registers the site (before the instance starts);
+// discover completes it once the instance runs.
+func newRelyingParty(t *testing.T, dir string, env []string, issuer string, extra ...string) *relyingParty {
+	t.Helper()
+	rp := &relyingParty{t: t, issuer: issuer, pending: map[string][2]string{}}
+	rp.srv = httptest.NewServer(http.HandlerFunc(rp.callback))
+	t.Cleanup(rp.srv.Close)
+	c := createOIDCClient(t, dir, env, append([]string{"--redirect-uri", rp.srv.URL + "/callback"}, extra...)...)
+	rp.conf = oauth2.Config{ClientID: c.ClientID, ClientSecret: c.ClientSecret,
+		RedirectURL: rp.srv.URL + "/callback", Scopes: []string{oidc.ScopeOpenID, "profile"}}
+	return rp
+}
+
+// discover reads the provider's discovery document and keys.
+func (rp *relyingParty) discover() {
+	rp.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	provider, err := oidc.NewProvider(ctx, rp.issuer)
+	if err != nil {
+		rp.t.Fatal(err)
+	}
+	rp.conf.Endpoint = provider.Endpoint()
+	rp.verifier = provider.Verifier(&oidc.Config{ClientID: rp.conf.ClientID})
+}
+
+// start is the site's "Sign in with your messenger" button: the
+// authorization URL with a fresh state, nonce and PKCE verifier.
+func (rp *relyingParty) start() string {
+	state, nonce, pkce := oauth2.GenerateVerifier()[:16], oauth2.GenerateVerifier()[:16], oauth2.GenerateVerifier()
+	rp.mu.Lock()
+	rp.pending[state] = [2]string{pkce, nonce}
+	rp.mu.Unlock()
+	return rp.conf.AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(pkce))
+}
+
+func (rp *relyingParty) callback(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	rp.mu.Lock()
+	p, ok := rp.pending[q.Get("state")]
+	delete(rp.pending, q.Get("state"))
+	rp.mu.Unlock()
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	fail := func(why string) {
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, `<!doctype html><p id="rp-error">%s</p>`, html.EscapeString(why))
+	}
+	switch {
+	case !ok:
+		fail("unknown state")
+		return
+	case q.Get("iss") != rp.issuer:
+		fail("wrong iss")
+		return
+	case q.Get("error") != "":
+		fail("error: " + q.Get("error"))
+		return
+	}
+	tok, err := rp.conf.Exchange(r.Context(), q.Get("code"), oauth2.VerifierOption(p[0]))
+	if err != nil {
+		fail("exchange: " + err.Error())
+		return
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	idt, err := rp.verifier.Verify(r.Context(), raw)
+	if err != nil || idt.Nonce != p[1] {
+		fail(fmt.Sprintf("id token: %v (nonce ok: %v)", err, err == nil && idt.Nonce == p[1]))
+		return
+	}
+	fmt.Fprintf(w, `<!doctype html><h1 id="welcome">Welcome</h1><p id="sub">%s</p>`, html.EscapeString(idt.Subject))
+}
+
+// chatAnswers has Telegram chat answer the question a sign-in token asks:
+// press 0 is Confirm, 1 Cancel.
+func chatAnswers(ctx context.Context, t *testing.T, tg *tgfake.Server, chat int64, token, match string, press int) {
+	t.Helper()
+	n := len(tg.Sent())
+	tg.UserSends(chat, "/start "+token, "en")
+	sent, err := tg.WaitSent(ctx, n+1)
+	if err != nil {
+		t.Fatalf("no question in chat: %v", err)
+	}
+	ask := sent[n]
+	if !strings.Contains(ask.Plain(), match) || len(ask.Buttons()) != 2 {
+		t.Fatalf("question %q, want match code %s", ask.Plain(), match)
+	}
+	tg.UserPresses(chat, ask.MessageID, *ask.Buttons()[press].CallbackData, "en")
+	if _, err := tg.WaitSent(ctx, n+2); err != nil {
+		t.Fatalf("no answer to the press: %v", err)
+	}
+}
+
+// signInOpened reads the sign-in page the tab shows: the deep link of the
+// button, the QR code decoded (it must be the same link), the match code.
+func signInOpened(b *tab) (token, match string) {
+	b.t.Helper()
+	if loc := b.location(); !strings.Contains(loc, "/signin/") {
+		b.t.Fatalf("not on the sign-in page: %s", loc)
+	}
+	href := b.attr(`a.button[data-channel="telegram"]`, "href")
+	m := tgSignInLink.FindStringSubmatch(href)
+	if m == nil {
+		b.t.Fatalf("button link %q", href)
+	}
+	src := b.attr(`figure.qr img[data-channel="telegram"]`, "src")
+	data, ok := strings.CutPrefix(src, "data:image/png;base64,")
+	if !ok {
+		b.t.Fatalf("QR image src %.40q", src)
+	}
+	if got := decodeQR(b.t, data); got != href {
+		b.t.Fatalf("QR code says %q, the button %q", got, href)
+	}
+	// And as the browser draws it, scaled up on the screen.
+	shot, err := chromedp.Run(b.ctx, chromedp.Screenshot(chromedp.CSS(`figure.qr img[data-channel="telegram"]`)))
+	if err != nil {
+		b.t.Fatalf("screenshot of the QR code: %v", err)
+	}
+	if got := decodeQR(b.t, base64.StdEncoding.EncodeToString(shot)); got != href {
+		b.t.Fatalf("the QR code on screen says %q, the button %q", got, href)
+	}
+	match = b.text("#match-code")
+	if len(match) != 4 {
+		b.t.Fatalf("match code %q", match)
+	}
+	return m[1], match
+}
+
+// browserSetup starts an instance with a Telegram bot and a registered
+// relying party (rpArgs: more clients create flags) for the browser tests.
+func browserSetup(ctx context.Context, t *testing.T, rpArgs []string, extraEnv ...string) (*tgfake.Server, *relyingParty, *instance) {
+	t.Helper()
 	tg := tgfake.New(t, "123456:AAE-secret-token-part")
 	dir := t.TempDir()
 	listen, issuer := oidcIssuer(t)
-	env := telegramEnv(dir, tg, oidcEnv(listen, issuer)...)
-	rp := createOIDCClient(t, dir, env)
+	env := telegramEnv(dir, tg, append(oidcEnv(listen, issuer), append([]string{"PAIRINGD_OIDC_POLL_INTERVAL=500ms"}, extraEnv...)...)...)
+	rp := newRelyingParty(t, dir, env, issuer, rpArgs...)
 	in := start(t, dir, env)
-	defer in.stop()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
 	waitBotStarted(ctx, t, in, tg)
-	provider, err := oidc.NewProvider(ctx, issuer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf := oauth2.Config{ClientID: rp.ClientID, ClientSecret: rp.ClientSecret, Endpoint: provider.Endpoint(), RedirectURL: rpCallback, Scopes: []string{oidc.ScopeOpenID}}
-	// pageURL starts a sign-in and returns its page, not yet opened (the
-	// browser that opens it first owns it).
-	pageURL := func() string {
-		st, loc, _ := newBrowser(t).get(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
-		if st != 302 {
-			t.Fatalf("authorize: %d", st)
-		}
-		return issuer + loc
-	}
-	shots := os.Getenv("PAIRING_SCREENSHOTS")
-	for _, tc := range []struct {
-		name          string
-		width, height int
-		lang          string
-		js            bool
-		want          string
-	}{
-		{"phone", 390, 844, "en", true, "Open Telegram"},
-		{"desktop", 1280, 800, "en", true, "Open Telegram"},
-		{"ru", 390, 844, "ru", true, "Открыть Telegram"},
-		{"nojs", 1280, 800, "ru", false, "Открыть Telegram"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var dom string
-			if tc.js {
-				dom = chromium(t, bin, pageURL(), tc.width, tc.height, tc.lang, true, "")
-			} else {
-				// Chromium's --dump-dom reads the DOM with script, so
-				// with scripts off it prints nothing: the markup checked
-				// is what a browser without script is sent (it shows it
-				// as sent), and Chromium still renders it with scripts off.
-				dom = pageWithoutScript(t, pageURL(), tc.lang)
-				chromium(t, bin, pageURL(), tc.width, tc.height, tc.lang, false, filepath.Join(t.TempDir(), "nojs.png"))
+	rp.discover()
+	return tg, rp, in
+}
+
+// TestBrowserSignIn drives the deep-link path at phone and desktop width,
+// JavaScript off, Russian, Cancel in the chat and on the page.
+func TestBrowserSignIn(t *testing.T) {
+	c := newChrome(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	tg, rp, in := browserSetup(ctx, t, nil)
+	defer in.stop()
+	chat := int64(7000)
+
+	// The deep-link path: the page goes on by itself after Confirm.
+	for _, vp := range []viewport{phone, desktop} {
+		t.Run("deeplink-"+vp.name, func(t *testing.T) {
+			b := c.open(t, vp, "en", true)
+			b.do("open the authorization URL", chromedp.Navigate(rp.start()))
+			if got := b.text(`a.button[data-channel="telegram"]`); got != "Open Telegram" {
+				t.Fatalf("button %q", got)
 			}
-			if !strings.Contains(dom, tc.want) || !strings.Contains(dom, `id="continue"`) {
-				t.Fatalf("page in %s lacks %q or the Continue link:\n%s", tc.lang, tc.want, dom)
+			if got := b.text("#hint-js"); !strings.Contains(got, "continues by itself") {
+				t.Fatalf("hint with JavaScript %q", got)
 			}
-			link := tgSignInLink.FindString(dom)
-			m := qrSrc.FindStringSubmatch(dom)
-			if link == "" || m == nil {
-				t.Fatalf("no deep link or QR code:\n%s", dom)
+			token, match := signInOpened(b)
+			c.shot(b, "signin-en")
+			chat++
+			chatAnswers(ctx, t, tg, chat, token, match, 0)
+			b.do("the page continues by itself to the site", chromedp.WaitVisible(chromedp.ID("welcome")))
+			if loc := b.location(); !strings.HasPrefix(loc, rp.srv.URL+"/callback?") {
+				t.Fatalf("ended at %s", loc)
 			}
-			if got := decodeQR(t, m[1]); got != strings.ReplaceAll(link, "&amp;", "&") {
-				t.Fatalf("QR code says %q, the button %q", got, link)
-			}
-			if shots != "" {
-				chromium(t, bin, pageURL(), tc.width, tc.height, tc.lang, tc.js, filepath.Join(shots, tc.name+".png"))
+			if sub := b.text("#sub"); sub == "" {
+				t.Fatal("no subject on the site's page")
 			}
 		})
 	}
-	if shots != "" {
-		chromium(t, bin, issuer+"/signin/unknown-request", 390, 844, "ru", true, filepath.Join(shots, "expired-ru.png"))
+
+	// JavaScript off: nothing moves by itself; Continue does it.
+	t.Run("nojs", func(t *testing.T) {
+		b := c.open(t, desktop, "fr", false)
+		b.do("open the authorization URL", chromedp.Navigate(rp.start()))
+		token, match := signInOpened(b)
+		if got := b.text(`a.button[data-channel="telegram"]`); got != "Ouvrir Telegram" {
+			t.Fatalf("French button %q", got)
+		}
+		// The hint asks for Continue; the one about going on by itself
+		// stays hidden without script.
+		if got := b.text("#hint-nojs"); got != "Après avoir confirmé dans le chat, appuyez sur Continuer." {
+			t.Fatalf("hint without JavaScript %q", got)
+		}
+		b.do("the script's hint stays hidden", chromedp.WaitNotVisible(chromedp.ID("hint-js")))
+		c.shot(b, "signin-nojs-fr")
+		chat++
+		chatAnswers(ctx, t, tg, chat, token, match, 0)
+		time.Sleep(1500 * time.Millisecond) // three poll intervals: a script would have moved on
+		if loc := b.location(); !strings.Contains(loc, "/signin/") {
+			t.Fatalf("the page moved without JavaScript: %s", loc)
+		}
+		b.do("press Continue", chromedp.Click(chromedp.ID("continue")), chromedp.WaitVisible(chromedp.ID("welcome")))
+	})
+
+	// Russian at both widths; Cancel in the chat, the page says so by
+	// itself and offers the way back to the site.
+	for _, lang := range []string{"en", "ru"} {
+		for _, vp := range []viewport{phone, desktop} {
+			t.Run("declined-"+lang+"-"+vp.name, func(t *testing.T) {
+				b := c.open(t, vp, lang, true)
+				b.do("open the authorization URL", chromedp.Navigate(rp.start()))
+				token, match := signInOpened(b)
+				if lang == "ru" {
+					if got := b.text(`a.button[data-channel="telegram"]`); got != "Открыть Telegram" {
+						t.Fatalf("Russian button %q", got)
+					}
+					c.shot(b, "signin-ru")
+				}
+				chat++
+				chatAnswers(ctx, t, tg, chat, token, match, 1)
+				b.do("the page shows the cancel by itself", chromedp.WaitVisible(chromedp.ID("message")))
+				want := map[string]string{"en": "You cancelled the sign-in in the chat.", "ru": "Вы отменили вход в чате."}[lang]
+				if got := b.text("#message"); got != want {
+					t.Fatalf("declined page says %q, want %q", got, want)
+				}
+				wantBack := map[string]string{"en": "Back to Shop", "ru": "Вернуться на Shop"}[lang]
+				if got := b.text("#back"); got != wantBack {
+					t.Fatalf("back button %q, want %q", got, wantBack)
+				}
+				c.shot(b, "declined-"+lang)
+				// Back to the site, which hears access_denied.
+				b.do("press Back", chromedp.Click(chromedp.ID("back")), chromedp.WaitVisible(chromedp.ID("rp-error")))
+				if got := b.text("#rp-error"); got != "error: access_denied" {
+					t.Fatalf("the site got %q", got)
+				}
+			})
+		}
 	}
+
+	// The page's own Cancel: the site hears access_denied with its state.
+	t.Run("cancel-on-page", func(t *testing.T) {
+		b := c.open(t, phone, "en", true)
+		b.do("open the authorization URL", chromedp.Navigate(rp.start()))
+		signInOpened(b)
+		b.do("press Cancel", chromedp.Click(chromedp.CSS("form.cancel button")), chromedp.WaitVisible(chromedp.ID("rp-error")))
+		if got := b.text("#rp-error"); got != "error: access_denied" {
+			t.Fatalf("the site got %q", got)
+		}
+	})
 }
 
-// pageWithoutScript is the sign-in page as a browser that runs no script
-// gets it: one GET with the browser's language, the cookie kept, the
-// markup's entities decoded as the browser's parser does.
-func pageWithoutScript(t *testing.T, url, lang string) string {
-	t.Helper()
-	jar, _ := cookiejar.New(nil)
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
+// TestBrowserSignInExpired: the page notices by itself that its sign-in
+// expired and shows the expired page with a link to start again.
+func TestBrowserSignInExpired(t *testing.T) {
+	c := newChrome(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, rp, in := browserSetup(ctx, t, []string{"--initiate-login-uri", rpLoginStart}, "PAIRINGD_OIDC_REQUEST_TTL=2s")
+	defer in.stop()
+	for _, lang := range []string{"en", "ru"} {
+		for _, vp := range []viewport{phone, desktop} {
+			t.Run(lang+"-"+vp.name, func(t *testing.T) {
+				b := c.open(t, vp, lang, true)
+				b.do("open the authorization URL", chromedp.Navigate(rp.start()))
+				signInOpened(b)
+				b.do("the page turns to the expired page by itself", chromedp.WaitVisible(chromedp.ID("restart")))
+				want := map[string]string{"en": "This sign-in has expired or was already used.", "ru": "Срок этого входа истёк, или он уже использован."}[lang]
+				if got := b.text("#message"); got != want {
+					t.Fatalf("expired page says %q, want %q", got, want)
+				}
+				if href := b.attr("#restart", "href"); !strings.HasPrefix(href, rpLoginStart+"?iss=") {
+					t.Fatalf("start again leads to %q", href)
+				}
+				c.shot(b, "expired-"+lang)
+			})
+		}
 	}
-	req.Header.Set("Accept-Language", lang)
-	resp, err := (&http.Client{Jar: jar, Timeout: 10 * time.Second}).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("sign-in page: %d %s", resp.StatusCode, body)
-	}
-	// The entities a browser decodes (html/template writes "+" as &#43;).
-	return html.UnescapeString(string(body))
 }
 
 func decodeQR(t *testing.T, b64 string) string {

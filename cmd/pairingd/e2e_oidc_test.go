@@ -146,8 +146,9 @@ func TestBinaryOIDCTelegram(t *testing.T) {
 		Methods []string `json:"code_challenge_methods_supported"`
 		Types   []string `json:"response_types_supported"`
 		EndSess string   `json:"end_session_endpoint"`
+		IssResp bool     `json:"authorization_response_iss_parameter_supported"`
 	}
-	if err := provider.Claims(&disc); err != nil || strings.Join(disc.Methods, ",") != "S256" || disc.EndSess == "" {
+	if err := provider.Claims(&disc); err != nil || strings.Join(disc.Methods, ",") != "S256" || disc.EndSess == "" || !disc.IssResp {
 		t.Fatalf("discovery %+v %v", disc, err)
 	}
 	conf := oauth2.Config{ClientID: rp.ClientID, ClientSecret: rp.ClientSecret, Endpoint: provider.Endpoint(), RedirectURL: rpCallback, Scopes: []string{oidc.ScopeOpenID, "profile"}}
@@ -269,6 +270,33 @@ func TestBinaryOIDCTelegram(t *testing.T) {
 	}
 	oldIDToken := tok.Extra("id_token").(string)
 
+	// max_age: a session older than it asks again; a younger one does not.
+	authAt := time.Unix(claims.AuthTime, 0)
+	time.Sleep(time.Until(authAt.Add(2100 * time.Millisecond)))
+	for _, c := range []struct {
+		maxAge string
+		ask    bool
+	}{{"1", true}, {"3600", false}} {
+		st, loc, _ = b.get(conf.AuthCodeURL("state-age", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("max_age", c.maxAge)))
+		if st != http.StatusFound {
+			t.Fatalf("authorize max_age=%s: %d", c.maxAge, st)
+		}
+		st, _, body = b.get(issuer + loc)
+		if asked := st == http.StatusOK && tgSignInLink.MatchString(body); asked != c.ask {
+			t.Fatalf("max_age=%s: status %d, asked again %v, want %v", c.maxAge, st, asked, c.ask)
+		}
+	}
+	// prompt=none without a session: login_required to the site, with iss.
+	stranger := newBrowser(t)
+	st, loc, _ = stranger.get(conf.AuthCodeURL("state-none", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("prompt", "none")))
+	if st != http.StatusFound {
+		t.Fatalf("authorize prompt=none: %d", st)
+	}
+	if st, loc, _ = stranger.get(issuer + loc); st != http.StatusFound && st != http.StatusSeeOther ||
+		!strings.Contains(loc, "error=login_required") || !strings.Contains(loc, "state=state-none") || !strings.Contains(loc, "iss=") {
+		t.Fatalf("prompt=none without a session: %d %q", st, loc)
+	}
+
 	// 5. prompt=login asks again; Cancel in chat and the page says so.
 	st, loc, _ = b.get(conf.AuthCodeURL("state-3", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("prompt", "login")))
 	if st != http.StatusFound {
@@ -279,6 +307,32 @@ func TestBinaryOIDCTelegram(t *testing.T) {
 	m := tgSignInLink.FindStringSubmatch(body)
 	if st != 200 || m == nil {
 		t.Fatalf("prompt=login did not ask again: %d", st)
+	}
+	// The page's headers; its Cancel form refuses a post without the
+	// CSRF token and changes nothing.
+	res, err := b.c.Get(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	for k, want := range map[string]string{"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY"} {
+		if got := res.Header.Get(k); got != want {
+			t.Fatalf("%s: %q, want %q", k, got, want)
+		}
+	}
+	if csp := res.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self';") || strings.Contains(csp, "unsafe-inline") {
+		t.Fatalf("CSP %q", csp)
+	}
+	res, err = b.c.PostForm(page+"/cancel", url.Values{"csrf": {"forged"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusForbidden {
+		t.Fatalf("cancel without the CSRF token: %d", res.StatusCode)
+	}
+	if st, _, body := b.get(page + "/status"); !strings.Contains(body, `"pending"`) {
+		t.Fatalf("status after a forged cancel: %d %s", st, body)
 	}
 	tg.UserSends(4242, "/start "+m[1], "en")
 	if sent, err = tg.WaitSent(ctx, 3); err != nil {
@@ -304,7 +358,8 @@ func TestBinaryOIDCTelegram(t *testing.T) {
 	}
 	pubConf := oauth2.Config{ClientID: pub.ClientID, Endpoint: provider.Endpoint(), RedirectURL: rpCallback, Scopes: []string{oidc.ScopeOpenID}}
 	st, loc, _ = newBrowser(t).get(pubConf.AuthCodeURL("s"))
-	if st != http.StatusFound || !strings.HasPrefix(loc, rpCallback) || !strings.Contains(loc, "error=invalid_request") {
+	// An error response carries iss too (RFC 9207).
+	if st != http.StatusFound || !strings.HasPrefix(loc, rpCallback) || !strings.Contains(loc, "error=invalid_request") || !strings.Contains(loc, "iss="+url.QueryEscape(issuer)) {
 		t.Fatalf("public client without PKCE: %d %q", st, loc)
 	}
 

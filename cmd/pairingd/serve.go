@@ -107,6 +107,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if pruneAudit := auditPruneLoop(st, log, cfg.Audit.Retention); pruneAudit != nil {
 		jobs = append(jobs, pruneAudit)
 	}
+	if cfg.OIDC.Enabled {
+		jobs = append(jobs, signInPruneLoop(st, log, cfg.OIDC))
+	}
 	for _, run := range jobs {
 		wg.Add(1)
 		go func() {
@@ -159,8 +162,13 @@ func pruneLoop(st *store.Store, log *slog.Logger, eventRetention time.Duration) 
 
 // hourly runs fn at once and then every hour, until ctx ends.
 func hourly(fn func(context.Context)) func(context.Context) error {
+	return every(time.Hour, fn)
+}
+
+// every runs fn at once and then every d, until ctx ends.
+func every(d time.Duration, fn func(context.Context)) func(context.Context) error {
 	return func(ctx context.Context) error {
-		t := time.NewTicker(time.Hour)
+		t := time.NewTicker(d)
 		defer t.Stop()
 		for {
 			fn(ctx)

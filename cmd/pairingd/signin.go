@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"errors"
-
+	"log/slog"
 	"time"
 
 	"github.com/pairingd/pairingd/api"
@@ -37,7 +37,7 @@ func mountSignIn(ctx context.Context, env channelEnv, deps *api.Deps) error {
 	if err != nil {
 		return err
 	}
-	if err := oidcapi.EnsureSigningKey(ctx, env.st, time.Now().UTC()); err != nil {
+	if err := oidcapi.EnsureSigningKey(ctx, env.st, time.Now().UTC(), cfg.OIDC.SigningAlgorithm); err != nil {
 		return err
 	}
 	p, err := oidcapi.New(cfg.Server.PublicURL, cfg.OIDC, oidcapi.Deps{
@@ -48,7 +48,7 @@ func mountSignIn(ctx context.Context, env channelEnv, deps *api.Deps) error {
 		return err
 	}
 	for _, r := range p.Routes() {
-		deps.Webhooks = append(deps.Webhooks, api.Webhook{Method: r.Method, Path: r.Path, Handler: r.Handler, Unlimited: !r.Browser})
+		deps.Webhooks = append(deps.Webhooks, api.Webhook{Method: r.Method, Path: r.Path, Handler: r.Handler, Unlimited: !r.Browser, Page: r.Browser})
 	}
 	deps.SubjectLinker = subjectLinker{signIns, cfg.OIDC.LinkWindow}
 	return nil
@@ -70,4 +70,20 @@ func serverSecret(ctx context.Context, cfg Config, st *store.Store) ([]byte, err
 		return []byte(cfg.Pairing.Secret), nil
 	}
 	return st.ServerSecret(ctx, func() ([]byte, error) { return nil, errors.New("no server secret stored yet") })
+}
+
+// signInPruneEvery is how often expired sign-in state is deleted. More
+// often than the hourly prunes: at full speed sign-ins leave several
+// rows each, and every one of them is dead within minutes.
+const signInPruneEvery = 10 * time.Minute
+
+// signInPruneLoop deletes expired authorization requests, chat tokens,
+// access tokens and sessions, and signing keys retired longer ago than
+// any token they signed can live.
+func signInPruneLoop(st *store.Store, log *slog.Logger, cfg oidcapi.Config) func(context.Context) error {
+	return every(signInPruneEvery, func(ctx context.Context) {
+		now := time.Now()
+		n, err := st.PruneSignIn(ctx, now, now.Add(-cfg.KeyRetention()))
+		logPrune(ctx, log, slog.LevelDebug, "expired sign-in requests, tokens, sessions and retired signing keys", n, err)
+	})
 }

@@ -8,6 +8,10 @@
   var continueURL = main.getAttribute("data-continue-url");
   var every = parseInt(main.getAttribute("data-poll-ms"), 10) || 2000;
   function show(id, on) { var el = document.getElementById(id); if (el) { el.hidden = !on; } }
+  // With script the page goes on by itself; say so instead of asking
+  // for Continue.
+  show("hint-nojs", false);
+  show("hint-js", true);
   function poll() {
     fetch(statusURL, { credentials: "same-origin", cache: "no-store" })
       .then(function (r) { return r.ok ? r.json() : { status: r.status === 429 ? "pending" : "expired" }; })

@@ -42,3 +42,9 @@ func SetKeyUseClock(s *Store, now func() time.Time) {
 
 // WaitKeyUse waits for the last_used_at writes under way.
 func WaitKeyUse(s *Store) { s.keyUse.writing.Wait() }
+
+// PutLegacyServerSecret stores a server secret in the settings table, as
+// releases before the secret file did.
+func PutLegacyServerSecret(st *Store, v []byte) error {
+	return st.putSetting(context.Background(), legacySecretSetting, v)
+}

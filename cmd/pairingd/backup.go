@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -34,8 +33,8 @@ On PostgreSQL, back up with pg_dump.`,
 			}
 			if cfg.Database.Driver == store.SQLite {
 				// Opening a missing SQLite file would create an empty one.
-				if _, err := os.Stat(sqliteFile(cfg.Database.DSN)); errors.Is(err, fs.ErrNotExist) {
-					return fmt.Errorf("backup: no database at %s", sqliteFile(cfg.Database.DSN))
+				if _, err := os.Stat(store.SQLiteFile(cfg.Database.DSN)); errors.Is(err, fs.ErrNotExist) {
+					return fmt.Errorf("backup: no database at %s", store.SQLiteFile(cfg.Database.DSN))
 				}
 			}
 			// Opened without migrating: a backup taken before an upgrade
@@ -54,13 +53,4 @@ On PostgreSQL, back up with pg_dump.`,
 	}
 	c.Flags().StringVar(&to, "to", "", "the new file to write the copy to (required; never overwritten)")
 	return c
-}
-
-// sqliteFile is the file a SQLite DSN names (a path or a file: URI).
-func sqliteFile(dsn string) string {
-	dsn = strings.TrimPrefix(dsn, "file:")
-	if i := strings.IndexByte(dsn, '?'); i >= 0 {
-		dsn = dsn[:i]
-	}
-	return dsn
 }

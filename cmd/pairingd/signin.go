@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
-
 	"time"
 
 	"github.com/pairingd/pairingd/api"
 	oidcapi "github.com/pairingd/pairingd/api/oidc"
 	"github.com/pairingd/pairingd/pairing"
-	"github.com/pairingd/pairingd/store"
 	"github.com/pairingd/pairingd/templates"
 )
 
@@ -33,10 +30,7 @@ func mountSignIn(ctx context.Context, env channelEnv, deps *api.Deps) error {
 	if err != nil {
 		return err
 	}
-	secret, err := serverSecret(ctx, cfg, env.st)
-	if err != nil {
-		return err
-	}
+	secret := []byte(env.svc.Config().Secret)
 	if err := oidcapi.EnsureSigningKey(ctx, env.st, time.Now().UTC()); err != nil {
 		return err
 	}
@@ -62,12 +56,4 @@ type subjectLinker struct {
 
 func (l subjectLinker) LinkSubject(ctx context.Context, req pairing.SubjectLinkRequest) (pairing.Result, error) {
 	return l.si.LinkSubject(ctx, req, l.window)
-}
-
-// serverSecret is the configured secret or the one stored at first start.
-func serverSecret(ctx context.Context, cfg Config, st *store.Store) ([]byte, error) {
-	if len(cfg.Pairing.Secret) > 0 {
-		return []byte(cfg.Pairing.Secret), nil
-	}
-	return st.ServerSecret(ctx, func() ([]byte, error) { return nil, errors.New("no server secret stored yet") })
 }

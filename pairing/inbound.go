@@ -99,8 +99,13 @@ type InboundConfig struct {
 	RetryInitial time.Duration
 	RetryMax     time.Duration
 	// Owner names this worker in leases; empty: random.
-	Owner  string
-	Clock  Clock
+	Owner string
+	// SealKey (InboundSealKey of the server secret) seals the
+	// bearer tokens in stored payloads (inboundseal.go). Empty: a random
+	// key of this process, which another instance or the next start cannot
+	// open (tests).
+	SealKey []byte
+	Clock   Clock
 	Rand   io.Reader
 	Logger *slog.Logger
 }
@@ -128,6 +133,10 @@ func (c InboundConfig) withDefaults() InboundConfig {
 	if c.Owner == "" {
 		c.Owner = newOwner()
 	}
+	if len(c.SealKey) == 0 {
+		c.SealKey = make([]byte, 32)
+		_, _ = io.ReadFull(c.Rand, c.SealKey)
+	}
 	return c
 }
 
@@ -140,6 +149,7 @@ type InboundWorker struct {
 	nudge  chan struct{}
 	jobs   *runner[InboundItem]
 	obs    Observer
+	seal   *tokenSeal
 
 	mu       sync.RWMutex
 	handlers map[string]InboundHandler
@@ -148,7 +158,7 @@ type InboundWorker struct {
 // NewInboundWorker builds a worker over a queue.
 func NewInboundWorker(q InboundQueue, cfg InboundConfig) *InboundWorker {
 	cfg = cfg.withDefaults()
-	w := &InboundWorker{
+	w := &InboundWorker{seal: newTokenSeal(cfg.SealKey, cfg.Rand),
 		q: q, cfg: cfg, nudge: make(chan struct{}, 1), handlers: map[string]InboundHandler{}, obs: NopObserver{},
 		policy: RetryPolicy{Initial: cfg.RetryInitial, Max: cfg.RetryMax, RetryFor: cfg.MaxAge},
 	}
@@ -182,6 +192,9 @@ func (w *InboundWorker) Accept(ctx context.Context, evs []InboundEvent) error {
 	if len(evs) == 0 {
 		return nil
 	}
+	if err := w.sealTokens(evs); err != nil {
+		return err
+	}
 	n, err := w.q.EnqueueInbound(ctx, evs, w.cfg.Clock.Now().UTC())
 	if err != nil {
 		return err
@@ -206,6 +219,19 @@ func (w *InboundWorker) storable(evs []InboundEvent) []InboundEvent {
 		kept = append(kept, ev)
 	}
 	return kept
+}
+
+// sealTokens replaces the bearer tokens in the events' payloads by their
+// sealed form (inboundseal.go), in place: evs is storable's copy.
+func (w *InboundWorker) sealTokens(evs []InboundEvent) error {
+	for i := range evs {
+		p, err := w.seal.seal(evs[i].Payload)
+		if err != nil {
+			return err
+		}
+		evs[i].Payload = p
+	}
+	return nil
 }
 
 // Nudge makes Run look at the queue now.
@@ -279,5 +305,5 @@ func (w *InboundWorker) call(ctx context.Context, it InboundItem) error {
 	if h == nil {
 		return fmt.Errorf("no handler for source %q in this instance", it.Source)
 	}
-	return h(ctx, it.Payload)
+	return h(ctx, w.seal.open(it.Payload))
 }

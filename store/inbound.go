@@ -131,3 +131,18 @@ func (s *Store) InboundByKey(ctx context.Context, source, key string) (pairing.I
 func (s *Store) PruneInbound(ctx context.Context, before time.Time) (int64, error) {
 	return s.exec(ctx, `DELETE FROM inbound_events WHERE created_at < ? AND (done_at <> 0 OR failed_at <> 0)`, us(before))
 }
+
+// InboundPayloads returns the stored payloads of a source, oldest first
+// (tests, inspection).
+func (s *Store) InboundPayloads(ctx context.Context, source string) ([][]byte, error) {
+	rows, err := listRows[inboundRow](ctx, s.repo, s.w, `SELECT `+columnsOf[inboundRow]("")+` FROM inbound_events
+		WHERE source = ? ORDER BY id`, source)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(rows))
+	for i, r := range rows {
+		out[i] = r.Payload
+	}
+	return out, nil
+}

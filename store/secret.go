@@ -170,7 +170,8 @@ func randomSecret() ([]byte, error) {
 }
 
 // ReadSecretFile reads a secret file (the text of pairing.secret, a final
-// newline dropped), narrowing its mode to 0600 if others may read it.
+// newline dropped), narrowing its mode to 0600 if others may read it (with
+// a warning when it cannot).
 func ReadSecretFile(path string, log *slog.Logger) ([]byte, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -180,7 +181,9 @@ func ReadSecretFile(path string, log *slog.Logger) ([]byte, error) {
 		return nil, fmt.Errorf("%w: pairing.secret_file: %w", ErrSecretConfig, err)
 	}
 	if err := RestrictFile(path, log); err != nil {
-		return nil, err
+		// A file pairingd does not own (a mounted secret) is the
+		// operator's to protect: say so, and go on.
+		log.Warn("the server secret file is readable by other users and its mode cannot be changed", "file", path, "err", err)
 	}
 	var key pairing.HMACKey
 	if err := key.UnmarshalText([]byte(strings.TrimRight(string(raw), "\r\n"))); err != nil {

@@ -50,7 +50,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Metrics: metrics,
 		Build:   buildInfo().forMetrics(),
 	}
-	inbox := inboundWorker(cfg, st, log)
+	inbox := inboundWorker(cfg, st, log, svc.Config().Secret)
 	inbox.Observe(metrics)
 	chans, err := buildChannels(channelEnv{cfg: cfg, svc: svc, st: st, texts: texts, log: log, inbox: inbox}, &deps)
 	if err != nil {

@@ -221,6 +221,23 @@ func (w *InboundWorker) storable(evs []InboundEvent) []InboundEvent {
 	return kept
 }
 
+// InboundRewriter is implemented by a queue that can rewrite its stored
+// payloads once (the store).
+type InboundRewriter interface {
+	RewriteInboundPayloadsOnce(ctx context.Context, name string, fn func([]byte) ([]byte, error)) (int, error)
+}
+
+// SealStored seals the tokens in payloads an earlier release stored in the
+// clear, once per database, and returns how many payloads it changed. The
+// queue must implement InboundRewriter.
+func (w *InboundWorker) SealStored(ctx context.Context) (int, error) {
+	rw, ok := w.q.(InboundRewriter)
+	if !ok {
+		return 0, errors.New("inbound: the queue cannot rewrite stored payloads")
+	}
+	return rw.RewriteInboundPayloadsOnce(ctx, "inbound_tokens_sealed", w.seal.seal)
+}
+
 // sealTokens replaces the bearer tokens in the events' payloads by their
 // sealed form (inboundseal.go), in place: evs is storable's copy.
 func (w *InboundWorker) sealTokens(evs []InboundEvent) error {

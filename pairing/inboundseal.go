@@ -30,13 +30,42 @@ import (
 
 // bearerTokenRE matches pairingd's bearer tokens: a deep-link token, a
 // sign-in token, a grant, an API key (people paste anything into a chat).
-// They are base64url after the prefix: 43 characters or more.
-var bearerTokenRE = regexp.MustCompile(`\b(?:pdl|psi|pgr|pdk)_[A-Za-z0-9_-]{20,128}`)
+// They are base64url after the prefix: 43 characters or more. A match
+// counts only where no token character comes before it (tokenStart), so
+// nothing inside a longer run, a sealed token included, is taken for one.
+var bearerTokenRE = regexp.MustCompile(`(?:pdl|psi|pgr|pdk)_[A-Za-z0-9_-]{20,128}`)
 
 // sealedPrefix starts a sealed token in a stored payload.
 const sealedPrefix = "pzs_"
 
-var sealedTokenRE = regexp.MustCompile(`\b` + sealedPrefix + `[A-Za-z0-9_-]{40,400}`)
+var sealedTokenRE = regexp.MustCompile(sealedPrefix + `[A-Za-z0-9_-]{40,400}`)
+
+// tokenChar tells whether b may be part of a token (base64url and '_').
+func tokenChar(b byte) bool {
+	return b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '_' || b == '-'
+}
+
+// replaceTokens replaces every match of re in b that starts a run of token
+// characters by fn of it; it returns b itself when nothing is replaced.
+func replaceTokens(b []byte, re *regexp.Regexp, fn func([]byte) ([]byte, error)) ([]byte, error) {
+	var out []byte
+	last := 0
+	for _, m := range re.FindAllIndex(b, -1) {
+		if m[0] > 0 && tokenChar(b[m[0]-1]) {
+			continue
+		}
+		r, err := fn(b[m[0]:m[1]])
+		if err != nil {
+			return nil, err
+		}
+		out = append(append(out, b[last:m[0]]...), r...)
+		last = m[1]
+	}
+	if out == nil {
+		return b, nil
+	}
+	return append(out, b[last:]...), nil
+}
 
 // InboundSealKey derives the key that seals tokens in stored inbound
 // payloads from the server secret, so every instance (and the next start)
@@ -70,18 +99,13 @@ func newTokenSeal(key []byte, r io.Reader) *tokenSeal {
 // seal replaces every bearer token in payload by its sealed form. It
 // returns payload itself when there is none.
 func (t *tokenSeal) seal(payload []byte) ([]byte, error) {
-	if !bearerTokenRE.Match(payload) {
-		return payload, nil
-	}
-	var err error
-	out := bearerTokenRE.ReplaceAllFunc(payload, func(tok []byte) []byte {
+	out, err := replaceTokens(payload, bearerTokenRE, func(tok []byte) ([]byte, error) {
 		nonce := make([]byte, t.aead.NonceSize())
-		if _, e := io.ReadFull(t.rand, nonce); e != nil {
-			err = e
-			return nil
+		if _, err := io.ReadFull(t.rand, nonce); err != nil {
+			return nil, err
 		}
 		ct := t.aead.Seal(nonce, nonce, tok, nil)
-		return []byte(sealedPrefix + base64.RawURLEncoding.EncodeToString(ct))
+		return []byte(sealedPrefix + base64.RawURLEncoding.EncodeToString(ct)), nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("seal tokens of an inbound payload: %w", err)
@@ -93,19 +117,17 @@ func (t *tokenSeal) seal(payload []byte) ([]byte, error) {
 // secret, or text that only looks sealed) is left as it is: to a handler
 // it is an unknown token.
 func (t *tokenSeal) open(payload []byte) []byte {
-	if !sealedTokenRE.Match(payload) {
-		return payload
-	}
-	return sealedTokenRE.ReplaceAllFunc(payload, func(s []byte) []byte {
+	out, _ := replaceTokens(payload, sealedTokenRE, func(s []byte) ([]byte, error) {
 		ct, err := base64.RawURLEncoding.DecodeString(string(s[len(sealedPrefix):]))
-		if err != nil || len(ct) < t.aead.NonceSize() {
-			return s
-		}
 		n := t.aead.NonceSize()
+		if err != nil || len(ct) < n {
+			return s, nil
+		}
 		tok, err := t.aead.Open(nil, ct[:n], ct[n:], nil)
 		if err != nil {
-			return s
+			return s, nil
 		}
-		return tok
+		return tok, nil
 	})
+	return out
 }

@@ -87,3 +87,46 @@ func TestInboundSealOpensOnlyWithItsSecret(t *testing.T) {
 		})
 	}
 }
+
+// TestInboundSealStoredOfEarlierRelease: payloads an earlier release
+// stored with tokens in the clear are sealed once at start (those stored
+// sealed already are left alone), and their handlers still get the token.
+func TestInboundSealStoredOfEarlierRelease(t *testing.T) {
+	t.Parallel()
+	tok := "pdl_" + strings.Repeat("Ea7-", 11)
+	raw := `{"text":"/start ` + tok + `"}`
+	storetest.Engines(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		e := newInboundEnv(t, st, pairing.InboundConfig{SealKey: pairing.InboundSealKey(bytes.Repeat([]byte("k"), 32))}, func(string) error { return nil })
+		// The earlier release: straight into the table.
+		if _, err := st.EnqueueInbound(ctx, []pairing.InboundEvent{{Source: "src", Key: "old", Group: "g", Payload: []byte(raw)}}, e.clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+		e.accept(t, pairing.InboundEvent{Source: "src", Key: "new", Group: "h", Payload: []byte(`{"text":"/start ` + tok + `"}`)})
+		before, _ := st.InboundPayloads(ctx, "src")
+		n, err := e.w.SealStored(ctx)
+		if err != nil || n != 1 {
+			t.Fatalf("sealed %d payloads, %v; want 1", n, err)
+		}
+		after, _ := st.InboundPayloads(ctx, "src")
+		if string(after[1]) != string(before[1]) {
+			t.Fatal("a payload sealed already was changed")
+		}
+		for _, p := range after {
+			if strings.Contains(string(p), tok) || !strings.Contains(string(p), "/start pzs_") {
+				t.Fatalf("stored %s", p)
+			}
+		}
+		if n, err := e.w.SealStored(ctx); err != nil || n != 0 {
+			t.Fatalf("second run sealed %d, %v", n, err)
+		}
+		if n, err := e.w.Drain(ctx); err != nil || n != 2 {
+			t.Fatalf("drained %d, %v", n, err)
+		}
+		for _, got := range e.handled() {
+			if got != raw {
+				t.Fatalf("handler got %q", got)
+			}
+		}
+	})
+}

@@ -106,8 +106,8 @@ type InboundConfig struct {
 	// open (tests).
 	SealKey []byte
 	Clock   Clock
-	Rand   io.Reader
-	Logger *slog.Logger
+	Rand    io.Reader
+	Logger  *slog.Logger
 }
 
 func (c InboundConfig) withDefaults() InboundConfig {

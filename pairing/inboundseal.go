@@ -31,8 +31,9 @@ import (
 // bearerTokenRE matches pairingd's bearer tokens: a deep-link token, a
 // sign-in token, a grant, an API key (people paste anything into a chat).
 // They are base64url after the prefix: 43 characters or more. A match
-// counts only where no token character comes before it (tokenStart), so
-// nothing inside a longer run, a sealed token included, is taken for one.
+// counts only when it is a whole run of token characters (none right
+// before or after it), so nothing inside a longer run, a sealed token
+// included, is taken for one.
 var bearerTokenRE = regexp.MustCompile(`(?:pdl|psi|pgr|pdk)_[A-Za-z0-9_-]{20,128}`)
 
 // sealedPrefix starts a sealed token in a stored payload.
@@ -45,14 +46,14 @@ func tokenChar(b byte) bool {
 	return b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '_' || b == '-'
 }
 
-// replaceTokens replaces every match of re in b that starts a run of token
-// characters by fn of it; it returns b itself when nothing is replaced.
+// replaceTokens replaces every match of re in b that is a whole run of
+// token characters by fn of it; it returns b itself when nothing is replaced.
 func replaceTokens(b []byte, re *regexp.Regexp, fn func([]byte) ([]byte, error)) ([]byte, error) {
 	var out []byte
 	last := 0
 	for _, m := range re.FindAllIndex(b, -1) {
-		if m[0] > 0 && tokenChar(b[m[0]-1]) {
-			continue
+		if m[0] > 0 && tokenChar(b[m[0]-1]) || m[1] < len(b) && tokenChar(b[m[1]]) {
+			continue // inside a longer run: not a whole token
 		}
 		r, err := fn(b[m[0]:m[1]])
 		if err != nil {

@@ -18,8 +18,10 @@ func backupCommand(a *app) *cobra.Command {
 		Short: "copy a live SQLite database consistently into a new file",
 		Long: `backup writes a consistent copy of the SQLite database to a new file while
 pairingd keeps serving (SQLite's VACUUM INTO). It never overwrites a file.
-To restore: stop pairingd, delete the database's -wal and -shm files, copy
-the backup over the database file, start pairingd.
+The copy is mode 0600. To restore: stop pairingd, delete the database's
+-wal and -shm files, copy the backup over the database file, start
+pairingd. The server secret (the file beside the database) is not in the
+copy: back it up on its own, or PINs issued before a restore stop working.
 
 On PostgreSQL, back up with pg_dump.`,
 		Args: noCommand,
@@ -48,6 +50,10 @@ On PostgreSQL, back up with pg_dump.`,
 				return err
 			}
 			fmt.Fprintf(a.stdout, "backed up to %s\n", to)
+			if f := store.DefaultSecretFile(cfg.Database); f != "" && len(cfg.Pairing.Secret) == 0 && cfg.Pairing.SecretFile == "" {
+				// The secret is kept apart from the database on purpose.
+				fmt.Fprintf(a.stdout, "the server secret is not in the backup: keep %s apart from it, as private\n", f)
+			}
 			return nil
 		},
 	}

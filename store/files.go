@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/pairingd/pairingd/pairing"
 )
 
 // The SQLite database holds hashes an attacker could test offline, the
@@ -39,16 +41,17 @@ func SQLiteFile(dsn string) string {
 // sqliteCompanions are the files SQLite keeps beside a database in WAL mode.
 var sqliteCompanions = []string{"", "-wal", "-shm", "-journal"}
 
-// prepareSQLiteFile makes the database's directory (0700) when it is
-// missing, creates the database file 0600 when it is missing, and takes
-// group and other permissions off the database and its companion files
-// when an earlier release (or a wide umask) left them readable.
+// prepareSQLiteFile creates the database file 0600 when it is missing,
+// and takes group and other permissions off the database and its companion
+// files when an earlier release (or a wide umask) left them readable. A
+// missing directory is not created: it is more likely a wrong path than a
+// wish for a new, empty database.
 func prepareSQLiteFile(path string, log *slog.Logger) error {
 	if path == "" {
 		return nil
 	}
-	if err := EnsurePrivateDir(filepath.Dir(path), log); err != nil {
-		return err
+	if _, err := os.Stat(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("open sqlite: the database's directory: %w (%w)", err, pairing.ErrUnavailable)
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, PrivateFileMode)
 	switch {
@@ -71,7 +74,7 @@ func prepareSQLiteFile(path string, log *slog.Logger) error {
 }
 
 // EnsurePrivateDir creates dir (and its parents) with mode 0700 when it
-// does not exist. An existing directory is left as it is: it may be shared
+// does not exist (the directory of a new secret file). An existing directory is left as it is: it may be shared
 // on purpose (the working directory, /var/lib).
 func EnsurePrivateDir(dir string, log *slog.Logger) error {
 	if _, err := os.Stat(dir); err == nil {

@@ -35,12 +35,11 @@ func wantMode(t *testing.T, path string, want os.FileMode) {
 }
 
 // TestSQLiteFilesPrivateUnderOpenUmask: under umask 000 a new database, its
-// -wal and -shm files, the directory made for it and a backup are readable
-// by the service's user only.
+// -wal and -shm files, a secret file, the directory made for that file and
+// a backup are readable by the service's user only.
 func TestSQLiteFilesPrivateUnderOpenUmask(t *testing.T) {
 	withUmask(t, 0)
-	dir := filepath.Join(t.TempDir(), "state", "pairingd")
-	db := filepath.Join(dir, "pairingd.db")
+	db := filepath.Join(t.TempDir(), "pairingd.db")
 	st := openSQLite(t, db)
 	// A write makes SQLite create the -wal (and the -shm with WAL mode).
 	if _, err := st.CreateAPIKey(ctx, pairing.APIKey{Name: "k", Prefix: "pdk_abcdef", Hash: []byte("h"), CreatedAt: t0}); err != nil {
@@ -49,7 +48,12 @@ func TestSQLiteFilesPrivateUnderOpenUmask(t *testing.T) {
 	for _, p := range []string{db, db + "-wal", db + "-shm"} {
 		wantMode(t, p, 0o600)
 	}
-	wantMode(t, dir, 0o700)
+	secretDir := filepath.Join(t.TempDir(), "etc", "pairingd")
+	if err := store.CreateSecretFile(filepath.Join(secretDir, "pairing.secret"), bytes.Repeat([]byte("s"), 32)); err != nil {
+		t.Fatal(err)
+	}
+	wantMode(t, secretDir, 0o700)
+	wantMode(t, filepath.Join(secretDir, "pairing.secret"), 0o600)
 	backup := filepath.Join(t.TempDir(), "backup.db")
 	if err := st.Backup(ctx, backup); err != nil {
 		t.Fatal(err)

@@ -99,10 +99,15 @@ type InboundWorkerConfig struct {
 	RetryInitial time.Duration
 	RetryMax     time.Duration
 	// Owner names this worker in leases; empty: random.
-	Owner  string
-	Clock  Clock
-	Rand   io.Reader
-	Logger *slog.Logger
+	Owner string
+	// SealKey (InboundSealKey of the server secret) seals the
+	// bearer tokens in stored payloads (inboundseal.go). Empty: a random
+	// key of this process, which another instance or the next start cannot
+	// open (tests).
+	SealKey []byte
+	Clock   Clock
+	Rand    io.Reader
+	Logger  *slog.Logger
 }
 
 func (c InboundWorkerConfig) withDefaults() InboundWorkerConfig {
@@ -117,6 +122,10 @@ func (c InboundWorkerConfig) withDefaults() InboundWorkerConfig {
 		c.Workers = d.Workers
 	}
 	workerDefaults(&c.Clock, &c.Rand, &c.Logger, &c.Owner)
+	if len(c.SealKey) == 0 {
+		c.SealKey = make([]byte, 32)
+		_, _ = io.ReadFull(c.Rand, c.SealKey)
+	}
 	return c
 }
 
@@ -128,6 +137,7 @@ type InboundWorker struct {
 	nudge    chan struct{}
 	jobs     *runner[InboundItem]
 	outcomes *leasedQueue
+	seal     *tokenSeal
 
 	mu       sync.RWMutex
 	handlers map[string]InboundHandler
@@ -136,7 +146,7 @@ type InboundWorker struct {
 // NewInboundWorker builds a worker over a queue.
 func NewInboundWorker(q InboundQueue, cfg InboundWorkerConfig) *InboundWorker {
 	cfg = cfg.withDefaults()
-	w := &InboundWorker{
+	w := &InboundWorker{seal: newTokenSeal(cfg.SealKey, cfg.Rand),
 		q: q, cfg: cfg, nudge: make(chan struct{}, 1), handlers: map[string]InboundHandler{},
 		outcomes: &leasedQueue{
 			queue: QueueInbound, name: "inbound", owner: cfg.Owner, clock: cfg.Clock, rand: cfg.Rand, obs: NopObserver{},
@@ -176,6 +186,9 @@ func (w *InboundWorker) Accept(ctx context.Context, evs []InboundEvent) error {
 	if len(evs) == 0 {
 		return nil
 	}
+	if err := w.sealTokens(evs); err != nil {
+		return err
+	}
 	n, err := w.q.EnqueueInbound(ctx, evs, w.cfg.Clock.Now().UTC())
 	if err != nil {
 		return err
@@ -200,6 +213,36 @@ func (w *InboundWorker) storable(evs []InboundEvent) []InboundEvent {
 		kept = append(kept, ev)
 	}
 	return kept
+}
+
+// InboundRewriter is implemented by a queue that can rewrite its stored
+// payloads once (the store).
+type InboundRewriter interface {
+	RewriteInboundPayloadsOnce(ctx context.Context, name string, fn func([]byte) ([]byte, error)) (int, error)
+}
+
+// SealStored seals the tokens in payloads an earlier release stored in the
+// clear, once per database, and returns how many payloads it changed. The
+// queue must implement InboundRewriter.
+func (w *InboundWorker) SealStored(ctx context.Context) (int, error) {
+	rw, ok := w.q.(InboundRewriter)
+	if !ok {
+		return 0, errors.New("inbound: the queue cannot rewrite stored payloads")
+	}
+	return rw.RewriteInboundPayloadsOnce(ctx, "inbound_tokens_sealed", w.seal.seal)
+}
+
+// sealTokens replaces the bearer tokens in the events' payloads by their
+// sealed form (inboundseal.go), in place: evs is storable's copy.
+func (w *InboundWorker) sealTokens(evs []InboundEvent) error {
+	for i := range evs {
+		p, err := w.seal.seal(evs[i].Payload)
+		if err != nil {
+			return err
+		}
+		evs[i].Payload = p
+	}
+	return nil
 }
 
 // Nudge makes Run look at the queue now.
@@ -238,5 +281,5 @@ func (w *InboundWorker) call(ctx context.Context, it InboundItem) error {
 	if h == nil {
 		return fmt.Errorf("no handler for source %q in this instance", it.Source)
 	}
-	return h(ctx, it.Payload)
+	return h(ctx, w.seal.open(it.Payload))
 }

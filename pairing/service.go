@@ -1,7 +1,9 @@
 package pairing
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -18,9 +20,13 @@ import (
 // replaced by the defaults in DefaultConfig, except MagicLinkTTL, whose
 // zero means magic links are off.
 type Config struct {
-	// Secret keys the PIN HMAC. At least 32 bytes; empty in the file means
-	// one generated once and kept in the database.
+	// Secret keys the PIN HMAC. At least 32 bytes; "base64:" and base64
+	// gives the bytes it decodes to. Empty: read from SecretFile.
 	Secret HMACKey `yaml:"secret"`
+	// SecretFile holds the secret when Secret is empty. Empty on SQLite:
+	// the database's path + ".secret", made (0600) on first start. On
+	// PostgreSQL one of the two must be set.
+	SecretFile string `yaml:"secret_file"`
 	// LinkURL is the site's PIN page; "{buid}" is replaced by the BUID.
 	LinkURL string `yaml:"link_url"`
 	// PINLength is the number of digits of a PIN.
@@ -54,8 +60,21 @@ type Config struct {
 // HMACKey is a secret key given as text in the configuration.
 type HMACKey []byte
 
-// UnmarshalText reads the key from the file or the environment.
+// hmacKeyBase64 starts a key given as the base64 of its bytes (how
+// generated and exported keys are written).
+const hmacKeyBase64 = "base64:"
+
+// UnmarshalText reads the key from the file or the environment: the text's
+// bytes, or after "base64:" the bytes the standard base64 decodes to.
 func (k *HMACKey) UnmarshalText(b []byte) error {
+	if rest, ok := bytes.CutPrefix(b, []byte(hmacKeyBase64)); ok {
+		dec, err := base64.StdEncoding.DecodeString(string(rest))
+		if err != nil {
+			return errors.New("after base64: must be standard base64")
+		}
+		*k = dec
+		return nil
+	}
 	*k = append(HMACKey(nil), b...)
 	return nil
 }
@@ -110,7 +129,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, a...)))
 	}
 	if len(c.Secret) > 0 && len(c.Secret) < 32 {
-		bad("secret", "must be at least 32 characters (leave empty to generate and store one)")
+		bad("secret", "must be at least 32 characters, or base64: and 32 bytes (leave empty to use secret_file)")
 	}
 	if !strings.Contains(c.LinkURL, "{buid}") {
 		bad("link_url", "must contain {buid}")

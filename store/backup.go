@@ -24,12 +24,21 @@ func (s *Store) Backup(ctx context.Context, path string) error {
 	if s.driver != SQLite {
 		return errors.New("backup: the database is PostgreSQL: back it up with pg_dump (e.g. pg_dump --format=custom --file=pairingd.dump DSN) or your provider's snapshots")
 	}
-	if _, err := os.Lstat(path); err == nil {
+	// The copy holds what the database holds: it is created 0600 here,
+	// exclusively (never over an existing file), and VACUUM INTO fills the
+	// empty file, keeping its mode.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, PrivateFileMode)
+	if errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("backup: %s: %w", path, ErrBackupExists)
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	} else if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	if err := errors.Join(f.Chmod(PrivateFileMode), f.Close()); err != nil {
+		_ = os.Remove(path)
 		return fmt.Errorf("backup: %w", err)
 	}
 	if _, err := s.writer.ExecContext(ctx, `VACUUM INTO ?`, path); err != nil {
+		_ = os.Remove(path)
 		return fmt.Errorf("backup: %w", translate(err))
 	}
 	return nil

@@ -47,3 +47,9 @@ func WaitKeyUse(s *Store) { s.keyUse.writing.Wait() }
 // RawDB is the store's writer pool, for tests that fill or read tables
 // the store has no operation for.
 func RawDB(s *Store) *sql.DB { return s.writer }
+
+// PutLegacyServerSecret stores a server secret in the settings table, as
+// releases before the secret file did.
+func PutLegacyServerSecret(st *Store, v []byte) error {
+	return st.putSetting(context.Background(), legacySecretSetting, v)
+}

@@ -1,7 +1,9 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -123,4 +125,63 @@ func (s *Store) InboundByKey(ctx context.Context, source, key string) (pairing.I
 // its max age.
 func (s *Store) PruneInbound(ctx context.Context, before time.Time) (int64, error) {
 	return s.exec(ctx, `DELETE FROM inbound_events WHERE created_at < ? AND (done_at <> 0 OR failed_at <> 0)`, us(before))
+}
+
+// InboundPayloads returns the stored payloads of a source, oldest first
+// (tests, inspection).
+func (s *Store) InboundPayloads(ctx context.Context, source string) ([][]byte, error) {
+	rows, err := listRows[inboundRow](ctx, s.repo, s.w, `SELECT `+columnsOf[inboundRow]("")+` FROM inbound_events
+		WHERE source = ? ORDER BY id`, source)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(rows))
+	for i, r := range rows {
+		out[i] = r.Payload
+	}
+	return out, nil
+}
+
+// RewriteInboundPayloadsOnce runs fn on every stored payload and stores
+// what it returns where that differs, then records name in the settings
+// table: a later call with the same name does nothing. Rows are read in
+// batches by id, so the rewrite never holds the writer for long.
+// Instances doing it at once both rewrite; fn must leave its own output
+// unchanged (sealing seals only tokens in the clear).
+func (s *Store) RewriteInboundPayloadsOnce(ctx context.Context, name string, fn func([]byte) ([]byte, error)) (int, error) {
+	if _, err := s.setting(ctx, name); err == nil {
+		return 0, nil
+	} else if !errors.Is(err, pairing.ErrNotFound) {
+		return 0, err
+	}
+	type row struct {
+		ID      int64  `db:"id"`
+		Payload []byte `db:"payload"`
+	}
+	changed := 0
+	for after := int64(0); ; {
+		rows, err := listScanned(ctx, s.repo, s.w, func(r *row) []any { return []any{&r.ID, &r.Payload} },
+			`SELECT id, payload FROM inbound_events WHERE id > ? ORDER BY id LIMIT 200`, after)
+		if err != nil {
+			return changed, err
+		}
+		for _, r := range rows {
+			out, err := fn(r.Payload)
+			if err != nil {
+				return changed, err
+			}
+			if bytes.Equal(out, r.Payload) {
+				continue
+			}
+			if _, err := s.exec(ctx, `UPDATE inbound_events SET payload = ? WHERE id = ?`, out, r.ID); err != nil {
+				return changed, err
+			}
+			changed++
+		}
+		if len(rows) < 200 {
+			break
+		}
+		after = rows[len(rows)-1].ID
+	}
+	return changed, s.putSetting(ctx, name, []byte(time.Now().UTC().Format(time.RFC3339)))
 }

@@ -2,28 +2,57 @@ package store
 
 import (
 	"context"
-	"errors"
-
-	"github.com/pairingd/pairingd/pairing"
 )
 
-// The settings table keeps named values every instance shares.
+// The settings table keeps named values every instance shares: today the
+// readiness heartbeat, and the server secret of earlier releases, which
+// kept it here (secret.go moves it out).
 
-// ServerSecret returns the server secret kept in the database, creating it
-// with gen the first time. Instances starting together agree on one: the
-// insert does nothing when a row exists, and everyone reads the row.
-func (s *Store) ServerSecret(ctx context.Context, gen func() ([]byte, error)) ([]byte, error) {
-	if v, err := s.setting(ctx, "server_secret"); !errors.Is(err, pairing.ErrNotFound) {
-		return v, err
+const legacySecretSetting = "server_secret"
+
+// LegacyServerSecret returns the server secret an earlier release stored in
+// the database, or pairing.ErrNotFound when there is none.
+func (s *Store) LegacyServerSecret(ctx context.Context) ([]byte, error) {
+	return s.setting(ctx, legacySecretSetting)
+}
+
+// ForgetLegacyServerSecret deletes the stored server secret if it is value
+// (nil: whatever it is), and tells whether a row was deleted. On SQLite the
+// row's bytes are overwritten (secure_delete) and the WAL is checkpointed
+// and truncated, so the secret is not left in a free part of a page or in
+// an old WAL frame of the file.
+func (s *Store) ForgetLegacyServerSecret(ctx context.Context, value []byte) (bool, error) {
+	q, args := `DELETE FROM settings WHERE name = ?`, []any{legacySecretSetting}
+	if value != nil {
+		q, args = q+` AND value = ?`, append(args, value)
 	}
-	fresh, err := gen()
+	if s.driver != SQLite {
+		n, err := s.exec(ctx, q, args...)
+		return n > 0, err
+	}
+	conn, err := s.writer.Conn(ctx)
 	if err != nil {
-		return nil, err
+		return false, translate(err)
 	}
-	if _, err := s.exec(ctx, `INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`, "server_secret", fresh); err != nil {
-		return nil, err
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `PRAGMA secure_delete = ON`); err != nil {
+		return false, translate(err)
 	}
-	return s.setting(ctx, "server_secret")
+	res, err := conn.ExecContext(ctx, q, args...)
+	_, offErr := conn.ExecContext(ctx, `PRAGMA secure_delete = OFF`)
+	if err != nil {
+		return false, translate(err)
+	}
+	if offErr != nil {
+		return false, translate(offErr)
+	}
+	n, _ := res.RowsAffected()
+	if n > 0 {
+		if _, err := conn.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+			return true, translate(err)
+		}
+	}
+	return n > 0, nil
 }
 
 // setting reads on the writer: a value written a moment ago (by this or

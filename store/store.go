@@ -94,6 +94,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		if cfg.DSN == "" {
 			return nil, errors.New("database.dsn: empty SQLite path")
 		}
+		if err := prepareSQLiteFile(SQLiteFile(cfg.DSN), log); err != nil {
+			return nil, err
+		}
 		w, err := open(sqlite.New(sqlite.Config{DriverName: sqliteDriverName, DSN: sqliteDSN(cfg.DSN, false)}))
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite: %w", translate(err))

@@ -543,18 +543,26 @@ func TestDedupeAndSecretAndAudit(t *testing.T) {
 			t.Fatalf("stored %d times", wins)
 		}
 
+		// Instances starting together with the secret of an earlier release
+		// in the database and the same secret configured all start, and the
+		// stored copy is gone.
+		legacy := []byte("secret-of-an-earlier-release-xxxxxxxxxx")
+		if err := store.PutLegacyServerSecret(st, legacy); err != nil {
+			t.Fatal(err)
+		}
 		secrets := make([][]byte, 10)
 		parallel(t, 10, func(i int) (bool, error) {
-			s, err := st.ServerSecret(ctx, func() ([]byte, error) {
-				return []byte(fmt.Sprintf("secret-%02d-%s", i, "xxxxxxxxxxxxxxxxxxxxxxx")), nil
-			})
+			s, err := st.ServerSecret(ctx, legacy, "", store.Config{Driver: st.Driver()})
 			secrets[i] = s
 			return false, err
 		})
 		for _, s := range secrets {
-			if !bytes.Equal(s, secrets[0]) || len(s) == 0 {
+			if !bytes.Equal(s, legacy) {
 				t.Fatalf("instances disagree on the secret: %q", secrets)
 			}
+		}
+		if _, err := st.LegacyServerSecret(ctx); !errors.Is(err, pairing.ErrNotFound) {
+			t.Fatalf("the stored secret is still there: %v", err)
 		}
 
 		if err := st.AddAudit(ctx, pairing.AuditEvent{At: t0, Action: "authorize", Outcome: "match", KeyID: 1, UserID: "u"}); err != nil {

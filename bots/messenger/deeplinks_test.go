@@ -87,6 +87,24 @@ func TestDeepLinkGetStartedConfirm(t *testing.T) {
 	if strings.Contains(e.logs.String(), dl.Token) {
 		t.Fatal("token logged")
 	}
+	// The stored events (Get Started's referral, the quick replies, the
+	// referral) hold the token sealed, never in the clear.
+	stored, err := e.store.InboundPayloads(e.ctx, dedupeSource)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed := 0
+	for _, p := range stored {
+		if strings.Contains(string(p), dl.Token) {
+			t.Fatalf("a stored event holds the token: %s", p)
+		}
+		if strings.Contains(string(p), "pzs_") {
+			sealed++
+		}
+	}
+	if sealed != 4 {
+		t.Fatalf("%d of %d stored events hold a sealed token, want 4", sealed, len(stored))
+	}
 }
 
 func TestDeepLinkReferralInExistingThread(t *testing.T) {

@@ -10,6 +10,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/pairingd/pairingd/api/errorshape"
 )
 
 // WebhookPath is the one route serving every Page.
@@ -30,7 +32,7 @@ func (h *Hub) WebhookHandler() http.Handler {
 			h.receive(w, r)
 		default:
 			w.Header().Set("Allow", "GET, POST")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			errorshape.Write(w, http.StatusMethodNotAllowed, errorshape.MethodNotAllowed, "This route does not take this method; see the Allow header.")
 		}
 	})
 }
@@ -48,7 +50,7 @@ func (h *Hub) verifySubscription(w http.ResponseWriter, r *http.Request) {
 	}
 	if q.Get("hub.mode") != "subscribe" || !ok || challenge == "" || len(challenge) > 256 {
 		h.log.Warn("webhook verification refused")
-		http.Error(w, "forbidden", http.StatusForbidden)
+		errorshape.Write(w, http.StatusForbidden, errorshape.Forbidden, "The subscription check's mode, verify token or challenge is wrong.")
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -69,29 +71,29 @@ func (h *Hub) receive(w http.ResponseWriter, r *http.Request) {
 	sig, ok := parseSignature(r.Header.Get("X-Hub-Signature-256"))
 	if !ok {
 		h.log.Warn("webhook without a well-formed signature refused")
-		http.Error(w, "forbidden", http.StatusForbidden)
+		errorshape.Write(w, http.StatusForbidden, errorshape.Forbidden, "X-Hub-Signature-256 is missing or malformed.")
 		return
 	}
 	body, err := readBody(w, r)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+			errorshape.Write(w, http.StatusRequestEntityTooLarge, errorshape.PayloadTooLarge, "The request body is larger than this webhook accepts.")
 			return
 		}
-		http.Error(w, "cannot read body", http.StatusBadRequest)
+		errorshape.Write(w, http.StatusBadRequest, errorshape.InvalidRequest, "The request body could not be read.")
 		return
 	}
 	secret, ok := h.checkSignature(sig, body)
 	if !ok {
 		h.log.Warn("webhook signature refused")
-		http.Error(w, "forbidden", http.StatusForbidden)
+		errorshape.Write(w, http.StatusForbidden, errorshape.Forbidden, "X-Hub-Signature-256 does not verify.")
 		return
 	}
 	object, events, err := parseWebhook(body)
 	if err != nil {
 		h.log.Warn("webhook body is not a Messenger event", "err", err)
-		http.Error(w, "bad request", http.StatusBadRequest)
+		errorshape.Write(w, http.StatusBadRequest, errorshape.InvalidRequest, "The request body is not a Messenger webhook event.")
 		return
 	}
 	if object != "page" {
@@ -101,7 +103,7 @@ func (h *Hub) receive(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := h.inbox.Accept(r.Context(), h.inboundEvents(secret, events)); err != nil {
 		h.log.Error("webhook delivery not stored; Meta will retry", "err", err)
-		http.Error(w, "temporary failure, retry", http.StatusInternalServerError)
+		errorshape.Write(w, http.StatusInternalServerError, errorshape.Internal, "The delivery could not be stored; deliver it again later.")
 		return
 	}
 	writeOK(w)

@@ -6,6 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -29,9 +30,9 @@ func TestVerifySubscription(t *testing.T) {
 	}{
 		{"page A", "subscribe", verifyA, "CHALLENGE_1", 200},
 		{"page B", "subscribe", verifyB, "12345", 200},
-		{"wrong token", "subscribe", "nope", "c", 403},
-		{"empty token", "subscribe", "", "c", 403},
-		{"wrong mode", "unsubscribe", verifyA, "c", 403},
+		{"wrong token", "subscribe", "nope", "CHALLENGE_3", 403},
+		{"empty token", "subscribe", "", "CHALLENGE_4", 403},
+		{"wrong mode", "unsubscribe", verifyA, "CHALLENGE_5", 403},
 		{"no challenge", "subscribe", verifyA, "", 403},
 	}
 	for _, tc := range cases {
@@ -48,12 +49,30 @@ func TestVerifySubscription(t *testing.T) {
 			if tc.want != 200 && strings.Contains(rec.Body.String(), tc.challenge) && tc.challenge != "" {
 				t.Fatal("challenge echoed on refusal")
 			}
+			if tc.want != 200 {
+				wantErrorShape(t, rec, "forbidden")
+			}
 		})
 	}
 	rec := httptest.NewRecorder()
 	e.hub.WebhookHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodPut, WebhookPath, nil))
 	if rec.Code != http.StatusMethodNotAllowed || rec.Header().Get("Allow") != "GET, POST" {
 		t.Fatalf("PUT: %d %q", rec.Code, rec.Header().Get("Allow"))
+	}
+	wantErrorShape(t, rec, "method_not_allowed")
+}
+
+// wantErrorShape checks a refusal is the API's error object with code.
+func wantErrorShape(t *testing.T, rec *httptest.ResponseRecorder, code string) {
+	t.Helper()
+	var b struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+		t.Fatalf("Content-Type %q: %s", ct, rec.Body)
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &b); err != nil || b.Error.Code != code || b.Error.Message == "" {
+		t.Fatalf("body %s (%v), want code %s", rec.Body, err, code)
 	}
 }
 
@@ -85,6 +104,7 @@ func TestSignatureRefusalsChangeNothing(t *testing.T) {
 			if rec.Code != http.StatusForbidden {
 				t.Fatalf("status %d", rec.Code)
 			}
+			wantErrorShape(t, rec, "forbidden")
 		})
 	}
 	if len(e.fb.Sent()) != 0 || e.store.Persons() != 0 || len(e.fb.Requests()) != 0 || len(e.inbound.Rows()) != 0 {
@@ -237,17 +257,21 @@ func TestBadDeliveries(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	for name, body := range map[string]string{"not json": "hello", "truncated": `{"object":"page","entry":[`, "wrong type": `{"object":"page","entry":{"id":1}}`} {
-		if rec := e.post(secretA, []byte(body)); rec.Code != http.StatusBadRequest {
+		rec := e.post(secretA, []byte(body))
+		if rec.Code != http.StatusBadRequest {
 			t.Errorf("%s: %d", name, rec.Code)
 		}
+		wantErrorShape(t, rec, "invalid_request")
 	}
 	if rec := e.post(secretA, []byte(`{"object":"instagram","entry":[{"id":"`+pageA+`","messaging":[{"sender":{"id":"1"},"message":{"mid":"x","text":"login"}}]}]}`)); rec.Code != 200 {
 		t.Errorf("other object: %d", rec.Code)
 	}
 	big := append([]byte(`{"object":"page","x":"`), bytes.Repeat([]byte("a"), maxWebhookBody)...)
-	if rec := e.post(secretA, append(big, `"}`...)); rec.Code != http.StatusRequestEntityTooLarge {
+	rec := e.post(secretA, append(big, `"}`...))
+	if rec.Code != http.StatusRequestEntityTooLarge {
 		t.Errorf("too large: %d", rec.Code)
 	}
+	wantErrorShape(t, rec, "payload_too_large")
 	if len(e.fb.Sent()) != 0 || e.store.Persons() != 0 {
 		t.Fatal("bad deliveries changed something")
 	}

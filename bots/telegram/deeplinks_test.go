@@ -94,6 +94,29 @@ func TestDeepLinkConfirmLinks(t *testing.T) {
 	if strings.Contains(e.logs.String(), dl.Token) {
 		t.Fatal("token logged")
 	}
+	e.noTokenStored(dl.Token, 4) // two /start, two presses
+}
+
+// noTokenStored checks the stored updates: none holds token in the clear,
+// and at least want hold it sealed.
+func (e *env) noTokenStored(token string, want int) {
+	e.t.Helper()
+	payloads, err := e.store.InboundPayloads(e.ctx, "telegram:"+chName)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	sealed := 0
+	for _, p := range payloads {
+		if strings.Contains(string(p), token) {
+			e.t.Fatalf("a stored update holds the token: %s", p)
+		}
+		if strings.Contains(string(p), "pzs_") {
+			sealed++
+		}
+	}
+	if sealed < want {
+		e.t.Fatalf("%d of %d stored updates hold a sealed token, want %d", sealed, len(payloads), want)
+	}
 }
 
 func TestDeepLinkNeutralTextAndCancel(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/pairingd/pairingd/api/errorshape"
 	"github.com/pairingd/pairingd/pairing"
 )
 
@@ -29,39 +30,39 @@ func (b *Bot) WebhookHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		if b.cfg.Mode != ModeWebhook {
-			http.NotFound(w, r)
+			errorshape.Write(w, http.StatusNotFound, errorshape.NotFound, "This channel takes no webhooks (polling mode).")
 			return
 		}
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			errorshape.Write(w, http.StatusMethodNotAllowed, errorshape.MethodNotAllowed, "This route does not take this method; see the Allow header.")
 			return
 		}
 		got := sha256.Sum256([]byte(r.Header.Get(secretHeader)))
 		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
 			b.log.Warn("webhook request without the right secret token refused", "channel", b.cfg.Name)
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			errorshape.Write(w, http.StatusUnauthorized, errorshape.Unauthorized, "The webhook secret token is missing or wrong.")
 			return
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWebhookBody))
 		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
-				http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+				errorshape.Write(w, http.StatusRequestEntityTooLarge, errorshape.PayloadTooLarge, "The request body is larger than this webhook accepts.")
 				return
 			}
-			http.Error(w, "cannot read body", http.StatusBadRequest)
+			errorshape.Write(w, http.StatusBadRequest, errorshape.InvalidRequest, "The request body could not be read.")
 			return
 		}
 		u, err := parseUpdate(body)
 		if err != nil {
 			b.log.Warn("webhook body is not a Telegram update", "channel", b.cfg.Name, "err", err)
-			http.Error(w, "bad request", http.StatusBadRequest)
+			errorshape.Write(w, http.StatusBadRequest, errorshape.InvalidRequest, "The request body is not a Telegram update.")
 			return
 		}
 		if err := b.intake.Accept(r.Context(), []pairing.InboundEvent{b.inboundEvent(u, body)}); err != nil {
 			b.log.Error("webhook update not stored; Telegram will retry", "channel", b.cfg.Name, "update_id", u.id(), "err", err)
-			http.Error(w, "temporary failure, retry", http.StatusInternalServerError)
+			errorshape.Write(w, http.StatusInternalServerError, errorshape.Internal, "The delivery could not be stored; deliver it again later.")
 			return
 		}
 		w.WriteHeader(http.StatusOK)

@@ -3,6 +3,7 @@ package telegram
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -42,6 +43,7 @@ func TestWebhookRefusalsChangeNothing(t *testing.T) {
 		if rec.Code != tc.status {
 			t.Errorf("%s: %d, want %d", tc.name, rec.Code, tc.status)
 		}
+		wantErrorShape(t, rec, map[int]string{401: "unauthorized", 400: "invalid_request", 413: "payload_too_large", 405: "method_not_allowed"}[tc.status])
 	}
 	if len(e.tg.Sent()) != 0 || e.persons() != 0 || len(e.inbound.Rows()) != 0 {
 		t.Fatal("a refused delivery changed something")
@@ -63,6 +65,21 @@ func TestWebhookRefusalsChangeNothing(t *testing.T) {
 	p.bot.WebhookHandler().ServeHTTP(rec, webhookRequest(p.bot.secret, []byte(loginUpdate)))
 	if rec.Code != 404 {
 		t.Fatalf("polling bot's webhook: %d", rec.Code)
+	}
+	wantErrorShape(t, rec, "not_found")
+}
+
+// wantErrorShape checks a refusal is the API's error object with code.
+func wantErrorShape(t *testing.T, rec *httptest.ResponseRecorder, code string) {
+	t.Helper()
+	var b struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+		t.Fatalf("Content-Type %q: %s", ct, rec.Body)
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &b); err != nil || b.Error.Code != code || b.Error.Message == "" {
+		t.Fatalf("body %s (%v), want code %s", rec.Body, err, code)
 	}
 }
 
@@ -184,6 +201,7 @@ func TestWebhookDuplicatesAndRetries(t *testing.T) {
 	if rec.Code != 500 {
 		t.Fatalf("database down: %d", rec.Code)
 	}
+	wantErrorShape(t, rec, "internal")
 }
 
 // hangingTransport never answers until the request is cancelled.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -19,8 +18,10 @@ func backupCommand(a *app) *cobra.Command {
 		Short: "copy a live SQLite database consistently into a new file",
 		Long: `backup writes a consistent copy of the SQLite database to a new file while
 pairingd keeps serving (SQLite's VACUUM INTO). It never overwrites a file.
-To restore: stop pairingd, delete the database's -wal and -shm files, copy
-the backup over the database file, start pairingd.
+The copy is mode 0600. To restore: stop pairingd, delete the database's
+-wal and -shm files, copy the backup over the database file, start
+pairingd. The server secret (the file beside the database) is not in the
+copy: back it up on its own, or PINs issued before a restore stop working.
 
 On PostgreSQL, back up with pg_dump.`,
 		Args: noCommand,
@@ -34,8 +35,8 @@ On PostgreSQL, back up with pg_dump.`,
 			}
 			if cfg.Database.Driver == store.SQLite {
 				// Opening a missing SQLite file would create an empty one.
-				if _, err := os.Stat(sqliteFile(cfg.Database.DSN)); errors.Is(err, fs.ErrNotExist) {
-					return fmt.Errorf("backup: no database at %s", sqliteFile(cfg.Database.DSN))
+				if _, err := os.Stat(store.SQLiteFile(cfg.Database.DSN)); errors.Is(err, fs.ErrNotExist) {
+					return fmt.Errorf("backup: no database at %s", store.SQLiteFile(cfg.Database.DSN))
 				}
 			}
 			// Opened without migrating: a backup taken before an upgrade
@@ -49,18 +50,13 @@ On PostgreSQL, back up with pg_dump.`,
 				return err
 			}
 			fmt.Fprintf(a.stdout, "backed up to %s\n", to)
+			if f := store.DefaultSecretFile(cfg.Database); f != "" && len(cfg.Pairing.Secret) == 0 && cfg.Pairing.SecretFile == "" {
+				// The secret is kept apart from the database on purpose.
+				fmt.Fprintf(a.stdout, "the server secret is not in the backup: keep %s apart from it, as private\n", f)
+			}
 			return nil
 		},
 	}
 	c.Flags().StringVar(&to, "to", "", "the new file to write the copy to (required; never overwritten)")
 	return c
-}
-
-// sqliteFile is the file a SQLite DSN names (a path or a file: URI).
-func sqliteFile(dsn string) string {
-	dsn = strings.TrimPrefix(dsn, "file:")
-	if i := strings.IndexByte(dsn, '?'); i >= 0 {
-		dsn = dsn[:i]
-	}
-	return dsn
 }

@@ -202,8 +202,12 @@ func TestBackupCommand(t *testing.T) {
 		t.Fatalf("keys create: %s", stderr)
 	}
 	target := filepath.Join(dir, "backup.db")
-	if stdout, stderr, code := runIn(t, dir, "backup", "--to", target); code != 0 || !strings.Contains(stdout, "backed up to") {
+	if stdout, stderr, code := runIn(t, dir, "backup", "--to", target); code != 0 || !strings.Contains(stdout, "backed up to") ||
+		!strings.Contains(stdout, "server secret is not in the backup: keep "+filepath.Join(dir, "pairingd.db.secret")) {
 		t.Fatalf("backup: exit %d, %q %q", code, stdout, stderr)
+	}
+	if fi, err := os.Stat(target); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("backup file: %v %v", fi, err)
 	}
 	if _, stderr, code := runIn(t, dir, "backup", "--to", target); code != 1 || !strings.Contains(stderr, "already exists") {
 		t.Fatalf("backup over the backup: exit %d, %q", code, stderr)

@@ -30,9 +30,11 @@ database is the target when it is PostgreSQL (database.driver=postgres and
 database.dsn, e.g. from PAIRINGD_DATABASE_DSN_FILE), which keeps the
 password off the command line.
 
-The PIN server secret travels in the settings table; when it is kept
-outside the database (pairing.secret), configure the same secret for the
-PostgreSQL deployment.`,
+The PIN server secret is not in the database: on SQLite it is the file
+beside it (<database>.secret) unless pairing.secret or pairing.secret_file
+is set. Give the PostgreSQL deployment the same secret
+(PAIRINGD_PAIRING_SECRET_FILE=<database>.secret, or the same configured
+value), or the PINs in flight at the move stop working.`,
 		Args: noCommand,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if from == "" {
@@ -50,8 +52,8 @@ PostgreSQL deployment.`,
 				target.DSN = cfg.Database.DSN
 			}
 			// Opening a missing SQLite file would create an empty one.
-			if _, err := os.Stat(sqliteFile(from)); errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("copy: no SQLite database at %s", sqliteFile(from))
+			if _, err := os.Stat(store.SQLiteFile(from)); errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("copy: no SQLite database at %s", store.SQLiteFile(from))
 			} else if err != nil {
 				return fmt.Errorf("copy: %w", err)
 			}
@@ -79,7 +81,10 @@ PostgreSQL deployment.`,
 			if err := w.Flush(); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "copied %d rows in %d tables from %s to PostgreSQL; row counts checked\n", rows, len(copied), sqliteFile(from))
+			fmt.Fprintf(a.stdout, "copied %d rows in %d tables from %s to PostgreSQL; row counts checked\n", rows, len(copied), store.SQLiteFile(from))
+			if len(cfg.Pairing.Secret) == 0 && cfg.Pairing.SecretFile == "" {
+				fmt.Fprintf(a.stdout, "the server secret is not in the copy: give PostgreSQL the same one, e.g. PAIRINGD_PAIRING_SECRET_FILE=%s.secret\n", store.SQLiteFile(from))
+			}
 			return nil
 		},
 	}

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -135,7 +137,12 @@ func TestBinaryMessengerLoginThenAuthorize(t *testing.T) {
 func TestBinaryInstancesSharePostgres(t *testing.T) {
 	dsn := storetest.PostgresDSN(t)
 	dir := t.TempDir()
-	env := baseEnv(dir, "PAIRINGD_DATABASE_DRIVER=postgres", "PAIRINGD_DATABASE_DSN="+dsn)
+	// On PostgreSQL the server secret comes from a file every instance reads.
+	secretFile := filepath.Join(dir, "pairing.secret")
+	if err := os.WriteFile(secretFile, []byte(strings.Repeat("s", 40)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := baseEnv(dir, "PAIRINGD_DATABASE_DRIVER=postgres", "PAIRINGD_DATABASE_DSN="+dsn, "PAIRINGD_PAIRING_SECRET_FILE="+secretFile)
 	key := lastLine(cli(t, dir, env, "keys", "create", "--name", "site"))
 	a, b := start(t, dir, env), start(t, dir, env)
 	for round := range 3 {

@@ -35,7 +35,10 @@ func TestBinaryCopySQLiteToPostgres(t *testing.T) {
 	in.stop()
 
 	// The target is the configured database (no DSN on the command line).
-	pg := append(baseEnv(dir), "PAIRINGD_DATABASE_DRIVER=postgres", "PAIRINGD_DATABASE_DSN="+dsn)
+	// The server secret is not in the database: PostgreSQL is given the
+	// file SQLite kept beside it, so the PINs in flight stay valid.
+	pg := append(baseEnv(dir), "PAIRINGD_DATABASE_DRIVER=postgres", "PAIRINGD_DATABASE_DSN="+dsn,
+		"PAIRINGD_PAIRING_SECRET_FILE="+filepath.Join(dir, "pairingd.db.secret"))
 	out := cli(t, dir, pg, "copy", "--from", filepath.Join(dir, "pairingd.db"))
 	for _, want := range []string{"TABLE", "web_users", "api_keys", "settings", "row counts checked"} {
 		if !strings.Contains(out, want) {

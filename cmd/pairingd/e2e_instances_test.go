@@ -33,6 +33,8 @@ import (
 // it, so the tests see which instance did what.
 
 const (
+	// multiPINSecret keys the PIN hashes of every instance.
+	multiPINSecret      = "instances-share-this-pin-secret-0123456789"
 	multiTelegramSecret = "multi-instance-telegram-secret"
 	multiHookSecret     = "multi-instance-hook-secret-0123456789"
 	multiPublicURL      = "https://pairingd.example" // the load balancer both instances sit behind
@@ -84,6 +86,7 @@ func startTwoInstances(t *testing.T, withSite bool, extra ...string) *twoInstanc
 			"PAIRINGD_SERVER_PUBLIC_BURST=10000",
 			"PAIRINGD_DATABASE_DRIVER=postgres",
 			"PAIRINGD_DATABASE_DSN=" + dsn,
+			"PAIRINGD_PAIRING_SECRET=" + multiPINSecret,
 			"PAIRINGD_LOG_LEVEL=info",
 			"PAIRINGD_JOBS_POLL_INTERVAL=100ms",
 			"PAIRINGD_JOBS_POLL_INTERVAL=100ms",

@@ -279,7 +279,19 @@ func TestBinaryRegisterThenMatch(t *testing.T) {
 		t.Fatalf("revoked key: %d", code)
 	}
 	in.stop()
-	for _, secret := range []string{p.PIN, p.BUID, key} {
+	// The server secret was made by `migrate`'s first start, beside the
+	// database, readable by the service's user only.
+	secretFile := filepath.Join(dir, "pairingd.db.secret")
+	fi, err := os.Stat(secretFile)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("secret file: %v %v", fi, err)
+	}
+	raw, err := os.ReadFile(secretFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverSecret := strings.TrimPrefix(strings.TrimSpace(string(raw)), "base64:")
+	for _, secret := range []string{p.PIN, p.BUID, key, serverSecret} {
 		if strings.Contains(in.logs(), secret) {
 			t.Fatalf("a secret reached the log:\n%s", in.logs())
 		}

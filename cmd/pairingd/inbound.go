@@ -9,9 +9,13 @@ import (
 	"github.com/pairingd/pairingd/store"
 )
 
-// inboundWorker builds the process's inbound worker over the store.
-func inboundWorker(cfg Config, st *store.Store, log *slog.Logger) *pairing.InboundWorker {
-	return pairing.NewInboundWorker(st, cfg.Jobs.InboundWorkerConfig(log.With("component", "inbound")))
+// inboundWorker builds the process's inbound worker over the store. The
+// tokens in stored payloads are sealed with a key derived from the server
+// secret, so other instances and the next start can open them.
+func inboundWorker(cfg Config, st *store.Store, log *slog.Logger, serverSecret []byte) *pairing.InboundWorker {
+	c := cfg.Jobs.InboundWorkerConfig(log.With("component", "inbound"))
+	c.SealKey = pairing.InboundSealKey(serverSecret)
+	return pairing.NewInboundWorker(st, c)
 }
 
 // inboundPruneLoop drops handled and given-up inbound events older than

@@ -47,7 +47,7 @@ func messengerCommand(a *app) *cobra.Command {
 				if !slices.ContainsFunc(pages, func(p messenger.PageConfig) bool { return p.Name == channel }) {
 					return usageError{fmt.Sprintf("no messenger channel named %q in the configuration", channel)}
 				}
-				env := channelEnv{cfg: cfg, svc: svc, st: st, texts: texts, log: log, inbox: inboundWorker(cfg, st, log)}
+				env := channelEnv{cfg: cfg, svc: svc, st: st, texts: texts, log: log, inbox: inboundWorker(cfg, st, log, svc.Config().Secret)}
 				hub, err := messengerHub(env, pages)
 				if err != nil {
 					return err

@@ -60,7 +60,7 @@ func newLoadEnv(t testing.TB, tune func(*pairing.JobsConfig, *pairing.Pace)) *lo
 	if err != nil {
 		t.Fatal(err)
 	}
-	bot, err := telegram.New(bc, channel.Deps[telegram.Pairing]{Service: svc, Intake: inboundWorker(cfg, st, log), Texts: texts, Log: log})
+	bot, err := telegram.New(bc, channel.Deps[telegram.Pairing]{Service: svc, Intake: inboundWorker(cfg, st, log, svc.Config().Secret), Texts: texts, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

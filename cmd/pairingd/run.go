@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -20,7 +19,7 @@ import (
 var commands = []func(*app) *cobra.Command{
 	serveCommand, migrateCommand, keysCommand, pinsCommand, linksCommand,
 	messagesCommand, eventsCommand, messengerCommand, clientsCommand, signingKeysCommand,
-	backupCommand, copyCommand, versionCommand,
+	backupCommand, copyCommand, secretCommand, versionCommand,
 }
 
 const rootLong = `pairingd links bot users (Telegram, Messenger) to website accounts.
@@ -185,23 +184,28 @@ func openStore(ctx context.Context, cfg Config, log *slog.Logger) (*store.Store,
 	return st, nil
 }
 
-// newService builds the pairing service on an open store. The PIN key
-// comes from pairing.secret, or is generated once and kept in the database
-// so that restarts (and other instances) keep PINs valid.
+// newService builds the pairing service on an open store, with the server
+// secret from pairing.secret, pairing.secret_file or (SQLite) the file
+// beside the database (store.ServerSecret).
 func newService(ctx context.Context, cfg Config, st *store.Store, log *slog.Logger, opts ...pairing.Option) (*pairing.Service, error) {
 	pc := cfg.Pairing
-	if len(pc.Secret) == 0 {
-		var err error
-		pc.Secret, err = st.ServerSecret(ctx, func() ([]byte, error) {
-			b := make([]byte, 32)
-			_, err := rand.Read(b)
-			return b, err
-		})
-		if err != nil {
-			return nil, fmt.Errorf("server secret: %w", err)
-		}
+	secret, err := serverSecret(ctx, cfg, st)
+	if err != nil {
+		return nil, err
 	}
+	pc.Secret = secret
 	return pairing.New(st, pc, append(opts, pairing.WithLogger(log))...)
+}
+
+// serverSecret resolves the secret that keys PIN hashes. A secret that
+// cannot be found is a configuration error (exit 2), whose message says
+// what to set.
+func serverSecret(ctx context.Context, cfg Config, st *store.Store) ([]byte, error) {
+	secret, err := st.ServerSecret(ctx, cfg.Pairing.Secret, cfg.Pairing.SecretFile, cfg.Database)
+	if errors.Is(err, store.ErrSecretConfig) {
+		return nil, configError{err}
+	}
+	return secret, err
 }
 
 func withService(ctx context.Context, cfg Config, log *slog.Logger, fn func(*store.Store, *pairing.Service) error) error {

@@ -50,8 +50,13 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Metrics: metrics,
 		Build:   buildInfo().forMetrics(),
 	}
-	inbox := inboundWorker(cfg, st, log)
+	inbox := inboundWorker(cfg, st, log, svc.Config().Secret)
 	inbox.Observe(metrics)
+	if n, err := inbox.SealStored(ctx); err != nil {
+		return fmt.Errorf("seal the tokens of stored inbound events: %w", err)
+	} else if n > 0 {
+		log.Info("sealed the tokens an earlier release stored in the clear in inbound events", "events", n)
+	}
 	chans, err := buildChannels(channelEnv{cfg: cfg, svc: svc, st: st, texts: texts, log: log, inbox: inbox, obs: metrics}, &deps)
 	if err != nil {
 		return err

@@ -5,7 +5,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/pairingd/pairingd/pairing"
 	"github.com/pairingd/pairingd/store"
 )
 
@@ -32,7 +31,9 @@ func migrateCommand(a *app) *cobra.Command {
 		Short: "apply database schema migrations and exit",
 		Args:  noCommand,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.withService(cmd, func(*store.Store, *pairing.Service) error {
+			// No service: migrating needs no server secret (on PostgreSQL,
+			// `secret export` may have to run after it).
+			return a.withStore(cmd, func(*store.Store) error {
 				fmt.Fprintln(a.stdout, "migrations applied")
 				return nil
 			})

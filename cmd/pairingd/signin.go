@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"time"
 
@@ -33,10 +32,7 @@ func mountSignIn(ctx context.Context, env channelEnv, deps *api.Deps) error {
 	if err != nil {
 		return err
 	}
-	secret, err := serverSecret(ctx, cfg, env.st)
-	if err != nil {
-		return err
-	}
+	secret := []byte(env.svc.Config().Secret)
 	if err := oidcapi.EnsureSigningKey(ctx, env.st, time.Now().UTC(), cfg.OIDC.SigningAlgorithm); err != nil {
 		return err
 	}
@@ -62,14 +58,6 @@ type subjectLinker struct {
 
 func (l subjectLinker) LinkSubject(ctx context.Context, req pairing.SubjectLinkRequest) (pairing.Result, error) {
 	return l.si.LinkSubject(ctx, req, l.window)
-}
-
-// serverSecret is the configured secret or the one stored at first start.
-func serverSecret(ctx context.Context, cfg Config, st *store.Store) ([]byte, error) {
-	if len(cfg.Pairing.Secret) > 0 {
-		return []byte(cfg.Pairing.Secret), nil
-	}
-	return st.ServerSecret(ctx, func() ([]byte, error) { return nil, errors.New("no server secret stored yet") })
 }
 
 // signInPruneEvery is how often expired sign-in state is deleted. More

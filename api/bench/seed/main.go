@@ -8,7 +8,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -39,11 +38,8 @@ func main() {
 	if err := st.Migrate(ctx); err != nil {
 		log.Fatal(err)
 	}
-	secret, err := st.ServerSecret(ctx, func() ([]byte, error) {
-		b := make([]byte, 32)
-		_, err := rand.Read(b)
-		return b, err
-	})
+	// The secret pairingd serve will use: the file beside the database.
+	secret, err := st.ServerSecret(ctx, nil, "", store.Config{Driver: store.SQLite, DSN: *db})
 	if err != nil {
 		log.Fatal(err)
 	}

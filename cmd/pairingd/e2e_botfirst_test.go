@@ -23,7 +23,7 @@ var (
 	pinInText  = regexp.MustCompile(`Your PIN: (\d{6})`)
 	pairLinkRE = regexp.MustCompile(`(http://[^\s"]+/pair\?buid=[A-Za-z0-9]+)`)
 	csrfRE     = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
-	formBUIDRE     = regexp.MustCompile(`name="buid" value="([^"]+)"`)
+	formBUIDRE = regexp.MustCompile(`name="buid" value="([^"]+)"`)
 )
 
 // post submits a form and returns status, Location and body.

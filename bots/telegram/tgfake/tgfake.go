@@ -131,10 +131,10 @@ type Server struct {
 	// loginDomain is the bot's domain as set with BotFather's /setdomain;
 	// with one set, login_url buttons to other hosts are refused.
 	loginDomain string
-	stop       context.CancelFunc
-	stopCtx    context.Context
-	done       chan struct{}
-	wg         sync.WaitGroup
+	stop        context.CancelFunc
+	stopCtx     context.Context
+	done        chan struct{}
+	wg          sync.WaitGroup
 }
 
 // New starts a fake Bot API for one bot token; it stops when the test ends.

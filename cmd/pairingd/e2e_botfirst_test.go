@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -67,6 +68,7 @@ func TestBinaryBotFirstSignIn(t *testing.T) {
 	listen, issuer := oidcIssuer(t)
 	plain := telegramEnv(dir, tg, oidcEnv(listen, issuer)...)
 	rp := createOIDCClient(t, dir, plain, "--initiate-login-uri", rpLoginStart)
+	key := lastLine(cli(t, dir, plain, "keys", "create", "--name", "site"))
 	env := botFirstEnv(dir, tg, listen, issuer, rp.ClientID)
 	in := start(t, dir, env)
 	defer in.stop()
@@ -251,10 +253,60 @@ func TestBinaryBotFirstSignIn(t *testing.T) {
 		t.Fatalf("one tap of a stranger: %d", st)
 	}
 
+	// The site creates its account and links it by sub: the chat is told,
+	// naming the site, with the unlink button; pressing it unlinks at
+	// once and the site hears link.deleted.
+	if st, out := in.call("POST", "/v1/links/oidc", key, map[string]any{"sub": hint, "user_id": "site-user-9"}); st != 200 || out["outcome"] != "linked" {
+		t.Fatalf("link by sub: %d %v", st, out)
+	}
+	sent, err = tg.WaitSent(ctx, 3)
+	if err != nil {
+		t.Fatalf("no link notice: %v\n%s", err, in.logs())
+	}
+	notice := sent[2]
+	if !strings.Contains(notice.Plain(), "linked to your account on Shop") || len(notice.Buttons()) != 1 || notice.Buttons()[0].CallbackData == nil {
+		t.Fatalf("link notice %q %+v", notice.Plain(), notice.Buttons())
+	}
+	unlink := *notice.Buttons()[0].CallbackData
+	// Pressed from another chat, the button is nobody's.
+	tg.UserSends(5151, "/start", "en")
+	if _, err := tg.WaitSent(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	tg.UserPresses(5151, notice.MessageID, unlink, "en")
+	time.Sleep(300 * time.Millisecond)
+	if st, _ := in.call("GET", "/v1/links/site-user-9", key, nil); st != 200 {
+		t.Fatalf("another chat's press unlinked: %d", st)
+	}
+	tg.UserPresses(4242, notice.MessageID, unlink, "en")
+	sent, err = tg.WaitSent(ctx, 5)
+	if err != nil || !strings.Contains(sent[4].Plain(), "Unlinked") {
+		t.Fatalf("after the press: %v %+v\n%s", err, sent, in.logs())
+	}
+	if st, _ := in.call("GET", "/v1/links/site-user-9", key, nil); st != http.StatusNotFound {
+		t.Fatalf("still linked after the unlink button: %d", st)
+	}
+	// Events are listed once they are old enough not to be overtaken.
+	for {
+		_, events := in.call("GET", "/v1/events", key, nil)
+		if strings.Contains(fmtJSON(events), `"by":"link_notice"`) && strings.Contains(fmtJSON(events), `"type":"link.deleted"`) {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("no link.deleted by link_notice: %v", events)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
 	logs := in.logs()
-	for _, s := range []string{pin, pin2[1], buid, newBUID[1], q.Get("hash")} {
+	for _, s := range []string{pin, pin2[1], buid, newBUID[1], q.Get("hash"), unlink} {
 		if strings.Contains(logs, s) {
 			t.Fatalf("a secret reached the log: %q\n%s", s, logs)
 		}
 	}
+}
+
+func fmtJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
 }

@@ -53,7 +53,8 @@ func (b *browser) post(u string, form url.Values) (int, string, string) {
 func botFirstEnv(dir string, tg *tgfake.Server, listen, issuer, client string) []string {
 	return telegramEnv(dir, tg, append(oidcEnv(listen, issuer),
 		"PAIRINGD_CHANNELS_0_PIN_PAGE_CLIENT="+client, "PAIRINGD_CHANNELS_0_ONE_TAP=true",
-		"PAIRINGD_PAIRING_SITE_NAME=Shop", "PAIRINGD_PAIRING_RESEND_INTERVAL=2s")...)
+		"PAIRINGD_PAIRING_SITE_NAME=Shop", "PAIRINGD_PAIRING_RESEND_INTERVAL=2s",
+		"PAIRINGD_CHANNELS_0_LINK_NOTICES=true")...)
 }
 
 // TestBinaryBotFirstSignIn walks the chat-first sign-in with the real

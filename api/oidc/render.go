@@ -70,5 +70,12 @@ func (p *Provider) fail(w http.ResponseWriter, r *http.Request, err error) {
 // The cancel form's answer redirects to the site, so its origin is a
 // form target.
 func (p *Provider) render(w http.ResponseWriter, _ *http.Request, status int, name string, v view) {
-	webpage.Renderer{Pages: p.d.Pages, Log: p.d.Log}.Render(w, status, name, v.Locale, v, webpage.Origin(v.formOrigin))
+	p.renderData(w, status, name, v, v.Locale, v.formOrigin)
+}
+
+// renderData writes page name with data; formTarget is a URL whose origin
+// a form on the page may end up at besides this one (browsers apply
+// form-action to a redirect after a form post).
+func (p *Provider) renderData(w http.ResponseWriter, status int, name string, data any, locale, formTarget string) {
+	webpage.Renderer{Pages: p.d.Pages, Log: p.d.Log}.Render(w, status, name, locale, data, webpage.Origin(formTarget))
 }

@@ -194,7 +194,12 @@ func newService(ctx context.Context, cfg Config, st *store.Store, log *slog.Logg
 		return nil, err
 	}
 	pc.Secret = secret
-	return pairing.New(st, pc, append(opts, pairing.WithLogger(log))...)
+	svc, err := pairing.New(st, pc, append(opts, pairing.WithLogger(log))...)
+	if err != nil {
+		return nil, err
+	}
+	applyChannelOptions(cfg, svc)
+	return svc, nil
 }
 
 // serverSecret resolves the secret that keys PIN hashes. A secret that

@@ -353,6 +353,9 @@ func (s *Server) sendMessage(p url.Values) (any, string, *apiError) {
 	if e != nil {
 		return nil, "", e
 	}
+	if e := s.checkLoginButtonsLocked(kb); e != nil {
+		return nil, "", e
+	}
 	if e := s.rateLimitLocked(p); e != nil {
 		return nil, "", e
 	}

@@ -128,10 +128,13 @@ type Server struct {
 	lastError  string   // getWebhookInfo's last_error_message
 	lastErrAt  int64    // getWebhookInfo's last_error_date
 	limits     *limiter // flood limits on sendMessage; nil: off
-	stop       context.CancelFunc
-	stopCtx    context.Context
-	done       chan struct{}
-	wg         sync.WaitGroup
+	// loginDomain is the bot's domain as set with BotFather's /setdomain;
+	// with one set, login_url buttons to other hosts are refused.
+	loginDomain string
+	stop        context.CancelFunc
+	stopCtx     context.Context
+	done        chan struct{}
+	wg          sync.WaitGroup
 }
 
 // New starts a fake Bot API for one bot token; it stops when the test ends.

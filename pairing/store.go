@@ -62,7 +62,7 @@ type WebUserRepo interface {
 	// The row as it is after the update comes back with it (RETURNING).
 	// With a guard, the update also holds only while the guard's key has
 	// failures left in its window (the budget check and the spend are one
-	// statement).
+	// statement); the key's row is read, never written or locked.
 	SpendCredential(ctx context.Context, webUserID int64, buidHash, pinHash []byte, now time.Time, guard KeyGuard) (WebUser, bool, error)
 	// SetLink links the row to a site user. It changes the row only while
 	// the row has no link (conditional UPDATE ... WHERE user_id IS NULL), and
@@ -102,16 +102,14 @@ type KeyRepo interface {
 	// starting a new window when the current one is older than `window`, and
 	// returns the new count.
 	AddKeyFailure(ctx context.Context, keyID int64, now time.Time, window time.Duration) (int, error)
-	// ReserveKeyFailure counts one failure in advance, atomically and only
-	// while the key's current window holds fewer than budget (a window older
-	// than `window` starts again at 1). It reports whether it counted. The
-	// caller gives the slot back with RefundKeyFailure when the attempt
-	// turns out not to be a failure, so concurrent attempts can never
-	// evaluate more than budget failures.
-	ReserveKeyFailure(ctx context.Context, keyID int64, now time.Time, window time.Duration, budget int) (bool, error)
-	// RefundKeyFailure takes back one reserved failure of the key's current
-	// window (nothing when the window has rolled over since).
-	RefundKeyFailure(ctx context.Context, keyID int64, now time.Time, window time.Duration) error
+	// ChargeKeyFailure counts one failure with a conditional update that
+	// changes the key's row only while its current window holds fewer than
+	// budget failures (a window older than `window` starts again at 1), and
+	// reports whether it counted. The condition is decided on the newest
+	// committed row, so concurrent charges across instances never count
+	// more than budget. It is the only write to the key's row on the
+	// authorize path, made only by refusals (keybudget.go).
+	ChargeKeyFailure(ctx context.Context, keyID int64, now time.Time, window time.Duration, budget int) (bool, error)
 }
 
 // EventRepo keeps the audit trail and the site events.

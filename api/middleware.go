@@ -153,8 +153,9 @@ func (s *server) refuseQueryKeys(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// requireKey authenticates the bearer key. A client IP past its budget of
-// 401s is refused before its key is even looked at.
+// requireKey authenticates the bearer key (through the key cache, so a
+// key in use costs no database lookup per request). A client IP past its
+// budget of 401s is refused before its key is even looked at.
 func (s *server) requireKey(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ip := c.RealIP()
@@ -166,7 +167,7 @@ func (s *server) requireKey(next echo.HandlerFunc) echo.HandlerFunc {
 			s.authFailures.take(ip)
 			return pairing.ErrUnauthorized
 		}
-		key, err := s.svc.Authenticate(c.Request().Context(), token)
+		key, err := s.keys.authenticate(c.Request().Context(), token, s.svc.Authenticate)
 		if errors.Is(err, pairing.ErrUnauthorized) {
 			s.authFailures.take(ip)
 			return pairing.ErrUnauthorized

@@ -261,6 +261,8 @@ type server struct {
 	queues    QueueStatsReader
 	clock     pairing.Clock
 	spec      *spec
+	// keys remembers accepted API keys for keyCacheTTL.
+	keys *keyCache
 	// authFailures counts 401s per client IP; public limits webhooks.
 	authFailures *ipLimiter
 	public       *ipLimiter
@@ -306,6 +308,7 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 	if s.spec, err = loadSpec(); err != nil {
 		return nil, err
 	}
+	s.keys = newKeyCache(s.clock.Now, keyCacheTTL)
 	s.authFailures = newIPLimiter(cfg.AuthFailureRatePerSecond, cfg.AuthFailureBurst, s.clock.Now)
 	s.public = newIPLimiter(cfg.PublicRatePerSecond, cfg.PublicBurst, s.clock.Now)
 	s.uploads = newUploadGate(uploadsPerIP, uploadsBudget, cfg.WebhookBodyLimit)

@@ -447,6 +447,36 @@ func TestMergePersonMovesLeadsAndDropsTheOldRow(t *testing.T) {
 	})
 }
 
+func TestLinkOfUserReadsTheRowAndEveryLead(t *testing.T) {
+	storetest.Engines(t, func(t *testing.T, st *store.Store) {
+		a := newLead(t, st, "a")
+		b, err := st.CreateLead(ctx, pairing.LeadKey{Channel: "fb-shop", ExternalID: "psid"}, pairing.Profile{FirstName: "Bo"}, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.MergePerson(ctx, b.PersonID, a.PersonID, t0); err != nil {
+			t.Fatal(err)
+		}
+		wa := webUserOf(t, st, a)
+		if _, _, err := st.LinkOfUser(ctx, "site-1"); !errors.Is(err, pairing.ErrNotFound) {
+			t.Fatalf("not linked yet: %v", err)
+		}
+		if err := st.SetLink(ctx, wa.ID, "site-1", t0); err != nil {
+			t.Fatal(err)
+		}
+		wu, leads, err := st.LinkOfUser(ctx, "site-1")
+		if err != nil || wu.ID != wa.ID || wu.UserID != "site-1" || wu.PersonID != a.PersonID {
+			t.Fatalf("row %+v %v", wu, err)
+		}
+		if len(leads) != 2 || leads[0].ID != a.ID || leads[1].ID != b.ID || leads[1].Profile.FirstName != "Bo" {
+			t.Fatalf("leads %+v", leads)
+		}
+		if _, _, err := st.LinkOfUser(ctx, ""); !errors.Is(err, pairing.ErrNotFound) {
+			t.Fatalf("empty user id: %v", err)
+		}
+	})
+}
+
 func TestGrantSpentOnce(t *testing.T) {
 	storetest.Engines(t, func(t *testing.T, st *store.Store) {
 		l := newLead(t, st, "1")

@@ -138,6 +138,13 @@ func (f *FaultStore) WebUserByUserID(ctx context.Context, userID string) (pairin
 	return f.Store.WebUserByUserID(ctx, userID)
 }
 
+func (f *FaultStore) LinkOfUser(ctx context.Context, userID string) (pairing.WebUser, []pairing.Lead, error) {
+	if err := f.fault(); err != nil {
+		return pairing.WebUser{}, nil, err
+	}
+	return f.Store.LinkOfUser(ctx, userID)
+}
+
 func (f *FaultStore) LeadByKey(ctx context.Context, k pairing.LeadKey) (pairing.Lead, error) {
 	if err := f.fault(); err != nil {
 		return pairing.Lead{}, err

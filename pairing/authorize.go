@@ -156,7 +156,7 @@ func (s *Service) authorize(ctx context.Context, req AuthorizeRequest, pin strin
 			return nil // commit the counts (wrong PIN, key budget) and the audit
 		}
 		out = authorized{webUserID: cur.ID, Result: Result{PersonID: cur.PersonID}}
-		out.Result, err = s.decide(ctx, r, cur, req.UserID)
+		out.Result, err = s.decide(ctx, r, cur.WebUser, cur.Lead, req.UserID)
 		if err != nil {
 			return err
 		}
@@ -323,11 +323,8 @@ func credentialState(wu WebUser, magic bool, now time.Time) error {
 }
 
 // decide picks the answer for a spent PIN from the link state.
-func (s *Service) decide(ctx context.Context, r Repo, wu WebUser, userID string) (Result, error) {
-	lead, err := r.LeadByID(ctx, wu.LeadID)
-	if err != nil {
-		return Result{}, err
-	}
+func (s *Service) decide(ctx context.Context, r Repo, wu WebUser, lead Lead, userID string) (Result, error) {
+	var err error
 	res := Result{PersonID: wu.PersonID, Lead: lead}
 	switch {
 	case wu.Linked() && userID == "":

@@ -67,7 +67,9 @@ type WebUserRepo interface {
 	// With a guard, the update also holds only while the guard's key has
 	// failures left in its window (the budget check and the spend are one
 	// statement); the key's row is read, never written or locked.
-	SpendCredential(ctx context.Context, webUserID int64, buidHash, pinHash []byte, now time.Time, guard KeyGuard) (WebUser, bool, error)
+	// The lead the row's PIN was issued to comes with it (on PostgreSQL in
+	// the same statement: one round trip fewer on every authorize).
+	SpendCredential(ctx context.Context, webUserID int64, buidHash, pinHash []byte, now time.Time, guard KeyGuard) (Spent, bool, error)
 	// SetLink links the row to a site user. It changes the row only while
 	// the row has no link (conditional UPDATE ... WHERE user_id IS NULL), and
 	// returns ErrRaced if the row was linked meanwhile or another row
@@ -120,6 +122,13 @@ type KeyRepo interface {
 type EventRepo interface {
 	AddAudit(ctx context.Context, e AuditEvent) error
 	AddSiteEvent(ctx context.Context, e SiteEvent) error
+}
+
+// Spent is a web_users row as a successful SpendCredential left it, with
+// the lead its credential was issued to.
+type Spent struct {
+	WebUser
+	Lead Lead
 }
 
 // Repo is every storage operation. The same operations run inside a

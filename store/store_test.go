@@ -186,8 +186,13 @@ func TestCredentialIsSpentOnce(t *testing.T) {
 		if err := st.SetCredential(ctx, w.ID, c, now); err != nil {
 			t.Fatal(err)
 		}
-		if _, ok, err := st.SpendCredential(ctx, w.ID, []byte("buid-hash"), nil, now, pairing.KeyGuard{}); !ok || err != nil {
+		spent, ok, err := st.SpendCredential(ctx, w.ID, []byte("buid-hash"), nil, now, pairing.KeyGuard{})
+		if !ok || err != nil {
 			t.Fatalf("magic link: %v %v", ok, err)
+		}
+		// The spend hands back the row as it left it and the PIN's lead.
+		if spent.ID != w.ID || !spent.PINUsedAt.Equal(now) || spent.Lead.ID != l.ID || spent.Lead.ExternalID != "1" || spent.Lead.PersonID != l.PersonID {
+			t.Fatalf("spent %+v", spent)
 		}
 		if err := st.SetCredential(ctx, 999999, c, now); !errors.Is(err, pairing.ErrNotFound) {
 			t.Fatalf("missing row: %v", err)

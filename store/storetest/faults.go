@@ -120,7 +120,7 @@ func (f *FaultStore) Tx(ctx context.Context, fn func(pairing.Repo) error) error 
 	return f.Store.Tx(ctx, func(r pairing.Repo) error { return fn(faultRepo{Repo: r, f: f}) })
 }
 
-func (f *FaultStore) SpendCredential(ctx context.Context, id int64, buidHash, pinHash []byte, now time.Time, g pairing.KeyGuard) (pairing.WebUser, bool, error) {
+func (f *FaultStore) SpendCredential(ctx context.Context, id int64, buidHash, pinHash []byte, now time.Time, g pairing.KeyGuard) (pairing.Spent, bool, error) {
 	return faultRepo{Repo: f.Store, f: f}.SpendCredential(ctx, id, buidHash, pinHash, now, g)
 }
 
@@ -165,9 +165,9 @@ type faultRepo struct {
 	f *FaultStore
 }
 
-func (r faultRepo) SpendCredential(ctx context.Context, id int64, buidHash, pinHash []byte, now time.Time, g pairing.KeyGuard) (pairing.WebUser, bool, error) {
+func (r faultRepo) SpendCredential(ctx context.Context, id int64, buidHash, pinHash []byte, now time.Time, g pairing.KeyGuard) (pairing.Spent, bool, error) {
 	if r.f.missSpend() {
-		return pairing.WebUser{}, false, nil
+		return pairing.Spent{}, false, nil
 	}
 	return r.Repo.SpendCredential(ctx, id, buidHash, pinHash, now, g)
 }

@@ -19,8 +19,16 @@
 #   ENGINES=sqlite bash api/bench/load.sh  # some engines only (sqlite, pg, pg2)
 #   PATHS=match bash api/bench/load.sh     # some paths only (match, register, links)
 #   FILLER=1000000 bash api/bench/load.sh  # grow web_users first (latency vs data)
-#   BEFORE=157492e bash api/bench/load.sh  # also the build of that revision,
-#                                          # interleaved with this one, same run
+#   BEFORE=157492e bash api/bench/load.sh  # also the builds of these revisions
+#                                          # (space-separated), interleaved with
+#                                          # this one, same run, same seeded data
+#   BEFORE_PG=main                         # other revisions for the PostgreSQL
+#                                          # runs (default: BEFORE)
+#
+# Each path is seeded once per engine and every build runs on its own copy
+# of that data: on SQLite seeded by the first build (a newer build migrates
+# the copy forward when it starts), on PostgreSQL by this tree's seed (older
+# seeds had no -driver; the schema must be the same as the builds').
 #
 # PostgreSQL: PG_ADMIN_DSN (default: the local server as postgres) must
 # be allowed to create databases; each run gets a fresh copy of a seeded
@@ -40,6 +48,7 @@ FILLER="${FILLER:-0}"
 PATHS="${PATHS:-match register links}"
 ENGINES="${ENGINES:-sqlite pg pg2}"
 BEFORE="${BEFORE:-}"
+BEFORE_PG="${BEFORE_PG-$BEFORE}"
 PG_ADMIN_DSN="${PG_ADMIN_DSN:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}"
 PG_CONNS="${PG_CONNS:-10}"
 WORK="${WORK:-$(mktemp -d)}"
@@ -57,19 +66,23 @@ if [[ " $ENGINES " == *" pg"* ]] && ! psql "$PG_ADMIN_DSN" -Atc 'select 1' >/dev
   echo "note: no PostgreSQL at PG_ADMIN_DSN; running SQLite only"
   ENGINES=sqlite
 fi
-builds=()
-if [ -n "$BEFORE" ]; then
-  rev=$(git rev-parse --short "$BEFORE")
-  mkdir -p "$WORK/src-$rev" "$WORK/$rev"
-  git archive "$rev" | tar -x -C "$WORK/src-$rev"
-  (cd "$WORK/src-$rev" && go build -o "$WORK/$rev/pairingd" ./cmd/pairingd && go build -o "$WORK/$rev/seed" ./api/bench/seed)
-  builds+=("$rev")
-fi
+build_rev() { # REV: build pairingd and seed of revision REV into $WORK/REV
+  local rev; rev=$(git rev-parse --short "$1")
+  if [ ! -x "$WORK/$rev/pairingd" ]; then
+    mkdir -p "$WORK/src-$rev" "$WORK/$rev"
+    git archive "$rev" | tar -x -C "$WORK/src-$rev"
+    (cd "$WORK/src-$rev" && go build -o "$WORK/$rev/pairingd" ./cmd/pairingd && go build -o "$WORK/$rev/seed" ./api/bench/seed)
+  fi
+  echo "$rev"
+}
+builds_sqlite=() builds_pg=()
+for r in $BEFORE; do builds_sqlite+=("$(build_rev "$r")"); done
+for r in $BEFORE_PG; do builds_pg+=("$(build_rev "$r")"); done
 mkdir -p "$WORK/now"
 go build -o "$WORK/now/pairingd" ./cmd/pairingd
 go build -o "$WORK/now/seed" ./api/bench/seed
 go build -o "$WORK/baseline" ./api/bench/baseline
-builds+=(now)
+builds_sqlite+=(now) builds_pg+=(now)
 
 pids=()
 cleanup() { for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done; }
@@ -103,7 +116,7 @@ db_ticks() {
 }
 # db_delta BEFORE AFTER: CPU ticks the backends spent between two
 # db_ticks (a backend that started in between counts from zero).
-db_delta() { awk 'NR == FNR {b[$1] = $2; next} {t += $2 - b[$1]} END {print t + 0}' "$1" "$2"; }
+db_delta() { awk 'FILENAME == ARGV[1] {b[$1] = $2; next} {t += $2 - b[$1]} END {print t + 0}' "$1" "$2"; }
 
 # measure LABEL DB SCRIPT REQUESTS PORT [PORT2]: wrk against one server,
 # or two at once (CONNS split between them, each its half of the bodies).
@@ -176,30 +189,38 @@ stop_servers() {
   SERVER_PIDS=()
 }
 
-# seed BUILD ENGINE PATH: prepare the database and requests of one run;
-# sets DSN (the SQLite file, or the seeded PostgreSQL database's name) and
-# REQ.
+# seed ENGINE PATH: prepare the data and requests of one path on one
+# engine; sets SEEDED (the SQLite file, or the PostgreSQL database that
+# each run copies) and REQ.
 seed() {
-  local b=$1 engine=$2 path=$3 n=$N seedpath=$3 out
+  local engine=$1 path=$2 n=$N seedpath=$2 out b
   [ "$path" = links ] && { n=$LINKS_N; seedpath=match; }
-  out="$WORK/$b-$engine-$path-seed.lua"
+  out="$WORK/$engine-$path-seed.lua"
   if [ "$engine" = sqlite ]; then
-    DSN="$WORK/$b-$path.db"
-    "$WORK/$b/seed" -db "$DSN" -n "$n" -path "$seedpath" -filler "$FILLER" -out "$out" 2>&1 | sed 's/^/  /'
+    b=${builds_sqlite[0]}
+    SEEDED="$WORK/seed-$path.db"
+    rm -f "$SEEDED" "$SEEDED-wal" "$SEEDED-shm"
+    "$WORK/$b/seed" -db "$SEEDED" -n "$n" -path "$seedpath" -filler "$FILLER" -out "$out" 2>&1 | sed 's/^/  /'
   else
+    b=now
     [ "$path" = links ] || n=$PG_N
-    DSN="bench_seed_${b}_$path"
-    pg_fresh "$DSN"
-    # This tree's seed writes the PostgreSQL rows for every build (older
-    # seeds had no -driver); the schema must be the same.
-    "$WORK/now/seed" -driver postgres -db "$(pg_dsn "$DSN")" -secret "$SECRET" -n "$n" -path "$seedpath" -filler "$FILLER" -out "$out" 2>&1 | sed 's/^/  /'
+    SEEDED="bench_seed_$path"
+    pg_fresh "$SEEDED"
+    "$WORK/now/seed" -driver postgres -db "$(pg_dsn "$SEEDED")" -secret "$SECRET" -n "$n" -path "$seedpath" -filler "$FILLER" -out "$out" 2>&1 | sed 's/^/  /'
   fi
   REQ=$out
   if [ "$path" = links ]; then
-    REQ="$WORK/$b-$engine-links.lua"
-    if [ "$engine" = sqlite ]; then links_requests "$DSN" sqlite "$b" "$out" "$REQ"
-    else links_requests "$(pg_dsn "$DSN")" postgres "$b" "$out" "$REQ"; fi
+    REQ="$WORK/$engine-links.lua"
+    if [ "$engine" = sqlite ]; then links_requests "$SEEDED" sqlite "$b" "$out" "$REQ"
+    else links_requests "$(pg_dsn "$SEEDED")" postgres "$b" "$out" "$REQ"; fi
   fi
+}
+
+# copy_sqlite DB: a fresh copy of the seeded SQLite file at DB.
+copy_sqlite() {
+  rm -f "$1" "$1-wal" "$1-shm"
+  cp "$SEEDED" "$1"
+  if [ -f "$SEEDED-wal" ]; then cp "$SEEDED-wal" "$1-wal"; fi
 }
 
 SERVER_PIDS=()
@@ -211,11 +232,13 @@ for path in $PATHS; do
   [ "$path" = links ] && script=api/bench/links.lua
   for engine in sqlite pg; do
     [[ " $ENGINES " == *" $engine"* ]] || continue
+    seed "$engine" "$path"
+    if [ "$engine" = sqlite ]; then builds=("${builds_sqlite[@]}"); else builds=("${builds_pg[@]}"); fi
     for b in "${builds[@]}"; do
       [ "$b" = now ] && tag="pairingd" || tag="pairingd@$b"
-      seed "$b" "$engine" "$path"
       if [ "$engine" = sqlite ]; then
-        serve "$b" sqlite "$DSN" $PORT "$WORK/$b-sqlite-$path.log"
+        copy_sqlite "$WORK/run.db"
+        serve "$b" sqlite "$WORK/run.db" $PORT "$WORK/$b-sqlite-$path.log"
         measure "$tag sqlite $path" "" "$script" "$REQ" $PORT
         stop_servers
         continue
@@ -224,7 +247,7 @@ for path in $PATHS; do
         [ $x = 1 ] && [[ " $ENGINES " != *" pg "* ]] && continue
         [ $x = 2 ] && [[ " $ENGINES " != *" pg2 "* ]] && continue
         run="bench_run"
-        pg_fresh $run "$DSN"
+        pg_fresh $run "$SEEDED"
         serve "$b" postgres "$(pg_dsn $run)" $PORT "$WORK/$b-pg$x-$path.log"
         ports=($PORT)
         if [ $x = 2 ]; then

@@ -16,9 +16,13 @@ import (
 //	--------------------------------------  -------  ----------------------------------  --------------------------------
 //	pin or user_id malformed; pin missing   any      invalid_request, nothing counted    Authorize
 //	  while magic links are off
-//	API key's failure budget used up        any      rate_limited (retry after window)   authorize: guard (spend),
-//	  (keybudget.go)                                                                     hasRoom, charge
-//	BUID malformed, unknown or rotated      any      buid_unknown                        authorize (decode), refuse
+//	API key's failure budget used up        any      rate_limited (retry after window)   a right PIN: the spend's
+//	  (keybudget.go; one rule on both                                                    KeyGuard; used/expired:
+//	  engines, all in the deciding                                                       hasRoom; a counted refusal:
+//	  transaction)                                                                       charge, which rolls back
+//	                                                                                     the guess when out of room
+//	BUID malformed                          any      buid_unknown (charged)              refuseUndecodable
+//	BUID unknown or rotated                 any      buid_unknown (charged)              refuse
 //	row locked after MaxAttempts wrong      any      pin_locked until the cool-down      refuse (pinLock.lockedAt)
 //	  PINs (even the right PIN)
 //	PIN wrong                               any      pin_invalid + attempts left; the    refuse -> wrongPIN

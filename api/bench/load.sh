@@ -108,8 +108,12 @@ cpu_ticks() { local t=0 p; for p in "$@"; do [ -r "/proc/$p/stat" ] && t=$((t + 
 # db_ticks DB: "pid ticks" of every PostgreSQL backend connected to DB.
 db_ticks() {
   [ -n "${1:-}" ] || return 0
-  local p
-  for p in $(pg "SELECT pid FROM pg_stat_activity WHERE datname = '$1' AND pid <> pg_backend_pid()"); do
+  local p list
+  if ! list=$(pg "SELECT pid FROM pg_stat_activity WHERE datname = '$1' AND pid <> pg_backend_pid()"); then
+    echo "db_ticks: could not list the backends of $1" >&2
+    return 0
+  fi
+  for p in $list; do
     [ -r "/proc/$p/stat" ] && awk -v p="$p" '{print p, $14 + $15}' "/proc/$p/stat"
   done
   return 0
@@ -224,6 +228,9 @@ copy_sqlite() {
 }
 
 SERVER_PIDS=()
+# The baselines' tables are made once per run, with N rows.
+[[ " $ENGINES " == *" pg"* ]] && pg_fresh bench_baseline
+rm -f "$WORK/baseline.db" "$WORK/baseline.db-wal" "$WORK/baseline.db-shm"
 echo "machine: $(nproc) cores, $(go version | awk '{print $3}'), wrk -t$THREADS -c$CONNS -d$DURATION, N=$N PG_N=$PG_N, filler rows $FILLER, engines: $ENGINES"
 pg_engines=0
 for engine in $ENGINES; do [ "$engine" != sqlite ] && pg_engines=1; done
@@ -263,7 +270,6 @@ for path in $PATHS; do
       bdb="$WORK/baseline.db" bdriver=sqlite bname=""
     else
       bname=bench_baseline; bdriver=postgres
-      [ -n "$(pg "SELECT 1 FROM pg_database WHERE datname = '$bname'")" ] || pg_fresh $bname
       bdb=$(pg_dsn $bname)
     fi
     "$WORK/baseline" -driver $bdriver -db "$bdb" -conns "$PG_CONNS" -listen "127.0.0.1:$BASE_PORT" -rows "$N" 2>"$WORK/baseline-$engine.log" &

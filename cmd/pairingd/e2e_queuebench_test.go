@@ -32,7 +32,6 @@ func TestBinaryQueuesThroughput(t *testing.T) {
 	m := startTwoInstances(t, true,
 		"PAIRINGD_CHANNELS_0_RATE_PER_SECOND=100000",
 		"PAIRINGD_CHANNELS_0_PER_CHAT_INTERVAL=1ms",
-		"PAIRINGD_LOG_LEVEL=warn",
 	)
 	// Restart both with an application_name of their own, so that the
 	// backends they use can be told from every other client's.

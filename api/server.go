@@ -277,6 +277,8 @@ type server struct {
 	queues    QueueStatsReader
 	clock     pairing.Clock
 	spec      *spec
+	// keys remembers accepted API keys for keyCacheTTL.
+	keys *keyCache
 	// authFailures counts 401s per client IP; public limits webhooks.
 	authFailures *ipLimiter
 	public       *ipLimiter
@@ -339,6 +341,7 @@ func NewHandlers(cfg Config, deps Deps) (Handlers, error) {
 	if s.spec, err = loadSpec(); err != nil {
 		return Handlers{}, err
 	}
+	s.keys = newKeyCache(s.clock.Now, keyCacheTTL)
 	s.authFailures = newIPLimiter(cfg.AuthFailureRatePerSecond, cfg.AuthFailureBurst, s.clock.Now)
 	s.public = newIPLimiter(cfg.PublicRatePerSecond, cfg.PublicBurst, s.clock.Now)
 	s.pages = newIPLimiter(cfg.PublicRatePerSecond, cfg.PublicBurst, s.clock.Now)

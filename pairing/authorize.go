@@ -16,9 +16,13 @@ import (
 //	--------------------------------------  -------  ----------------------------------  --------------------------------
 //	pin or user_id malformed; pin missing   any      invalid_request, nothing counted    Authorize
 //	  while magic links are off
-//	API key's failure budget used up        any      rate_limited (retry after window)   keybudget.go: open, guard,
-//	                                                                                     hasRoom, charge
-//	BUID malformed, unknown or rotated      any      buid_unknown                        authorize (decode), refuse
+//	API key's failure budget used up        any      rate_limited (retry after window)   a right PIN: the spend's
+//	  (keybudget.go; one rule on both                                                    KeyGuard; used/expired:
+//	  engines, all in the deciding                                                       hasRoom; a counted refusal:
+//	  transaction)                                                                       charge, which rolls back
+//	                                                                                     the guess when out of room
+//	BUID malformed                          any      buid_unknown (charged)              refuseUndecodable
+//	BUID unknown or rotated                 any      buid_unknown (charged)              refuse
 //	row locked after MaxAttempts wrong      any      pin_locked until the cool-down      refuse (pinLock.lockedAt)
 //	  PINs (even the right PIN)
 //	PIN wrong                               any      pin_invalid + attempts left; the    refuse -> wrongPIN
@@ -86,33 +90,39 @@ func (s *Service) Authorize(ctx context.Context, req AuthorizeRequest) (Result, 
 			return Result{}, invalid("pin", "must be exactly "+strconv.Itoa(s.cfg.PINLength)+" digits")
 		}
 	}
-	budget := s.keyBudgetFor(req.KeyID)
-	if err := budget.open(ctx); err != nil {
-		if errors.Is(err, ErrRateLimited) {
-			s.audit(ctx, s.store, AuditEvent{Action: "authorize", Outcome: "rate_limited", KeyID: req.KeyID})
-		}
-		return Result{}, err
-	}
-	res, err := s.authorize(ctx, req, pin, budget)
-	budget.settle(ctx, err)
-	if err != nil {
+	res, err := s.authorize(ctx, req, pin)
+	if !res.audited {
 		s.audit(ctx, s.store, AuditEvent{Action: authorizeAction(req), KeyID: req.KeyID, WebUserID: res.webUserID,
 			PersonID: res.PersonID, UserID: req.UserID, Outcome: errorCode(err)})
 	}
-	// Decided answers were audited, and their reservation given back,
-	// inside their transaction.
 	return res.Result, err
 }
 
 type authorized struct {
 	Result
 	webUserID int64
+	// audited: the answer's audit row was written in the transaction that
+	// decided it (every answer that commits: successes and counted or
+	// explained refusals). Answers whose transaction rolled back (rate
+	// limited by the key's budget, store errors) are audited after it.
+	audited bool
 }
 
-func (s *Service) authorize(ctx context.Context, req AuthorizeRequest, pin string, budget *keyBudget) (authorized, error) {
+// authorize decides the answer in ONE transaction, on both engines. In
+// the common case it is one statement, the conditional spend, then the
+// reads and writes of the answer (decide) and the audit row, and one
+// commit. The key's failure budget (keybudget.go) is enforced at three
+// points of it: the spend holds only while the key has room (KeyGuard, a
+// read); a refusal that does not count is answered rate_limited when the
+// key has no room (hasRoom, a read); a refusal that counts takes one
+// failure last, just before the commit (charge, the only write to the
+// key's row), and when that finds no room the whole transaction rolls
+// back and the answer is rate_limited.
+func (s *Service) authorize(ctx context.Context, req AuthorizeRequest, pin string) (authorized, error) {
+	budget := s.keyBudgetFor(req.KeyID)
 	rowID, secret, ok := s.buid.decode(req.BUID)
 	if !ok {
-		return authorized{}, budget.charge(ctx, s.store, ErrBUIDUnknown)
+		return s.refuseUndecodable(ctx, req, budget)
 	}
 	buidHash := HashToken(secret)
 	var pinH []byte
@@ -120,11 +130,6 @@ func (s *Service) authorize(ctx context.Context, req AuthorizeRequest, pin strin
 		pinH = pinHash(s.cfg.Secret, rowID, pin)
 	}
 	now := s.now()
-	// The answer is decided in one transaction that first tries to spend
-	// the credential: the conditional update holds only for the right
-	// BUID and PIN, unused, unexpired and unlocked, so the common case
-	// costs one statement, and whatever made it fail is read afterwards
-	// in the same transaction.
 	var out authorized
 	var refusal error
 	guard := budget.guard(now)
@@ -136,38 +141,66 @@ func (s *Service) authorize(ctx context.Context, req AuthorizeRequest, pin strin
 		}
 		if !spent {
 			// The key's budget first: once it is used up, every answer is
-			// rate_limited.
-			if err := budget.hasRoom(ctx, r); err != nil {
+			// rate_limited, and nothing about the row is read.
+			if err := budget.hasRoom(ctx, r, now); err != nil {
 				return err
 			}
 			out, refusal, err = s.refuse(ctx, r, rowID, buidHash, pinH, now)
 			if err != nil {
 				return err
 			}
-			if countsAgainstKey(refusal) {
-				if refusal = budget.charge(ctx, r, refusal); !countsAgainstKey(refusal) {
-					return refusal // out of budget, or a store error: nothing is counted
-				}
+			s.audit(ctx, r, AuditEvent{Action: authorizeAction(req), Outcome: errorCode(refusal), KeyID: req.KeyID,
+				WebUserID: out.webUserID, PersonID: out.PersonID, UserID: req.UserID})
+			// Last, so that a concurrent charge of the same key waits for
+			// the shortest time: the key's row stays locked until commit.
+			if answer := budget.charge(ctx, r, refusal, now); answer != refusal {
+				return answer // no room (rate_limited) or a store error: roll back the guess
 			}
-			return nil // commit the counts (wrong PIN, key budget)
+			out.audited = true
+			return nil // commit the counts (wrong PIN, key budget) and the audit
 		}
 		out = authorized{webUserID: cur.ID, Result: Result{PersonID: cur.PersonID}}
 		if req.signIn {
-			out.Result, err = s.signedIn(ctx, r, cur)
+			out.Result = signedIn(cur.WebUser, cur.Lead)
 		} else {
-			out.Result, err = s.decide(ctx, r, cur, req.UserID)
+			out.Result, err = s.decide(ctx, r, cur.WebUser, cur.Lead, req.UserID)
 		}
 		if err != nil {
 			return err
 		}
 		s.audit(ctx, r, AuditEvent{Action: authorizeAction(req), Outcome: string(out.Outcome), KeyID: req.KeyID,
 			WebUserID: cur.ID, PersonID: out.PersonID, UserID: req.UserID})
-		return budget.settleInTx(ctx, r)
+		out.audited = true
+		return nil
 	})
 	if err != nil {
+		out.audited = false
 		return out, err
 	}
 	return out, refusal
+}
+
+// refuseUndecodable answers a BUID that names no row: buid_unknown, charged
+// to the key with the audit row in one transaction (or rate_limited when
+// the key has no room left).
+func (s *Service) refuseUndecodable(ctx context.Context, req AuthorizeRequest, budget keyBudget) (authorized, error) {
+	if !budget.counts() {
+		return authorized{}, ErrBUIDUnknown
+	}
+	now := s.now()
+	var out authorized
+	err := s.store.Tx(ctx, func(r Repo) error {
+		if err := budget.charge(ctx, r, ErrBUIDUnknown, now); !errors.Is(err, ErrBUIDUnknown) {
+			return err
+		}
+		s.audit(ctx, r, AuditEvent{Action: authorizeAction(req), Outcome: errorCode(ErrBUIDUnknown), KeyID: req.KeyID, UserID: req.UserID})
+		out.audited = true
+		return nil
+	})
+	if err != nil {
+		return authorized{}, err
+	}
+	return out, ErrBUIDUnknown
 }
 
 // refuse explains a credential that could not be spent, from the row as
@@ -299,12 +332,8 @@ func credentialState(wu WebUser, magic bool, now time.Time) error {
 
 // signedIn is the answer for a PIN spent on the hosted PIN page: the
 // person and the lead that asked for the PIN; the link is left as it is.
-func (s *Service) signedIn(ctx context.Context, r Repo, wu WebUser) (Result, error) {
-	lead, err := r.LeadByID(ctx, wu.LeadID)
-	if err != nil {
-		return Result{}, err
-	}
-	return Result{Outcome: OutcomeSignedIn, PersonID: wu.PersonID, UserID: wu.UserID, Lead: lead}, nil
+func signedIn(wu WebUser, lead Lead) Result {
+	return Result{Outcome: OutcomeSignedIn, PersonID: wu.PersonID, UserID: wu.UserID, Lead: lead}
 }
 
 // authorizeAction names an attempt in the audit trail.
@@ -316,11 +345,8 @@ func authorizeAction(req AuthorizeRequest) string {
 }
 
 // decide picks the answer for a spent PIN from the link state.
-func (s *Service) decide(ctx context.Context, r Repo, wu WebUser, userID string) (Result, error) {
-	lead, err := r.LeadByID(ctx, wu.LeadID)
-	if err != nil {
-		return Result{}, err
-	}
+func (s *Service) decide(ctx context.Context, r Repo, wu WebUser, lead Lead, userID string) (Result, error) {
+	var err error
 	res := Result{PersonID: wu.PersonID, Lead: lead}
 	switch {
 	case wu.Linked() && userID == "":

@@ -486,7 +486,7 @@ func TestConcurrentGuessesCapped(t *testing.T) {
 // answered pin_used and counted neither as a wrong PIN nor against the key.
 func TestSpendLostToAConcurrentWriter(t *testing.T) {
 	t.Parallel()
-	bothBudgetModes(t, func(t *testing.T, newEnv func(*testing.T, ...func(*pairing.Config)) *env) {
+	engines(t, func(t *testing.T, newEnv newEnvFunc) {
 		e := newEnv(t, func(c *pairing.Config) { c.KeyFailureBudget = 20 })
 		k, _, err := e.svc.CreateAPIKey(e.ctx, "site")
 		if err != nil {
@@ -512,7 +512,7 @@ func TestSpendLostToAConcurrentWriter(t *testing.T) {
 	})
 }
 
-func TestKeyFailureBudget(t *testing.T) { t.Parallel(); bothBudgetModes(t, testKeyFailureBudget) }
+func TestKeyFailureBudget(t *testing.T) { t.Parallel(); engines(t, testKeyFailureBudget) }
 
 func testKeyFailureBudget(t *testing.T, newEnv func(*testing.T, ...func(*pairing.Config)) *env) {
 	e := newEnv(t, func(c *pairing.Config) { c.KeyFailureBudget = 20 })
@@ -548,7 +548,7 @@ func testKeyFailureBudget(t *testing.T, newEnv func(*testing.T, ...func(*pairing
 // key that only pairs correctly is never limited.
 func TestKeyFailureBudgetRefundsSuccesses(t *testing.T) {
 	t.Parallel()
-	bothBudgetModes(t, testKeyFailureBudgetRefundsSuccesses)
+	engines(t, testKeyFailureBudgetRefundsSuccesses)
 }
 
 func testKeyFailureBudgetRefundsSuccesses(t *testing.T, newEnv func(*testing.T, ...func(*pairing.Config)) *env) {

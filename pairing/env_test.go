@@ -46,24 +46,6 @@ func engines(t *testing.T, fn func(t *testing.T, newEnv newEnvFunc)) {
 	t.Run(store.Postgres, func(t *testing.T) { fn(t, newEnvPostgres) })
 }
 
-// bothBudgetModes runs fn with each way the key failure budget is kept
-// (see pairing/keybudget.go): decided inside the transaction (SQLite, whose
-// writes are serialized), reserved up front and refunded (the PostgreSQL
-// rule, run on SQLite by hiding that its writes are serialized), and on
-// PostgreSQL itself.
-func bothBudgetModes(t *testing.T, fn func(t *testing.T, newEnv newEnvFunc)) {
-	t.Run("in-tx", func(t *testing.T) { fn(t, newEnv) })
-	t.Run("reserve", func(t *testing.T) {
-		fn(t, func(t *testing.T, mod ...func(*pairing.Config)) *env {
-			t.Helper()
-			st := storetest.SQLiteWithFaults(t)
-			st.HideSerialWrites()
-			return newEnvOn(t, st, mod...)
-		})
-	})
-	t.Run(store.Postgres, func(t *testing.T) { fn(t, newEnvPostgres) })
-}
-
 func newEnvOn(t *testing.T, st *storetest.FaultStore, mod ...func(*pairing.Config)) *env {
 	t.Helper()
 	cfg := pairing.Config{Secret: []byte(strings.Repeat("s", 32)), LinkURL: "https://site.example/pair?buid={buid}"}

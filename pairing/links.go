@@ -197,14 +197,14 @@ func (s *Service) GetLink(ctx context.Context, userID string) (Link, error) {
 	if err := ValidateUserID("user_id", userID); err != nil {
 		return Link{}, err
 	}
-	wu, err := s.store.WebUserByUserID(ctx, userID)
+	wu, leads, err := s.store.LinkOfUser(ctx, userID)
 	if errors.Is(err, ErrNotFound) {
 		return Link{}, ErrNotLinked
 	}
 	if err != nil {
 		return Link{}, err
 	}
-	return s.linkOf(ctx, s.store, wu)
+	return Link{UserID: wu.UserID, PersonID: wu.PersonID, LinkedAt: wu.LinkedAt, Leads: leads}, nil
 }
 
 func (s *Service) linkOf(ctx context.Context, r Repo, wu WebUser) (Link, error) {

@@ -189,11 +189,6 @@ type Service struct {
 	obs   Observer
 	buid  *buidCodec
 
-	// serialWrites: the store runs one write transaction at a time
-	// (SQLite), so a budget check inside a transaction is atomic with its
-	// effect (see Authorize).
-	serialWrites bool
-
 	mu       sync.RWMutex
 	channels map[string]Channel
 	signIns  *SignIns // nil until EnableSignIn
@@ -240,16 +235,7 @@ func New(store Store, cfg Config, opts ...Option) (*Service, error) {
 	for _, o := range opts {
 		o(s)
 	}
-	if ws, ok := store.(WriteSerializer); ok {
-		s.serialWrites = ws.SerializesWrites()
-	}
 	return s, nil
-}
-
-// WriteSerializer is implemented by stores that run one write transaction
-// at a time (SQLite with its single writer connection).
-type WriteSerializer interface {
-	SerializesWrites() bool
 }
 
 // Config returns the rules in force, defaults filled in.

@@ -38,6 +38,10 @@ type WebUserRepo interface {
 	WebUserByPerson(ctx context.Context, personID int64) (WebUser, error)
 	// WebUserByUserID finds the row linked to a site user.
 	WebUserByUserID(ctx context.Context, userID string) (WebUser, error)
+	// LinkOfUser finds the row linked to a site user and its person's
+	// leads, oldest first, with one query (GET /v1/links/{user_id} on every
+	// request). ErrNotFound when no row is linked to userID.
+	LinkOfUser(ctx context.Context, userID string) (WebUser, []Lead, error)
 	// SetCredential stores a new BUID hash and PIN hash (rotating the old
 	// ones) and clears the used mark. It leaves the wrong-PIN counter and
 	// the lock alone.
@@ -62,8 +66,10 @@ type WebUserRepo interface {
 	// The row as it is after the update comes back with it (RETURNING).
 	// With a guard, the update also holds only while the guard's key has
 	// failures left in its window (the budget check and the spend are one
-	// statement).
-	SpendCredential(ctx context.Context, webUserID int64, buidHash, pinHash []byte, now time.Time, guard KeyGuard) (WebUser, bool, error)
+	// statement); the key's row is read, never written or locked.
+	// The lead the row's PIN was issued to comes with it (on PostgreSQL in
+	// the same statement: one round trip fewer on every authorize).
+	SpendCredential(ctx context.Context, webUserID int64, buidHash, pinHash []byte, now time.Time, guard KeyGuard) (Spent, bool, error)
 	// SetLink links the row to a site user. It changes the row only while
 	// the row has no link (conditional UPDATE ... WHERE user_id IS NULL), and
 	// returns ErrRaced if the row was linked meanwhile or another row
@@ -102,22 +108,27 @@ type KeyRepo interface {
 	// starting a new window when the current one is older than `window`, and
 	// returns the new count.
 	AddKeyFailure(ctx context.Context, keyID int64, now time.Time, window time.Duration) (int, error)
-	// ReserveKeyFailure counts one failure in advance, atomically and only
-	// while the key's current window holds fewer than budget (a window older
-	// than `window` starts again at 1). It reports whether it counted. The
-	// caller gives the slot back with RefundKeyFailure when the attempt
-	// turns out not to be a failure, so concurrent attempts can never
-	// evaluate more than budget failures.
-	ReserveKeyFailure(ctx context.Context, keyID int64, now time.Time, window time.Duration, budget int) (bool, error)
-	// RefundKeyFailure takes back one reserved failure of the key's current
-	// window (nothing when the window has rolled over since).
-	RefundKeyFailure(ctx context.Context, keyID int64, now time.Time, window time.Duration) error
+	// ChargeKeyFailure counts one failure with a conditional update that
+	// changes the key's row only while its current window holds fewer than
+	// budget failures (a window older than `window` starts again at 1), and
+	// reports whether it counted. The condition is decided on the newest
+	// committed row, so concurrent charges across instances never count
+	// more than budget. It is the only write to the key's row on the
+	// authorize path, made only by refusals (keybudget.go).
+	ChargeKeyFailure(ctx context.Context, keyID int64, now time.Time, window time.Duration, budget int) (bool, error)
 }
 
 // EventRepo keeps the audit trail and the site events.
 type EventRepo interface {
 	AddAudit(ctx context.Context, e AuditEvent) error
 	AddSiteEvent(ctx context.Context, e SiteEvent) error
+}
+
+// Spent is a web_users row as a successful SpendCredential left it, with
+// the lead its credential was issued to.
+type Spent struct {
+	WebUser
+	Lead Lead
 }
 
 // Repo is every storage operation. The same operations run inside a

@@ -29,8 +29,6 @@ func (r repo) ListAPIKeys(ctx context.Context) ([]pairing.APIKey, error) {
 	return out, nil
 }
 
-// RevokeAPIKey revokes the active key with that id, or every active key
-// with that name.
 func (r repo) APIKeyByHash(ctx context.Context, hash []byte) (pairing.APIKey, error) {
 	row, err := getRow[apiKeyRow](ctx, r, r.r, `SELECT `+columnsOf[apiKeyRow]("")+` FROM api_keys WHERE hash = ?`, hash)
 	if err != nil {
@@ -39,6 +37,8 @@ func (r repo) APIKeyByHash(ctx context.Context, hash []byte) (pairing.APIKey, er
 	return row.key(), nil
 }
 
+// RevokeAPIKey revokes the active key with that id, or every active key
+// with that name.
 func (r repo) RevokeAPIKey(ctx context.Context, idOrName string, now time.Time) error {
 	id, err := strconv.ParseInt(idOrName, 10, 64)
 	if err != nil {
@@ -75,20 +75,16 @@ func (r repo) AddKeyFailure(ctx context.Context, keyID int64, now time.Time, win
 	return failures, err
 }
 
-// ReserveKeyFailure is one conditional UPDATE: it changes the row only
-// while the window has room (or has expired), so concurrent reservations
-// across instances never exceed the budget.
-func (r repo) ReserveKeyFailure(ctx context.Context, keyID int64, now time.Time, window time.Duration, budget int) (bool, error) {
+// ChargeKeyFailure is one conditional UPDATE: it changes the row only
+// while the window has room (or has expired). A concurrent charge of the
+// same key waits for the row (PostgreSQL re-checks the WHERE on the
+// committed row; SQLite has one writer), so charges across instances never
+// exceed the budget.
+func (r repo) ChargeKeyFailure(ctx context.Context, keyID int64, now time.Time, window time.Duration, budget int) (bool, error) {
 	start := us(now.Add(-window))
 	n, err := r.exec(ctx, `UPDATE api_keys SET
 		failures = CASE WHEN window_start <= ? THEN 1 ELSE failures + 1 END,
 		window_start = CASE WHEN window_start <= ? THEN ? ELSE window_start END
 		WHERE id = ? AND (window_start <= ? OR failures < ?)`, start, start, us(now), keyID, start, budget)
 	return n == 1, err
-}
-
-func (r repo) RefundKeyFailure(ctx context.Context, keyID int64, now time.Time, window time.Duration) error {
-	_, err := r.exec(ctx, `UPDATE api_keys SET failures = failures - 1
-		WHERE id = ? AND failures > 0 AND window_start > ?`, keyID, us(now.Add(-window)))
-	return err
 }

@@ -181,10 +181,6 @@ func sqliteDSN(dsn string, readOnly bool) string {
 // Driver is "sqlite" or "postgres".
 func (s *Store) Driver() string { return s.driver }
 
-// SerializesWrites: on SQLite every write transaction runs on the one
-// writer connection, one at a time (BEGIN IMMEDIATE).
-func (s *Store) SerializesWrites() bool { return s.driver == SQLite }
-
 // Close closes every connection.
 func (s *Store) Close() error {
 	s.keyUse.close()

@@ -186,8 +186,13 @@ func TestCredentialIsSpentOnce(t *testing.T) {
 		if err := st.SetCredential(ctx, w.ID, c, now); err != nil {
 			t.Fatal(err)
 		}
-		if _, ok, err := st.SpendCredential(ctx, w.ID, []byte("buid-hash"), nil, now, pairing.KeyGuard{}); !ok || err != nil {
+		spent, ok, err := st.SpendCredential(ctx, w.ID, []byte("buid-hash"), nil, now, pairing.KeyGuard{})
+		if !ok || err != nil {
 			t.Fatalf("magic link: %v %v", ok, err)
+		}
+		// The spend hands back the row as it left it and the PIN's lead.
+		if spent.ID != w.ID || !spent.PINUsedAt.Equal(now) || spent.Lead.ID != l.ID || spent.Lead.ExternalID != "1" || spent.Lead.PersonID != l.PersonID {
+			t.Fatalf("spent %+v", spent)
 		}
 		if err := st.SetCredential(ctx, 999999, c, now); !errors.Is(err, pairing.ErrNotFound) {
 			t.Fatalf("missing row: %v", err)
@@ -447,6 +452,36 @@ func TestMergePersonMovesLeadsAndDropsTheOldRow(t *testing.T) {
 	})
 }
 
+func TestLinkOfUserReadsTheRowAndEveryLead(t *testing.T) {
+	storetest.Engines(t, func(t *testing.T, st *store.Store) {
+		a := newLead(t, st, "a")
+		b, err := st.CreateLead(ctx, pairing.LeadKey{Channel: "fb-shop", ExternalID: "psid"}, pairing.Profile{FirstName: "Bo"}, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.MergePerson(ctx, b.PersonID, a.PersonID, t0); err != nil {
+			t.Fatal(err)
+		}
+		wa := webUserOf(t, st, a)
+		if _, _, err := st.LinkOfUser(ctx, "site-1"); !errors.Is(err, pairing.ErrNotFound) {
+			t.Fatalf("not linked yet: %v", err)
+		}
+		if err := st.SetLink(ctx, wa.ID, "site-1", t0); err != nil {
+			t.Fatal(err)
+		}
+		wu, leads, err := st.LinkOfUser(ctx, "site-1")
+		if err != nil || wu.ID != wa.ID || wu.UserID != "site-1" || wu.PersonID != a.PersonID {
+			t.Fatalf("row %+v %v", wu, err)
+		}
+		if len(leads) != 2 || leads[0].ID != a.ID || leads[1].ID != b.ID || leads[1].Profile.FirstName != "Bo" {
+			t.Fatalf("leads %+v", leads)
+		}
+		if _, _, err := st.LinkOfUser(ctx, ""); !errors.Is(err, pairing.ErrNotFound) {
+			t.Fatalf("empty user id: %v", err)
+		}
+	})
+}
+
 func TestGrantSpentOnce(t *testing.T) {
 	storetest.Engines(t, func(t *testing.T, st *store.Store) {
 		l := newLead(t, st, "1")
@@ -492,26 +527,50 @@ func TestAPIKeysAndFailureBudget(t *testing.T) {
 		if f, _ := st.AddKeyFailure(ctx, k.ID, t0.Add(time.Minute), time.Minute); f != 1 {
 			t.Fatalf("new window starts at %d", f)
 		}
-		// Reservations: 100 concurrent ones against a budget of 10 in a
-		// fresh window: exactly 10 win; a refund frees one slot.
+		// Charges: 100 concurrent ones against a budget of 10 in a fresh
+		// window, each in a transaction that holds the key's row until it
+		// commits: exactly 10 count.
 		t1 := t0.Add(5 * time.Minute)
-		if won := parallel(t, 100, func(int) (bool, error) { return st.ReserveKeyFailure(ctx, k.ID, t1, time.Minute, 10) }); won != 10 {
-			t.Fatalf("%d reservations won, budget 10", won)
+		won := parallel(t, 100, func(int) (bool, error) {
+			var ok bool
+			err := st.Tx(ctx, func(r pairing.Repo) error {
+				var err error
+				ok, err = r.ChargeKeyFailure(ctx, k.ID, t1, time.Minute, 10)
+				return err
+			})
+			return ok, err
+		})
+		if won != 10 {
+			t.Fatalf("%d charges counted, budget 10", won)
 		}
-		if err := st.RefundKeyFailure(ctx, k.ID, t1, time.Minute); err != nil {
+		if f, _ := st.KeyFailures(ctx, k.ID, t1, time.Minute); f != 10 {
+			t.Fatalf("failures %d, want 10", f)
+		}
+		if ok, _ := st.ChargeKeyFailure(ctx, k.ID, t1, time.Minute, 10); ok {
+			t.Fatal("charged past the budget")
+		}
+		if ok, _ := st.ChargeKeyFailure(ctx, k.ID, t1, time.Minute, 11); !ok {
+			t.Fatal("a bigger budget must have room")
+		}
+		// A charge rolled back with its transaction counts nothing.
+		t2 := t1.Add(time.Minute)
+		rolledBack := errors.New("roll back")
+		if err := st.Tx(ctx, func(r pairing.Repo) error {
+			if ok, err := r.ChargeKeyFailure(ctx, k.ID, t2, time.Minute, 10); !ok || err != nil {
+				t.Errorf("charge in a new window: %v %v", ok, err)
+			}
+			return rolledBack
+		}); !errors.Is(err, rolledBack) {
 			t.Fatal(err)
 		}
-		if f, _ := st.KeyFailures(ctx, k.ID, t1, time.Minute); f != 9 {
-			t.Fatalf("after refund %d, want 9", f)
+		if f, _ := st.KeyFailures(ctx, k.ID, t2, time.Minute); f != 0 {
+			t.Fatalf("rolled-back charge counted: %d", f)
 		}
-		if ok, err := st.ReserveKeyFailure(ctx, k.ID, t1, time.Minute, 10); !ok || err != nil {
-			t.Fatalf("refunded slot not reusable: %v %v", ok, err)
-		}
-		if ok, _ := st.ReserveKeyFailure(ctx, k.ID, t1, time.Minute, 10); ok {
-			t.Fatal("reserved past the budget")
-		}
-		if ok, _ := st.ReserveKeyFailure(ctx, k.ID, t1.Add(time.Minute), time.Minute, 10); !ok {
+		if ok, _ := st.ChargeKeyFailure(ctx, k.ID, t2, time.Minute, 10); !ok {
 			t.Fatal("a new window must have room")
+		}
+		if f, _ := st.KeyFailures(ctx, k.ID, t2, time.Minute); f != 1 {
+			t.Fatalf("new window starts at %d", f)
 		}
 		if err := st.RevokeAPIKey(ctx, "shop", t0); err != nil {
 			t.Fatal(err)

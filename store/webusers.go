@@ -33,6 +33,29 @@ func (r repo) WebUserByUserID(ctx context.Context, userID string) (pairing.WebUs
 	return r.webUser(ctx, r.r, "user_id = ?", userID)
 }
 
+// LinkOfUser reads the linked row and its person's leads in one query (a
+// round trip fewer than the two reads on PostgreSQL). Only a row with no
+// lead at all, which no flow leaves behind, needs a second read.
+func (r repo) LinkOfUser(ctx context.Context, userID string) (pairing.WebUser, []pairing.Lead, error) {
+	if userID == "" {
+		return pairing.WebUser{}, nil, pairing.ErrNotFound
+	}
+	rows, err := listScanned(ctx, r, r.r, spentFields, `SELECT `+columnsOf[webUserRow]("w.")+`, `+columnsOf[leadRow]("l.")+`
+		FROM web_users w JOIN leads l ON l.person_id = w.person_id WHERE w.user_id = ? ORDER BY l.id`, userID)
+	if err != nil {
+		return pairing.WebUser{}, nil, err
+	}
+	if len(rows) == 0 {
+		wu, err := r.WebUserByUserID(ctx, userID)
+		return wu, nil, err
+	}
+	leads := make([]pairing.Lead, len(rows))
+	for i := range rows {
+		leads[i] = rows[i].l.lead()
+	}
+	return rows[0].w.webUser(), leads, nil
+}
+
 // exists tells ErrNotFound apart from "the condition did not hold".
 func (r repo) exists(ctx context.Context, id int64) error {
 	_, err := r.webUser(ctx, r.w, "id = ?", id)
@@ -79,10 +102,21 @@ func (r repo) SwapPINAttempts(ctx context.Context, id int64, old, next pairing.P
 }
 
 // SpendCredential is the one conditional UPDATE that spends a PIN (or a
-// magic link): exactly one request can change the row.
-func (r repo) SpendCredential(ctx context.Context, id int64, buidHash, pinHash []byte, now time.Time, guard pairing.KeyGuard) (pairing.WebUser, bool, error) {
-	q := `UPDATE web_users SET pin_used_at = ?, failed_attempts = 0, locked_until = 0, updated_at = ?
-		WHERE id = ? AND buid_hash = ? AND pin_used_at = 0 AND locked_until <= ? AND `
+// magic link): exactly one request can change the row. The key's guard is
+// a subquery that reads api_keys without locking it. On PostgreSQL the
+// statement also returns the lead (UPDATE ... FROM, which does not lock
+// the lead's row), saving a round trip on every authorize; SQLite, where
+// RETURNING cannot name another table and a read is an in-process call,
+// reads it after.
+func (r repo) SpendCredential(ctx context.Context, id int64, buidHash, pinHash []byte, now time.Time, guard pairing.KeyGuard) (pairing.Spent, bool, error) {
+	pg := r.driver == Postgres
+	q := `UPDATE web_users SET pin_used_at = ?, failed_attempts = 0, locked_until = 0, updated_at = ?`
+	if pg {
+		q += ` FROM leads l WHERE l.id = web_users.lead_id AND web_users.id = ? AND `
+	} else {
+		q += ` WHERE id = ? AND `
+	}
+	q += `buid_hash = ? AND pin_used_at = 0 AND locked_until <= ? AND `
 	args := []any{us(now), us(now), id, buidHash, us(now)}
 	if guard.KeyID != 0 {
 		q += `NOT EXISTS (SELECT 1 FROM api_keys WHERE id = ? AND window_start > ? AND failures >= ?) AND `
@@ -95,15 +129,32 @@ func (r repo) SpendCredential(ctx context.Context, id int64, buidHash, pinHash [
 		q += `pin_hash = ? AND pin_expires_at > ?`
 		args = append(args, pinHash, us(now))
 	}
-	row, err := getRow[webUserRow](ctx, r, r.w, q+` RETURNING `+columnsOf[webUserRow](""), args...)
-	switch {
-	case errors.Is(err, pairing.ErrNotFound):
-		return pairing.WebUser{}, false, nil
-	case err != nil:
-		return pairing.WebUser{}, false, err
+	var row spentRow
+	var err error
+	if pg {
+		err = r.queryOne(ctx, r.w, q+` RETURNING `+columnsOf[webUserRow]("web_users.")+`, `+columnsOf[leadRow]("l."), args, spentFields(&row)...)
+	} else {
+		row.w, err = getRow[webUserRow](ctx, r, r.w, q+` RETURNING `+columnsOf[webUserRow](""), args...)
+		if err == nil {
+			row.l, err = getRow[leadRow](ctx, r, r.w, `SELECT `+columnsOf[leadRow]("")+` FROM leads WHERE id = ?`, row.w.LeadID)
+		}
 	}
-	return row.webUser(), true, nil
+	switch {
+	case errors.Is(err, pairing.ErrNotFound) && row.w.ID == 0:
+		return pairing.Spent{}, false, nil
+	case err != nil:
+		return pairing.Spent{}, false, err
+	}
+	return pairing.Spent{WebUser: row.w.webUser(), Lead: row.l.lead()}, true, nil
 }
+
+// spentRow is a spent web_users row and its lead.
+type spentRow struct {
+	w webUserRow
+	l leadRow
+}
+
+func spentFields(r *spentRow) []any { return append(fieldsOf(&r.w), fieldsOf(&r.l)...) }
 
 // SetLink fills an empty link. It runs in a savepoint so that a unique
 // violation on PostgreSQL leaves the surrounding transaction usable.

@@ -1,6 +1,8 @@
 -- wrk script: POST /v1/authorize with a different prepared BUID+PIN per
 -- request. requests.lua (written by ./api/bench/seed) defines `key` and
--- `bodies`. Each wrk thread takes its own slice of the bodies.
+-- `bodies`. Each wrk thread takes its own slice of the bodies; with
+-- PARTS=n and PART=0..n-1 (several wrk processes at once, one per
+-- instance), each process takes its own n-th of them first.
 dofile(os.getenv("REQUESTS") or "requests.lua")
 
 local threads = {}
@@ -14,8 +16,10 @@ end
 
 function init(args)
   local nthreads = tonumber(os.getenv("THREADS") or "2")
-  per = math.floor(#bodies / nthreads)
-  first = tid * per
+  local parts = tonumber(os.getenv("PARTS") or "1")
+  local part = tonumber(os.getenv("PART") or "0")
+  per = math.floor(#bodies / (nthreads * parts))
+  first = (part * nthreads + tid) * per
   i = 0
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"

@@ -1,124 +1,292 @@
 #!/usr/bin/env bash
-# Load test of pairingd on the embedded SQLite default, beside a minimal
-# Echo + GORM + SQLite baseline, on this machine. Installs wrk from Debian
-# if missing. Prints one line per run: what, requests/s, p50, p99,
-# statuses, resident memory.
+# Load test of pairingd beside minimal Echo + GORM baselines, on this
+# machine, in one run: SQLite, PostgreSQL with one instance, PostgreSQL
+# with two instances on one database (load split across them, sum
+# reported). Installs wrk from Debian if missing. Prints one line per run:
+# what, requests/s, p50, p99, statuses, server CPU per request, database
+# CPU per request (PostgreSQL: the backends of the run's database), resident
+# memory.
 #
 # Paths: match and register (POST /v1/authorize, each request spends its
 # own PIN), links (GET /v1/links/{user_id} over linked users). The
-# baseline answers the same requests with one indexed read and one
-# conditional update (authorize) or one indexed read (links).
+# baselines answer the same requests with one indexed read and one
+# conditional update (authorize) or one indexed read (links), on each
+# engine. Runs are interleaved per path and engine: builds, then the
+# baseline of that engine.
 #
-#   bash api/bench/load.sh                 # 60000 requests per path, 10 s runs
-#   N=20000 DURATION=5s bash api/bench/load.sh
+#   bash api/bench/load.sh                 # every engine, 60000 requests per path, 10 s runs
+#   N=80000 PG_N=40000 DURATION=8s bash api/bench/load.sh
+#   ENGINES=sqlite bash api/bench/load.sh  # some engines only (sqlite, pg, pg2)
+#   PATHS=match bash api/bench/load.sh     # some paths only (match, register, links)
 #   FILLER=1000000 bash api/bench/load.sh  # grow web_users first (latency vs data)
-#   PATHS=match bash api/bench/load.sh     # only some paths (match, register, links)
-#   BEFORE=157492e bash api/bench/load.sh  # also the build of that revision,
-#                                          # interleaved with this one, same run
+#   BEFORE=157492e bash api/bench/load.sh  # also the builds of these revisions
+#                                          # (space-separated), interleaved with
+#                                          # this one, same run, same seeded data
+#   BEFORE_PG=main                         # other revisions for the PostgreSQL
+#                                          # runs (default: BEFORE)
+#
+# Each path is seeded once per engine and every build runs on its own copy
+# of that data: on SQLite seeded by the first build (a newer build migrates
+# the copy forward when it starts), on PostgreSQL by this tree's seed (older
+# seeds had no -driver; the schema must be the same as the builds').
+#
+# PostgreSQL: PG_ADMIN_DSN (default: the local server as postgres) must
+# be allowed to create databases; each run gets a fresh copy of a seeded
+# database (CREATE DATABASE ... TEMPLATE). Without a server there, the
+# PostgreSQL engines are skipped with a note. pairingd and the baseline
+# both get PG_CONNS connections per process (database.max_open_conns).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 N="${N:-60000}"
+PG_N="${PG_N:-$N}"
 LINKS_N="${LINKS_N:-2000}"
 DURATION="${DURATION:-10s}"
 CONNS="${CONNS:-32}"
 THREADS="${THREADS:-2}"
 FILLER="${FILLER:-0}"
 PATHS="${PATHS:-match register links}"
+ENGINES="${ENGINES:-sqlite pg pg2}"
 BEFORE="${BEFORE:-}"
+BEFORE_PG="${BEFORE_PG-$BEFORE}"
+PG_ADMIN_DSN="${PG_ADMIN_DSN:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}"
+PG_CONNS="${PG_CONNS:-10}"
 WORK="${WORK:-$(mktemp -d)}"
 PORT=18080
+PORT2=18082
 BASE_PORT=18081
+# The PIN key of the PostgreSQL runs (seed and servers must agree).
+SECRET="load-test-secret-not-for-production-0123456789"
+HZ=$(getconf CLK_TCK)
 
 if ! command -v wrk >/dev/null; then
   (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null
 fi
-builds=()
-if [ -n "$BEFORE" ]; then
-  rev=$(git rev-parse --short "$BEFORE")
-  mkdir -p "$WORK/src-$rev" "$WORK/$rev"
-  git archive "$rev" | tar -x -C "$WORK/src-$rev"
-  (cd "$WORK/src-$rev" && go build -o "$WORK/$rev/pairingd" ./cmd/pairingd && go build -o "$WORK/$rev/seed" ./api/bench/seed)
-  builds+=("$rev")
+if [[ " $ENGINES " == *" pg"* ]] && ! psql "$PG_ADMIN_DSN" -Atc 'select 1' >/dev/null 2>&1; then
+  echo "note: no PostgreSQL at PG_ADMIN_DSN; running SQLite only"
+  ENGINES=sqlite
 fi
+build_rev() { # REV: build pairingd and seed of revision REV into $WORK/REV
+  local rev; rev=$(git rev-parse --short "$1")
+  if [ ! -x "$WORK/$rev/pairingd" ]; then
+    mkdir -p "$WORK/src-$rev" "$WORK/$rev"
+    git archive "$rev" | tar -x -C "$WORK/src-$rev"
+    (cd "$WORK/src-$rev" && go build -o "$WORK/$rev/pairingd" ./cmd/pairingd && go build -o "$WORK/$rev/seed" ./api/bench/seed)
+  fi
+  echo "$rev"
+}
+builds_sqlite=() builds_pg=()
+for r in $BEFORE; do builds_sqlite+=("$(build_rev "$r")"); done
+for r in $BEFORE_PG; do builds_pg+=("$(build_rev "$r")"); done
 mkdir -p "$WORK/now"
 go build -o "$WORK/now/pairingd" ./cmd/pairingd
 go build -o "$WORK/now/seed" ./api/bench/seed
 go build -o "$WORK/baseline" ./api/bench/baseline
-builds+=(now)
+builds_sqlite+=(now) builds_pg+=(now)
 
 pids=()
 cleanup() { for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
-wait_port() { for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done; echo "port $1 did not open"; exit 1; }
+wait_port() { for _ in $(seq 200); do (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done; echo "port $1 did not open"; exit 1; }
 
-run_wrk() { # label port script requests-file
-  local out
-  out=$(THREADS="$THREADS" REQUESTS="$4" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency \
-    -s "$3" "http://127.0.0.1:$2")
-  local rps p50 p99 statuses
-  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
-  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-  statuses=$( (grep "^status" <<<"$out" || true) | awk '{s[$2]+=$3} END {for (k in s) printf "%s%s ", k, s[k]}')
-  printf '%-28s %10s req/s  p50 %-8s p99 %-8s %s' "$1" "$rps" "$p50" "$p99" "$statuses"
-  # Each authorize spends its PIN: a wrk thread that runs out of its share
-  # of the N PINs sends spent ones again (422 pin_used, not the path being
-  # measured); authorize.lua counts them.
-  local reused
-  reused=$(awk '$1=="reused" {n+=$2} END {print n+0}' <<<"$out")
-  if [ "$reused" -gt 0 ]; then printf ' (%s requests reused a spent PIN: raise N)' "$reused"; fi
+# pg_dsn DB: the DSN of database DB on the admin DSN's server.
+pg_dsn() {
+  local base=${PG_ADMIN_DSN%%\?*} q=""
+  [[ $PG_ADMIN_DSN == *\?* ]] && q="?${PG_ADMIN_DSN#*\?}"
+  echo "${base%/*}/$1$q"
+}
+pg() { PGOPTIONS='-c client_min_messages=warning' psql "$PG_ADMIN_DSN" -qAtc "$1"; }
+# pg_fresh DB [TEMPLATE]: drop and create DB (as a copy of TEMPLATE).
+pg_fresh() {
+  pg "DROP DATABASE IF EXISTS $1 WITH (FORCE)"
+  if [ -n "${2:-}" ]; then pg "CREATE DATABASE $1 TEMPLATE $2"; else pg "CREATE DATABASE $1"; fi
 }
 
-rss() { awk '/VmRSS/ {printf "rss %d MB", $2/1024}' "/proc/$1/status"; }
+# cpu_ticks PID...: user + system CPU ticks of the processes.
+cpu_ticks() { local t=0 p; for p in "$@"; do [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
+# db_ticks DB: "pid ticks" of every PostgreSQL backend connected to DB.
+db_ticks() {
+  [ -n "${1:-}" ] || return 0
+  local p list
+  if ! list=$(pg "SELECT pid FROM pg_stat_activity WHERE datname = '$1' AND pid <> pg_backend_pid()"); then
+    echo "db_ticks: could not list the backends of $1" >&2
+    return 0
+  fi
+  for p in $list; do
+    [ -r "/proc/$p/stat" ] && awk -v p="$p" '{print p, $14 + $15}' "/proc/$p/stat"
+  done
+  return 0
+}
+# db_delta BEFORE AFTER: CPU ticks the backends spent between two
+# db_ticks (a backend that started in between counts from zero).
+db_delta() { awk 'FILENAME == ARGV[1] {b[$1] = $2; next} {t += $2 - b[$1]} END {print t + 0}' "$1" "$2"; }
 
-# links_requests DB BUILD AUTHORIZE_LUA OUT: the linked users of a seeded
-# database (through the CLI, so any build can be measured) and its key.
+# measure LABEL DB SCRIPT REQUESTS PORT [PORT2]: wrk against one server,
+# or two at once (CONNS split between them, each its half of the bodies).
+# SERVER_PIDS holds the servers' pids.
+measure() {
+  local label=$1 db=$2 script=$3 requests=$4; shift 4
+  local ports=("$@") n=${#ports[@]} outs=() i
+  local c0
+  c0=$(cpu_ticks "${SERVER_PIDS[@]}"); db_ticks "$db" >"$WORK/db.before"
+  for i in "${!ports[@]}"; do
+    PART=$i PARTS=$n THREADS="$THREADS" REQUESTS="$requests" wrk -t"$THREADS" -c$((CONNS / n)) -d"$DURATION" --latency \
+      -s "$script" "http://127.0.0.1:${ports[$i]}" >"$WORK/wrk.$i" &
+    outs+=($!)
+  done
+  wait "${outs[@]}"
+  local c1 dt
+  c1=$(cpu_ticks "${SERVER_PIDS[@]}"); db_ticks "$db" >"$WORK/db.after"
+  dt=$(db_delta "$WORK/db.before" "$WORK/db.after")
+  local rps=0 reqs=0 p50="" p99="" statuses="" reused=0
+  for i in "${!ports[@]}"; do
+    local out; out=$(cat "$WORK/wrk.$i")
+    rps=$(awk -v a="$rps" '/Requests\/sec/ {printf "%.0f", a + $2}' <<<"$out")
+    reqs=$((reqs + $(awk '/requests in/ {print $1}' <<<"$out")))
+    p50="$p50${p50:+/}$(awk '$1=="50%" {print $2}' <<<"$out")"
+    p99="$p99${p99:+/}$(awk '$1=="99%" {print $2}' <<<"$out")"
+    statuses="$statuses$( (grep "^status" <<<"$out" || true) | awk '{s[$2]+=$3} END {for (k in s) printf "%s%s ", k, s[k]}')"
+    # Each authorize spends its PIN: a wrk thread that runs out of its
+    # share of the PINs sends spent ones again (422 pin_used, not the path
+    # being measured); authorize.lua counts them.
+    reused=$((reused + $(awk '$1=="reused" {n+=$2} END {print n+0}' <<<"$out")))
+  done
+  local cpu dbcpu="-"
+  cpu=$(awk -v t=$((c1 - c0)) -v n="$reqs" -v hz="$HZ" 'BEGIN {printf "%.3f", n ? t / hz * 1000 / n : 0}')
+  [ -n "$db" ] && dbcpu=$(awk -v t="$dt" -v n="$reqs" -v hz="$HZ" 'BEGIN {printf "%.3f", n ? t / hz * 1000 / n : 0}')
+  printf '%-34s %7s req/s  p50 %-15s p99 %-15s cpu/req %s ms  db cpu/req %s ms  %s' \
+    "$label" "$rps" "$p50" "$p99" "$cpu" "$dbcpu" "$statuses"
+  if [ "$reused" -gt 0 ]; then printf ' (%s requests reused a spent PIN: raise N)' "$reused"; fi
+  local rss=0 p
+  for p in "${SERVER_PIDS[@]}"; do rss=$((rss + $(awk '/VmRSS/ {print $2}' "/proc/$p/status"))); done
+  echo "  rss $((rss / 1024)) MB"
+}
+
+# links_requests DSN DRIVER BUILD AUTHORIZE_LUA OUT: the linked users of a
+# seeded database (through the CLI, so any build can be measured) and its key.
 links_requests() {
   {
-    head -n1 "$3"
+    head -n1 "$4"
     echo "users = {"
-    PAIRINGD_DATABASE_DSN="$1" PAIRINGD_LOG_LEVEL=error "$WORK/$2/pairingd" links list --limit 1000 |
+    local extra=()
+    [ "$2" = postgres ] && extra=(PAIRINGD_PAIRING_SECRET="$SECRET")
+    env PAIRINGD_DATABASE_DRIVER="$2" PAIRINGD_DATABASE_DSN="$1" PAIRINGD_LOG_LEVEL=error "${extra[@]}" \
+      "$WORK/$3/pairingd" links list --limit 1000 |
       awk 'NR > 1 && $1 != "next" {printf "%c%s%c,\n", 34, $1, 34}'
     echo "}"
-  } >"$4"
+  } >"$5"
 }
 
-echo "machine: $(nproc) cores, $(go version | awk '{print $3}'), wrk -t$THREADS -c$CONNS -d$DURATION, filler rows $FILLER"
+# serve BUILD DRIVER DSN PORT LOG: start one pairingd; its pid is appended
+# to SERVER_PIDS.
+serve() {
+  local extra=()
+  [ "$2" = postgres ] && extra=(PAIRINGD_PAIRING_SECRET="$SECRET" PAIRINGD_DATABASE_MAX_OPEN_CONNS="$PG_CONNS")
+  env PAIRINGD_DATABASE_DRIVER="$2" PAIRINGD_DATABASE_DSN="$3" PAIRINGD_SERVER_LISTEN="127.0.0.1:$4" \
+    PAIRINGD_LOG_LEVEL=warn "${extra[@]}" "$WORK/$1/pairingd" serve 2>"$5" &
+  SERVER_PIDS+=($!); pids+=($!)
+  wait_port "$4"
+}
+
+stop_servers() {
+  local p
+  for p in "${SERVER_PIDS[@]}"; do kill "$p"; wait "$p" 2>/dev/null || true; done
+  SERVER_PIDS=()
+}
+
+# seed ENGINE PATH: prepare the data and requests of one path on one
+# engine; sets SEEDED (the SQLite file, or the PostgreSQL database that
+# each run copies) and REQ.
+seed() {
+  local engine=$1 path=$2 n=$N seedpath=$2 out b
+  [ "$path" = links ] && { n=$LINKS_N; seedpath=match; }
+  out="$WORK/$engine-$path-seed.lua"
+  if [ "$engine" = sqlite ]; then
+    b=${builds_sqlite[0]}
+    SEEDED="$WORK/seed-$path.db"
+    rm -f "$SEEDED" "$SEEDED-wal" "$SEEDED-shm" "$SEEDED.secret"
+    "$WORK/$b/seed" -db "$SEEDED" -n "$n" -path "$seedpath" -filler "$FILLER" -out "$out" 2>&1 | sed 's/^/  /'
+  else
+    b=now
+    [ "$path" = links ] || n=$PG_N
+    SEEDED="bench_seed_$path"
+    pg_fresh "$SEEDED"
+    "$WORK/now/seed" -driver postgres -db "$(pg_dsn "$SEEDED")" -secret "$SECRET" -n "$n" -path "$seedpath" -filler "$FILLER" -out "$out" 2>&1 | sed 's/^/  /'
+  fi
+  REQ=$out
+  if [ "$path" = links ]; then
+    REQ="$WORK/$engine-links.lua"
+    if [ "$engine" = sqlite ]; then links_requests "$SEEDED" sqlite "$b" "$out" "$REQ"
+    else links_requests "$(pg_dsn "$SEEDED")" postgres "$b" "$out" "$REQ"; fi
+  fi
+}
+
+# copy_sqlite DB: a fresh copy of the seeded SQLite file at DB.
+copy_sqlite() {
+  rm -f "$1" "$1-wal" "$1-shm" "$1.secret"
+  cp "$SEEDED" "$1"
+  if [ -f "$SEEDED-wal" ]; then cp "$SEEDED-wal" "$1-wal"; fi
+  # The server secret beside the database (releases since the secret left
+  # the settings table); older builds keep it in the database itself.
+  if [ -f "$SEEDED.secret" ]; then cp -p "$SEEDED.secret" "$1.secret"; fi
+}
+
+SERVER_PIDS=()
+# The baselines' tables are made once per run, with N rows.
+[[ " $ENGINES " == *" pg"* ]] && pg_fresh bench_baseline
+rm -f "$WORK/baseline.db" "$WORK/baseline.db-wal" "$WORK/baseline.db-shm"
+echo "machine: $(nproc) cores, $(go version | awk '{print $3}'), wrk -t$THREADS -c$CONNS -d$DURATION, N=$N PG_N=$PG_N, filler rows $FILLER, engines: $ENGINES"
+pg_engines=0
+for engine in $ENGINES; do [ "$engine" != sqlite ] && pg_engines=1; done
 for path in $PATHS; do
-  for b in "${builds[@]}"; do
-    db="$WORK/$b-$path.db"
-    label="pairingd $path"
-    [ "$b" = now ] || label="pairingd@$b $path"
-    script=api/bench/authorize.lua
-    requests="$WORK/$b-$path.lua"
-    if [ "$path" = links ]; then
-      "$WORK/$b/seed" -db "$db" -n "$LINKS_N" -path match -filler "$FILLER" -out "$WORK/$b-links-seed.lua" 2>&1 | sed 's/^/  /'
-      links_requests "$db" "$b" "$WORK/$b-links-seed.lua" "$requests"
-      script=api/bench/links.lua
+  script=api/bench/authorize.lua
+  [ "$path" = links ] && script=api/bench/links.lua
+  for engine in sqlite pg; do
+    [[ " $ENGINES " == *" $engine"* ]] || continue
+    seed "$engine" "$path"
+    if [ "$engine" = sqlite ]; then builds=("${builds_sqlite[@]}"); else builds=("${builds_pg[@]}"); fi
+    for b in "${builds[@]}"; do
+      [ "$b" = now ] && tag="pairingd" || tag="pairingd@$b"
+      if [ "$engine" = sqlite ]; then
+        copy_sqlite "$WORK/run.db"
+        serve "$b" sqlite "$WORK/run.db" $PORT "$WORK/$b-sqlite-$path.log"
+        measure "$tag sqlite $path" "" "$script" "$REQ" $PORT
+        stop_servers
+        continue
+      fi
+      for x in 1 2; do
+        [ $x = 1 ] && [[ " $ENGINES " != *" pg "* ]] && continue
+        [ $x = 2 ] && [[ " $ENGINES " != *" pg2 "* ]] && continue
+        run="bench_run"
+        pg_fresh $run "$SEEDED"
+        serve "$b" postgres "$(pg_dsn $run)" $PORT "$WORK/$b-pg$x-$path.log"
+        ports=($PORT)
+        if [ $x = 2 ]; then
+          serve "$b" postgres "$(pg_dsn $run)" $PORT2 "$WORK/$b-pg$x-$path.b.log"
+          ports+=($PORT2)
+        fi
+        measure "$tag pg x$x $path" $run "$script" "$REQ" "${ports[@]}"
+        stop_servers
+      done
+    done
+    # The baseline of this engine, on the same requests.
+    if [ "$engine" = sqlite ]; then
+      bdb="$WORK/baseline.db" bdriver=sqlite bname=""
     else
-      "$WORK/$b/seed" -db "$db" -n "$N" -path "$path" -filler "$FILLER" -out "$requests" 2>&1 | sed 's/^/  /'
+      bname=bench_baseline; bdriver=postgres
+      bdb=$(pg_dsn $bname)
     fi
-    PAIRINGD_DATABASE_DSN="$db" PAIRINGD_SERVER_LISTEN="127.0.0.1:$PORT" PAIRINGD_LOG_LEVEL=warn \
-      "$WORK/$b/pairingd" serve 2>"$WORK/$b-$path.log" &
-    pid=$!; pids+=("$pid")
-    wait_port $PORT
-    run_wrk "$label" $PORT "$script" "$requests"; echo "  $(rss $pid)"
-    kill "$pid"; wait "$pid" 2>/dev/null || true
+    "$WORK/baseline" -driver $bdriver -db "$bdb" -conns "$PG_CONNS" -listen "127.0.0.1:$BASE_PORT" -rows "$N" 2>"$WORK/baseline-$engine.log" &
+    SERVER_PIDS=($!); pids+=($!)
+    wait_port $BASE_PORT
+    if [ "$path" = links ]; then
+      measure "baseline $engine links (1 read)" "$bname" api/bench/links.lua "$REQ" $BASE_PORT
+    else
+      measure "baseline $engine $path (read+update)" "$bname" api/bench/authorize.lua "$REQ" $BASE_PORT
+    fi
+    stop_servers
   done
 done
-
-"$WORK/baseline" -db "$WORK/baseline.db" -listen "127.0.0.1:$BASE_PORT" -rows "$N" 2>"$WORK/baseline.log" &
-pid=$!; pids+=("$pid")
-wait_port $BASE_PORT
-auth_path=""
-for path in $PATHS; do
-  if [ "$path" = links ]; then
-    run_wrk "baseline links (1 read)" $BASE_PORT api/bench/links.lua "$WORK/now-links.lua"; echo "  $(rss $pid)"
-  elif [ -z "$auth_path" ]; then
-    auth_path=$path
-    run_wrk "baseline (1 read+1 update)" $BASE_PORT api/bench/authorize.lua "$WORK/now-$path.lua"; echo "  $(rss $pid)"
-  fi
-done
+[ "$pg_engines" = 1 ] && pg "DROP DATABASE IF EXISTS bench_run WITH (FORCE)"
 echo "work dir: $WORK"

@@ -14,8 +14,7 @@ import (
 )
 
 // FaultStore is a real store with the faults tests inject (the database
-// down, a spend lost to a concurrent writer, writes that do not look
-// serialized) and the reads tests make to check what was stored. It is
+// down, a spend lost to a concurrent writer) and the reads tests make to check what was stored. It is
 // the thin wrapper tests of the service put around the store instead of
 // an in-memory copy of the storage rules.
 type FaultStore struct {
@@ -24,9 +23,6 @@ type FaultStore struct {
 	// inspect reads tables the service has no query for, on a connection
 	// of its own.
 	inspect *sql.DB
-	// serial is what SerializesWrites reports (the store's own answer
-	// unless a test hides it).
-	serial bool
 
 	mu         sync.Mutex
 	down       error
@@ -71,7 +67,7 @@ func withFaults(t testing.TB, st *store.Store, driver, dsn string) *FaultStore {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return &FaultStore{Store: st, t: t, inspect: db, serial: st.SerializesWrites()}
+	return &FaultStore{Store: st, t: t, inspect: db}
 }
 
 var _ pairing.Store = (*FaultStore)(nil)
@@ -110,14 +106,6 @@ func (f *FaultStore) missSpend() bool {
 	return true
 }
 
-// SerializesWrites is the store's answer unless HideSerialWrites was called.
-func (f *FaultStore) SerializesWrites() bool { return f.serial }
-
-// HideSerialWrites makes the store say that it does not serialize writes,
-// so that a service built on it afterwards keeps the key failure budget as
-// it does on PostgreSQL.
-func (f *FaultStore) HideSerialWrites() { f.serial = false }
-
 func (f *FaultStore) Ping(ctx context.Context) error {
 	if err := f.fault(); err != nil {
 		return err
@@ -132,7 +120,7 @@ func (f *FaultStore) Tx(ctx context.Context, fn func(pairing.Repo) error) error 
 	return f.Store.Tx(ctx, func(r pairing.Repo) error { return fn(faultRepo{Repo: r, f: f}) })
 }
 
-func (f *FaultStore) SpendCredential(ctx context.Context, id int64, buidHash, pinHash []byte, now time.Time, g pairing.KeyGuard) (pairing.WebUser, bool, error) {
+func (f *FaultStore) SpendCredential(ctx context.Context, id int64, buidHash, pinHash []byte, now time.Time, g pairing.KeyGuard) (pairing.Spent, bool, error) {
 	return faultRepo{Repo: f.Store, f: f}.SpendCredential(ctx, id, buidHash, pinHash, now, g)
 }
 
@@ -148,6 +136,13 @@ func (f *FaultStore) WebUserByUserID(ctx context.Context, userID string) (pairin
 		return pairing.WebUser{}, err
 	}
 	return f.Store.WebUserByUserID(ctx, userID)
+}
+
+func (f *FaultStore) LinkOfUser(ctx context.Context, userID string) (pairing.WebUser, []pairing.Lead, error) {
+	if err := f.fault(); err != nil {
+		return pairing.WebUser{}, nil, err
+	}
+	return f.Store.LinkOfUser(ctx, userID)
 }
 
 func (f *FaultStore) LeadByKey(ctx context.Context, k pairing.LeadKey) (pairing.Lead, error) {
@@ -170,9 +165,9 @@ type faultRepo struct {
 	f *FaultStore
 }
 
-func (r faultRepo) SpendCredential(ctx context.Context, id int64, buidHash, pinHash []byte, now time.Time, g pairing.KeyGuard) (pairing.WebUser, bool, error) {
+func (r faultRepo) SpendCredential(ctx context.Context, id int64, buidHash, pinHash []byte, now time.Time, g pairing.KeyGuard) (pairing.Spent, bool, error) {
 	if r.f.missSpend() {
-		return pairing.WebUser{}, false, nil
+		return pairing.Spent{}, false, nil
 	}
 	return r.Repo.SpendCredential(ctx, id, buidHash, pinHash, now, g)
 }

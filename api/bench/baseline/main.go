@@ -1,13 +1,15 @@
 // Command baseline is the yardstick for the load test: a minimal Echo +
-// GORM + SQLite server on the same SQLite settings as pairingd (WAL, one
+// GORM server, on SQLite with the same settings as pairingd (WAL, one
 // writer connection, prepared statements, WAL checkpoints every 500
-// pages). Its POST /v1/authorize does one indexed read and one
+// pages), or on PostgreSQL (-driver postgres -dsn URL) with a pool of
+// -conns connections, as pairingd's database.max_open_conns. Its POST /v1/authorize does one indexed read and one
 // conditional update; its GET /v1/links/{user_id} does one indexed read
 // by a unique text column. The load script runs it with the same requests
 // files so the ratio between pairingd and this floor is measured in one
 // run.
 //
 //	go run ./api/bench/baseline -db /tmp/load/baseline.db -listen 127.0.0.1:18081 -rows 100000
+//	go run ./api/bench/baseline -driver postgres -db 'postgres://...' -listen 127.0.0.1:18081
 package main
 
 import (
@@ -19,6 +21,7 @@ import (
 	"sync/atomic"
 
 	"github.com/labstack/echo/v4"
+	"gorm.io/driver/postgres"
 	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -32,26 +35,44 @@ type row struct {
 }
 
 func main() {
-	dbPath := flag.String("db", "baseline.db", "SQLite file")
+	dbPath := flag.String("db", "baseline.db", "SQLite file, or PostgreSQL DSN with -driver postgres")
+	driver := flag.String("driver", "sqlite", "sqlite or postgres")
+	conns := flag.Int("conns", 10, "PostgreSQL pool size")
 	listen := flag.String("listen", "127.0.0.1:18081", "address")
 	rows := flag.Int("rows", 100000, "rows to create when the table is empty")
 	flag.Parse()
 
-	open := func(extra string) *gorm.DB {
-		dsn := "file:" + *dbPath + "?_journal_mode=WAL&_busy_timeout=10000&_synchronous=NORMAL&_txlock=immediate" + extra
-		db, err := gorm.Open(sqlite.Open(dsn), &gorm.Config{Logger: logger.Discard, PrepareStmt: true, SkipDefaultTransaction: true})
+	gcfg := &gorm.Config{Logger: logger.Discard, PrepareStmt: true, SkipDefaultTransaction: true}
+	var w, r *gorm.DB
+	switch *driver {
+	case "sqlite":
+		open := func(extra string) *gorm.DB {
+			dsn := "file:" + *dbPath + "?_journal_mode=WAL&_busy_timeout=10000&_synchronous=NORMAL&_txlock=immediate" + extra
+			db, err := gorm.Open(sqlite.Open(dsn), gcfg)
+			if err != nil {
+				log.Fatal(err)
+			}
+			return db
+		}
+		w, r = open(""), open("&_query_only=1")
+		wdb, _ := w.DB()
+		wdb.SetMaxOpenConns(1)
+		wdb.SetMaxIdleConns(1)
+		// As pairingd's writer (store.walAutoCheckpoint).
+		if err := w.Exec("PRAGMA wal_autocheckpoint = 500").Error; err != nil {
+			log.Fatal(err)
+		}
+	case "postgres":
+		db, err := gorm.Open(postgres.Open(*dbPath), gcfg)
 		if err != nil {
 			log.Fatal(err)
 		}
-		return db
-	}
-	w, r := open(""), open("&_query_only=1")
-	wdb, _ := w.DB()
-	wdb.SetMaxOpenConns(1)
-	wdb.SetMaxIdleConns(1)
-	// As pairingd's writer (store.walAutoCheckpoint).
-	if err := w.Exec("PRAGMA wal_autocheckpoint = 500").Error; err != nil {
-		log.Fatal(err)
+		pool, _ := db.DB()
+		pool.SetMaxOpenConns(*conns)
+		pool.SetMaxIdleConns(*conns)
+		w, r = db, db
+	default:
+		log.Fatalf("-driver: sqlite or postgres, got %q", *driver)
 	}
 	if err := w.AutoMigrate(&row{}); err != nil {
 		log.Fatal(err)

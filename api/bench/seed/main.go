@@ -1,5 +1,5 @@
-// Command seed prepares a pairingd SQLite database for the load test: an
-// API key, n fresh PINs (linked persons for the match path, new ones for
+// Command seed prepares a pairingd database (SQLite, or PostgreSQL with
+// -driver postgres -dsn URL) for the load test: an API key, n fresh PINs (linked persons for the match path, new ones for
 // register) and optionally extra filler rows, and writes the requests as a
 // Lua table for wrk.
 //
@@ -22,15 +22,17 @@ import (
 )
 
 func main() {
-	db := flag.String("db", "pairingd.db", "SQLite file (created and migrated if new)")
+	db := flag.String("db", "pairingd.db", "SQLite file, or PostgreSQL DSN with -driver postgres (migrated if new)")
+	driver := flag.String("driver", store.SQLite, "sqlite or postgres")
 	n := flag.Int("n", 10000, "requests (PINs) to prepare")
 	path := flag.String("path", "match", "match or register")
 	filler := flag.Int("filler", 0, "extra persons with an issued PIN, to grow the tables")
 	out := flag.String("out", "requests.lua", "Lua file for wrk")
+	secretFlag := flag.String("secret", "", "the server's pairing.secret (at least 32 bytes); empty: the one stored in the database")
 	flag.Parse()
 
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Config{Driver: store.SQLite, DSN: *db}, nil)
+	st, err := store.Open(ctx, store.Config{Driver: *driver, DSN: *db, MaxOpenConns: 32}, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -38,10 +40,13 @@ func main() {
 	if err := st.Migrate(ctx); err != nil {
 		log.Fatal(err)
 	}
-	// The secret pairingd serve will use: the file beside the database.
-	secret, err := st.ServerSecret(ctx, nil, "", store.Config{Driver: store.SQLite, DSN: *db})
-	if err != nil {
-		log.Fatal(err)
+	secret := []byte(*secretFlag)
+	if len(secret) == 0 {
+		// The secret pairingd serve will use: the file beside the database.
+		secret, err = st.ServerSecret(ctx, nil, "", store.Config{Driver: *driver, DSN: *db})
+		if err != nil {
+			log.Fatal(err)
+		}
 	}
 	svc, err := pairing.New(st, pairing.Config{Secret: secret, PINTTL: time.Hour})
 	if err != nil {

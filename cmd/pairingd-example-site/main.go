@@ -13,7 +13,8 @@
 // Settings come from the environment: SITE_ISSUER (pairingd's
 // server.public_url), SITE_CLIENT_ID, SITE_CLIENT_SECRET, SITE_API_KEY,
 // SITE_LISTEN (default 127.0.0.1:3000), SITE_BASE_URL (default
-// http://SITE_LISTEN), SITE_CHANNEL (default telegram).
+// http://SITE_LISTEN), SITE_CHANNEL (default telegram), SITE_BOT_URL (the
+// bot's https://t.me/ link, shown on the home page).
 package main
 
 import (
@@ -48,6 +49,7 @@ func run() error {
 		APIKey:       os.Getenv("SITE_API_KEY"),
 		BaseURL:      env("SITE_BASE_URL", "http://"+listen),
 		Channel:      os.Getenv("SITE_CHANNEL"),
+		BotURL:       os.Getenv("SITE_BOT_URL"),
 	})
 	if err != nil {
 		return err

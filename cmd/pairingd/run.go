@@ -20,7 +20,7 @@ import (
 var commands = []func(*app) *cobra.Command{
 	serveCommand, migrateCommand, keysCommand, pinsCommand, linksCommand,
 	messagesCommand, eventsCommand, messengerCommand, clientsCommand, signingKeysCommand,
-	backupCommand, versionCommand,
+	backupCommand, versionCommand, demoCommand,
 }
 
 const rootLong = `pairingd links bot users (Telegram, Messenger) to website accounts.

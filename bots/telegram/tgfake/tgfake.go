@@ -20,8 +20,8 @@ package tgfake
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -156,7 +156,7 @@ type Server struct {
 	// transcript is every chat as a client shows it, in order.
 	transcript map[int64][]entry
 	versions   map[int64]int // chat -> changes to its transcript (new or edited messages)
-	chat       *webChat // nil until EnableWebChat
+	chat       *webChat      // nil until EnableWebChat
 }
 
 // New starts a fake Bot API for one bot token on a free loopback port; it

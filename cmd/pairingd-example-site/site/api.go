@@ -27,7 +27,9 @@ type apiError struct {
 	Message string `json:"message"`
 }
 
-func (e *apiError) Error() string { return fmt.Sprintf("pairingd: %d %s: %s", e.Status, e.Code, e.Message) }
+func (e *apiError) Error() string {
+	return fmt.Sprintf("pairingd: %d %s: %s", e.Status, e.Code, e.Message)
+}
 
 func (c *apiClient) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader

@@ -21,7 +21,7 @@ func (s *Site) home(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/account", http.StatusSeeOther)
 		return
 	}
-	s.render(w, http.StatusOK, "home.html", pageData{Site: s.cfg.Name})
+	s.render(w, http.StatusOK, "home.html", pageData{Site: s.cfg.Name, BotURL: s.cfg.BotURL})
 }
 
 // login starts a sign-in: the "Sign in with Telegram" button, and the
@@ -276,7 +276,7 @@ func (s *Site) logout(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Site) signedOut(w http.ResponseWriter, _ *http.Request) {
-	s.render(w, http.StatusOK, "home.html", pageData{Site: s.cfg.Name, Flash: "You are signed out."})
+	s.render(w, http.StatusOK, "home.html", pageData{Site: s.cfg.Name, BotURL: s.cfg.BotURL, Flash: "You are signed out."})
 }
 
 // errorText is a failure as the person may read it: pairingd's error

@@ -65,6 +65,9 @@ type Config struct {
 	Channel string
 	// Name heads the pages; default "Example Shop".
 	Name string
+	// BotURL is where people find the bot (https://t.me/<bot>), linked
+	// from the home page for a sign-in that starts in the chat; optional.
+	BotURL string
 	// HTTPClient calls pairingd; default a client with a 10 s timeout.
 	HTTPClient *http.Client
 	// Log gets one line per failure worth a look; default slog.Default().
@@ -266,6 +269,7 @@ func (s *Site) postSession(w http.ResponseWriter, r *http.Request) *session {
 // pageData is what every page template gets.
 type pageData struct {
 	Site      string
+	BotURL    string
 	Session   *sessionView
 	Account   *account
 	Telegram  *linkView

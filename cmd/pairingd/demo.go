@@ -103,7 +103,7 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, logLevel string) (er
 	defer siteLn.Close()
 	siteURL := "http://" + siteLn.Addr().String()
 
-	port, err := freePort()
+	port, err := demoFreePort()
 	if err != nil {
 		return err
 	}
@@ -237,10 +237,10 @@ func demoToken() (string, error) {
 	return "100000001:" + base64.RawURLEncoding.EncodeToString(b), nil
 }
 
-// freePort asks the system for a free port on 127.0.0.1. pairingd then
+// demoFreePort asks the system for a free port on 127.0.0.1. pairingd then
 // listens on it; its public URL (the issuer) must be known before it
 // starts.
-func freePort() (int, error) {
+func demoFreePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err

@@ -409,8 +409,13 @@ func (s *Server) UserSends(chatID int64, text, languageCode string) int {
 func (s *Server) PersonSends(p Person, text string) int {
 	u := p.user()
 	m := s.textMessage(&tgbotapi.Chat{ID: p.ID, Type: "private", FirstName: u.FirstName, LastName: u.LastName, UserName: u.UserName}, u, text)
+	shown := text
+	if strings.HasPrefix(text, "/start ") {
+		// A client shows the Start of a t.me link as "/start" alone.
+		shown = "/start"
+	}
 	s.mu.Lock()
-	s.recordLocked(p.ID, entry{user: true, text: text})
+	s.recordLocked(p.ID, entry{user: true, text: shown})
 	s.mu.Unlock()
 	return s.PushUpdate(tgbotapi.Update{Message: m})
 }

@@ -279,7 +279,7 @@ func TestDemoSignIn(t *testing.T) {
 	phone.waitFor(phoneChat(phone), "This is a test notification for shop-user-1")
 
 	// Sign out, at the site and at pairingd: the next sign-in asks again.
-	browser.get(d.site + "/account").submit("/logout", "Sign out", nil)
+	browser.get(d.site+"/account").submit("/logout", "Sign out", nil)
 	if !strings.Contains(browser.body, "You are signed out") {
 		t.Fatalf("after sign-out at %s:\n%s", browser.url, browser.body)
 	}
@@ -295,5 +295,3 @@ func phoneChat(w *web) string {
 	u, _ := url.Parse(w.url)
 	return u.Scheme + "://" + u.Host + "/chat"
 }
-
-

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"time"
 )
 
 // apiClient calls pairingd's REST API (api/openapi.yaml) with the site's
@@ -119,6 +120,15 @@ func (c *apiClient) link(ctx context.Context, userID string) (*linkView, error) 
 		return nil, err
 	}
 	return &l, nil
+}
+
+// Until is when the link expires, as a person reads it ("15:04 UTC").
+func (d *deepLink) Until() string {
+	t, err := time.Parse(time.RFC3339, d.ExpiresAt)
+	if err != nil {
+		return ""
+	}
+	return t.UTC().Format("15:04 UTC")
 }
 
 // QRDataURL is the QR code as an <img src>: a data: URL of the PNG.

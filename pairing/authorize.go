@@ -96,7 +96,7 @@ func (s *Service) Authorize(ctx context.Context, req AuthorizeRequest) (Result, 
 	res, err := s.authorize(ctx, req, pin, budget)
 	budget.settle(ctx, err)
 	if err != nil {
-		s.audit(ctx, s.store, AuditEvent{Action: "authorize", KeyID: req.KeyID, WebUserID: res.webUserID,
+		s.audit(ctx, s.store, AuditEvent{Action: authorizeAction(req), KeyID: req.KeyID, WebUserID: res.webUserID,
 			PersonID: res.PersonID, UserID: req.UserID, Outcome: errorCode(err)})
 	}
 	// Decided answers were audited, and their reservation given back,
@@ -152,11 +152,15 @@ func (s *Service) authorize(ctx context.Context, req AuthorizeRequest, pin strin
 			return nil // commit the counts (wrong PIN, key budget)
 		}
 		out = authorized{webUserID: cur.ID, Result: Result{PersonID: cur.PersonID}}
-		out.Result, err = s.decide(ctx, r, cur, req.UserID)
+		if req.signIn {
+			out.Result, err = s.signedIn(ctx, r, cur)
+		} else {
+			out.Result, err = s.decide(ctx, r, cur, req.UserID)
+		}
 		if err != nil {
 			return err
 		}
-		s.audit(ctx, r, AuditEvent{Action: "authorize", Outcome: string(out.Outcome), KeyID: req.KeyID,
+		s.audit(ctx, r, AuditEvent{Action: authorizeAction(req), Outcome: string(out.Outcome), KeyID: req.KeyID,
 			WebUserID: cur.ID, PersonID: out.PersonID, UserID: req.UserID})
 		return budget.settleInTx(ctx, r)
 	})
@@ -291,6 +295,24 @@ func credentialState(wu WebUser, magic bool, now time.Time) error {
 		return ErrPINExpired
 	}
 	return nil
+}
+
+// signedIn is the answer for a PIN spent on the hosted PIN page: the
+// person and the lead that asked for the PIN; the link is left as it is.
+func (s *Service) signedIn(ctx context.Context, r Repo, wu WebUser) (Result, error) {
+	lead, err := r.LeadByID(ctx, wu.LeadID)
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Outcome: OutcomeSignedIn, PersonID: wu.PersonID, UserID: wu.UserID, Lead: lead}, nil
+}
+
+// authorizeAction names an attempt in the audit trail.
+func authorizeAction(req AuthorizeRequest) string {
+	if req.signIn {
+		return "pin_page"
+	}
+	return "authorize"
 }
 
 // decide picks the answer for a spent PIN from the link state.

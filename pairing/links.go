@@ -52,6 +52,9 @@ func (s *Service) link(ctx context.Context, r Repo, wu WebUser, lead Lead, userI
 				return Result{}, err
 			}
 			res.Outcome, res.PersonID = OutcomeLinked, other.PersonID
+			if err := s.queueLinkNotice(ctx, r, lead, other.PersonID, userID); err != nil {
+				return Result{}, err
+			}
 			return res, s.linkEvent(ctx, r, EventLinkCreated, userID, other.PersonID, lead.Channel, actor)
 		}
 		if !replace {
@@ -66,6 +69,9 @@ func (s *Service) link(ctx context.Context, r Repo, wu WebUser, lead Lead, userI
 		return Result{}, err
 	}
 	res.Outcome = OutcomeLinked
+	if err := s.queueLinkNotice(ctx, r, lead, wu.PersonID, userID); err != nil {
+		return Result{}, err
+	}
 	return res, s.linkEvent(ctx, r, EventLinkCreated, userID, wu.PersonID, lead.Channel, actor)
 }
 

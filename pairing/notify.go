@@ -161,6 +161,9 @@ func (s *Service) validateNotify(req *NotifyRequest) error {
 		if n := utf8.RuneCountInString(b.Text); n > MaxButtonText {
 			return invalid(field+".text", fmt.Sprintf("must be at most %d characters", MaxButtonText))
 		}
+		if b.Data != "" {
+			return invalid(field+".data", "is not accepted")
+		}
 		if err := checkButtonURL(b.URL); err != nil {
 			return invalid(field+".url", err.Error())
 		}

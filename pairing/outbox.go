@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -51,10 +52,14 @@ const (
 	maxIdempotencyKeyLength = 255
 )
 
-// Button is a URL button under a notification.
+// Button is a URL button under a notification, or, with Data, a button
+// whose press comes back to the bot with Data (Telegram callback data, a
+// Messenger postback payload): only pairingd's own messages (link
+// notices) carry one; a site's request with data is refused.
 type Button struct {
 	Text string `json:"text"`
-	URL  string `json:"url"`
+	URL  string `json:"url,omitempty"`
+	Data string `json:"data,omitempty"`
 }
 
 // NotifyRequest is one call of POST /v1/users/{user_id}/messages.
@@ -229,4 +234,7 @@ func deliveryErrorOf(err error) *DeliveryError {
 type outboxState struct {
 	mu   sync.Mutex
 	wake chan struct{}
+	// noticeQueued: a transaction queued a link notice; the workers are
+	// woken once it committed (see wakeForNotices).
+	noticeQueued atomic.Bool
 }

@@ -79,7 +79,7 @@ func (s *Service) issue(ctx context.Context, r Repo, wu WebUser, lead Lead, minI
 	return IssuedPIN{
 		BUID:           buid,
 		PIN:            pin,
-		URL:            s.linkURL(buid),
+		URL:            s.linkURL(lead.Channel, buid),
 		ExpiresAt:      c.ExpiresAt,
 		MagicExpiresAt: c.MagicExpiresAt,
 		Lead:           lead,

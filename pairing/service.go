@@ -49,6 +49,9 @@ type Config struct {
 	KeyFailureWindow time.Duration `yaml:"key_failure_window"`
 	// DeepLinkTTL is how long a site-initiated deep link's token works.
 	DeepLinkTTL time.Duration `yaml:"deep_link_ttl"`
+	// SiteName names the website in the chat's link notices ("You linked
+	// this chat to your account on <SiteName>"); empty: "our website".
+	SiteName string `yaml:"site_name"`
 }
 
 // HMACKey is a secret key given as text in the configuration.
@@ -175,6 +178,10 @@ type Service struct {
 	mu       sync.RWMutex
 	channels map[string]Channel
 	signIns  *SignIns // nil until EnableSignIn
+	// chanOpts are the operator's per-channel settings (SetChannelOptions).
+	chanOpts map[string]ChannelOptions
+	// noticeTexts renders link notices; nil: no notices.
+	noticeTexts LinkNoticeTexts
 
 	outbox outboxState // notifications: see outbox.go
 }
@@ -290,8 +297,14 @@ func validateLeadKey(k LeadKey) error {
 	return nil
 }
 
-func (s *Service) linkURL(buid string) string {
-	return strings.ReplaceAll(s.cfg.LinkURL, "{buid}", buid)
+// linkURL is the chat's link for a BUID: the channel's own page when the
+// operator set one (the hosted PIN page), else pairing.link_url.
+func (s *Service) linkURL(channel, buid string) string {
+	tmpl := s.cfg.LinkURL
+	if u := s.channelOptions(channel).LinkURL; u != "" {
+		tmpl = u
+	}
+	return strings.ReplaceAll(tmpl, "{buid}", buid)
 }
 
 func retryAfter(until, now time.Time) time.Duration {
@@ -316,6 +329,9 @@ func (s *Service) withRetry(ctx context.Context, fn func(Repo) error) error {
 	for range linkRetries {
 		err = s.store.Tx(ctx, fn)
 		if !errors.Is(err, ErrRaced) {
+			if err == nil {
+				s.wakeForNotices()
+			}
 			return err
 		}
 	}

@@ -138,6 +138,7 @@ type Repo interface {
 	KeyRepo
 	EventRepo
 	LinkTokenRepo
+	LinkNoticeRepo
 	OutboxRepo
 }
 

@@ -156,6 +156,9 @@ type AuthorizeRequest struct {
 	PIN    string // empty only in magic-link mode
 	UserID string // the site user logged in now, if any
 	KeyID  int64  // API key making the call, for the failure budget and audit
+	// signIn: the hosted PIN page spends the PIN to sign the person in;
+	// the answer is the person, no link is decided (SignIns.SignInWithPIN).
+	signIn bool
 }
 
 // Result is a decided pairing answer.

@@ -121,7 +121,7 @@ func (p *Provider) page(w http.ResponseWriter, r *http.Request, id string) {
 		p.message(w, r, http.StatusOK, "signin_declined", p.restartURL(r, a.rec.ClientID))
 		return
 	}
-	if s, ok := p.session(r); ok && !a.promptLogin() && a.sessionFresh(s.AuthTime, p.d.Clock.Now()) {
+	if s, ok := p.session(r); ok && !a.promptLogin() && a.sessionFresh(s.AuthTime, p.d.Clock.Now()) && p.hintMatches(r, a, s) {
 		err := p.d.SignIns.Resume(ctx, a.rec.ID, pairing.SignInAuth{PersonID: s.PersonID, AMR: s.AMR, AuthTime: s.AuthTime})
 		if err == nil {
 			if a, ok = p.request(w, r, id, false); ok {
@@ -144,6 +144,17 @@ func (p *Provider) page(w http.ResponseWriter, r *http.Request, id string) {
 		return
 	}
 	p.render(w, r, http.StatusOK, "signin.html", p.pageData(r, a, pg))
+}
+
+// hintMatches: a login_hint (the subject the hosted PIN page named when it
+// sent the browser to the site) must be the session's person; a session of
+// someone else does not answer for them.
+func (p *Provider) hintMatches(r *http.Request, a authRequest, s store.SessionRecord) bool {
+	if a.p.LoginHint == "" {
+		return true
+	}
+	sub, err := p.d.SignIns.Subject(r.Context(), s.PersonID)
+	return err == nil && sub == a.p.LoginHint
 }
 
 // finish gives the browser its code: a redirect to the site with code,
@@ -252,11 +263,16 @@ func (p *Provider) session(r *http.Request) (store.SessionRecord, bool) {
 }
 
 func (p *Provider) startSession(w http.ResponseWriter, r *http.Request, a authRequest, now time.Time) error {
+	return p.newSession(w, r, a.rec.PersonID, a.rec.AMR, a.rec.AuthTime, now)
+}
+
+// newSession stores a session of personID and sets its cookie.
+func (p *Provider) newSession(w http.ResponseWriter, r *http.Request, personID int64, amr []string, authTime, now time.Time) error {
 	v, err := randomID("")
 	if err != nil {
 		return err
 	}
-	rec := store.SessionRecord{Hash: hash(v), PersonID: a.rec.PersonID, AMR: a.rec.AMR, AuthTime: a.rec.AuthTime, ExpiresAt: now.Add(p.cfg.SessionTTL), CreatedAt: now}
+	rec := store.SessionRecord{Hash: hash(v), PersonID: personID, AMR: amr, AuthTime: authTime, ExpiresAt: now.Add(p.cfg.SessionTTL), CreatedAt: now}
 	if err := p.d.Store.CreateSession(r.Context(), rec); err != nil {
 		return err
 	}

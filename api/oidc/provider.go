@@ -55,6 +55,14 @@ type Deps struct {
 	Secret []byte
 	Clock  pairing.Clock
 	Log    *slog.Logger
+	// PINPageClients names, per channel, the client (site) its chats sign
+	// in to from the hosted PIN page (the channel's pin_page_client).
+	PINPageClients map[string]string
+	// LoginCheckers check Telegram's login_url data, per channel whose
+	// /login message carries the one-tap button.
+	LoginCheckers map[string]LoginChecker
+	// PINLength is pairing.pin_length, for the PIN field.
+	PINLength int
 }
 
 // Route is one path the api package mounts. Browser routes (pages and
@@ -162,6 +170,14 @@ func (p *Provider) Routes() []Route {
 		{http.MethodGet, signInPath + "*", pages, true},
 		{http.MethodPost, signInPath + "*", pages, true},
 		{http.MethodGet, assetsPath + "*", http.HandlerFunc(p.serveAsset), true},
+	}
+	if len(p.d.PINPageClients) > 0 {
+		pair := http.HandlerFunc(p.servePair)
+		r = append(r,
+			Route{http.MethodGet, pairPath, pair, true},
+			Route{http.MethodPost, pairPath, pair, true},
+			Route{http.MethodPost, pairResendPath, pair, true},
+			Route{http.MethodGet, pairOneTapPath + "*", pair, true})
 	}
 	return r
 }

@@ -74,8 +74,15 @@ func (p *Provider) fail(w http.ResponseWriter, r *http.Request, err error) {
 // from this origin, images also as data: URIs (the QR codes), forms only
 // to this origin and the sites' redirect targets of a cancel.
 func (p *Provider) render(w http.ResponseWriter, r *http.Request, status int, name string, v view) {
+	p.renderData(w, status, name, v, v.Locale, formTargets(r, v))
+}
+
+// renderData writes page name with data; formTarget is the one origin
+// besides this one that a form on the page may end up at (a redirect after
+// a form post counts for form-action).
+func (p *Provider) renderData(w http.ResponseWriter, status int, name string, data any, locale, formTarget string) {
 	var b bytes.Buffer
-	if err := p.d.Pages.ExecuteTemplate(&b, name, v); err != nil {
+	if err := p.d.Pages.ExecuteTemplate(&b, name, data); err != nil {
 		p.d.Log.Error("sign-in page template failed", "page", name, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
@@ -83,8 +90,8 @@ func (p *Provider) render(w http.ResponseWriter, r *http.Request, status int, na
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
-		"connect-src 'self'; form-action 'self' "+formTargets(r, v)+"; frame-ancestors 'none'; base-uri 'none'")
-	h.Set("Content-Language", v.Locale)
+		"connect-src 'self'; form-action 'self' "+formTarget+"; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("Content-Language", locale)
 	w.WriteHeader(status)
 	_, _ = w.Write(b.Bytes())
 }

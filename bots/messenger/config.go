@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pairingd/pairingd/bots/channel"
 	"github.com/pairingd/pairingd/pairing"
 )
 
@@ -62,6 +63,9 @@ type PageConfig struct {
 	// Pace is how fast notifications go out through the Page; zero: as
 	// fast as the outbox worker sends.
 	Pace pairing.Pace `yaml:",inline"`
+	// Options are the keys every channel type has (pin_page_client,
+	// link_notices).
+	channel.Options `yaml:",inline"`
 	// FallbackLocale is the text locale when the person's is unknown;
 	// empty: the catalog's fallback. Set by the service (templates).
 	FallbackLocale string `yaml:"-"`
@@ -74,6 +78,7 @@ func DefaultPageConfig() PageConfig {
 		Role:       RolePrimary,
 		MessageTag: DefaultMessageTag,
 		Pace:       pairing.Pace{RatePerSecond: DefaultRatePerSecond, PerChatInterval: DefaultPerChatInterval},
+		Options:    channel.DefaultOptions(),
 	}
 }
 

@@ -48,6 +48,10 @@ func (c *pageChannel) Deliver(ctx context.Context, m pairing.OutboundMessage) er
 	if len(m.Buttons) > 0 {
 		var buttons []button
 		for _, b := range m.Buttons {
+			if b.Data != "" {
+				buttons = append(buttons, button{Type: "postback", Payload: b.Data, Title: b.Text})
+				continue
+			}
 			buttons = append(buttons, button{Type: "web_url", URL: b.URL, Title: b.Text})
 		}
 		msg = outMessage{Attachment: &attachment{Type: "template", Payload: templatePayload{

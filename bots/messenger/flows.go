@@ -154,6 +154,9 @@ func (c *chat) act(ctx context.Context, payload string) error {
 	if isDeepLinkPayload(payload) {
 		return c.onDeepLinkAnswer(ctx, payload)
 	}
+	if pairing.IsLinkNoticeToken(payload) {
+		return c.onNoticeUnlink(ctx, payload)
+	}
 	switch payload {
 	case payloadLink:
 		return c.startPairing(ctx)
@@ -304,4 +307,23 @@ func (h *Hub) onStandby(ctx context.Context, p *page, ev event) error {
 	}
 	h.log.Debug("standby event tracked", "channel", p.cfg.Name, "kind", ev.kind())
 	return nil
+}
+
+// onNoticeUnlink is "This wasn't me: unlink" under a link notice (a
+// postback whose payload is the notice's token, checked against this
+// chat and the link it reported).
+func (c *chat) onNoticeUnlink(ctx context.Context, token string) error {
+	_, err := c.h.svc.UnlinkByNotice(ctx, c.key, token)
+	switch {
+	case err == nil:
+		return c.sayText(ctx, "link_notice_unlinked", nil)
+	case errors.Is(err, pairing.ErrNotLinked), errors.Is(err, pairing.ErrTokenExpired):
+		return c.sayText(ctx, "link_notice_stale", nil)
+	case errors.Is(err, pairing.ErrTokenUsed):
+		return c.sayText(ctx, "link_notice_used", nil)
+	case errors.Is(err, pairing.ErrTokenUnknown):
+		c.h.log.Debug("unknown link notice token", "channel", c.p.cfg.Name)
+		return nil
+	}
+	return err
 }

@@ -27,6 +27,7 @@ type Pairing interface {
 	IssuePIN(ctx context.Context, key pairing.LeadKey, p pairing.Profile, opt pairing.IssueOptions) (pairing.IssuedPIN, error)
 	Status(ctx context.Context, key pairing.LeadKey) (pairing.LeadStatus, error)
 	UnlinkLead(ctx context.Context, key pairing.LeadKey, actor pairing.Actor) (string, error)
+	UnlinkByNotice(ctx context.Context, key pairing.LeadKey, token string) (string, error)
 	SetBlocked(ctx context.Context, key pairing.LeadKey, blocked bool) error
 	LinkLead(ctx context.Context, key pairing.LeadKey, userID string) (pairing.Result, error)
 	JoinLeads(ctx context.Context, key pairing.LeadKey, existing pairing.LeadKey) error

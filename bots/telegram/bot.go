@@ -38,6 +38,7 @@ type Pairing interface {
 	IssuePIN(ctx context.Context, key pairing.LeadKey, p pairing.Profile, opt pairing.IssueOptions) (pairing.IssuedPIN, error)
 	Status(ctx context.Context, key pairing.LeadKey) (pairing.LeadStatus, error)
 	UnlinkLead(ctx context.Context, key pairing.LeadKey, actor pairing.Actor) (string, error)
+	UnlinkByNotice(ctx context.Context, key pairing.LeadKey, token string) (string, error)
 	SetBlocked(ctx context.Context, key pairing.LeadKey, blocked bool) error
 }
 
@@ -105,6 +106,9 @@ func New(cfg Config, deps channel.Deps[Pairing]) (*Bot, error) {
 		b.secret = deriveSecret(cfg.Token, cfg.Name)
 	}
 	b.intake.Handle(b.source, b.handleInbound)
+	if cfg.OneTapOff != "" {
+		b.log.Info("one-tap sign-in button left out of /login", "channel", cfg.Name, "why", cfg.OneTapOff)
+	}
 	return b, nil
 }
 
@@ -162,7 +166,7 @@ func (b *Bot) SendPIN(ctx context.Context, pin pairing.IssuedPIN) error {
 		return &pairing.ChannelError{Err: pairing.ErrChannelUnavailable, Channel: b.cfg.Name,
 			Cause: errors.New("the lead's external id is not a Telegram chat id")}
 	}
-	err = b.sendMessage(ctx, b.pinMessage(chatID, b.locale(pin.Lead.Profile.Locale), pin))
+	err = b.sendPIN(ctx, chatID, b.locale(pin.Lead.Profile.Locale), pin)
 	switch {
 	case err == nil:
 		return nil

@@ -12,6 +12,7 @@ import (
 
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
 
+	"github.com/pairingd/pairingd/bots/channel"
 	"github.com/pairingd/pairingd/pairing"
 	"github.com/pairingd/pairingd/templates"
 )
@@ -71,12 +72,28 @@ type Config struct {
 	// Pace is how fast notifications go out through the bot; zero: as fast
 	// as the outbox worker sends.
 	Pace pairing.Pace `yaml:",inline"`
+	// Options are the keys every channel type has (pin_page_client,
+	// link_notices).
+	channel.Options `yaml:",inline"`
+	// OneTap puts Telegram's login_url button ("Sign in with one tap") in
+	// the /login message. Set it once the bot's domain is set to
+	// server.public_url's host with BotFather's /setdomain (Telegram
+	// refuses the message otherwise); it also needs pin_page_client and
+	// oidc.enabled.
+	OneTap bool `yaml:"one_tap"`
 
 	// Set by the service, not by the channel's configuration.
 
 	// PublicURL is the service's public base URL (server.public_url); the
 	// webhook is PublicURL + WebhookPath(Name). Required in webhook mode.
 	PublicURL string `yaml:"-"`
+	// OneTapURL is where the login_url button leads (the hosted page's
+	// Telegram route); empty: no button. Set by the service when OneTap
+	// holds and the sign-in pages are mounted.
+	OneTapURL string `yaml:"-"`
+	// OneTapOff says why the button is left out, for one log line; empty
+	// when there is a button or nobody asked for one.
+	OneTapOff string `yaml:"-"`
 	// FallbackLocale is the text locale for people whose language is not
 	// shipped; empty: the catalog's fallback.
 	FallbackLocale string `yaml:"-"`
@@ -96,6 +113,7 @@ func DefaultConfig() Config {
 		StatusDisplay: StatusLinked,
 		DeepLinkBase:  DefaultDeepLinkBase,
 		Pace:          pairing.Pace{RatePerSecond: DefaultRatePerSecond, PerChatInterval: DefaultPerChatInterval},
+		Options:       channel.DefaultOptions(),
 	}
 }
 

@@ -34,8 +34,9 @@ func (b *Bot) Limits() pairing.ChannelLimits {
 func (b *Bot) Pace() pairing.Pace { return b.cfg.Pace }
 
 // Deliver sends a notification: the text as plain
-// text (no HTML: the site's text is shown as it is) and one URL button
-// per row. It makes one attempt: a 429 is returned with its retry_after
+// text (no HTML: the site's text is shown as it is) and one button per
+// row: a URL button, or a callback button for pairingd's own messages
+// (the unlink button of a link notice). It makes one attempt: a 429 is returned with its retry_after
 // for the outbox worker to honour, not waited out here. Errors are
 // *pairing.DeliveryError; none holds the token.
 func (b *Bot) Deliver(ctx context.Context, m pairing.OutboundMessage) error {
@@ -51,7 +52,11 @@ func (b *Bot) Deliver(ctx context.Context, m pairing.OutboundMessage) error {
 	if len(m.Buttons) > 0 {
 		var rows [][]tgbotapi.InlineKeyboardButton
 		for _, bt := range m.Buttons {
-			rows = append(rows, tgbotapi.NewInlineKeyboardRow(tgbotapi.NewInlineKeyboardButtonURL(bt.Text, bt.URL)))
+			btn := tgbotapi.NewInlineKeyboardButtonURL(bt.Text, bt.URL)
+			if bt.Data != "" {
+				btn = tgbotapi.NewInlineKeyboardButtonData(bt.Text, bt.Data)
+			}
+			rows = append(rows, tgbotapi.NewInlineKeyboardRow(btn))
 		}
 		kb := tgbotapi.NewInlineKeyboardMarkup(rows...)
 		cfg.ReplyMarkup = kb

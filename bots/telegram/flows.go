@@ -219,7 +219,7 @@ func (c *conv) startPairing(ctx context.Context) error {
 	case err != nil:
 		return err
 	}
-	return c.done(ctx, c.b.sendMessage(ctx, c.b.pinMessage(c.chatID, c.locale, pin)))
+	return c.done(ctx, c.b.sendPIN(ctx, c.chatID, c.locale, pin))
 }
 
 // seconds rounds up, so a person who waits that long is not early.
@@ -272,6 +272,9 @@ func (b *Bot) onCallback(ctx context.Context, q *callbackQuery) error {
 	}
 	if isDeepLinkData(q.Data) {
 		return c.onDeepLinkPress(ctx, q)
+	}
+	if pairing.IsLinkNoticeToken(q.Data) {
+		return c.onNoticePress(ctx, q)
 	}
 	var key string
 	switch q.Data {
@@ -355,4 +358,26 @@ func (b *Bot) onMemberChange(ctx context.Context, m *chatMemberUpdated) error {
 		b.log.Info("lead blocked flag updated", "channel", b.cfg.Name, "blocked", blocked)
 	}
 	return err
+}
+
+// onNoticePress is "This wasn't me: unlink" under a link notice: the
+// token is checked against this chat and the link it reported.
+func (c *conv) onNoticePress(ctx context.Context, q *callbackQuery) error {
+	_, err := c.b.svc.UnlinkByNotice(ctx, c.key, q.Data)
+	var key string
+	switch {
+	case err == nil:
+		key = "link_notice_unlinked"
+	case errors.Is(err, pairing.ErrNotLinked), errors.Is(err, pairing.ErrTokenExpired):
+		key = "link_notice_stale"
+	case errors.Is(err, pairing.ErrTokenUsed):
+		key = "link_notice_used"
+	case errors.Is(err, pairing.ErrTokenUnknown):
+		c.b.answerQuietly(ctx, q.ID)
+		return nil
+	default:
+		return err
+	}
+	c.b.answerQuietly(ctx, q.ID)
+	return c.done(ctx, c.replace(ctx, q.Message, key))
 }

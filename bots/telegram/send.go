@@ -107,17 +107,46 @@ func esc(s string) string { return html.EscapeString(s) }
 // site link as text, and the link as a button when Telegram accepts the
 // URL for one.
 func (b *Bot) pinMessage(chatID int64, locale string, pin pairing.IssuedPIN) outgoing {
+	return b.pinMessageWith(chatID, locale, pin, b.cfg.OneTapURL != "")
+}
+
+// pinMessageWith is the pairing message, with the one-tap sign-in button
+// (Telegram's login_url) above the link when oneTap is set. The link and
+// the PIN stay for clients that cannot use the button.
+func (b *Bot) pinMessageWith(chatID int64, locale string, pin pairing.IssuedPIN, oneTap bool) outgoing {
 	minutes := int(math.Ceil(pin.ExpiresAt.Sub(b.clock.Now()).Minutes()))
 	minutes = max(minutes, 1)
 	m := outgoing{chatID: chatID, text: b.text(locale, "telegram_pin", map[string]any{
 		"PIN": esc(pin.PIN), "Minutes": minutes, "URL": esc(pin.URL),
 	})}
+	var rows [][]tgbotapi.InlineKeyboardButton
+	if oneTap {
+		rows = append(rows, tgbotapi.NewInlineKeyboardRow(tgbotapi.InlineKeyboardButton{
+			Text: b.text(locale, "telegram_onetap_button", nil), LoginURL: &tgbotapi.LoginURL{URL: b.cfg.OneTapURL},
+		}))
+	}
 	if buttonURLAllowed(pin.URL) {
-		kb := tgbotapi.NewInlineKeyboardMarkup(tgbotapi.NewInlineKeyboardRow(
+		rows = append(rows, tgbotapi.NewInlineKeyboardRow(
 			tgbotapi.NewInlineKeyboardButtonURL(b.text(locale, "telegram_pin_button", nil), pin.URL)))
+	}
+	if len(rows) > 0 {
+		kb := tgbotapi.NewInlineKeyboardMarkup(rows...)
 		m.keyboard = &kb
 	}
 	return m
+}
+
+// sendPIN sends the pairing message. When Telegram refuses it with the
+// one-tap button (the bot's domain is not set with BotFather's
+// /setdomain), it is sent again without, so /login keeps working.
+func (b *Bot) sendPIN(ctx context.Context, chatID int64, locale string, pin pairing.IssuedPIN) error {
+	err := b.sendMessage(ctx, b.pinMessage(chatID, locale, pin))
+	if err == nil || b.cfg.OneTapURL == "" || !errors.Is(err, ErrRejected) || errors.Is(err, ErrBlocked) {
+		return err
+	}
+	b.log.Warn("Telegram refused the one-tap sign-in button; sent the PIN without it: set the bot's domain with BotFather's /setdomain",
+		"channel", b.cfg.Name, "err", err)
+	return b.sendMessage(ctx, b.pinMessageWith(chatID, locale, pin, false))
 }
 
 // buttonURLAllowed tells whether Telegram takes url for an inline URL

@@ -138,6 +138,7 @@ func (c Config) Validate() error {
 	if c.OIDC.Enabled && c.Server.PublicURL == "" {
 		errs = append(errs, errors.New("config: oidc.enabled: needs server.public_url (the issuer)"))
 	}
+	errs = append(errs, validateBotFirst(c)...)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

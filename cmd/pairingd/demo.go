@@ -91,7 +91,8 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, logLevel string) (er
 	bot := tg.Bot()
 	bot.FirstName, bot.UserName = demoBotName, demoBotUsername
 	tg.SetBot(bot)
-	tg.AllowLocalURLs() // every link of the demo is on 127.0.0.1
+	tg.AllowLocalURLs()            // every link of the demo is on 127.0.0.1
+	tg.SetLoginDomain("127.0.0.1") // BotFather's /setdomain, for the one-tap button
 	if err := tg.EnableWebChat(tgfake.WebChatConfig{Title: "Telegram stand-in"}); err != nil {
 		return err
 	}
@@ -107,7 +108,7 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, logLevel string) (er
 	if err != nil {
 		return err
 	}
-	cfg, log, err := demoConfig(dir, port, tg, logLevel, stderr)
+	cfg, log, err := demoConfig(dir, port, tg, "", logLevel, stderr)
 	if err != nil {
 		return err
 	}
@@ -129,6 +130,11 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, logLevel string) (er
 	})
 	if err != nil {
 		return fmt.Errorf("demo: register the site: %w", err)
+	}
+	// Now that the site has a client id, the bot's /login can lead to the
+	// hosted PIN page and the one-tap sign-in of that site.
+	if cfg, log, err = demoConfig(dir, port, tg, client.ClientID, logLevel, stderr); err != nil {
+		return err
 	}
 
 	var wg sync.WaitGroup
@@ -171,15 +177,16 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, logLevel string) (er
 // demoConfig is the configuration of the demo's pairingd, made the way a
 // configuration is always made (defaults, then PAIRINGD_ variables,
 // validated), from a fixed set of variables.
-func demoConfig(dir string, port int, tg *tgfake.Server, logLevel string, stderr io.Writer) (Config, *slog.Logger, error) {
+// With siteClient set, the bot's /login leads to pairingd's hosted PIN
+// page and offers Telegram's one-tap sign-in, both for that client.
+func demoConfig(dir string, port int, tg *tgfake.Server, siteClient, logLevel string, stderr io.Writer) (Config, *slog.Logger, error) {
 	public := "http://127.0.0.1:" + strconv.Itoa(port)
 	vars := map[string]string{
-		"PAIRINGD_SERVER_LISTEN":     "127.0.0.1:" + strconv.Itoa(port),
-		"PAIRINGD_SERVER_PUBLIC_URL": public,
-		"PAIRINGD_DATABASE_DSN":      dir + string(os.PathSeparator) + "pairingd.db",
-		"PAIRINGD_OIDC_ENABLED":      "true",
-		// The PIN link of /login leads to pairingd's own PIN page.
-		"PAIRINGD_PAIRING_LINK_URL":          public + "/pair?buid={buid}",
+		"PAIRINGD_SERVER_LISTEN":             "127.0.0.1:" + strconv.Itoa(port),
+		"PAIRINGD_SERVER_PUBLIC_URL":         public,
+		"PAIRINGD_DATABASE_DSN":              dir + string(os.PathSeparator) + "pairingd.db",
+		"PAIRINGD_OIDC_ENABLED":              "true",
+		"PAIRINGD_PAIRING_SITE_NAME":         demoSiteName,
 		"PAIRINGD_LOG_LEVEL":                 logLevel,
 		"PAIRINGD_CHANNELS_0_NAME":           "telegram",
 		"PAIRINGD_CHANNELS_0_TYPE":           "telegram",
@@ -187,6 +194,10 @@ func demoConfig(dir string, port int, tg *tgfake.Server, logLevel string, stderr
 		"PAIRINGD_CHANNELS_0_API_ENDPOINT":   tg.Endpoint(),
 		"PAIRINGD_CHANNELS_0_POLL_TIMEOUT":   "10s",
 		"PAIRINGD_CHANNELS_0_DEEP_LINK_BASE": tg.URL() + "/",
+	}
+	if siteClient != "" {
+		vars["PAIRINGD_CHANNELS_0_PIN_PAGE_CLIENT"] = siteClient
+		vars["PAIRINGD_CHANNELS_0_ONE_TAP"] = "true"
 	}
 	names := make([]string, 0, len(vars))
 	for k := range vars {

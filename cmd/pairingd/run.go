@@ -201,7 +201,12 @@ func newService(ctx context.Context, cfg Config, st *store.Store, log *slog.Logg
 			return nil, fmt.Errorf("server secret: %w", err)
 		}
 	}
-	return pairing.New(st, pc, append(opts, pairing.WithLogger(log))...)
+	svc, err := pairing.New(st, pc, append(opts, pairing.WithLogger(log))...)
+	if err != nil {
+		return nil, err
+	}
+	applyChannelOptions(cfg, svc)
+	return svc, nil
 }
 
 func withService(ctx context.Context, cfg Config, log *slog.Logger, fn func(*store.Store, *pairing.Service) error) error {

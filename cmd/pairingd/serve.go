@@ -42,6 +42,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	svc.EnableLinkNotices(noticeTexts{texts})
 
 	deps := api.Deps{
 		Service: svc,

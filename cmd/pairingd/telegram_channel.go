@@ -13,6 +13,7 @@ import (
 func inheritTelegram(c *telegram.Config, root Config) {
 	c.PublicURL = root.Server.PublicURL
 	c.FallbackLocale = root.Templates.FallbackLocale
+	inheritOneTap(c, root)
 }
 
 // telegramChannels builds one bot per channel of type telegram, adds its

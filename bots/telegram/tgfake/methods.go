@@ -321,16 +321,13 @@ func (s *Server) keyboard(p url.Values) (*tgbotapi.InlineKeyboardMarkup, *apiErr
 	return &kb, nil
 }
 
-// checkLoginURL: a login_url must be an http(s) URL on the bot's domain
-// when one is set with SetLoginDomain. Loopback hosts pass, so tests can
-// point it at a service on 127.0.0.1.
+// checkLoginURL: a login_url must be an http(s) URL (its host is checked
+// against the bot's domain by checkLoginButtonsLocked). Loopback hosts
+// pass, so tests can point it at a service on 127.0.0.1.
 func (s *Server) checkLoginURL(raw string) *apiError {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return badRequest("inline keyboard button login URL '%s' is invalid", raw)
-	}
-	if s.loginDomain != "" && !strings.EqualFold(u.Hostname(), s.loginDomain) {
-		return badRequest("BOT_DOMAIN_INVALID")
 	}
 	return nil
 }
@@ -381,6 +378,9 @@ func (s *Server) sendMessage(p url.Values) (any, string, *apiError) {
 	}
 	kb, e := s.keyboard(p)
 	if e != nil {
+		return nil, "", e
+	}
+	if e := s.checkLoginButtonsLocked(kb); e != nil {
 		return nil, "", e
 	}
 	if e := s.rateLimitLocked(p); e != nil {

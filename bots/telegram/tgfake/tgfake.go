@@ -234,15 +234,6 @@ func (s *Server) AllowLocalURLs() {
 	s.localButtons = true
 }
 
-// SetLoginDomain sets the bot's domain as BotFather's /setdomain does:
-// sendMessage then refuses a login_url button on another host with
-// BOT_DOMAIN_INVALID. Empty (the default) leaves login_url hosts unchecked.
-func (s *Server) SetLoginDomain(host string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.loginDomain = host
-}
-
 // Close stops the server and the webhook delivery; pending long polls end.
 func (s *Server) Close() {
 	s.mu.Lock()

@@ -1,13 +1,7 @@
 package tgfake
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"net/url"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -63,44 +57,6 @@ func (s *Server) ChatVersion(chatID int64) int {
 	return s.versions[chatID]
 }
 
-// SignLogin is the query Telegram adds to a login_url when person p
-// presses the button at time at: id, names, username, auth_date, and hash,
-// the hex HMAC-SHA256 keyed with SHA-256 of the bot token over the other
-// fields as sorted "key=value" lines joined by "\n" (Telegram's "Checking
-// authorization"). Empty fields are left out, as Telegram does.
-func (s *Server) SignLogin(p Person, at time.Time) url.Values {
-	v := url.Values{}
-	v.Set("id", strconv.FormatInt(p.ID, 10))
-	v.Set("auth_date", strconv.FormatInt(at.Unix(), 10))
-	for k, val := range map[string]string{"first_name": p.FirstName, "last_name": p.LastName, "username": p.Username} {
-		if val != "" {
-			v.Set(k, val)
-		}
-	}
-	v.Set("hash", LoginHash(s.token, v))
-	return v
-}
-
-// LoginHash is the hash of login_url data v (its "hash" field ignored)
-// for the bot token.
-func LoginHash(token string, v url.Values) string {
-	keys := make([]string, 0, len(v))
-	for k := range v {
-		if k != "hash" {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	lines := make([]string, len(keys))
-	for i, k := range keys {
-		lines[i] = k + "=" + v.Get(k)
-	}
-	secret := sha256.Sum256([]byte(token))
-	mac := hmac.New(sha256.New, secret[:])
-	mac.Write([]byte(strings.Join(lines, "\n")))
-	return hex.EncodeToString(mac.Sum(nil))
-}
-
 // LoginURL is raw (a login_url button's url) with the signed data of p
 // pressing it at time at added to its query, as Telegram opens it.
 func (s *Server) LoginURL(raw string, p Person, at time.Time) (string, error) {
@@ -109,7 +65,7 @@ func (s *Server) LoginURL(raw string, p Person, at time.Time) (string, error) {
 		return "", err
 	}
 	q := u.Query()
-	for k, vs := range s.SignLogin(p, at) {
+	for k, vs := range s.LoginData(p.ID, p.FirstName, p.Username, at) {
 		q[k] = vs
 	}
 	u.RawQuery = q.Encode()

@@ -22,7 +22,7 @@ import (
 func TestLoginHashMatchesTelegram(t *testing.T) {
 	v := url.Values{"id": {"42"}, "first_name": {"Ann"}, "username": {"ann42"}, "auth_date": {"1700000000"}, "hash": {"ignored"}}
 	const want = "ee89c9901105820265db3673eb3397875e833cb78aabc2f6470643b57e7ba856"
-	if got := LoginHash("123456:ABC-def", v); got != want {
+	if got := SignLogin("123456:ABC-def", v); got != want {
 		t.Fatalf("hash %s, want %s", got, want)
 	}
 	for _, tc := range []struct{ key, val string }{{"id", "43"}, {"first_name", "Bob"}, {"auth_date", "1700000001"}, {"last_name", "X"}} {
@@ -31,17 +31,17 @@ func TestLoginHashMatchesTelegram(t *testing.T) {
 			w[k] = append([]string(nil), vs...)
 		}
 		w.Set(tc.key, tc.val)
-		if LoginHash("123456:ABC-def", w) == want {
+		if SignLogin("123456:ABC-def", w) == want {
 			t.Errorf("changing %s kept the hash", tc.key)
 		}
 	}
-	if LoginHash("123456:other", v) == want {
+	if SignLogin("123456:other", v) == want {
 		t.Error("another bot token gave the same hash")
 	}
 	s := New(t, "123456:ABC-def")
-	signed := s.SignLogin(Person{ID: 42, FirstName: "Ann", Username: "ann42"}, time.Unix(1700000000, 0))
+	signed := s.LoginData(42, "Ann", "ann42", time.Unix(1700000000, 0))
 	if signed.Get("hash") != want || signed.Has("last_name") {
-		t.Fatalf("SignLogin %v", signed)
+		t.Fatalf("LoginData %v", signed)
 	}
 }
 
@@ -177,7 +177,7 @@ func TestWebChat(t *testing.T) {
 			signed[k] = v
 		}
 	}
-	if q.Get("x") != "1" || q.Get("id") != strconv.FormatInt(chat, 10) || q.Get("hash") != LoginHash(tok, signed) {
+	if q.Get("x") != "1" || q.Get("id") != strconv.FormatInt(chat, 10) || q.Get("hash") != SignLogin(tok, signed) {
 		t.Fatalf("login data %v", q)
 	}
 	if st, _, _ := c.req("GET", "/chat/login?message="+strconv.Itoa(msgID)+"&row=0&col=0", nil); st != http.StatusBadRequest {

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"image/png"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -161,6 +163,16 @@ func (b *demoTab) waitText(sel, want string) {
 	}
 }
 
+// has tells whether the page has sel now (no waiting).
+func (b *demoTab) has(sel string) bool {
+	b.t.Helper()
+	ok, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](`document.querySelector(` + strconv.Quote(sel) + `) !== null`))
+	if err != nil {
+		b.t.Fatalf("query %s: %v", sel, err)
+	}
+	return ok
+}
+
 func (b *demoTab) location() string {
 	loc, _ := chromedp.Run(b.ctx, chromedp.Location())
 	return loc
@@ -266,4 +278,109 @@ func TestBrowserDemoSignIn(t *testing.T) {
 			site.shot("site-signed-out")
 		})
 	}
+}
+
+// TestBrowserDemoBotFirst: in the demo, the sign-ins that start in the
+// chat. /login in the web chat; the PIN link opens pairingd's PIN page (a
+// wrong PIN refused, then the right one) which signs the person in and
+// sends them to the site's initiate_login_uri, where the sign-in completes
+// without asking the chat again; the link notice appears in the chat and
+// its unlink button unlinks (the site sees no messenger). Then /login
+// again and Telegram's one-tap button (login_url, signed by the
+// stand-in) signs the person in on the phone with no PIN, and the new
+// link is noticed in the chat too.
+func TestBrowserDemoBotFirst(t *testing.T) {
+	chromiumPath(t)
+	for _, v := range demoViews {
+		t.Run(v.name, func(t *testing.T) {
+			d := startDemo(t)
+			c := newDemoChrome(t)
+			site, phone := c.tab(v), c.tab(v)
+
+			site.open(d.site+"/", "#bot")
+			chat := site.attr("#bot", "href")
+			phone.open(chat, "#text")
+			phone.click(`button[data-command="/login"]`, `#latest code`)
+			phone.shot("chat-pin")
+			pin := strings.TrimSpace(phone.text("#latest code"))
+			pairURL := phone.attr(`#latest a[href*="/pair?buid="]`, "href")
+			if len(pin) != 6 {
+				t.Fatalf("PIN %q", pin)
+			}
+			if !phone.has(`#latest a[data-login="1"]`) {
+				t.Fatal("no one-tap button under /login")
+			}
+
+			// The PIN page: a wrong PIN, then the right one.
+			site.open(pairURL, "#pin")
+			if v.lang == "ru" && !strings.Contains(site.text("h1"), "PIN") {
+				t.Fatalf("PIN page heading %q", site.text("h1"))
+			}
+			site.shot("pair")
+			wrong := "000000"
+			if pin == wrong {
+				wrong = "111111"
+			}
+			site.do("wrong PIN", chromedp.SendKeys(chromedp.CSS("#pin"), wrong), chromedp.Submit(chromedp.CSS("#pin-form")),
+				chromedp.WaitVisible(chromedp.CSS("#error")))
+			site.shot("pair-wrong")
+			if strings.Contains(site.location(), wrong) || strings.Contains(site.location(), pin) {
+				t.Fatalf("a PIN reached the URL: %s", site.location())
+			}
+			site.do("right PIN", chromedp.SendKeys(chromedp.CSS("#pin"), pin), chromedp.Submit(chromedp.CSS("#pin-form")),
+				chromedp.WaitVisible(chromedp.CSS("#create")))
+			if !strings.HasPrefix(site.location(), d.site+"/account") {
+				t.Fatalf("after the PIN page: %s", site.location())
+			}
+			site.click("#create", "#user-id")
+			if got := site.text("#user-id"); got != "shop-user-1" {
+				t.Fatalf("account %q", got)
+			}
+
+			// The link notice, and its unlink button.
+			phone.do("link notice", chromedp.WaitVisible(chromedp.CSS(`button[data-callback^="pln_"]`)))
+			phone.shot("chat-link-notice")
+			if !strings.Contains(phone.text("#messages"), "Example Shop") {
+				t.Fatalf("the notice does not name the site:\n%s", phone.text("#messages"))
+			}
+			phone.press(`button[data-callback^="pln_"]`, "#text")
+			phone.shot("chat-unlinked")
+			site.open(d.site+"/account", "#no-leads")
+
+			// One tap: /login again (once the bot's few seconds between two
+			// PINs passed), and the login_url button on the phone.
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				phone.click(`button[data-command="/login"]`, `#latest`)
+				if phone.has(`#latest a[data-login="1"]`) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no new PIN:\n%s", phone.text("#messages"))
+				}
+				time.Sleep(time.Second)
+			}
+			oneTap := phone.attr(`#latest a[data-login="1"]`, "href")
+			phone.open(absolute(chat, oneTap), "#create")
+			if !strings.HasPrefix(phone.location(), d.site+"/account") || !strings.Contains(phone.text("#claims"), `"messengers"`) {
+				t.Fatalf("after one tap: %s\n%s", phone.location(), phone.text("body"))
+			}
+			phone.shot("site-onetap")
+			phone.click("#create", "#user-id")
+			phone.open(chat, `button[data-callback^="pln_"]`)
+		})
+	}
+}
+
+// absolute resolves ref against base.
+func absolute(base, ref string) string {
+	b, err := url.Parse(base)
+	if err != nil {
+		return ref
+	}
+	r, err := b.Parse(ref)
+	if err != nil {
+		return ref
+	}
+	return r.String()
 }

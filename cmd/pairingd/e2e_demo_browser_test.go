@@ -166,7 +166,7 @@ func (b *demoTab) waitText(sel, want string) {
 // has tells whether the page has sel now (no waiting).
 func (b *demoTab) has(sel string) bool {
 	b.t.Helper()
-	ok, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](`document.querySelector(` + strconv.Quote(sel) + `) !== null`))
+	ok, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](`document.querySelector(`+strconv.Quote(sel)+`) !== null`))
 	if err != nil {
 		b.t.Fatalf("query %s: %v", sel, err)
 	}

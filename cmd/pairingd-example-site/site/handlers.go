@@ -115,7 +115,7 @@ func (s *Site) callback(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadGateway, "The sign-in answer did not check out. Please try again.")
 		return
 	}
-	sess := &session{sub: idt.Subject, claims: claims, idToken: raw}
+	sess := &session{sub: idt.Subject, claims: claims}
 	if known.SiteUserID != "" {
 		// "match": pairingd knows this person as one of our accounts.
 		sess.userID = known.SiteUserID
@@ -271,7 +271,9 @@ func (s *Site) logout(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/signed-out", http.StatusSeeOther)
 		return
 	}
-	v := url.Values{"id_token_hint": {sess.idToken}, "client_id": {s.cfg.ClientID}, "post_logout_redirect_uri": {s.cfg.BaseURL + "/signed-out"}}
+	// client_id names the site instead of id_token_hint, which would put
+	// the ID token in a URL (browser history, proxy logs).
+	v := url.Values{"client_id": {s.cfg.ClientID}, "post_logout_redirect_uri": {s.cfg.BaseURL + "/signed-out"}}
 	http.Redirect(w, r, s.endSess+"?"+v.Encode(), http.StatusSeeOther)
 }
 

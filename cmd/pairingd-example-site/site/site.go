@@ -98,7 +98,6 @@ type session struct {
 	csrf    string
 	sub     string         // the ID token's sub: the person at pairingd
 	claims  map[string]any // the ID token's claims, shown on the account page
-	idToken string         // for id_token_hint at sign-out
 	userID  string         // this site's account; "" until created (register)
 	flash   string         // one message for the next page
 }

@@ -95,11 +95,11 @@ type Site struct {
 
 // session is a browser signed in to this site.
 type session struct {
-	csrf    string
-	sub     string         // the ID token's sub: the person at pairingd
-	claims  map[string]any // the ID token's claims, shown on the account page
-	userID  string         // this site's account; "" until created (register)
-	flash   string         // one message for the next page
+	csrf   string
+	sub    string         // the ID token's sub: the person at pairingd
+	claims map[string]any // the ID token's claims, shown on the account page
+	userID string         // this site's account; "" until created (register)
+	flash  string         // one message for the next page
 }
 
 // pending is a sign-in between /login and /callback.

@@ -27,6 +27,11 @@ func (nopDeliver) Deliver(context.Context, pairing.OutboundMessage) error { retu
 // one with notices off (quiet), link notices on, and the site named Shop.
 func newNoticeEnv(t *testing.T) *env {
 	t.Helper()
+	return newNoticeEnvOn(t, newEnv)
+}
+
+func newNoticeEnvOn(t *testing.T, newEnv newEnvFunc) *env {
+	t.Helper()
 	e := newEnv(t, func(c *pairing.Config) { c.SiteName = "Shop" })
 	limits := pairing.ChannelLimits{MaxText: 4096}
 	for _, name := range []string{"telegram", "fb-shop", "quiet"} {
@@ -74,6 +79,11 @@ func (e *env) oneNotice(ext, userID string) pairing.ClaimedDelivery {
 // TestLinkNoticeOnEveryPath: whichever flow links a chat, that chat gets
 // one notice in the same transaction; flows that link nothing send none.
 func TestLinkNoticeOnEveryPath(t *testing.T) {
+	engines(t, testLinkNoticeOnEveryPath)
+}
+
+func testLinkNoticeOnEveryPath(t *testing.T, newEnv newEnvFunc) {
+	newNoticeEnv := func(t *testing.T) *env { return newNoticeEnvOn(t, newEnv) }
 	t.Run("authorize linked", func(t *testing.T) {
 		e := newNoticeEnv(t)
 		if _, err := e.authorize(e.issue("1"), "u1"); err != nil {
@@ -195,6 +205,11 @@ func TestLinkNoticeOnEveryPath(t *testing.T) {
 // TestLinkNoticeUnlink: the button unlinks only from the chat it was sent
 // to, only the link it reported, once.
 func TestLinkNoticeUnlink(t *testing.T) {
+	engines(t, testLinkNoticeUnlink)
+}
+
+func testLinkNoticeUnlink(t *testing.T, newEnv newEnvFunc) {
+	newNoticeEnv := func(t *testing.T) *env { return newNoticeEnvOn(t, newEnv) }
 	setup := func(t *testing.T) (*env, pairing.LeadKey, string) {
 		e := newNoticeEnv(t)
 		e.link("1", "u1")

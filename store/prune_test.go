@@ -28,6 +28,9 @@ func TestPruneSpent(t *testing.T) {
 			if err := st.CreateLinkToken(ctx, pairing.LinkToken{Hash: []byte{byte(i)}, Channel: "telegram", UserID: "u", ExpiresAt: exp, CreatedAt: t0}); err != nil {
 				t.Fatal(err)
 			}
+			if err := st.CreateLinkNotice(ctx, pairing.LinkNotice{Hash: []byte{byte(i)}, LeadID: lead.ID, UserID: "u", ExpiresAt: exp, CreatedAt: t0}); err != nil {
+				t.Fatal(err)
+			}
 		}
 		msg := func(created time.Time, status pairing.DeliveryStatus, finished time.Time) int64 {
 			m := pairing.Message{UserID: "u", PersonID: lead.PersonID, Text: "hi", CreatedAt: created,
@@ -43,8 +46,14 @@ func TestPruneSpent(t *testing.T) {
 		newDone := msg(cut.Add(time.Minute), pairing.DeliveryDelivered, cut.Add(time.Minute))
 
 		n, err := st.PruneSpent(ctx, cut, cut)
-		if err != nil || n != 3 {
-			t.Fatalf("pruned %d rows (%v), want 3: one grant, one token, one message", n, err)
+		if err != nil || n != 4 {
+			t.Fatalf("pruned %d rows (%v), want 4: one grant, one token, one notice, one message", n, err)
+		}
+		if _, err := st.LinkNoticeByHash(ctx, []byte{0}); !errors.Is(err, pairing.ErrNotFound) {
+			t.Fatalf("expired notice kept: %v", err)
+		}
+		if _, err := st.LinkNoticeByHash(ctx, []byte{1}); err != nil {
+			t.Fatalf("live notice pruned: %v", err)
 		}
 		if _, err := st.GrantByHash(ctx, []byte{0}); !errors.Is(err, pairing.ErrNotFound) {
 			t.Fatalf("expired grant kept: %v", err)
@@ -62,6 +71,36 @@ func TestPruneSpent(t *testing.T) {
 			if _, err := st.MessageByID(ctx, id); err != nil {
 				t.Fatalf("message %d pruned: %v", id, err)
 			}
+		}
+	})
+}
+
+// TestLinkNoticeSpentOnce: of two presses, on any engine, one spends the
+// token; a spent or expired token is never spent again.
+func TestLinkNoticeSpentOnce(t *testing.T) {
+	storetest.Engines(t, func(t *testing.T, st *store.Store) {
+		n := pairing.LinkNotice{Hash: []byte("notice-hash"), LeadID: 7, UserID: "u1", ExpiresAt: t0.Add(time.Hour), CreatedAt: t0}
+		if err := st.CreateLinkNotice(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.CreateLinkNotice(ctx, n); err == nil {
+			t.Fatal("a second notice with the same hash")
+		}
+		got, err := st.LinkNoticeByHash(ctx, n.Hash)
+		if err != nil || got.LeadID != 7 || got.UserID != "u1" || !got.UsedAt.IsZero() || !got.ExpiresAt.Equal(n.ExpiresAt) {
+			t.Fatalf("read back %+v %v", got, err)
+		}
+		if ok, err := st.SpendLinkNotice(ctx, got.ID, t0.Add(2*time.Hour)); ok || err != nil {
+			t.Fatalf("spent after expiry: %v %v", ok, err)
+		}
+		if ok, err := st.SpendLinkNotice(ctx, got.ID, t0); !ok || err != nil {
+			t.Fatalf("first spend: %v %v", ok, err)
+		}
+		if ok, err := st.SpendLinkNotice(ctx, got.ID, t0); ok || err != nil {
+			t.Fatalf("second spend: %v %v", ok, err)
+		}
+		if got, _ := st.LinkNoticeByHash(ctx, n.Hash); !got.UsedAt.Equal(t0) {
+			t.Fatalf("used_at %v", got.UsedAt)
 		}
 	})
 }

@@ -63,10 +63,12 @@ type pairView struct {
 	AttemptsLeft int
 	WaitSeconds  int
 	WaitMinutes  int
-	Resend       bool // offer "send me a new PIN"
+	Resend       bool // "send me a new PIN" is the page's main action
 	Form         bool // show the PIN form
 	ResendURL    string
 	ActionURL    string
+	// Message is a page with nothing to do but read it (a text key).
+	Message string
 }
 
 // T is the text of key in the page's locale, with the page's values.
@@ -110,7 +112,7 @@ func (p *Provider) servePair(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(r.URL.Path, pairOneTapPath) && r.Method == http.MethodGet:
 		p.oneTap(w, r, strings.TrimPrefix(r.URL.Path, pairOneTapPath))
 	default:
-		p.message(w, r, http.StatusNotFound, "pair_link_unknown", "")
+		p.pairMessage(w, r, http.StatusNotFound, "pair_link_unknown")
 	}
 }
 
@@ -118,13 +120,13 @@ func (p *Provider) servePair(w http.ResponseWriter, r *http.Request) {
 // answer is written.
 func (p *Provider) pairLead(w http.ResponseWriter, r *http.Request, buid string) (pairing.Lead, clientInfo, bool) {
 	if buid == "" || len(buid) > maxBUIDLen {
-		p.message(w, r, http.StatusNotFound, "pair_link_unknown", "")
+		p.pairMessage(w, r, http.StatusNotFound, "pair_link_unknown")
 		return pairing.Lead{}, clientInfo{}, false
 	}
 	lead, err := p.d.SignIns.PINPageLead(r.Context(), buid)
 	switch {
 	case errors.Is(err, pairing.ErrBUIDUnknown):
-		p.message(w, r, http.StatusNotFound, "pair_link_unknown", "")
+		p.pairMessage(w, r, http.StatusNotFound, "pair_link_unknown")
 		return pairing.Lead{}, clientInfo{}, false
 	case err != nil:
 		p.fail(w, r, err)
@@ -132,7 +134,7 @@ func (p *Provider) pairLead(w http.ResponseWriter, r *http.Request, buid string)
 	}
 	c, ok := p.pairClient(r, lead.Channel)
 	if !ok {
-		p.message(w, r, http.StatusNotFound, "pair_not_offered", "")
+		p.pairMessage(w, r, http.StatusNotFound, "pair_not_offered")
 		return pairing.Lead{}, clientInfo{}, false
 	}
 	return lead, c, true
@@ -156,12 +158,12 @@ func (p *Provider) pairPage(w http.ResponseWriter, r *http.Request) {
 func (p *Provider) pairForm(w http.ResponseWriter, r *http.Request) (buid string, ok bool) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxPairForm)
 	if err := r.ParseForm(); err != nil {
-		p.message(w, r, http.StatusBadRequest, "pair_form_invalid", "")
+		p.pairMessage(w, r, http.StatusBadRequest, "pair_form_invalid")
 		return "", false
 	}
 	want := p.csrf(r, pairCSRFPurpose)
 	if want == "" || !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(want)) {
-		p.message(w, r, http.StatusForbidden, "signin_csrf", "")
+		p.pairMessage(w, r, http.StatusForbidden, "signin_csrf")
 		return "", false
 	}
 	return r.PostForm.Get("buid"), true
@@ -190,14 +192,14 @@ func (p *Provider) pairSubmit(w http.ResponseWriter, r *http.Request) {
 	case errors.As(err, &fe):
 		status, v.Error = http.StatusBadRequest, "pair_pin_malformed"
 	case errors.Is(err, pairing.ErrBUIDUnknown):
-		p.message(w, r, http.StatusNotFound, "pair_link_unknown", "")
+		p.pairMessage(w, r, http.StatusNotFound, "pair_link_unknown")
 		return
 	case errors.As(err, &ae) && errors.Is(err, pairing.ErrPINInvalid) && ae.AttemptsLeft > 0:
 		v.Error, v.AttemptsLeft = "pair_pin_wrong", ae.AttemptsLeft
 	case errors.As(err, &ae):
 		// The last wrong PIN and every attempt during the lock: a new PIN
 		// does not lift the lock, so no resend button.
-		status, v.Error, v.Form = http.StatusLocked, "pair_pin_locked", false
+		status, v.Message, v.Form = http.StatusLocked, "pair_pin_locked", false
 		v.WaitMinutes = max(int(math.Ceil(ae.LockedUntil.Sub(p.d.Clock.Now()).Minutes())), 1)
 	case errors.Is(err, pairing.ErrPINExpired):
 		status, v.Error, v.Form, v.Resend = http.StatusGone, "pair_pin_expired", false, true
@@ -231,13 +233,13 @@ func (p *Provider) pairResend(w http.ResponseWriter, r *http.Request) {
 	case err == nil:
 		p.renderPair(w, r, http.StatusOK, c, pairView{BUID: pin.BUID, Form: true, Notice: "pair_resent"})
 	case errors.As(err, &re):
-		p.renderPair(w, r, http.StatusTooManyRequests, c, pairView{BUID: buid, Form: true, Resend: true,
+		p.renderPair(w, r, http.StatusTooManyRequests, c, pairView{BUID: buid, Form: true,
 			Error: "pair_resend_wait", WaitSeconds: max(int(re.RetryAfter.Seconds()), 1)})
 	case errors.Is(err, pairing.ErrBUIDUnknown):
-		p.message(w, r, http.StatusNotFound, "pair_link_unknown", "")
+		p.pairMessage(w, r, http.StatusNotFound, "pair_link_unknown")
 	case errors.As(err, &ce):
 		p.d.Log.Warn("hosted PIN page: resend failed", "channel", ce.Channel, "err", err)
-		p.renderPair(w, r, http.StatusServiceUnavailable, c, pairView{BUID: buid, Form: true, Resend: true, Error: "pair_resend_failed"})
+		p.renderPair(w, r, http.StatusServiceUnavailable, c, pairView{BUID: buid, Form: true, Error: "pair_resend_failed"})
 	default:
 		p.fail(w, r, err)
 	}
@@ -248,32 +250,32 @@ func (p *Provider) pairResend(w http.ResponseWriter, r *http.Request) {
 func (p *Provider) oneTap(w http.ResponseWriter, r *http.Request, channel string) {
 	check, ok := p.d.LoginCheckers[channel]
 	if !ok {
-		p.message(w, r, http.StatusNotFound, "pair_not_offered", "")
+		p.pairMessage(w, r, http.StatusNotFound, "pair_not_offered")
 		return
 	}
 	c, ok := p.pairClient(r, channel)
 	if !ok {
-		p.message(w, r, http.StatusNotFound, "pair_not_offered", "")
+		p.pairMessage(w, r, http.StatusNotFound, "pair_not_offered")
 		return
 	}
 	ext, err := check.CheckLogin(r.URL.Query())
 	switch {
 	case errors.Is(err, ErrLoginStale):
-		p.message(w, r, http.StatusUnauthorized, "pair_onetap_stale", "")
+		p.pairMessage(w, r, http.StatusUnauthorized, "pair_onetap_stale")
 		return
 	case err != nil:
 		p.d.Log.Info("one-tap sign-in refused", "channel", channel, "err", err)
-		p.message(w, r, http.StatusUnauthorized, "pair_onetap_invalid", "")
+		p.pairMessage(w, r, http.StatusUnauthorized, "pair_onetap_invalid")
 		return
 	}
 	in, err := p.d.SignIns.SignInChat(r.Context(), pairing.LeadKey{Channel: channel, ExternalID: ext}, pairing.AMRTelegramLogin)
 	var ce *pairing.ChannelError
 	switch {
 	case errors.Is(err, pairing.ErrNotFound):
-		p.message(w, r, http.StatusNotFound, "pair_onetap_no_chat", "")
+		p.pairMessage(w, r, http.StatusNotFound, "pair_onetap_no_chat")
 		return
 	case errors.As(err, &ce):
-		p.message(w, r, http.StatusForbidden, "pair_onetap_no_chat", "")
+		p.pairMessage(w, r, http.StatusForbidden, "pair_onetap_no_chat")
 		return
 	case err != nil:
 		p.fail(w, r, err)
@@ -304,6 +306,13 @@ func (p *Provider) renderPair(w http.ResponseWriter, r *http.Request, status int
 	v.PINLength = p.d.PINLength
 	v.ActionURL, v.ResendURL = pairPath, pairResendPath
 	p.renderData(w, status, "pair.html", v, v.Locale, originOf(c.initiate))
+}
+
+// pairMessage is a page that only says something (an unknown link, a
+// refused one-tap): it points back to the chat, not to a site.
+func (p *Provider) pairMessage(w http.ResponseWriter, r *http.Request, status int, key string) {
+	v := pairView{view: view{p: p, Locale: p.locale(r, nil)}, Message: key}
+	p.renderData(w, status, "pair.html", v, v.Locale, "")
 }
 
 // originOf is scheme://host of a URL, or "" when it has none.

@@ -288,3 +288,69 @@ func TestOIDCConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestBotFirstConfig: the per-channel keys of the hosted PIN page, the one
+// tap and link notices, their defaults and what they need.
+func TestBotFirstConfig(t *testing.T) {
+	tg := map[string]string{
+		"PAIRINGD_CHANNELS_0_NAME": "telegram", "PAIRINGD_CHANNELS_0_TYPE": "telegram", "PAIRINGD_CHANNELS_0_TOKEN": "1:abc",
+		"PAIRINGD_CHANNELS_1_NAME": "fb", "PAIRINGD_CHANNELS_1_TYPE": "messenger", "PAIRINGD_CHANNELS_1_PAGE_ID": "1",
+		"PAIRINGD_CHANNELS_1_PAGE_ACCESS_TOKEN": "t", "PAIRINGD_CHANNELS_1_APP_ID": "2", "PAIRINGD_CHANNELS_1_APP_SECRET": "s",
+		"PAIRINGD_CHANNELS_1_VERIFY_TOKEN": "v",
+	}
+	with := func(extra map[string]string) map[string]string {
+		m := map[string]string{}
+		for k, v := range tg {
+			m[k] = v
+		}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+	cfg, err := loadTestConfig("", env(with(nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range cfg.Channels {
+		if o := sharedOptions(ch); !o.LinkNotices || o.PINPageClient != "" {
+			t.Fatalf("%s defaults %+v", ch.Name(), o)
+		}
+	}
+	if tc := cfg.Channels[0].Settings.(*telegram.Config); tc.OneTapURL != "" || tc.OneTapOff != "" {
+		t.Fatalf("one tap without asking: %+v", tc)
+	}
+
+	ok := with(map[string]string{"PAIRINGD_SERVER_PUBLIC_URL": "https://pairing.example", "PAIRINGD_OIDC_ENABLED": "true",
+		"PAIRINGD_CHANNELS_0_PIN_PAGE_CLIENT": "c1", "PAIRINGD_CHANNELS_0_ONE_TAP": "true", "PAIRINGD_CHANNELS_1_LINK_NOTICES": "false"})
+	cfg, err = loadTestConfig("", env(ok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := cfg.Channels[0].Settings.(*telegram.Config)
+	if tc.OneTapURL != "https://pairing.example/pair/telegram/telegram" || sharedOptions(cfg.Channels[1]).LinkNotices {
+		t.Fatalf("one tap %q, fb notices %v", tc.OneTapURL, sharedOptions(cfg.Channels[1]).LinkNotices)
+	}
+	clients, checkers := pinPageDeps(cfg)
+	if clients["telegram"] != "c1" || checkers["telegram"] == nil || len(clients) != 1 {
+		t.Fatalf("page deps %v %v", clients, checkers)
+	}
+
+	// one_tap without the page: no button, and a reason for the log.
+	cfg, err = loadTestConfig("", env(with(map[string]string{"PAIRINGD_CHANNELS_0_ONE_TAP": "true"})))
+	if tc := cfg.Channels[0].Settings.(*telegram.Config); err != nil || tc.OneTapURL != "" || !strings.Contains(tc.OneTapOff, "public_url") {
+		t.Fatalf("one tap alone: %+v %v", tc, err)
+	}
+	for _, c := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"PAIRINGD_CHANNELS_1_PIN_PAGE_CLIENT": "c1"}, "config: channels[1].pin_page_client: needs oidc.enabled"},
+		{map[string]string{"PAIRINGD_CHANNELS_0_PIN_PAGE_CLIENT": "c1", "PAIRINGD_SERVER_PUBLIC_URL": "https://p.example",
+			"PAIRINGD_OIDC_ENABLED": "true", "PAIRINGD_OIDC_SESSION_TTL": "0s"}, "config: channels[0].pin_page_client: needs oidc.session_ttl"},
+	} {
+		if _, err := loadTestConfig("", env(with(c.env))); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v; want %q", c.env, err, c.want)
+		}
+	}
+}

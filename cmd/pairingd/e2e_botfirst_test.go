@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -52,7 +53,8 @@ func (b *browser) post(u string, form url.Values) (int, string, string) {
 func botFirstEnv(dir string, tg *tgfake.Server, listen, issuer, client string) []string {
 	return telegramEnv(dir, tg, append(oidcEnv(listen, issuer),
 		"PAIRINGD_CHANNELS_0_PIN_PAGE_CLIENT="+client, "PAIRINGD_CHANNELS_0_ONE_TAP=true",
-		"PAIRINGD_PAIRING_SITE_NAME=Shop", "PAIRINGD_PAIRING_RESEND_INTERVAL=2s")...)
+		"PAIRINGD_PAIRING_SITE_NAME=Shop", "PAIRINGD_PAIRING_RESEND_INTERVAL=2s",
+		"PAIRINGD_CHANNELS_0_LINK_NOTICES=true")...)
 }
 
 // TestBinaryBotFirstSignIn walks the chat-first sign-in with the real
@@ -309,4 +311,97 @@ func TestBinaryBotFirstSignIn(t *testing.T) {
 func fmtJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// TestBinaryPINPageRefusals: the page's answers to a lock, an unknown
+// link and a flood from one address, in the person's language, without
+// script, and with no PIN in the log.
+func TestBinaryPINPageRefusals(t *testing.T) {
+	tg := tgfake.New(t, "123456:AAE-secret-token-part")
+	dir := t.TempDir()
+	listen, issuer := oidcIssuer(t)
+	plain := telegramEnv(dir, tg, oidcEnv(listen, issuer)...)
+	rp := createOIDCClient(t, dir, plain, "--initiate-login-uri", rpLoginStart)
+	env := append(botFirstEnv(dir, tg, listen, issuer, rp.ClientID),
+		"PAIRINGD_SERVER_PUBLIC_RATE_PER_SECOND=0.2", "PAIRINGD_SERVER_PUBLIC_BURST=12")
+	in := start(t, dir, env)
+	defer in.stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	waitBotStarted(ctx, t, in, tg)
+
+	tg.UserSends(4242, "/login", "ru")
+	sent, err := tg.WaitSent(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinM, linkM := regexp.MustCompile(`(\d{6})`).FindStringSubmatch(sent[0].Plain()), pairLinkRE.FindStringSubmatch(sent[0].Plain())
+	if pinM == nil || linkM == nil {
+		t.Fatalf("PIN message %q", sent[0].Plain())
+	}
+	pin, link := pinM[1], linkM[1]
+	buid := strings.TrimPrefix(link, issuer+"/pair?buid=")
+
+	b := newBrowser(t)
+	req, _ := http.NewRequest("GET", link, nil)
+	req.Header.Set("Accept-Language", "ru-RU,ru;q=0.9,en;q=0.5")
+	resp, err := b.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sb strings.Builder
+	_, _ = io.Copy(&sb, resp.Body)
+	resp.Body.Close()
+	body := sb.String()
+	csrf := csrfRE.FindStringSubmatch(body)
+	if resp.StatusCode != 200 || csrf == nil || !strings.Contains(body, "Вход по PIN") || resp.Header.Get("Content-Language") != "ru" ||
+		strings.Contains(body, "<script") {
+		t.Fatalf("Russian page: %d %v\n%s", resp.StatusCode, resp.Header, body)
+	}
+
+	// Five wrong PINs lock the row: the fifth and every later one, the
+	// right PIN included, get the lock page without a form or resend.
+	wrong := "000000"
+	if wrong == pin {
+		wrong = "111111"
+	}
+	form := url.Values{"csrf": {csrf[1]}, "buid": {buid}, "pin": {wrong}}
+	for i := 1; i <= 4; i++ {
+		if st, _, _ := b.post(issuer+"/pair", form); st != http.StatusUnprocessableEntity {
+			t.Fatalf("wrong PIN %d: %d", i, st)
+		}
+	}
+	for i, p := range []string{wrong, pin} {
+		form.Set("pin", p)
+		st, _, body := b.post(issuer+"/pair", form)
+		if st != http.StatusLocked || !strings.Contains(body, "15 minutes") || strings.Contains(body, `name="pin"`) || strings.Contains(body, `id="resend"`) {
+			t.Fatalf("locked %d: %d\n%s", i, st, body)
+		}
+	}
+
+	// An unknown or malformed link.
+	for _, u := range []string{issuer + "/pair?buid=AAAAAAAAAAAAAAAAAAAAAAAAAA", issuer + "/pair", issuer + "/pair?buid=" + strings.Repeat("x", 200)} {
+		if st, _, body := b.get(u); st != http.StatusNotFound || !strings.Contains(body, "/login") {
+			t.Fatalf("%s: %d\n%s", u, st, body)
+		}
+	}
+
+	// One address: the burst, then 429.
+	var limited bool
+	for range 12 {
+		if st, _, _ := b.post(issuer+"/pair", form); st == http.StatusTooManyRequests {
+			limited = true
+			break
+		}
+	}
+	if !limited {
+		t.Fatal("no per-address limit on the page")
+	}
+
+	logs := in.logs()
+	for _, s := range []string{pin, buid, csrf[1]} {
+		if strings.Contains(logs, s) {
+			t.Fatalf("a secret reached the log: %q\n%s", s, logs)
+		}
+	}
 }

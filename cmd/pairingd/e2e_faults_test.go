@@ -59,11 +59,13 @@ func TestBinaryPlatformFaults(t *testing.T) {
 			env := baseEnv(dir,
 				"PAIRINGD_CHANNELS_0_NAME=telegram",
 				"PAIRINGD_CHANNELS_0_TYPE=telegram",
+				"PAIRINGD_CHANNELS_0_LINK_NOTICES=false", // link notices have their own tests (e2e_botfirst_test.go)
 				"PAIRINGD_CHANNELS_0_TOKEN=123:fault-token",
 				"PAIRINGD_CHANNELS_0_API_ENDPOINT="+bad.URL+"/bot%s/%s",
 				"PAIRINGD_CHANNELS_0_POLL_TIMEOUT=1s",
 				"PAIRINGD_CHANNELS_1_NAME=fb-shop",
 				"PAIRINGD_CHANNELS_1_TYPE=messenger",
+				"PAIRINGD_CHANNELS_1_LINK_NOTICES=false", // link notices have their own tests (e2e_botfirst_test.go)
 				"PAIRINGD_CHANNELS_1_PAGE_ID=2002",
 				"PAIRINGD_CHANNELS_1_PAGE_ACCESS_TOKEN=fault-page-token",
 				"PAIRINGD_CHANNELS_1_APP_ID=42",

@@ -98,6 +98,7 @@ func telegramEnv(dir string, tg *tgfake.Server, extra ...string) []string {
 	return baseEnv(dir, append([]string{
 		"PAIRINGD_CHANNELS_0_NAME=telegram",
 		"PAIRINGD_CHANNELS_0_TYPE=telegram",
+		"PAIRINGD_CHANNELS_0_LINK_NOTICES=false", // link notices have their own tests (e2e_botfirst_test.go)
 		"PAIRINGD_CHANNELS_0_TOKEN=" + tg.Token(),
 		"PAIRINGD_CHANNELS_0_API_ENDPOINT=" + tg.Endpoint(),
 		"PAIRINGD_CHANNELS_0_POLL_TIMEOUT=1s",

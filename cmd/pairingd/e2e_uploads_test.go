@@ -48,6 +48,7 @@ func TestBinarySlowUnsignedUploadsStayBounded(t *testing.T) {
 	env := baseEnv(dir,
 		"PAIRINGD_CHANNELS_0_NAME=fb-shop",
 		"PAIRINGD_CHANNELS_0_TYPE=messenger",
+		"PAIRINGD_CHANNELS_0_LINK_NOTICES=false", // link notices have their own tests (e2e_botfirst_test.go)
 		"PAIRINGD_CHANNELS_0_PAGE_ID="+pageID,
 		"PAIRINGD_CHANNELS_0_PAGE_ACCESS_TOKEN="+token,
 		"PAIRINGD_CHANNELS_0_APP_ID=42",

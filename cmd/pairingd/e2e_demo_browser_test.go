@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
@@ -29,12 +30,13 @@ type demoView struct {
 	width, height int64
 	mobile        bool
 	lang          string
+	noScript      bool
 }
 
 var demoViews = []demoView{
-	{"phone", 390, 844, true, "en"},
-	{"desktop", 1280, 800, false, "en"},
-	{"phone-ru", 390, 844, true, "ru"},
+	{name: "phone", width: 390, height: 844, mobile: true, lang: "en"},
+	{name: "desktop", width: 1280, height: 800, lang: "en"},
+	{name: "phone-ru", width: 390, height: 844, mobile: true, lang: "ru"},
 }
 
 // demoChrome is one headless Chromium with a fresh user-data-dir.
@@ -85,12 +87,20 @@ func (c *demoChrome) tab(v demoView) *demoTab {
 	if v.mobile {
 		vopts = append(vopts, chromedp.EmulateMobile, chromedp.EmulateTouch)
 	}
-	err := chromedp.Do(ctx,
+	steps := []chromedp.Action[chromedp.Void]{
 		chromedp.EmulateViewport(v.width, v.height, vopts...),
 		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 			_, err := cdp.Call(ctx, tg, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Accept-Language": v.lang}})
 			return err
+		}),
+	}
+	if v.noScript {
+		steps = append(steps, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := cdp.Call(ctx, tg, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
+			return err
 		}))
+	}
+	err := chromedp.Do(ctx, steps...)
 	if err != nil {
 		c.t.Fatalf("tab setup: %v", err)
 	}
@@ -383,4 +393,34 @@ func absolute(base, ref string) string {
 		return ref
 	}
 	return r.String()
+}
+
+// TestBrowserDemoWithoutScript: the same sign-in with JavaScript off in
+// both tabs. The web chat works by forms (each waits for the bot's
+// answer), and the sign-in page is left with its Continue link.
+func TestBrowserDemoWithoutScript(t *testing.T) {
+	chromiumPath(t)
+	v := demoView{name: "noscript", width: 1280, height: 800, lang: "en", noScript: true}
+	d := startDemo(t)
+	c := newDemoChrome(t)
+	site, phone := c.tab(v), c.tab(v)
+
+	site.open(d.site+"/", "#signin")
+	site.click("#signin", "#match-code")
+	link := site.attr(`a.button[data-channel="telegram"]`, "href")
+	phone.open(link, "#start")
+	phone.press("#start", `button[data-callback^="dl:ok:"]`)
+	phone.press(`button[data-callback^="dl:ok:"]`, "#text")
+	phone.shot("chat-signed-in")
+	// Without script the page does not move: Continue does it.
+	if strings.Contains(site.location(), d.site) {
+		t.Fatalf("the sign-in page moved on without script: %s", site.location())
+	}
+	site.click("#continue", "#create")
+	site.click("#create", "#user-id")
+	// /status in the chat answers on the next page, no script needed.
+	phone.do("type /status", chromedp.SendKeys(chromedp.CSS("#text"), "/status"), chromedp.Submit(chromedp.CSS("#text")),
+		chromedp.WaitNotPresent(chromedp.CSS("#latest.mine")))
+	phone.waitText("#latest", "linked")
+	phone.shot("chat-status")
 }

@@ -364,3 +364,25 @@ func TestNotifyRefusesDataButtons(t *testing.T) {
 		t.Fatalf("want a field error, got %v", err)
 	}
 }
+
+// TestSignInChatOncePerProof: a platform's signed login signs in once.
+func TestSignInChatOncePerProof(t *testing.T) {
+	e := newNoticeEnv(t)
+	si := e.svc.EnableSignIn(e.store, 0, map[string]string{"telegram": "telegram"})
+	k := e.chat("telegram", "42")
+	proof := pairing.ChatProof{Hash: []byte("proof-1"), Until: t0.Add(time.Hour)}
+	in, err := si.SignInChat(e.ctx, k, pairing.AMRTelegramLogin, proof)
+	if err != nil || in.Auth.Subject == "" || strings.Join(in.Auth.AMR, " ") != "telegram_login telegram" {
+		t.Fatalf("first: %+v %v", in, err)
+	}
+	if _, err := si.SignInChat(e.ctx, k, pairing.AMRTelegramLogin, proof); !errors.Is(err, pairing.ErrTokenUsed) {
+		t.Fatalf("replay: %v", err)
+	}
+	if _, err := si.SignInChat(e.ctx, k, pairing.AMRTelegramLogin, pairing.ChatProof{}); err == nil {
+		t.Fatal("signed in without a proof")
+	}
+	if _, err := si.SignInChat(e.ctx, pairing.LeadKey{Channel: "telegram", ExternalID: "777"}, pairing.AMRTelegramLogin,
+		pairing.ChatProof{Hash: []byte("proof-2"), Until: t0.Add(time.Hour)}); !errors.Is(err, pairing.ErrNotFound) {
+		t.Fatalf("a stranger: %v", err)
+	}
+}

@@ -109,6 +109,9 @@ type SignInStore interface {
 	// PersonBySubject finds the person of a subject and when it last
 	// signed in.
 	PersonBySubject(ctx context.Context, subject string) (personID int64, signedInAt time.Time, err error)
+	// UseLoginProof records a platform's signed login (its hash) until
+	// expiresAt; false when it was recorded before.
+	UseLoginProof(ctx context.Context, hash []byte, expiresAt time.Time) (bool, error)
 }
 
 // SignInLink is one channel's way in: the deep link with a fresh token.

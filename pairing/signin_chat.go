@@ -3,6 +3,7 @@ package pairing
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // Bot-first sign-in: the person starts in the chat (/login), and the link
@@ -58,16 +59,34 @@ func (si *SignIns) SignInWithPIN(ctx context.Context, buid, pin string) (ChatSig
 	return si.chatSignIn(ctx, res.Lead, res.PersonID, AMROneTimePIN)
 }
 
+// ChatProof is a platform's signed login as the domain keeps it: a digest
+// of its signature and until when the signed data could be accepted.
+type ChatProof struct {
+	Hash  []byte
+	Until time.Time
+}
+
 // SignInChat signs in the person behind a chat the platform vouched for
-// (Telegram's login_url data, checked by the adapter). A chat that never
-// wrote to the bot is ErrNotFound.
-func (si *SignIns) SignInChat(ctx context.Context, key LeadKey, method string) (ChatSignIn, error) {
+// (Telegram's login_url data, checked by the adapter). Each proof signs in
+// once (ErrTokenUsed after). A chat that never wrote to the bot is
+// ErrNotFound.
+func (si *SignIns) SignInChat(ctx context.Context, key LeadKey, method string, proof ChatProof) (ChatSignIn, error) {
 	if err := validateLeadKey(key); err != nil {
 		return ChatSignIn{}, err
+	}
+	if len(proof.Hash) == 0 {
+		return ChatSignIn{}, invalid("proof", "is required")
 	}
 	lead, err := si.svc.store.LeadByKey(ctx, key)
 	if err != nil {
 		return ChatSignIn{}, err
+	}
+	fresh, err := si.store.UseLoginProof(ctx, proof.Hash, proof.Until)
+	if err != nil {
+		return ChatSignIn{}, err
+	}
+	if !fresh {
+		return ChatSignIn{}, ErrTokenUsed
 	}
 	if lead.Blocked {
 		return ChatSignIn{}, &ChannelError{Err: ErrChannelUnavailable, Channel: key.Channel, Cause: errors.New("the person blocked the bot")}

@@ -43,3 +43,10 @@ func (r repo) SpendLinkNotice(ctx context.Context, id int64, now time.Time) (boo
 	n, err := r.exec(ctx, `UPDATE link_notices SET used_at = ? WHERE id = ? AND used_at = 0 AND expires_at > ?`, us(now), id, us(now))
 	return n == 1, err
 }
+
+// UseLoginProof records a one-tap sign-in's proof; false when it was
+// recorded before (the same signed data, opened again).
+func (r repo) UseLoginProof(ctx context.Context, hash []byte, expiresAt time.Time) (bool, error) {
+	n, err := r.exec(ctx, `INSERT INTO one_tap_uses (hash, expires_at) VALUES (?, ?) ON CONFLICT (hash) DO NOTHING`, hash, us(expiresAt))
+	return n == 1, err
+}

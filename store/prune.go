@@ -6,7 +6,7 @@ import (
 )
 
 // PruneSpent deletes what has served its purpose: grants, deep-link
-// tokens and link notices' unlink tokens that expired before `expired` (used or not: either way they can
+// tokens, link notices' unlink tokens and used one-tap proofs that expired before `expired` (used or not: either way they can
 // never be spent again), and notifications created before `messages`
 // whose deliveries have all finished (delivered, failed or skipped; their
 // deliveries go with them). It returns how many rows went.
@@ -19,6 +19,7 @@ func (s *Store) PruneSpent(ctx context.Context, expired, messages time.Time) (in
 		{`DELETE FROM grants WHERE expires_at < ?`, expired},
 		{`DELETE FROM link_tokens WHERE expires_at < ?`, expired},
 		{`DELETE FROM link_notices WHERE expires_at < ?`, expired},
+		{`DELETE FROM one_tap_uses WHERE expires_at < ?`, expired},
 		{`DELETE FROM outbox_messages WHERE created_at < ? AND NOT EXISTS (
 			SELECT 1 FROM outbox_deliveries d WHERE d.message_id = outbox_messages.id AND d.finished_at = 0)`, messages},
 	} {

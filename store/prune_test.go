@@ -31,6 +31,9 @@ func TestPruneSpent(t *testing.T) {
 			if err := st.CreateLinkNotice(ctx, pairing.LinkNotice{Hash: []byte{byte(i)}, LeadID: lead.ID, UserID: "u", ExpiresAt: exp, CreatedAt: t0}); err != nil {
 				t.Fatal(err)
 			}
+			if ok, err := st.UseLoginProof(ctx, []byte{byte(i)}, exp); !ok || err != nil {
+				t.Fatalf("proof %d: %v %v", i, ok, err)
+			}
 		}
 		msg := func(created time.Time, status pairing.DeliveryStatus, finished time.Time) int64 {
 			m := pairing.Message{UserID: "u", PersonID: lead.PersonID, Text: "hi", CreatedAt: created,
@@ -46,8 +49,14 @@ func TestPruneSpent(t *testing.T) {
 		newDone := msg(cut.Add(time.Minute), pairing.DeliveryDelivered, cut.Add(time.Minute))
 
 		n, err := st.PruneSpent(ctx, cut, cut)
-		if err != nil || n != 4 {
-			t.Fatalf("pruned %d rows (%v), want 4: one grant, one token, one notice, one message", n, err)
+		if err != nil || n != 5 {
+			t.Fatalf("pruned %d rows (%v), want 5: one grant, one token, one notice, one proof, one message", n, err)
+		}
+		if ok, err := st.UseLoginProof(ctx, []byte{1}, cut.Add(time.Hour)); ok || err != nil {
+			t.Fatalf("a live proof was pruned or taken twice: %v %v", ok, err)
+		}
+		if ok, err := st.UseLoginProof(ctx, []byte{0}, cut.Add(time.Hour)); !ok || err != nil {
+			t.Fatalf("an expired proof was kept: %v %v", ok, err)
 		}
 		if _, err := st.LinkNoticeByHash(ctx, []byte{0}); !errors.Is(err, pairing.ErrNotFound) {
 			t.Fatalf("expired notice kept: %v", err)

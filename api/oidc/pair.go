@@ -2,11 +2,13 @@ package oidc
 
 import (
 	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"math"
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/pairingd/pairingd/pairing"
 )
@@ -38,6 +40,9 @@ const (
 	maxBUIDLen = 128
 	// maxPairForm bounds a form body: a BUID, a PIN and a token.
 	maxPairForm = 4 << 10
+	// oneTapProofTTL is how long a used one-tap login is remembered:
+	// longer than a checker accepts its data (minutes).
+	oneTapProofTTL = 15 * time.Minute
 )
 
 // LoginChecker checks a platform's signed login data (Telegram's
@@ -268,9 +273,16 @@ func (p *Provider) oneTap(w http.ResponseWriter, r *http.Request, channel string
 		p.pairMessage(w, r, http.StatusUnauthorized, "pair_onetap_invalid")
 		return
 	}
-	in, err := p.d.SignIns.SignInChat(r.Context(), pairing.LeadKey{Channel: channel, ExternalID: ext}, pairing.AMRTelegramLogin)
+	// One signed login opens one session: whoever finds the URL later
+	// (history, a shared screen) cannot open another.
+	sum := sha256.Sum256([]byte(r.URL.Query().Get("hash")))
+	proof := pairing.ChatProof{Hash: sum[:], Until: p.d.Clock.Now().Add(oneTapProofTTL)}
+	in, err := p.d.SignIns.SignInChat(r.Context(), pairing.LeadKey{Channel: channel, ExternalID: ext}, pairing.AMRTelegramLogin, proof)
 	var ce *pairing.ChannelError
 	switch {
+	case errors.Is(err, pairing.ErrTokenUsed):
+		p.pairMessage(w, r, http.StatusUnauthorized, "pair_onetap_stale")
+		return
 	case errors.Is(err, pairing.ErrNotFound):
 		p.pairMessage(w, r, http.StatusNotFound, "pair_onetap_no_chat")
 		return

@@ -241,6 +241,10 @@ func TestBinaryBotFirstSignIn(t *testing.T) {
 	if st != http.StatusSeeOther || !strings.HasPrefix(loc, rpLoginStart+"?") || !strings.Contains(loc, url.QueryEscape(hint)) {
 		t.Fatalf("one tap: %d %q\n%s", st, loc, body)
 	}
+	// The same signed data opens one session only.
+	if st, _, body := newBrowser(t).get(oneTap + "?" + q.Encode()); st != http.StatusUnauthorized || !strings.Contains(body, "expired") {
+		t.Fatalf("one tap replayed: %d\n%s", st, body)
+	}
 	tampered := tg.LoginData(4242, "Ann", "ann", time.Now())
 	tampered.Set("id", "4243")
 	if st, _, _ := newBrowser(t).get(oneTap + "?" + tampered.Encode()); st != http.StatusUnauthorized {

@@ -11,3 +11,11 @@ CREATE TABLE link_notices (
   created_at INTEGER NOT NULL
 );
 CREATE INDEX link_notices_expires ON link_notices (expires_at);
+-- Telegram one-tap sign-ins already used: the SHA-256 of the data's hash,
+-- kept until the data is too old to be accepted anyway, so one signed
+-- login_url opens one session.
+CREATE TABLE one_tap_uses (
+  hash       BLOB   PRIMARY KEY,
+  expires_at INTEGER  NOT NULL
+);
+CREATE INDEX one_tap_uses_expires ON one_tap_uses (expires_at);

@@ -35,6 +35,9 @@ const (
 	StatusUserID = "user_id"
 )
 
+// DefaultDeepLinkBase is Telegram's: https://t.me/<bot>?start=<token>.
+const DefaultDeepLinkBase = "https://t.me/"
+
 // DefaultPollTimeout is the long-poll timeout of getUpdates.
 const DefaultPollTimeout = 30 * time.Second
 
@@ -62,6 +65,10 @@ type Config struct {
 	PollTimeout time.Duration `yaml:"poll_timeout"`
 	// StatusDisplay is StatusLinked (default) or StatusUserID.
 	StatusDisplay string `yaml:"status_display"`
+	// DeepLinkBase is where the bot's links point: DeepLinkBase + bot
+	// username + "?start=<token>". Default DefaultDeepLinkBase; pairingd
+	// demo points it at its stand-in's web chat.
+	DeepLinkBase string `yaml:"deep_link_base"`
 	// Pace is how fast notifications go out through the bot; zero: as fast
 	// as the outbox worker sends.
 	Pace pairing.Pace `yaml:",inline"`
@@ -104,6 +111,7 @@ func DefaultConfig() Config {
 		Mode:          ModePolling,
 		PollTimeout:   DefaultPollTimeout,
 		StatusDisplay: StatusLinked,
+		DeepLinkBase:  DefaultDeepLinkBase,
 		Pace:          pairing.Pace{RatePerSecond: DefaultRatePerSecond, PerChatInterval: DefaultPerChatInterval},
 		Options:       channel.DefaultOptions(),
 	}
@@ -138,6 +146,9 @@ func (c Config) withDefaults(texts *templates.Catalog) Config {
 	}
 	if c.StatusDisplay == "" {
 		c.StatusDisplay = StatusLinked
+	}
+	if c.DeepLinkBase == "" {
+		c.DeepLinkBase = DefaultDeepLinkBase
 	}
 	if texts != nil {
 		if c.FallbackLocale == "" {
@@ -194,6 +205,10 @@ func (c Config) validate(texts *templates.Catalog) error {
 	case StatusLinked, StatusUserID:
 	default:
 		bad("status_display", "must be linked or user_id")
+	}
+	if u, err := url.Parse(c.DeepLinkBase); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" ||
+		!strings.HasSuffix(u.Path, "/") || u.RawQuery != "" || u.Fragment != "" {
+		bad("deep_link_base", `must be an absolute http(s) URL ending in "/" without a query, like "https://t.me/"`)
 	}
 	if texts != nil && !slices.Contains(texts.Locales(), c.FallbackLocale) {
 		bad("fallback locale", fmt.Sprintf("%q has no texts (shipped: %s)", c.FallbackLocale, strings.Join(texts.Locales(), ", ")))

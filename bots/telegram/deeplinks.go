@@ -30,7 +30,7 @@ func (b *Bot) DeepLinkURL(token string) (string, error) {
 	if me == "" {
 		return "", errors.New("the bot's username is not known yet (getMe has not succeeded since start)")
 	}
-	return "https://t.me/" + me + "?start=" + token, nil
+	return b.cfg.DeepLinkBase + me + "?start=" + token, nil
 }
 
 func isDeepLinkData(data string) bool {

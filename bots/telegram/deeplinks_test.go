@@ -238,3 +238,22 @@ func TestDeepLinkNotIssued(t *testing.T) {
 		t.Fatalf("press: %q", got.Plain())
 	}
 }
+
+// deep_link_base moves the links off t.me (pairingd demo points them at
+// its web chat); a base that cannot take "<bot>?start=" is refused.
+func TestDeepLinkBase(t *testing.T) {
+	e := newEnv(t, withConfig(func(c *Config) { c.DeepLinkBase = "http://127.0.0.1:9999/" }))
+	e.run()
+	if u, err := e.bot.DeepLinkURL("pdl_x"); err != nil || u != "http://127.0.0.1:9999/pairing_test_bot?start=pdl_x" {
+		t.Fatalf("%q %v", u, err)
+	}
+	for _, bad := range []string{"ftp://t.me/", "https://t.me", "https://t.me/?a=1", "/relative/"} {
+		c := Config{Name: "tg", Token: token, DeepLinkBase: bad}
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "deep_link_base") {
+			t.Errorf("deep_link_base %q: %v", bad, err)
+		}
+	}
+	if err := (Config{Name: "tg", Token: token}).Validate(); err != nil {
+		t.Fatalf("default: %v", err)
+	}
+}

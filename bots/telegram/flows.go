@@ -195,7 +195,7 @@ func (b *Bot) onGroupMessage(ctx context.Context, m *message) error {
 	out := outgoing{chatID: m.Chat.ID, text: b.text(locale, "telegram_private_only", nil), replyTo: m.MessageID}
 	if me := b.botUsername(); me != "" {
 		kb := tgbotapi.NewInlineKeyboardMarkup(tgbotapi.NewInlineKeyboardRow(
-			tgbotapi.NewInlineKeyboardButtonURL(b.text(locale, "telegram_private_button", nil), "https://t.me/"+me)))
+			tgbotapi.NewInlineKeyboardButtonURL(b.text(locale, "telegram_private_button", nil), b.cfg.DeepLinkBase+me)))
 		out.keyboard = &kb
 	}
 	err := b.sendMessage(ctx, pairing.SendReply, out)

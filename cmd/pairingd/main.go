@@ -3,7 +3,7 @@
 //
 //	pairingd [--config FILE] <command> [flags]
 //
-// Commands: serve, migrate, keys, pins, links, messenger, version.
+// Commands: serve, migrate, keys, pins, links, messenger, version, demo.
 package main
 
 import (

@@ -19,7 +19,7 @@ import (
 var commands = []func(*app) *cobra.Command{
 	serveCommand, migrateCommand, keysCommand, pinsCommand, linksCommand,
 	messagesCommand, eventsCommand, messengerCommand, clientsCommand, signingKeysCommand,
-	backupCommand, copyCommand, secretCommand, versionCommand,
+	backupCommand, copyCommand, secretCommand, demoCommand, versionCommand,
 }
 
 const rootLong = `pairingd links bot users (Telegram, Messenger) to website accounts.

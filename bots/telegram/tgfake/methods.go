@@ -111,6 +111,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	rest, ok := strings.CutPrefix(r.URL.Path, "/bot")
 	token, method, ok2 := strings.Cut(rest, "/")
 	if !ok || !ok2 || method == "" {
+		s.mu.Lock()
+		chat := s.chat
+		s.mu.Unlock()
+		if chat != nil {
+			chat.ServeHTTP(w, r)
+			return
+		}
 		writeError(w, telegramError(http.StatusNotFound, 0))
 		return
 	}
@@ -277,7 +284,8 @@ func checkText(p url.Values) (string, string, *apiError) {
 }
 
 // keyboard parses and checks reply_markup; only inline keyboards are kept.
-func keyboard(p url.Values) (*tgbotapi.InlineKeyboardMarkup, *apiError) {
+// Callers hold s.mu.
+func (s *Server) keyboard(p url.Values) (*tgbotapi.InlineKeyboardMarkup, *apiError) {
 	raw := p.Get("reply_markup")
 	if raw == "" || raw == "null" {
 		return nil, nil
@@ -296,8 +304,12 @@ func keyboard(p url.Values) (*tgbotapi.InlineKeyboardMarkup, *apiError) {
 			}
 			switch {
 			case b.URL != nil:
-				if !buttonURLOK(*b.URL) {
+				if !buttonURLOK(*b.URL, s.localButtons) {
 					return nil, badRequest("inline keyboard button URL '%s' is invalid: Wrong HTTP URL", *b.URL)
+				}
+			case b.LoginURL != nil:
+				if e := s.checkLoginURL(b.LoginURL.URL); e != nil {
+					return nil, e
 				}
 			case b.CallbackData != nil:
 				if n := len(*b.CallbackData); n < 1 || n > 64 {
@@ -309,9 +321,21 @@ func keyboard(p url.Values) (*tgbotapi.InlineKeyboardMarkup, *apiError) {
 	return &kb, nil
 }
 
+// checkLoginURL: a login_url must be an http(s) URL (its host is checked
+// against the bot's domain by checkLoginButtonsLocked). Loopback hosts
+// pass, so tests can point it at a service on 127.0.0.1.
+func (s *Server) checkLoginURL(raw string) *apiError {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return badRequest("inline keyboard button login URL '%s' is invalid", raw)
+	}
+	return nil
+}
+
 // buttonURLOK: Telegram refuses URL buttons that point at localhost or a
-// loopback or private address, and anything not http(s) or tg.
-func buttonURLOK(raw string) bool {
+// loopback or private address (unless local is set), and anything not
+// http(s) or tg.
+func buttonURLOK(raw string, local bool) bool {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return false
@@ -324,6 +348,9 @@ func buttonURLOK(raw string) bool {
 		return false
 	}
 	host := u.Hostname()
+	if host != "" && local {
+		return true
+	}
 	if host == "" || host == "localhost" || strings.HasSuffix(host, ".localhost") {
 		return false
 	}
@@ -349,7 +376,7 @@ func (s *Server) sendMessage(p url.Values) (any, string, *apiError) {
 	if e != nil {
 		return nil, "", e
 	}
-	kb, e := keyboard(p)
+	kb, e := s.keyboard(p)
 	if e != nil {
 		return nil, "", e
 	}
@@ -367,6 +394,7 @@ func (s *Server) sendMessage(p url.Values) (any, string, *apiError) {
 	}
 	s.messages[chat][id] = m
 	s.sent = append(s.sent, m)
+	s.recordLocked(chat, entry{messageID: id})
 	return s.resultMessage(m), "", nil
 }
 
@@ -387,7 +415,7 @@ func (s *Server) editMessageText(p url.Values) (any, string, *apiError) {
 	if e != nil {
 		return nil, "", e
 	}
-	kb, e := keyboard(p)
+	kb, e := s.keyboard(p)
 	if e != nil {
 		return nil, "", e
 	}
@@ -397,6 +425,7 @@ func (s *Server) editMessageText(p url.Values) (any, string, *apiError) {
 	m := SentMessage{Method: "editMessageText", ChatID: chat, MessageID: id, Text: text, ParseMode: mode, Keyboard: kb}
 	s.messages[chat][id] = m
 	s.sent = append(s.sent, m)
+	s.versions[chat]++
 	return s.resultMessage(m), "", nil
 }
 

@@ -11,19 +11,23 @@
 //	{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 1","parameters":{"retry_after":1}}
 //
 // Point the adapter's api_endpoint at Endpoint().
+//
+// Tests make one with New; a program (pairingd demo) starts one on its own
+// listener with Start and may turn on the web chat (EnableWebChat), a page
+// where a person talks to the bot in a browser as in a Telegram client.
 package tgfake
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
@@ -91,11 +95,21 @@ type queued struct {
 	delivered bool
 }
 
+// TB is the part of testing.TB the fake uses: *testing.T and *testing.B
+// satisfy it, and the package need not import testing.
+type TB interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+}
+
 // Server is the fake. All methods are safe for concurrent use.
 type Server struct {
-	t     testing.TB
+	t     TB // nil when made by Start
 	token string
-	srv   *httptest.Server
+	srv   *http.Server
+	ln    net.Listener
+	url   string
 
 	mu          sync.Mutex
 	changed     chan struct{} // closed and replaced on every change
@@ -128,18 +142,40 @@ type Server struct {
 	lastError  string   // getWebhookInfo's last_error_message
 	lastErrAt  int64    // getWebhookInfo's last_error_date
 	limits     *limiter // flood limits on sendMessage; nil: off
-	// loginDomain is the bot's domain as set with BotFather's /setdomain;
-	// with one set, login_url buttons to other hosts are refused.
+	stop       context.CancelFunc
+	stopCtx    context.Context
+	done       chan struct{}
+	wg         sync.WaitGroup
+
+	// localButtons lets URL and login_url buttons point at loopback and
+	// private addresses, which Telegram refuses (AllowLocalURLs).
+	localButtons bool
+	// loginDomain is the domain set with BotFather's /setdomain; when not
+	// empty, a login_url button elsewhere is refused (SetLoginDomain).
 	loginDomain string
-	stop        context.CancelFunc
-	stopCtx     context.Context
-	done        chan struct{}
-	wg          sync.WaitGroup
+	// transcript is every chat as a client shows it, in order.
+	transcript map[int64][]entry
+	versions   map[int64]int // chat -> changes to its transcript (new or edited messages)
+	chat       *webChat      // nil until EnableWebChat
 }
 
-// New starts a fake Bot API for one bot token; it stops when the test ends.
-func New(t testing.TB, token string) *Server {
+// New starts a fake Bot API for one bot token on a free loopback port; it
+// stops when the test ends.
+func New(t TB, token string) *Server {
 	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("tgfake: %v", err)
+	}
+	s := start(ln, token, t)
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Start serves a fake Bot API for one bot token on ln until Close.
+func Start(ln net.Listener, token string) *Server { return start(ln, token, nil) }
+
+func start(ln net.Listener, token string, t TB) *Server {
 	id, _, _ := strings.Cut(token, ":")
 	botID, err := strconv.ParseInt(id, 10, 64)
 	if err != nil {
@@ -161,13 +197,41 @@ func New(t testing.TB, token string) *Server {
 		deliverWake:  make(chan struct{}, 1),
 		retryDelay:   50 * time.Millisecond,
 		done:         make(chan struct{}),
+		transcript:   map[int64][]entry{},
+		versions:     map[int64]int{},
+		ln:           ln,
+		url:          "http://" + ln.Addr().String(),
 	}
 	s.stopCtx, s.stop = context.WithCancel(context.Background())
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
-	s.wg.Add(1)
+	s.srv = &http.Server{Handler: http.HandlerFunc(s.serve), ReadHeaderTimeout: 10 * time.Second}
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.fatalf("tgfake: serve: %v", err)
+		}
+	}()
 	go s.deliverLoop()
-	t.Cleanup(s.Close)
 	return s
+}
+
+// fatalf ends the test, or, in a program, panics: it reports misuse of
+// the fake (an update that is not JSON), never a request's content.
+func (s *Server) fatalf(format string, args ...any) {
+	if s.t != nil {
+		s.t.Helper()
+		s.t.Fatalf(format, args...)
+	}
+	panic(fmt.Sprintf(format, args...))
+}
+
+// AllowLocalURLs makes the fake accept URL and login_url buttons that
+// point at localhost or a private address. Telegram refuses them; a demo
+// on one machine needs them.
+func (s *Server) AllowLocalURLs() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.localButtons = true
 }
 
 // Close stops the server and the webhook delivery; pending long polls end.
@@ -182,16 +246,15 @@ func (s *Server) Close() {
 	s.stop()
 	s.notifyLocked()
 	s.mu.Unlock()
+	_ = s.srv.Close()
 	s.wg.Wait()
-	s.srv.CloseClientConnections()
-	s.srv.Close()
 }
 
 // URL is the server's base URL.
-func (s *Server) URL() string { return s.srv.URL }
+func (s *Server) URL() string { return s.url }
 
 // Endpoint is the api_endpoint format string: URL()+"/bot%s/%s".
-func (s *Server) Endpoint() string { return s.srv.URL + "/bot%s/%s" }
+func (s *Server) Endpoint() string { return s.url + "/bot%s/%s" }
 
 // Token is the one token the fake accepts.
 func (s *Server) Token() string { return s.token }
@@ -225,7 +288,9 @@ func (s *Server) notifyLocked() {
 // next id. It returns the update_id. With a webhook set the update is
 // POSTed to it, otherwise it waits for getUpdates.
 func (s *Server) PushUpdate(u any) int {
-	s.t.Helper()
+	if s.t != nil {
+		s.t.Helper()
+	}
 	var raw []byte
 	switch v := u.(type) {
 	case []byte:
@@ -237,13 +302,13 @@ func (s *Server) PushUpdate(u any) int {
 	default:
 		b, err := json.Marshal(v)
 		if err != nil {
-			s.t.Fatalf("tgfake: PushUpdate: %v", err)
+			s.fatalf("tgfake: PushUpdate: %v", err)
 		}
 		raw = b
 	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil {
-		s.t.Fatalf("tgfake: PushUpdate: not a JSON object: %v", err)
+		s.fatalf("tgfake: PushUpdate: not a JSON object: %v", err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -277,8 +342,26 @@ func (s *Server) NextUpdateID() int {
 	return s.nextUpdate
 }
 
+// Person is a Telegram user who writes to the bot in a private chat (in
+// which the chat id is the user id).
+type Person struct {
+	ID           int64
+	FirstName    string
+	LastName     string
+	Username     string
+	LanguageCode string
+}
+
+func (p Person) user() *tgbotapi.User {
+	return &tgbotapi.User{ID: p.ID, FirstName: p.FirstName, LastName: p.LastName, UserName: p.Username, LanguageCode: p.LanguageCode}
+}
+
 func user(id int64, lang string) *tgbotapi.User {
-	return &tgbotapi.User{ID: id, FirstName: "User" + strconv.FormatInt(id, 10), UserName: "user" + strconv.FormatInt(id, 10), LanguageCode: lang}
+	return testPerson(id, lang).user()
+}
+
+func testPerson(id int64, lang string) Person {
+	return Person{ID: id, FirstName: "User" + strconv.FormatInt(id, 10), Username: "user" + strconv.FormatInt(id, 10), LanguageCode: lang}
 }
 
 func (s *Server) textMessage(chat *tgbotapi.Chat, from *tgbotapi.User, text string) *tgbotapi.Message {
@@ -310,8 +393,22 @@ func utf16(s string) []uint16 {
 // the chat id is the user id) and returns its update_id. A text starting
 // with "/" carries a bot_command entity, as Telegram's clients send it.
 func (s *Server) UserSends(chatID int64, text, languageCode string) int {
-	u := user(chatID, languageCode)
-	return s.PushUpdate(tgbotapi.Update{Message: s.textMessage(&tgbotapi.Chat{ID: chatID, Type: "private", FirstName: u.FirstName, UserName: u.UserName}, u, text)})
+	return s.PersonSends(testPerson(chatID, languageCode), text)
+}
+
+// PersonSends is UserSends with the person's names given.
+func (s *Server) PersonSends(p Person, text string) int {
+	u := p.user()
+	m := s.textMessage(&tgbotapi.Chat{ID: p.ID, Type: "private", FirstName: u.FirstName, LastName: u.LastName, UserName: u.UserName}, u, text)
+	shown := text
+	if strings.HasPrefix(text, "/start ") {
+		// A client shows the Start of a t.me link as "/start" alone.
+		shown = "/start"
+	}
+	s.mu.Lock()
+	s.recordLocked(p.ID, entry{user: true, text: shown})
+	s.mu.Unlock()
+	return s.PushUpdate(tgbotapi.Update{Message: m})
 }
 
 // GroupSends queues a message from user userID in group chatID (negative).
@@ -323,14 +420,19 @@ func (s *Server) GroupSends(chatID, userID int64, text, languageCode string) int
 // carrying data under the bot's message messageID in their private chat.
 // It returns the update_id; the query ids are "q1", "q2"...
 func (s *Server) UserPresses(chatID int64, messageID int, data, languageCode string) int {
+	return s.PersonPresses(testPerson(chatID, languageCode), messageID, data)
+}
+
+// PersonPresses is UserPresses with the person's names given.
+func (s *Server) PersonPresses(p Person, messageID int, data string) int {
 	s.mu.Lock()
 	s.nextQuery++
 	qid := "q" + strconv.Itoa(s.nextQuery)
 	s.queries[qid] = true
 	s.mu.Unlock()
-	chat := &tgbotapi.Chat{ID: chatID, Type: "private"}
+	chat := &tgbotapi.Chat{ID: p.ID, Type: "private"}
 	return s.PushUpdate(tgbotapi.Update{CallbackQuery: &tgbotapi.CallbackQuery{
-		ID: qid, From: user(chatID, languageCode), ChatInstance: "ci" + strconv.FormatInt(chatID, 10), Data: data,
+		ID: qid, From: p.user(), ChatInstance: "ci" + strconv.FormatInt(p.ID, 10), Data: data,
 		Message: &tgbotapi.Message{MessageID: messageID, Chat: chat, Date: int(time.Now().Unix()), From: &tgbotapi.User{ID: s.Bot().ID, IsBot: true}},
 	}})
 }

@@ -340,7 +340,13 @@ func TestGraphFailingThenRecovering(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	// The fake records the send before the worker marks the event done:
+	// wait for the mark.
 	r := e.inbound.Rows()[0]
+	for r.DoneAt.IsZero() && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+		r = e.inbound.Rows()[0]
+	}
 	if r.Attempts < 2 || r.DoneAt.IsZero() {
 		t.Fatalf("row %+v", r)
 	}

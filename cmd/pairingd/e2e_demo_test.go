@@ -154,11 +154,28 @@ func (w *web) do(method, u string, form url.Values) *web {
 
 func (w *web) get(u string) *web { return w.do(http.MethodGet, u, nil) }
 
+// hasForm tells whether the page has a form to action holding needle.
+func (w *web) hasForm(action, needle string) bool {
+	for _, f := range formRE.FindAllStringSubmatch(w.body, -1) {
+		if html.UnescapeString(f[1]) == action && strings.Contains(html.UnescapeString(f[2]), needle) {
+			return true
+		}
+	}
+	return false
+}
+
 // submit sends the page's form whose action is action and which holds
 // needle (a button label or a field value), with its hidden fields and
 // extra.
 func (w *web) submit(action, needle string, extra url.Values) *web {
 	w.t.Helper()
+	// The bot answers through a queue: a web chat page may have been drawn
+	// before the answer (or after another message, such as a link notice,
+	// that came first). Look again for a while before giving up.
+	for deadline := time.Now().Add(5 * time.Second); !w.hasForm(action, needle) && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		w.get(w.url)
+	}
 	for _, f := range formRE.FindAllStringSubmatch(w.body, -1) {
 		if html.UnescapeString(f[1]) != action || !strings.Contains(html.UnescapeString(f[2]), needle) {
 			continue

@@ -28,7 +28,8 @@
 # Each path is seeded once per engine and every build runs on its own copy
 # of that data: on SQLite seeded by the first build (a newer build migrates
 # the copy forward when it starts), on PostgreSQL by this tree's seed (older
-# seeds had no -driver; the schema must be the same as the builds').
+# seeds had no -driver); an older build gets its copy with the newer
+# migrations undone (pg_roll_back: only migrations that add tables).
 #
 # PostgreSQL: PG_ADMIN_DSN (default: the local server as postgres) must
 # be allowed to create databases; each run gets a fresh copy of a seeded
@@ -232,6 +233,27 @@ copy_sqlite() {
   if [ -f "$SEEDED.secret" ]; then cp -p "$SEEDED.secret" "$1.secret"; fi
 }
 
+# pg_roll_back BUILD DB: make DB, seeded by this tree, fit an older BUILD
+# by undoing the migrations BUILD does not know. Only migrations that add
+# tables and indexes can be undone (their tables are dropped); any other
+# statement stops the run.
+pg_roll_back() {
+  local known f v t
+  [ "$1" = now ] && return 0
+  known=$(find "$WORK/src-$1/store/migrations/postgres" -name '*.sql' | wc -l)
+  for f in store/migrations/postgres/*.sql; do
+    v=$((10#$(basename "$f" | cut -d_ -f1)))
+    [ "$v" -le "$known" ] && continue
+    if grep -v '^--' "$f" | grep -Ev '^\s*$' | grep -Eiv '^(CREATE TABLE|CREATE INDEX|CREATE UNIQUE INDEX|  |\);)' | grep -q .; then
+      echo "cannot run $1 on this schema: $f does more than add tables"; exit 1
+    fi
+    for t in $(grep -Eio '^CREATE TABLE [a-z_]+' "$f" | awk '{print $3}'); do
+      PGOPTIONS='-c client_min_messages=warning' psql "$(pg_dsn "$2")" -qAtc "DROP TABLE $t"
+    done
+    PGOPTIONS='-c client_min_messages=warning' psql "$(pg_dsn "$2")" -qAtc "DELETE FROM schema_migrations WHERE version = $v"
+  done
+}
+
 SERVER_PIDS=()
 # The baselines' tables are made once per run, with N rows.
 [[ " $ENGINES " == *" pg"* ]] && pg_fresh bench_baseline
@@ -260,6 +282,7 @@ for path in $PATHS; do
         [ $x = 2 ] && [[ " $ENGINES " != *" pg2 "* ]] && continue
         run="bench_run"
         pg_fresh $run "$SEEDED"
+        pg_roll_back "$b" $run
         serve "$b" postgres "$(pg_dsn $run)" $PORT "$WORK/$b-pg$x-$path.log"
         ports=($PORT)
         if [ $x = 2 ]; then

@@ -40,7 +40,9 @@ type WebUserRepo interface {
 	WebUserByUserID(ctx context.Context, userID string) (WebUser, error)
 	// LinkOfUser finds the row linked to a site user and its person's
 	// leads, oldest first, with one query (GET /v1/links/{user_id} on every
-	// request). ErrNotFound when no row is linked to userID.
+	// request). It fills only what a link shows: the row's ID, UserID,
+	// PersonID and LinkedAt, and each lead's ID, PersonID, Channel,
+	// ExternalID, Profile and Blocked. ErrNotFound when no row is linked to userID.
 	LinkOfUser(ctx context.Context, userID string) (WebUser, []Lead, error)
 	// SetCredential stores a new BUID hash and PIN hash (rotating the old
 	// ones) and clears the used mark. It leaves the wrong-PIN counter and

@@ -1,9 +1,11 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/pairingd/pairingd/pairing"
@@ -34,14 +36,16 @@ func (r repo) WebUserByUserID(ctx context.Context, userID string) (pairing.WebUs
 }
 
 // LinkOfUser reads the linked row and its person's leads in one query (a
-// round trip fewer than the two reads on PostgreSQL). Only a row with no
-// lead at all, which no flow leaves behind, needs a second read.
+// round trip fewer than the two reads on PostgreSQL), and only the columns
+// a link shows: each further column, and an ORDER BY that SQLite runs as a
+// second pass, cost more than the lookups themselves on this hot read
+// (docs/performance.md). The leads are sorted here instead. Only a row with
+// no lead at all, which no flow leaves behind, needs a second read.
 func (r repo) LinkOfUser(ctx context.Context, userID string) (pairing.WebUser, []pairing.Lead, error) {
 	if userID == "" {
 		return pairing.WebUser{}, nil, pairing.ErrNotFound
 	}
-	rows, err := listScanned(ctx, r, r.r, spentFields, `SELECT `+columnsOf[webUserRow]("w.")+`, `+columnsOf[leadRow]("l.")+`
-		FROM web_users w JOIN leads l ON l.person_id = w.person_id WHERE w.user_id = ? ORDER BY l.id`, userID)
+	rows, err := listScanned(ctx, r, r.r, linkFields, linkQuery, userID)
 	if err != nil {
 		return pairing.WebUser{}, nil, err
 	}
@@ -49,11 +53,38 @@ func (r repo) LinkOfUser(ctx context.Context, userID string) (pairing.WebUser, [
 		wu, err := r.WebUserByUserID(ctx, userID)
 		return wu, nil, err
 	}
+	slices.SortFunc(rows, func(a, b linkRow) int { return cmp.Compare(a.LeadID, b.LeadID) })
 	leads := make([]pairing.Lead, len(rows))
-	for i := range rows {
-		leads[i] = rows[i].l.lead()
+	for i, row := range rows {
+		leads[i] = pairing.Lead{
+			ID: row.LeadID, PersonID: row.PersonID, Channel: row.Channel, ExternalID: row.ExtID, Blocked: row.Blocked,
+			Profile: pairing.Profile{FirstName: row.FirstName, LastName: row.LastName, Username: row.Username, Locale: row.Locale},
+		}
 	}
-	return rows[0].w.webUser(), leads, nil
+	wu := pairing.WebUser{ID: rows[0].ID, UserID: userID, PersonID: rows[0].PersonID, LinkedAt: tm(rows[0].LinkedAt)}
+	return wu, leads, nil
+}
+
+// linkRow is one lead of a link, as LinkOfUser reads it.
+type linkRow struct {
+	ID        int64
+	PersonID  int64
+	LinkedAt  int64
+	LeadID    int64
+	Channel   string
+	ExtID     string
+	FirstName string
+	LastName  string
+	Username  string
+	Locale    string
+	Blocked   bool
+}
+
+const linkQuery = `SELECT w.id, w.person_id, w.linked_at, l.id, l.channel, l.external_id, l.first_name, l.last_name, l.username, l.locale, l.blocked
+	FROM web_users w JOIN leads l ON l.person_id = w.person_id WHERE w.user_id = ?`
+
+func linkFields(r *linkRow) []any {
+	return []any{&r.ID, &r.PersonID, &r.LinkedAt, &r.LeadID, &r.Channel, &r.ExtID, &r.FirstName, &r.LastName, &r.Username, &r.Locale, &r.Blocked}
 }
 
 // exists tells ErrNotFound apart from "the condition did not hold".

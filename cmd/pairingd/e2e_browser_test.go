@@ -9,16 +9,11 @@ import (
 	"image/png"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/emulation"
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/makiuchi-d/gozxing"
@@ -36,159 +31,6 @@ import (
 // Continue). Every page is captured at phone and desktop width in English
 // and Russian into PAIRING_SCREENSHOTS (a temporary directory when unset;
 // never committed).
-
-// chromiumPath finds headless Chromium; under CI=true its absence fails
-// the test instead of skipping it.
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{os.Getenv("PAIRING_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
-		if p != "" {
-			if _, err := os.Stat(p); err == nil {
-				return p
-			}
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("chromium is missing (CI=true): apt-get install -y chromium")
-	}
-	t.Skip("chromium not installed")
-	return ""
-}
-
-// viewport is a screen the pages must work on.
-type viewport struct {
-	name          string
-	width, height int64
-	mobile        bool
-}
-
-var (
-	phone   = viewport{"phone", 390, 844, true}
-	desktop = viewport{"desktop", 1280, 800, false}
-)
-
-// chrome is one headless Chromium; each tab it opens has a profile of its
-// own (no cookies shared).
-type chrome struct {
-	t     *testing.T
-	root  context.Context
-	shots string
-}
-
-func newChrome(t *testing.T) *chrome {
-	t.Helper()
-	bin := chromiumPath(t)
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(bin), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true), chromedp.Flag("disable-features", "Translate"),
-	}
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	root, cancelRoot := chromedp.NewContext(alloc)
-	t.Cleanup(func() { cancelRoot(); cancelAlloc() })
-	if err := chromedp.Do(root); err != nil { // starts the browser, without a deadline
-		t.Fatalf("chromium did not start: %v", err)
-	}
-	shots := os.Getenv("PAIRING_SCREENSHOTS")
-	if shots == "" {
-		shots = t.TempDir()
-	} else if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return &chrome{t: t, root: root, shots: shots}
-}
-
-// tab is one browser tab in a fresh profile.
-type tab struct {
-	t   *testing.T
-	ctx context.Context
-	vp  viewport
-}
-
-// open makes a tab at vp's size sending Accept-Language lang, with or
-// without JavaScript.
-func (c *chrome) open(t *testing.T, vp viewport, lang string, js bool) *tab {
-	t.Helper()
-	ctx, cancel := chromedp.NewContext(c.root, chromedp.WithNewBrowserContext())
-	t.Cleanup(cancel)
-	vopts := []chromedp.EmulateViewportOption{chromedp.EmulateScale(1)}
-	if vp.mobile {
-		vopts = append(vopts, chromedp.EmulateMobile, chromedp.EmulateTouch)
-	}
-	setup := []chromedp.Action[chromedp.Void]{
-		chromedp.EmulateViewport(vp.width, vp.height, vopts...),
-		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-			_, err := cdp.Call(ctx, tg, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Accept-Language": lang}})
-			return err
-		}),
-	}
-	if !js {
-		setup = append(setup, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-			_, err := cdp.Call(ctx, tg, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
-			return err
-		}))
-	}
-	if err := chromedp.Do(ctx, setup...); err != nil {
-		t.Fatalf("tab setup: %v", err)
-	}
-	return &tab{t: t, ctx: ctx, vp: vp}
-}
-
-func (b *tab) do(what string, steps ...chromedp.Action[chromedp.Void]) {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
-	defer cancel()
-	if err := chromedp.Do(ctx, steps...); err != nil {
-		loc, _ := chromedp.Run(b.ctx, chromedp.Location())
-		b.t.Fatalf("%s: %v (at %s)", what, err, loc)
-	}
-}
-
-func (b *tab) text(sel string) string {
-	b.t.Helper()
-	s, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS(sel)))
-	if err != nil {
-		b.t.Fatalf("text of %s: %v", sel, err)
-	}
-	return strings.TrimSpace(s)
-}
-
-func (b *tab) attr(sel, name string) string {
-	b.t.Helper()
-	a, err := chromedp.Run(b.ctx, chromedp.AttributeValue(chromedp.CSS(sel), name))
-	if err != nil || !a.Exists {
-		b.t.Fatalf("attribute %s of %s: %v", name, sel, err)
-	}
-	return a.Value
-}
-
-func (b *tab) location() string {
-	b.t.Helper()
-	loc, err := chromedp.Run(b.ctx, chromedp.Location())
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	return loc
-}
-
-// shot captures the whole page as dir/name-<viewport>.png and checks the
-// image has the viewport's width.
-func (c *chrome) shot(b *tab, name string) {
-	b.t.Helper()
-	buf, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		b.t.Fatalf("screenshot %s: %v", name, err)
-	}
-	img, err := png.Decode(bytes.NewReader(buf))
-	if err != nil || int64(img.Bounds().Dx()) != b.vp.width {
-		b.t.Fatalf("screenshot %s: %v, width %d (viewport %d)", name, err, img.Bounds().Dx(), b.vp.width)
-	}
-	if err := os.WriteFile(filepath.Join(c.shots, name+"-"+b.vp.name+".png"), buf, 0o644); err != nil {
-		b.t.Fatal(err)
-	}
-}
 
 // relyingParty is a site using go-oidc and oauth2: it starts sign-ins
 // and serves the callback, where it checks state and iss, exchanges the
@@ -350,7 +192,7 @@ func browserSetup(ctx context.Context, t *testing.T, rpArgs []string, extraEnv .
 // TestBrowserSignIn drives the deep-link path at phone and desktop width,
 // JavaScript off, Russian, Cancel in the chat and on the page.
 func TestBrowserSignIn(t *testing.T) {
-	c := newChrome(t)
+	c := newChromium(t, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	tg, rp, in := browserSetup(ctx, t, nil)
@@ -358,9 +200,9 @@ func TestBrowserSignIn(t *testing.T) {
 	chat := int64(7000)
 
 	// The deep-link path: the page goes on by itself after Confirm.
-	for _, vp := range []viewport{phone, desktop} {
+	for _, vp := range []view{phone, desktop} {
 		t.Run("deeplink-"+vp.name, func(t *testing.T) {
-			b := c.open(t, vp, "en", true)
+			b := c.tab(t, vp)
 			b.do("open the authorization URL", chromedp.Navigate(rp.start()))
 			if got := b.text(`a.button[data-channel="telegram"]`); got != "Open Telegram" {
 				t.Fatalf("button %q", got)
@@ -369,7 +211,7 @@ func TestBrowserSignIn(t *testing.T) {
 				t.Fatalf("hint with JavaScript %q", got)
 			}
 			token, match := signInOpened(b)
-			c.shot(b, "signin-en")
+			b.shot("signin-en")
 			chat++
 			chatAnswers(ctx, t, tg, chat, token, match, 0)
 			b.do("the page continues by itself to the site", chromedp.WaitVisible(chromedp.ID("welcome")))
@@ -384,7 +226,9 @@ func TestBrowserSignIn(t *testing.T) {
 
 	// JavaScript off: nothing moves by itself; Continue does it.
 	t.Run("nojs", func(t *testing.T) {
-		b := c.open(t, desktop, "fr", false)
+		nojs := desktop.in("fr")
+		nojs.noScript = true
+		b := c.tab(t, nojs)
 		b.do("open the authorization URL", chromedp.Navigate(rp.start()))
 		token, match := signInOpened(b)
 		if got := b.text(`a.button[data-channel="telegram"]`); got != "Ouvrir Telegram" {
@@ -396,7 +240,7 @@ func TestBrowserSignIn(t *testing.T) {
 			t.Fatalf("hint without JavaScript %q", got)
 		}
 		b.do("the script's hint stays hidden", chromedp.WaitNotVisible(chromedp.ID("hint-js")))
-		c.shot(b, "signin-nojs-fr")
+		b.shot("signin-nojs-fr")
 		chat++
 		chatAnswers(ctx, t, tg, chat, token, match, 0)
 		time.Sleep(1500 * time.Millisecond) // three poll intervals: a script would have moved on
@@ -409,16 +253,16 @@ func TestBrowserSignIn(t *testing.T) {
 	// Russian at both widths; Cancel in the chat, the page says so by
 	// itself and offers the way back to the site.
 	for _, lang := range []string{"en", "ru"} {
-		for _, vp := range []viewport{phone, desktop} {
+		for _, vp := range []view{phone, desktop} {
 			t.Run("declined-"+lang+"-"+vp.name, func(t *testing.T) {
-				b := c.open(t, vp, lang, true)
+				b := c.tab(t, vp.in(lang))
 				b.do("open the authorization URL", chromedp.Navigate(rp.start()))
 				token, match := signInOpened(b)
 				if lang == "ru" {
 					if got := b.text(`a.button[data-channel="telegram"]`); got != "Открыть Telegram" {
 						t.Fatalf("Russian button %q", got)
 					}
-					c.shot(b, "signin-ru")
+					b.shot("signin-ru")
 				}
 				chat++
 				chatAnswers(ctx, t, tg, chat, token, match, 1)
@@ -431,7 +275,7 @@ func TestBrowserSignIn(t *testing.T) {
 				if got := b.text("#back"); got != wantBack {
 					t.Fatalf("back button %q, want %q", got, wantBack)
 				}
-				c.shot(b, "declined-"+lang)
+				b.shot("declined-" + lang)
 				// Back to the site, which hears access_denied.
 				b.do("press Back", chromedp.Click(chromedp.ID("back")), chromedp.WaitVisible(chromedp.ID("rp-error")))
 				if got := b.text("#rp-error"); got != "error: access_denied" {
@@ -443,7 +287,7 @@ func TestBrowserSignIn(t *testing.T) {
 
 	// The page's own Cancel: the site hears access_denied with its state.
 	t.Run("cancel-on-page", func(t *testing.T) {
-		b := c.open(t, phone, "en", true)
+		b := c.tab(t, phone)
 		b.do("open the authorization URL", chromedp.Navigate(rp.start()))
 		signInOpened(b)
 		b.do("press Cancel", chromedp.Click(chromedp.CSS("form.cancel button")), chromedp.WaitVisible(chromedp.ID("rp-error")))
@@ -456,15 +300,15 @@ func TestBrowserSignIn(t *testing.T) {
 // TestBrowserSignInExpired: the page notices by itself that its sign-in
 // expired and shows the expired page with a link to start again.
 func TestBrowserSignInExpired(t *testing.T) {
-	c := newChrome(t)
+	c := newChromium(t, "")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	_, rp, in := browserSetup(ctx, t, []string{"--initiate-login-uri", rpLoginStart}, "PAIRINGD_OIDC_REQUEST_TTL=2s")
 	defer in.stop()
 	for _, lang := range []string{"en", "ru"} {
-		for _, vp := range []viewport{phone, desktop} {
+		for _, vp := range []view{phone, desktop} {
 			t.Run(lang+"-"+vp.name, func(t *testing.T) {
-				b := c.open(t, vp, lang, true)
+				b := c.tab(t, vp.in(lang))
 				b.do("open the authorization URL", chromedp.Navigate(rp.start()))
 				signInOpened(b)
 				b.do("the page turns to the expired page by itself", chromedp.WaitVisible(chromedp.ID("restart")))
@@ -475,7 +319,7 @@ func TestBrowserSignInExpired(t *testing.T) {
 				if href := b.attr("#restart", "href"); !strings.HasPrefix(href, rpLoginStart+"?iss=") {
 					t.Fatalf("start again leads to %q", href)
 				}
-				c.shot(b, "expired-"+lang)
+				b.shot("expired-" + lang)
 			})
 		}
 	}

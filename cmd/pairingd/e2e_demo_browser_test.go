@@ -1,20 +1,11 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"image/png"
 	"net/url"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/emulation"
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
 
@@ -24,188 +15,8 @@ import (
 // the phone with the web chat. Screenshots of every page go to
 // PAIRING_SCREENSHOTS (a temporary directory when unset; never committed).
 
-// demoView is a screen size and a language the tests run at.
-type demoView struct {
-	name          string
-	width, height int64
-	mobile        bool
-	lang          string
-	noScript      bool
-}
-
-var demoViews = []demoView{
-	{name: "phone", width: 390, height: 844, mobile: true, lang: "en"},
-	{name: "desktop", width: 1280, height: 800, lang: "en"},
-	{name: "phone-ru", width: 390, height: 844, mobile: true, lang: "ru"},
-}
-
-// demoChrome is one headless Chromium with a fresh user-data-dir.
-type demoChrome struct {
-	t     *testing.T
-	root  context.Context
-	shots string
-}
-
-func newDemoChrome(t *testing.T) *demoChrome {
-	t.Helper()
-	bin := chromiumPath(t)
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(bin), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true), chromedp.Flag("disable-features", "Translate"),
-	}
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	root, cancelRoot := chromedp.NewContext(alloc)
-	t.Cleanup(func() { cancelRoot(); cancelAlloc() })
-	if err := chromedp.Do(root); err != nil {
-		t.Fatalf("chromium did not start: %v", err)
-	}
-	shots := os.Getenv("PAIRING_SCREENSHOTS")
-	if shots == "" {
-		shots = t.TempDir()
-	} else if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return &demoChrome{t: t, root: root, shots: shots}
-}
-
-// demoTab is a tab in a browser context (cookies) of its own.
-type demoTab struct {
-	t   *testing.T
-	c   *demoChrome
-	ctx context.Context
-	v   demoView
-}
-
-func (c *demoChrome) tab(v demoView) *demoTab {
-	c.t.Helper()
-	ctx, cancel := chromedp.NewContext(c.root, chromedp.WithNewBrowserContext())
-	c.t.Cleanup(cancel)
-	vopts := []chromedp.EmulateViewportOption{chromedp.EmulateScale(1)}
-	if v.mobile {
-		vopts = append(vopts, chromedp.EmulateMobile, chromedp.EmulateTouch)
-	}
-	steps := []chromedp.Action[chromedp.Void]{
-		chromedp.EmulateViewport(v.width, v.height, vopts...),
-		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-			_, err := cdp.Call(ctx, tg, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Accept-Language": v.lang}})
-			return err
-		}),
-	}
-	if v.noScript {
-		steps = append(steps, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-			_, err := cdp.Call(ctx, tg, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
-			return err
-		}))
-	}
-	err := chromedp.Do(ctx, steps...)
-	if err != nil {
-		c.t.Fatalf("tab setup: %v", err)
-	}
-	return &demoTab{t: c.t, c: c, ctx: ctx, v: v}
-}
-
-func (b *demoTab) do(what string, steps ...chromedp.Action[chromedp.Void]) {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
-	defer cancel()
-	if err := chromedp.Do(ctx, steps...); err != nil {
-		loc, _ := chromedp.Run(b.ctx, chromedp.Location())
-		body, _ := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS("body")))
-		b.t.Fatalf("%s: %v (at %s)\n%s", what, err, loc, body)
-	}
-}
-
-// open navigates and waits for sel.
-func (b *demoTab) open(url, sel string) {
-	b.t.Helper()
-	b.do("open "+url, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS(sel)))
-}
-
-// click clicks sel and waits for then, a selector only the next page has.
-func (b *demoTab) click(sel, then string) {
-	b.t.Helper()
-	b.do("click "+sel, chromedp.Click(chromedp.CSS(sel)), chromedp.WaitVisible(chromedp.CSS(then)))
-}
-
-// press clicks sel, which sends a form and leaves the page, and waits
-// until the next page (without sel) shows then.
-func (b *demoTab) press(sel, then string) {
-	b.t.Helper()
-	b.do("press "+sel, chromedp.Click(chromedp.CSS(sel)), chromedp.WaitNotPresent(chromedp.CSS(sel)), chromedp.WaitVisible(chromedp.CSS(then)))
-}
-
-func (b *demoTab) attr(sel, name string) string {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
-	defer cancel()
-	a, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS(sel), name))
-	if err != nil || !a.Exists {
-		b.t.Fatalf("attribute %s of %s: %v", name, sel, err)
-	}
-	return a.Value
-}
-
-func (b *demoTab) text(sel string) string {
-	b.t.Helper()
-	s, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS(sel)))
-	if err != nil {
-		b.t.Fatalf("text of %s: %v", sel, err)
-	}
-	return s
-}
-
-// waitText waits until sel's text contains want; the page changes by
-// itself (its script), nobody reloads it.
-func (b *demoTab) waitText(sel, want string) {
-	b.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		s, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err == nil && strings.Contains(s, want) {
-			return
-		}
-		if time.Now().After(deadline) {
-			loc, _ := chromedp.Run(b.ctx, chromedp.Location())
-			b.t.Fatalf("%s never showed %q at %s; it shows:\n%s", sel, want, loc, s)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// has tells whether the page has sel now (no waiting).
-func (b *demoTab) has(sel string) bool {
-	b.t.Helper()
-	ok, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](`document.querySelector(`+strconv.Quote(sel)+`) !== null`))
-	if err != nil {
-		b.t.Fatalf("query %s: %v", sel, err)
-	}
-	return ok
-}
-
-func (b *demoTab) location() string {
-	loc, _ := chromedp.Run(b.ctx, chromedp.Location())
-	return loc
-}
-
-// shot captures the whole page as <name>-<view>.png and checks that the
-// page is no wider than the screen (nothing to scroll sideways).
-func (b *demoTab) shot(name string) {
-	b.t.Helper()
-	buf, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		b.t.Fatalf("screenshot %s: %v", name, err)
-	}
-	if err := os.WriteFile(filepath.Join(b.c.shots, "demo-"+name+"-"+b.v.name+".png"), buf, 0o644); err != nil {
-		b.t.Fatal(err)
-	}
-	img, err := png.Decode(bytes.NewReader(buf))
-	if err != nil || int64(img.Bounds().Dx()) != b.v.width {
-		b.t.Fatalf("screenshot %s: %v, width %d (screen %d): the page is wider than the screen", name, err, img.Bounds().Dx(), b.v.width)
-	}
-}
+// demoViews are the screens and languages the demo tests run at.
+var demoViews = []view{phone, desktop, {name: "phone-ru", width: 390, height: 844, mobile: true, lang: "ru"}}
 
 // TestBrowserDemoSignIn: in the demo, sign in with Telegram through the
 // web chat (deep link confirmed in the chat, the sign-in page going on by
@@ -218,8 +29,8 @@ func TestBrowserDemoSignIn(t *testing.T) {
 	for _, v := range demoViews {
 		t.Run(v.name, func(t *testing.T) {
 			d := startDemo(t)
-			c := newDemoChrome(t)
-			site, phone := c.tab(v), c.tab(v)
+			c := newChromium(t, "demo-")
+			site, phone := c.tab(t, v), c.tab(t, v)
 			ru := v.lang == "ru"
 
 			site.open(d.site+"/", "#signin")
@@ -229,7 +40,7 @@ func TestBrowserDemoSignIn(t *testing.T) {
 				t.Fatalf("sign-in page not in Russian:\n%s", site.text("body"))
 			}
 			site.shot("signin")
-			match := strings.TrimSpace(site.text("#match-code"))
+			match := site.text("#match-code")
 			link := site.attr(`a.button[data-channel="telegram"]`, "href")
 			if !chatDeepLink.MatchString(`href="` + link + `"`) {
 				t.Fatalf("the sign-in page's button %q does not open the web chat", link)
@@ -306,15 +117,15 @@ func TestBrowserDemoBotFirst(t *testing.T) {
 	for _, v := range demoViews {
 		t.Run(v.name, func(t *testing.T) {
 			d := startDemo(t)
-			c := newDemoChrome(t)
-			site, phone := c.tab(v), c.tab(v)
+			c := newChromium(t, "demo-")
+			site, phone := c.tab(t, v), c.tab(t, v)
 
 			site.open(d.site+"/", "#bot")
 			chat := site.attr("#bot", "href")
 			phone.open(chat, "#text")
 			phone.click(`button[data-command="/login"]`, `#latest code`)
 			phone.shot("chat-pin")
-			pin := strings.TrimSpace(phone.text("#latest code"))
+			pin := phone.text("#latest code")
 			pairURL := phone.attr(`#latest a[href*="/pair?buid="]`, "href")
 			if len(pin) != 6 {
 				t.Fatalf("PIN %q", pin)
@@ -407,10 +218,10 @@ func absolute(base, ref string) string {
 // answer), and the sign-in page is left with its Continue link.
 func TestBrowserDemoWithoutScript(t *testing.T) {
 	chromiumPath(t)
-	v := demoView{name: "noscript", width: 1280, height: 800, lang: "en", noScript: true}
+	v := view{name: "noscript", width: 1280, height: 800, lang: "en", noScript: true}
 	d := startDemo(t)
-	c := newDemoChrome(t)
-	site, phone := c.tab(v), c.tab(v)
+	c := newChromium(t, "demo-")
+	site, phone := c.tab(t, v), c.tab(t, v)
 
 	site.open(d.site+"/", "#signin")
 	site.click("#signin", "#match-code")

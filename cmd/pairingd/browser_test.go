@@ -141,8 +141,10 @@ func (b *tab) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 	defer cancel()
 	if err := chromedp.Do(ctx, steps...); err != nil {
-		loc, _ := chromedp.Run(b.ctx, chromedp.Location())
-		body, _ := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS("body")))
+		show, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+		defer cancel()
+		loc, _ := chromedp.Run(show, chromedp.Location())
+		body, _ := chromedp.Run(show, chromedp.Text(chromedp.CSS("body")))
 		b.t.Fatalf("%s: %v (at %s)\n%s", what, err, loc, body)
 	}
 }
@@ -183,7 +185,9 @@ func (b *tab) attr(sel, name string) string {
 // space.
 func (b *tab) text(sel string) string {
 	b.t.Helper()
-	s, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS(sel)))
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
 	if err != nil {
 		b.t.Fatalf("text of %s: %v", sel, err)
 	}
@@ -196,7 +200,11 @@ func (b *tab) waitText(sel, want string) {
 	b.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		s, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS(sel)))
+		// Each read is bounded too: chromedp waits for a missing selector,
+		// and the deadline below could not end that wait.
+		ctx, cancel := context.WithTimeout(b.ctx, 2*time.Second)
+		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		cancel()
 		if err == nil && strings.Contains(s, want) {
 			return
 		}
@@ -211,7 +219,9 @@ func (b *tab) waitText(sel, want string) {
 // has tells whether the page has sel now (no waiting).
 func (b *tab) has(sel string) bool {
 	b.t.Helper()
-	ok, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](`document.querySelector(`+strconv.Quote(sel)+`) !== null`))
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector(`+strconv.Quote(sel)+`) !== null`))
 	if err != nil {
 		b.t.Fatalf("query %s: %v", sel, err)
 	}
@@ -220,7 +230,9 @@ func (b *tab) has(sel string) bool {
 
 func (b *tab) location() string {
 	b.t.Helper()
-	loc, err := chromedp.Run(b.ctx, chromedp.Location())
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	loc, err := chromedp.Run(ctx, chromedp.Location())
 	if err != nil {
 		b.t.Fatal(err)
 	}

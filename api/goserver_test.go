@@ -55,7 +55,7 @@ func TestAnswersBeforePairingdSeesTheRequest(t *testing.T) {
 	}{
 		{"malformed request line", "NOT A REQUEST\r\n\r\n", 400, "400 Bad Request"},
 		{"no Host header", "GET /healthz HTTP/1.1\r\n\r\n", 400, "400 Bad Request: missing required Host header"},
-		{"header over server.max_header_bytes", "GET /healthz HTTP/1.1\r\nHost: x\r\n" + bigHeader + "\r\n", 431, "431 Request Header Fields Too Large"},
+		{"header over maxHeaderBytes", "GET /healthz HTTP/1.1\r\nHost: x\r\n" + bigHeader + "\r\n", 431, "431 Request Header Fields Too Large"},
 		{"unknown transfer encoding", "POST /v1/authorize HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501, "Unsupported transfer encoding"},
 	} {
 		res, body := send(c.raw)

@@ -74,7 +74,7 @@ func TestReadyzChecksOncePerSecondAndIsLimited(t *testing.T) {
 	t.Parallel()
 	var checks atomic.Int64
 	e := newEnv(t,
-		withConfig(func(c *Config) { c.PublicRatePerSecond, c.PublicBurst = 1, 30 }),
+		withConfig(func(c *Config) { c.PublicRatePerSecond, c.publicBurst = 1, 30 }),
 		withDeps(func(d *Deps) {
 			d.Checks = []Check{{Name: "database", Check: func(context.Context) error { checks.Add(1); return nil }}}
 		}))
@@ -257,7 +257,7 @@ func TestWebhooks(t *testing.T) {
 		io.WriteString(w, "ok")
 	})
 	e := newEnv(t,
-		withConfig(func(c *Config) { c.PublicBurst, c.WebhookBodyLimit = 2, 100 }),
+		withConfig(func(c *Config) { c.publicBurst, c.webhookBodyLimit = 2, 100 }),
 		withDeps(func(d *Deps) {
 			d.Webhooks = []Webhook{{Method: "POST", Path: "/webhooks/telegram/:secret", Handler: hook}}
 		}))

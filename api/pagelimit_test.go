@@ -26,7 +26,7 @@ func TestPageRoutesSkipUploadGateAndHaveTheirOwnLimit(t *testing.T) {
 	e := newEnv(t,
 		withConfig(func(c *Config) {
 			c.TrustedProxies = []string{"127.0.0.0/8"}
-			c.PublicBurst = burst
+			c.publicBurst = burst
 			c.PublicRatePerSecond = 0.001 // no refill during the test
 		}),
 		withDeps(func(d *Deps) {

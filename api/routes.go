@@ -48,7 +48,7 @@ func (s *server) register(e *echo.Echo, hooks []Webhook) {
 	e.GET("/v1/messages/:id", s.getMessage, auth...)
 
 	for _, w := range hooks {
-		h := http.MaxBytesHandler(w.Handler, s.cfg.WebhookBodyLimit)
+		h := http.MaxBytesHandler(w.Handler, s.cfg.webhookBodyLimitOf())
 		switch {
 		case w.Unlimited:
 			e.Add(w.Method, w.Path, echo.WrapHandler(h))

@@ -176,9 +176,26 @@ func TestHTTPServerSettings(t *testing.T) {
 		hs.IdleTimeout != 120*time.Second || hs.MaxHeaderBytes != 64<<10 || hs.Addr != ":0" {
 		t.Fatalf("defaults %+v", hs)
 	}
-	hs = NewHTTPServer(Config{ReadHeaderTimeout: time.Second, MaxHeaderBytes: 1024}, http.NotFoundHandler())
+	hs = NewHTTPServer(Config{ReadHeaderTimeout: time.Second, maxHeaderBytes: 1024}, http.NotFoundHandler())
 	if hs.ReadHeaderTimeout != time.Second || hs.MaxHeaderBytes != 1024 {
 		t.Fatalf("overrides %+v", hs)
+	}
+}
+
+// The public routes' burst is derived: twice server.public_rate_per_second
+// (40 at the default 20), at least 1.
+func TestPublicBurstIsTwiceTheRate(t *testing.T) {
+	t.Parallel()
+	if b := DefaultConfig().publicBurstOf(); b != 40 {
+		t.Fatalf("default burst %d, want 40", b)
+	}
+	for _, c := range []struct {
+		rate float64
+		want int
+	}{{20, 40}, {6, 12}, {1.25, 3}, {0.2, 1}, {0.001, 1}} {
+		if b := (Config{PublicRatePerSecond: c.rate}).publicBurstOf(); b != c.want {
+			t.Errorf("rate %v: burst %d, want %d", c.rate, b, c.want)
+		}
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -92,23 +93,18 @@ type Config struct {
 	// TrustedProxies are the CIDRs (or single IPs) of reverse proxies whose
 	// X-Forwarded-For is believed. Empty: the peer address is the client.
 	TrustedProxies []string `yaml:"trusted_proxies"`
-	// BodyLimit bounds a /v1 request body (bytes).
+	// BodyLimit bounds a /v1 request body (bytes). A webhook body is
+	// bounded by webhookBodyLimit.
 	BodyLimit int64 `yaml:"body_limit"`
-	// WebhookBodyLimit bounds a webhook body (bytes).
-	WebhookBodyLimit int64 `yaml:"webhook_body_limit"`
-	// MaxHeaderBytes bounds a request's headers.
-	MaxHeaderBytes int `yaml:"max_header_bytes"`
-	// Server timeouts, see net/http.Server; ShutdownTimeout bounds a
-	// graceful stop.
+	// ReadHeaderTimeout bounds reading a request's headers (see
+	// net/http.Server; the other timeouts are fixed: readTimeout,
+	// writeTimeout, idleTimeout); ShutdownTimeout bounds a graceful stop.
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
-	ReadTimeout       time.Duration `yaml:"read_timeout"`
-	WriteTimeout      time.Duration `yaml:"write_timeout"`
-	IdleTimeout       time.Duration `yaml:"idle_timeout"`
 	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
-	// PublicRatePerSecond and PublicBurst limit each client IP on the
-	// webhook routes.
+	// PublicRatePerSecond limits each client IP on the webhook routes and
+	// the hosted pages, with a burst of twice as many requests
+	// (publicBurstPerRate).
 	PublicRatePerSecond float64 `yaml:"public_rate_per_second"`
-	PublicBurst         int     `yaml:"public_burst"`
 	// AuthFailureRatePerSecond and AuthFailureBurst limit the 401s one
 	// client IP may earn; past them /v1 answers 429 without looking at the
 	// key, so keys cannot be guessed fast.
@@ -120,6 +116,74 @@ type Config struct {
 	// connection is closed at once.
 	MaxConnections      int `yaml:"max_connections"`
 	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
+
+	// Tests of this package only: a value above 0 replaces the fixed
+	// limit (webhookBodyLimit, maxHeaderBytes) or the derived burst, so a
+	// test can reach a limit with a few requests or a small body. No
+	// configuration key sets them.
+	publicBurst      int
+	webhookBodyLimit int64
+	maxHeaderBytes   int
+}
+
+// The server's fixed limits. They were keys (server.read_timeout,
+// write_timeout, idle_timeout, max_header_bytes, webhook_body_limit,
+// public_burst) that nobody needed to tune; the values are the former
+// defaults.
+const (
+	// readTimeout bounds reading a whole request, body included. The
+	// largest body accepted (webhookBodyLimit, 1 MiB) takes well under
+	// 15 s on any link a platform or a site uses; longer would only let a
+	// client trickling its body hold a connection.
+	readTimeout = 15 * time.Second
+	// writeTimeout runs from the end of the request's headers (net/http),
+	// so it spans reading the body (up to readTimeout), handling and
+	// writing the answer: 30 s leaves the handler and the write 15 s
+	// beyond the slowest body read.
+	writeTimeout = 30 * time.Second
+	// idleTimeout closes a keep-alive connection idle this long: 2 minutes
+	// outlasts the usual reverse proxies' upstream keep-alive (nginx 60 s),
+	// so the proxy, not pairingd, closes an idle connection and never
+	// reuses one just closed; shorter than that would cost reconnects,
+	// longer only idle sockets under max_connections.
+	idleTimeout = 2 * time.Minute
+	// maxHeaderBytes bounds a request's headers: 64 KiB is far above real
+	// headers (cookies, a bearer token) and caps what one connection may
+	// make the server hold (net/http's default is 1 MiB).
+	maxHeaderBytes = 64 << 10
+	// webhookBodyLimit bounds a platform webhook body: 1 MiB is far above
+	// a Telegram update or a Messenger batch, and bounds what the upload
+	// gate holds per request before the signature is checked.
+	webhookBodyLimit = 1 << 20
+	// publicBurstPerRate: the per-IP burst on public routes is twice
+	// public_rate_per_second (20/s: 40), so a page load or a short burst
+	// of webhooks passes while a flood is held to the rate.
+	publicBurstPerRate = 2
+)
+
+// publicBurstOf is the per-IP burst of the public routes, derived from the
+// rate (at least 1).
+func (c Config) publicBurstOf() int {
+	if c.publicBurst > 0 {
+		return c.publicBurst
+	}
+	return max(1, int(math.Ceil(publicBurstPerRate*c.PublicRatePerSecond)))
+}
+
+// webhookBodyLimitOf and maxHeaderBytesOf are the fixed limits, or a
+// test's smaller ones.
+func (c Config) webhookBodyLimitOf() int64 {
+	if c.webhookBodyLimit > 0 {
+		return c.webhookBodyLimit
+	}
+	return webhookBodyLimit
+}
+
+func (c Config) maxHeaderBytesOf() int {
+	if c.maxHeaderBytes > 0 {
+		return c.maxHeaderBytes
+	}
+	return maxHeaderBytes
 }
 
 // DefaultConfig returns the documented defaults: loopback only, so a
@@ -128,15 +192,9 @@ func DefaultConfig() Config {
 	return Config{
 		Listen:                   "127.0.0.1:8080",
 		BodyLimit:                64 << 10,
-		WebhookBodyLimit:         1 << 20,
-		MaxHeaderBytes:           64 << 10,
 		ReadHeaderTimeout:        5 * time.Second,
-		ReadTimeout:              15 * time.Second,
-		WriteTimeout:             30 * time.Second,
-		IdleTimeout:              120 * time.Second,
 		ShutdownTimeout:          10 * time.Second,
 		PublicRatePerSecond:      20,
-		PublicBurst:              40,
 		AuthFailureRatePerSecond: 0.2,
 		AuthFailureBurst:         10,
 		MaxConnectionsPerIP:      256,
@@ -175,25 +233,18 @@ func (c Config) Validate() error {
 	if c.BodyLimit < 1024 || c.BodyLimit > 16<<20 {
 		bad("body_limit", "must be between 1024 and 16777216 bytes")
 	}
-	if c.WebhookBodyLimit < 1024 || c.WebhookBodyLimit > 16<<20 {
-		bad("webhook_body_limit", "must be between 1024 and 16777216 bytes")
-	}
-	if c.MaxHeaderBytes < 1024 {
-		bad("max_header_bytes", "must be at least 1024 bytes")
-	}
 	for _, d := range []struct {
 		key string
 		v   time.Duration
 	}{
-		{"read_header_timeout", c.ReadHeaderTimeout}, {"read_timeout", c.ReadTimeout}, {"write_timeout", c.WriteTimeout},
-		{"idle_timeout", c.IdleTimeout}, {"shutdown_timeout", c.ShutdownTimeout},
+		{"read_header_timeout", c.ReadHeaderTimeout}, {"shutdown_timeout", c.ShutdownTimeout},
 	} {
 		if d.v <= 0 {
 			bad(d.key, "must be a positive duration")
 		}
 	}
-	if c.PublicRatePerSecond <= 0 || c.PublicBurst < 1 {
-		bad("public_rate_per_second/public_burst", "must be positive")
+	if c.PublicRatePerSecond <= 0 {
+		bad("public_rate_per_second", "must be positive")
 	}
 	if c.AuthFailureRatePerSecond <= 0 || c.AuthFailureBurst < 1 {
 		bad("auth_failure_rate_per_second/auth_failure_burst", "must be positive")
@@ -210,17 +261,11 @@ func (c Config) withDefaults() Config {
 		c.Listen = d.Listen
 	}
 	orDefault(&c.BodyLimit, d.BodyLimit)
-	orDefault(&c.WebhookBodyLimit, d.WebhookBodyLimit)
 	orDefault(&c.PublicRatePerSecond, d.PublicRatePerSecond)
-	orDefault(&c.PublicBurst, d.PublicBurst)
 	orDefault(&c.AuthFailureRatePerSecond, d.AuthFailureRatePerSecond)
 	orDefault(&c.AuthFailureBurst, d.AuthFailureBurst)
 	orDefault(&c.ReadHeaderTimeout, d.ReadHeaderTimeout)
-	orDefault(&c.ReadTimeout, d.ReadTimeout)
-	orDefault(&c.WriteTimeout, d.WriteTimeout)
-	orDefault(&c.IdleTimeout, d.IdleTimeout)
 	orDefault(&c.ShutdownTimeout, d.ShutdownTimeout)
-	orDefault(&c.MaxHeaderBytes, d.MaxHeaderBytes)
 	if c.MaxConnections <= 0 {
 		c.MaxConnections = defaultMaxConnections()
 	}
@@ -343,9 +388,9 @@ func NewHandlers(cfg Config, deps Deps) (Handlers, error) {
 	}
 	s.keys = newKeyCache(s.clock.Now, keyCacheTTL)
 	s.authFailures = newIPLimiter(cfg.AuthFailureRatePerSecond, cfg.AuthFailureBurst, s.clock.Now)
-	s.public = newIPLimiter(cfg.PublicRatePerSecond, cfg.PublicBurst, s.clock.Now)
-	s.pages = newIPLimiter(cfg.PublicRatePerSecond, cfg.PublicBurst, s.clock.Now)
-	s.uploads = newUploadGate(uploadsPerIP, uploadsBudget, cfg.WebhookBodyLimit)
+	s.public = newIPLimiter(cfg.PublicRatePerSecond, cfg.publicBurstOf(), s.clock.Now)
+	s.pages = newIPLimiter(cfg.PublicRatePerSecond, cfg.publicBurstOf(), s.clock.Now)
+	s.uploads = newUploadGate(uploadsPerIP, uploadsBudget, cfg.webhookBodyLimitOf())
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -392,17 +437,17 @@ func Listen(cfg Config, srv *http.Server) (net.Listener, error) {
 }
 
 // NewHTTPServer wraps a handler in an http.Server with the configured
-// timeouts, so slow clients cannot hold connections open.
+// and the fixed timeouts, so slow clients cannot hold connections open.
 func NewHTTPServer(cfg Config, h http.Handler) *http.Server {
 	cfg = cfg.withDefaults()
 	return &http.Server{
 		Addr:              cfg.Listen,
 		Handler:           h,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
-		ReadTimeout:       cfg.ReadTimeout,
-		WriteTimeout:      cfg.WriteTimeout,
-		IdleTimeout:       cfg.IdleTimeout,
-		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    cfg.maxHeaderBytesOf(),
 	}
 }
 

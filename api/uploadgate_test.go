@@ -22,7 +22,7 @@ func TestWebhookUploadsBoundedPerIPAndInTotal(t *testing.T) {
 	e := newEnv(t,
 		withConfig(func(c *Config) {
 			c.TrustedProxies = []string{"127.0.0.0/8"}
-			c.PublicBurst = 1000
+			c.publicBurst = 1000
 			c.PublicRatePerSecond = 1000
 		}),
 		withDeps(func(d *Deps) {

@@ -176,7 +176,7 @@ func (p *Provider) finish(w http.ResponseWriter, r *http.Request, a authRequest,
 		p.fail(w, r, err)
 		return
 	}
-	if err := p.d.Store.SetAuthCode(ctx, a.rec.ID, hash(code), now.Add(p.cfg.CodeTTL)); err != nil {
+	if err := p.d.Store.SetAuthCode(ctx, a.rec.ID, hash(code), now.Add(p.cfg.codeLifetime())); err != nil {
 		if errors.Is(err, pairing.ErrTokenUsed) {
 			p.message(w, r, http.StatusGone, "signin_used", p.restartURL(r, a.rec.ClientID))
 			return

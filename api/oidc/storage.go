@@ -130,9 +130,9 @@ func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRe
 		}
 		issued = a
 		return store.AccessTokenRecord{Hash: hash(token), RequestID: rec.ID, ClientID: rec.ClientID, Subject: rec.Subject,
-			Scopes: a.p.Scopes, ExpiresAt: now.Add(s.cfg.AccessTokenTTL), CreatedAt: now}, nil
+			Scopes: a.p.Scopes, ExpiresAt: now.Add(s.cfg.TokenTTL), CreatedAt: now}, nil
 	}
-	rec, spent, err := s.st.SpendAuthCodeIssuing(ctx, hash(code), now, now.Add(s.cfg.AccessTokenTTL), issue)
+	rec, spent, err := s.st.SpendAuthCodeIssuing(ctx, hash(code), now, now.Add(s.cfg.TokenTTL), issue)
 	if errors.Is(err, pairing.ErrNotFound) {
 		return nil, errNotFound{"code"}
 	}
@@ -145,14 +145,14 @@ func (s *storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRe
 	if issued.rec.ID != rec.ID {
 		return nil, errors.New("oidc: a spent code's access token was not stored")
 	}
-	issued.accessToken, issued.accessTokenExpiry = token, now.Add(s.cfg.AccessTokenTTL)
+	issued.accessToken, issued.accessTokenExpiry = token, now.Add(s.cfg.TokenTTL)
 	return issued, nil
 }
 
 // SaveAuthCode is not used: the sign-in pages make codes themselves (to
 // add iss to the response, RFC 9207).
 func (s *storage) SaveAuthCode(ctx context.Context, id, code string) error {
-	return s.st.SetAuthCode(ctx, id, hash(code), s.now().Add(s.cfg.CodeTTL))
+	return s.st.SetAuthCode(ctx, id, hash(code), s.now().Add(s.cfg.codeLifetime()))
 }
 
 // DeleteAuthRequest keeps the spent request until its tokens expire, so a
@@ -168,7 +168,7 @@ func (s *storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (s
 		return "", time.Time{}, err
 	}
 	now := s.now()
-	rec := store.AccessTokenRecord{Hash: hash(id), Subject: req.GetSubject(), Scopes: req.GetScopes(), ExpiresAt: now.Add(s.cfg.AccessTokenTTL), CreatedAt: now}
+	rec := store.AccessTokenRecord{Hash: hash(id), Subject: req.GetSubject(), Scopes: req.GetScopes(), ExpiresAt: now.Add(s.cfg.TokenTTL), CreatedAt: now}
 	if a, ok := req.(authRequest); ok {
 		rec.RequestID, rec.ClientID = a.rec.ID, a.rec.ClientID
 	}
@@ -250,7 +250,7 @@ func (s *storage) GetClientByClientID(ctx context.Context, id string) (op.Client
 	if err != nil {
 		return nil, err
 	}
-	return client{c: c, idTTL: s.cfg.IDTokenTTL}, nil
+	return client{c: c, idTTL: s.cfg.TokenTTL}, nil
 }
 
 // AuthorizeClientIDSecret compares SHA-256 digests in constant time: the

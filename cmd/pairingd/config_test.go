@@ -140,8 +140,7 @@ func TestEnvOverrides(t *testing.T) {
 		"PAIRINGD_SERVER_TRUSTED_PROXIES":              "10.0.0.0/8, 192.168.1.1",
 		"PAIRINGD_SERVER_AUTH_FAILURE_BURST":           "3",
 		"PAIRINGD_SERVER_AUTH_FAILURE_RATE_PER_SECOND": "0.5",
-		"PAIRINGD_SERVER_WEBHOOK_BODY_LIMIT":           "2048",
-		"PAIRINGD_SERVER_MAX_HEADER_BYTES":             "4096",
+		"PAIRINGD_SERVER_PUBLIC_RATE_PER_SECOND":       "7.5",
 		"PAIRINGD_CHANNELS_0_NAME":                     "telegram",
 		"PAIRINGD_CHANNELS_0_TYPE":                     "telegram",
 		"PAIRINGD_CHANNELS_0_TOKEN_FILE":               tokenFile,
@@ -156,8 +155,10 @@ func TestEnvOverrides(t *testing.T) {
 		len(cfg.Channels) != 1 || tg == nil || tg.Token != "123:abc" || tg.Name != "telegram" || tg.Pace.RatePerSecond != 5 {
 		t.Fatalf("%+v", cfg)
 	}
-	// The four API limits that once could not be configured.
-	if s := cfg.Server; s.AuthFailureBurst != 3 || s.AuthFailureRatePerSecond != 0.5 || s.WebhookBodyLimit != 2048 || s.MaxHeaderBytes != 4096 {
+	// The API limits that once could not be configured (the webhook body
+	// and header limits, keys for a while, are fixed again: see
+	// TestMisspelledKeysNameTheNearest).
+	if s := cfg.Server; s.AuthFailureBurst != 3 || s.AuthFailureRatePerSecond != 0.5 || s.PublicRatePerSecond != 7.5 {
 		t.Fatalf("%+v", s)
 	}
 }
@@ -214,6 +215,27 @@ func TestMisspelledKeysNameTheNearest(t *testing.T) {
 		{"", map[string]string{"PAIRINGD_SITE_LINK_URL": "https://x/{buid}"}, "unknown environment variable PAIRINGD_SITE_LINK_URL (moved to pairing.link_url)"},
 		{"", map[string]string{"PAIRINGD_JOBS_SITE_EVENTS_MAX_AGE": "2h"}, "PAIRINGD_JOBS_SITE_EVENTS_MAX_AGE (moved to jobs.max_age, one give-up age for site events and notifications)"},
 		{"", map[string]string{"PAIRINGD_PAIRING_MAGIC_LINK": "true"}, "PAIRINGD_PAIRING_MAGIC_LINK (dropped: pairing.magic_link_ttl above 0 turns magic links on"},
+		// Keys of the last release that are now fixed or derived.
+		{write("server:\n  read_timeout: 20s\n"), nil, `unknown key "server.read_timeout" (dropped: fixed at 15s)`},
+		{write("server:\n  write_timeout: 1m\n"), nil, `unknown key "server.write_timeout" (dropped: fixed at 30s)`},
+		{write("server:\n  idle_timeout: 1m\n"), nil, `unknown key "server.idle_timeout" (dropped: fixed at 2m)`},
+		{write("server:\n  max_header_bytes: 4096\n"), nil, `unknown key "server.max_header_bytes" (dropped: fixed at 64 KiB)`},
+		{write("server:\n  webhook_body_limit: 2048\n"), nil, `unknown key "server.webhook_body_limit" (dropped: fixed at 1 MiB)`},
+		{write("server:\n  public_burst: 40\n"), nil, `unknown key "server.public_burst" (dropped: the burst is twice server.public_rate_per_second)`},
+		{write("oidc:\n  access_token_ttl: 1h\n"), nil, `unknown key "oidc.access_token_ttl" (moved to oidc.token_ttl, one lifetime for access and ID tokens)`},
+		{write("oidc:\n  id_token_ttl: 1h\n"), nil, `unknown key "oidc.id_token_ttl" (moved to oidc.token_ttl, one lifetime for access and ID tokens)`},
+		{write("oidc:\n  code_ttl: 1m\n"), nil, `unknown key "oidc.code_ttl" (dropped: fixed at 1m)`},
+		{write("oidc:\n  link_window: 10m\n"), nil, `unknown key "oidc.link_window" (dropped: fixed at 10m)`},
+		{"", map[string]string{"PAIRINGD_SERVER_READ_TIMEOUT": "20s"}, "unknown environment variable PAIRINGD_SERVER_READ_TIMEOUT (dropped: fixed at 15s)"},
+		{"", map[string]string{"PAIRINGD_SERVER_WRITE_TIMEOUT": "1m"}, "unknown environment variable PAIRINGD_SERVER_WRITE_TIMEOUT (dropped: fixed at 30s)"},
+		{"", map[string]string{"PAIRINGD_SERVER_IDLE_TIMEOUT": "1m"}, "unknown environment variable PAIRINGD_SERVER_IDLE_TIMEOUT (dropped: fixed at 2m)"},
+		{"", map[string]string{"PAIRINGD_SERVER_MAX_HEADER_BYTES": "4096"}, "unknown environment variable PAIRINGD_SERVER_MAX_HEADER_BYTES (dropped: fixed at 64 KiB)"},
+		{"", map[string]string{"PAIRINGD_SERVER_WEBHOOK_BODY_LIMIT": "2048"}, "unknown environment variable PAIRINGD_SERVER_WEBHOOK_BODY_LIMIT (dropped: fixed at 1 MiB)"},
+		{"", map[string]string{"PAIRINGD_SERVER_PUBLIC_BURST_FILE": "/x"}, "unknown environment variable PAIRINGD_SERVER_PUBLIC_BURST_FILE (dropped: the burst is twice server.public_rate_per_second)"},
+		{"", map[string]string{"PAIRINGD_OIDC_ACCESS_TOKEN_TTL": "2h"}, "unknown environment variable PAIRINGD_OIDC_ACCESS_TOKEN_TTL (moved to oidc.token_ttl"},
+		{"", map[string]string{"PAIRINGD_OIDC_ID_TOKEN_TTL": "2h"}, "unknown environment variable PAIRINGD_OIDC_ID_TOKEN_TTL (moved to oidc.token_ttl"},
+		{"", map[string]string{"PAIRINGD_OIDC_CODE_TTL": "30s"}, "unknown environment variable PAIRINGD_OIDC_CODE_TTL (dropped: fixed at 1m)"},
+		{"", map[string]string{"PAIRINGD_OIDC_LINK_WINDOW": "5m"}, "unknown environment variable PAIRINGD_OIDC_LINK_WINDOW (dropped: fixed at 10m)"},
 	}
 	for _, c := range cases {
 		_, err := loadTestConfig(c.file, env(c.env))
@@ -249,8 +271,7 @@ func TestInvalidConfigNamesTheKey(t *testing.T) {
 		{"", map[string]string{"PAIRINGD_PAIRING_MAGIC_LINK_TTL": "-1m"}, "pairing.magic_link_ttl"},
 		{"", map[string]string{"PAIRINGD_SERVER_LISTEN": "nonsense"}, "server.listen"},
 		{"", map[string]string{"PAIRINGD_SERVER_AUTH_FAILURE_BURST": "-1"}, "server.auth_failure_rate_per_second/auth_failure_burst"},
-		{"", map[string]string{"PAIRINGD_SERVER_WEBHOOK_BODY_LIMIT": "10"}, "server.webhook_body_limit"},
-		{"", map[string]string{"PAIRINGD_SERVER_MAX_HEADER_BYTES": "10"}, "server.max_header_bytes"},
+		{"", map[string]string{"PAIRINGD_SERVER_PUBLIC_RATE_PER_SECOND": "-1"}, "server.public_rate_per_second: must be positive"},
 		{"", map[string]string{"PAIRINGD_JOBS_SEND_TIMEOUT": "0s"}, "jobs.send_timeout"},
 		{write("server:\n  lisen: x\n"), nil, "lisen"},
 		{write("channels:\n  - name: tg\n    type: telegram\n"), nil, "channels[0].token"},
@@ -274,15 +295,15 @@ func TestInvalidConfigNamesTheKey(t *testing.T) {
 // session_ttl of 0 (no sessions) stays 0; enabling the provider needs the
 // issuer, server.public_url.
 func TestOIDCConfig(t *testing.T) {
-	cfg, err := loadTestConfig("", env(map[string]string{"PAIRINGD_OIDC_SESSION_TTL": "0s", "PAIRINGD_OIDC_CODE_TTL": "30s"}))
-	if err != nil || cfg.OIDC.SessionTTL != 0 || cfg.OIDC.CodeTTL != 30*time.Second {
+	cfg, err := loadTestConfig("", env(map[string]string{"PAIRINGD_OIDC_SESSION_TTL": "0s", "PAIRINGD_OIDC_TOKEN_TTL": "2h"}))
+	if err != nil || cfg.OIDC.SessionTTL != 0 || cfg.OIDC.TokenTTL != 2*time.Hour || cfg.OIDC.KeyRetention() != 2*time.Hour+5*time.Minute {
 		t.Fatalf("session_ttl 0: %+v, %v", cfg.OIDC, err)
 	}
 	for _, c := range []struct {
 		env  map[string]string
 		want string
 	}{
-		{map[string]string{"PAIRINGD_OIDC_CODE_TTL": "0s"}, "config: oidc.code_ttl: must be 1s..10m"},
+		{map[string]string{"PAIRINGD_OIDC_TOKEN_TTL": "30s"}, "config: oidc.token_ttl: must be at least 1m"},
 		{map[string]string{"PAIRINGD_OIDC_REQUEST_TTL": "11m"}, "config: oidc.request_ttl: must be 2s..10m"},
 		{map[string]string{"PAIRINGD_OIDC_POLL_INTERVAL": "100ms"}, "config: oidc.poll_interval: must be at least 500ms"},
 		{map[string]string{"PAIRINGD_OIDC_ENABLED": "true"}, "config: oidc.enabled: needs server.public_url"},

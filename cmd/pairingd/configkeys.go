@@ -55,6 +55,16 @@ var movedKeys = map[string]string{
 	"jobs.notify.max_age":                "moved to jobs.max_age, one give-up age for site events and notifications",
 	"jobs.notify.send_timeout":           "moved to jobs.send_timeout, one bound for a send of a site event or a notification",
 	"site.webhook_timeout":               "moved to jobs.send_timeout, one bound for a send of a site event or a notification",
+	"server.read_timeout":                "dropped: fixed at 15s",
+	"server.write_timeout":               "dropped: fixed at 30s",
+	"server.idle_timeout":                "dropped: fixed at 2m",
+	"server.max_header_bytes":            "dropped: fixed at 64 KiB",
+	"server.webhook_body_limit":          "dropped: fixed at 1 MiB",
+	"server.public_burst":                "dropped: the burst is twice server.public_rate_per_second",
+	"oidc.access_token_ttl":              "moved to oidc.token_ttl, one lifetime for access and ID tokens",
+	"oidc.id_token_ttl":                  "moved to oidc.token_ttl, one lifetime for access and ID tokens",
+	"oidc.code_ttl":                      "dropped: fixed at 1m",
+	"oidc.link_window":                   "dropped: fixed at 10m",
 }
 
 // yamlField is one key of a struct, inline structs flattened.

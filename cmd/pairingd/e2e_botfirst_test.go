@@ -326,8 +326,10 @@ func TestBinaryPINPageRefusals(t *testing.T) {
 	listen, issuer := oidcIssuer(t)
 	plain := telegramEnv(dir, tg, oidcEnv(listen, issuer)...)
 	rp := createOIDCClient(t, dir, plain, "--initiate-login-uri", pairLoginStart)
+	// A burst of 12 (twice the rate): the page's ten requests below pass,
+	// the flood after them does not.
 	env := append(botFirstEnv(dir, tg, listen, issuer, rp.ClientID),
-		"PAIRINGD_SERVER_PUBLIC_RATE_PER_SECOND=0.2", "PAIRINGD_SERVER_PUBLIC_BURST=12")
+		"PAIRINGD_SERVER_PUBLIC_RATE_PER_SECOND=6")
 	in := start(t, dir, env)
 	defer in.stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -82,8 +82,7 @@ func startTwoInstances(t *testing.T, withSite bool, extra ...string) *twoInstanc
 			"PAIRINGD_CHANNELS_0_MODE=webhook",
 			"PAIRINGD_CHANNELS_0_WEBHOOK_SECRET=" + multiTelegramSecret,
 			"PAIRINGD_SERVER_PUBLIC_URL=" + multiPublicURL,
-			"PAIRINGD_SERVER_PUBLIC_RATE_PER_SECOND=10000", // every webhook comes from 127.0.0.1 here
-			"PAIRINGD_SERVER_PUBLIC_BURST=10000",
+			"PAIRINGD_SERVER_PUBLIC_RATE_PER_SECOND=10000", // every webhook comes from 127.0.0.1 here (burst 20000)
 			"PAIRINGD_DATABASE_DRIVER=postgres",
 			"PAIRINGD_DATABASE_DSN=" + dsn,
 			"PAIRINGD_PAIRING_SECRET=" + multiPINSecret,

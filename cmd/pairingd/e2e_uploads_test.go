@@ -56,8 +56,7 @@ func TestBinarySlowUnsignedUploadsStayBounded(t *testing.T) {
 		"PAIRINGD_CHANNELS_0_VERIFY_TOKEN=verify-me",
 		"PAIRINGD_CHANNELS_0_GRAPH_URL="+fb.URL(),
 		// Under the per-address request rate, as in the hostile test.
-		"PAIRINGD_SERVER_PUBLIC_RATE_PER_SECOND=100000",
-		"PAIRINGD_SERVER_PUBLIC_BURST=100000",
+		"PAIRINGD_SERVER_PUBLIC_RATE_PER_SECOND=100000", // and a burst of twice that
 	)
 	key := lastLine(cli(t, dir, env, "keys", "create", "--name", "site"))
 	in := start(t, dir, env)

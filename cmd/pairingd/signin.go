@@ -48,7 +48,7 @@ func mountSignIn(ctx context.Context, env channelEnv, deps *api.Deps) error {
 	for _, r := range p.Routes() {
 		deps.Webhooks = append(deps.Webhooks, api.Webhook{Method: r.Method, Path: r.Path, Handler: r.Handler, Unlimited: !r.Browser, Page: r.Browser})
 	}
-	deps.SubjectLinker = subjectLinker{signIns, cfg.OIDC.LinkWindow}
+	deps.SubjectLinker = subjectLinker{signIns, pairing.SubjectLinkWindow}
 	return nil
 }
 

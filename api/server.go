@@ -126,10 +126,8 @@ type Config struct {
 	maxHeaderBytes   int
 }
 
-// The server's fixed limits. They were keys (server.read_timeout,
-// write_timeout, idle_timeout, max_header_bytes, webhook_body_limit,
-// public_burst) that nobody needed to tune; the values are the former
-// defaults.
+// The server's fixed limits: values nobody needs to tune, each with its
+// reason.
 const (
 	// readTimeout bounds reading a whole request, body included. The
 	// largest body accepted (webhookBodyLimit, 1 MiB) takes well under

@@ -14,7 +14,7 @@ import (
 
 // SubjectLinkWindow is how long after a sign-in its subject may be
 // linked: 10 minutes, time for a site to create the account the sign-in
-// asked for. It was the key oidc.link_window; nobody needed to tune it.
+// asked for, and short enough that an old sign-in cannot be linked later.
 const SubjectLinkWindow = 10 * time.Minute
 
 // ActorOIDC says a link was made by a site naming a signed-in subject.

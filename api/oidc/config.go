@@ -34,10 +34,9 @@ type Config struct {
 	codeTTL time.Duration
 }
 
-// CodeTTL is how long an authorization code can be exchanged, once. It
-// was the key oidc.code_ttl: a minute is plenty, the site's backend
-// exchanges the code at once, and a stolen code is worth less the sooner
-// it expires.
+// CodeTTL is how long an authorization code can be exchanged, once: a
+// minute is plenty, the site's backend exchanges the code at once, and a
+// stolen code is worth less the sooner it expires.
 const CodeTTL = time.Minute
 
 // codeLifetime is CodeTTL, or a test's codeTTL.

@@ -327,7 +327,7 @@ func TestBinaryPINPageRefusals(t *testing.T) {
 	plain := telegramEnv(dir, tg, oidcEnv(listen, issuer)...)
 	rp := createOIDCClient(t, dir, plain, "--initiate-login-uri", pairLoginStart)
 	// A burst of 12 (twice the rate): the page's ten requests below pass,
-	// the flood after them does not.
+	// the flood after them is refused.
 	env := append(botFirstEnv(dir, tg, listen, issuer, rp.ClientID),
 		"PAIRINGD_SERVER_PUBLIC_RATE_PER_SECOND=6")
 	in := start(t, dir, env)
@@ -392,9 +392,11 @@ func TestBinaryPINPageRefusals(t *testing.T) {
 		}
 	}
 
-	// One address: the burst, then 429.
+	// One address: the burst, then 429. The bucket refills 6 a second
+	// while the test runs, so the flood is sized to be refused even on a
+	// slow machine (100 requests would have to take over 14 s to pass).
 	var limited bool
-	for range 12 {
+	for range 100 {
 		if st, _, _ := b.post(issuer+"/pair", form); st == http.StatusTooManyRequests {
 			limited = true
 			break

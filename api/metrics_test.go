@@ -74,7 +74,7 @@ func (s *siteSender) SendEvent(context.Context, pairing.SiteEvent, []byte) error
 }
 
 // TestMetricsWorkerCounters: the metrics are the observer of the
-// notification worker, the site-event dispatcher, the inbound worker and
+// notification worker, the site event worker, the inbound worker and
 // the channels' sends; each try shows in its counter.
 func TestMetricsWorkerCounters(t *testing.T) {
 	t.Parallel()
@@ -124,7 +124,7 @@ func TestMetricsWorkerCounters(t *testing.T) {
 	d.Observe(m)
 	for range 3 {
 		if n, err := d.RunOnce(ctx); err != nil || n != 1 {
-			t.Fatalf("dispatcher: %d %v", n, err)
+			t.Fatalf("site event worker: %d %v", n, err)
 		}
 		e.clock.Advance(time.Hour)
 	}

@@ -34,11 +34,11 @@ func (s *slowSite) counts() (events, dups int) {
 	return len(s.got), dups
 }
 
-// Two dispatchers (two instances) and a slow but healthy site: no event
+// Two site event workers (two instances) and a slow but healthy site: no event
 // is sent twice. A pass used to claim a whole batch and send it a few at
 // a time, so the last events of a batch started after their lease had
 // run out and the other instance claimed and sent them too.
-func TestDispatchersOnSlowSiteSendEachEventOnce(t *testing.T) {
+func TestSiteEventWorkersOnSlowSiteSendEachEventOnce(t *testing.T) {
 	storetest.Engines(t, func(t *testing.T, st *store.Store) {
 		const n = 16
 		for range n {

@@ -81,7 +81,7 @@ func (s *Store) RetryFailedDelivery(ctx context.Context, id int64, now time.Time
 	return out, nil
 }
 
-// FailedSiteEvents lists up to limit site events the dispatcher gave up
+// FailedSiteEvents lists up to limit site events the site event worker gave up
 // on, the most recently given up first (through site_events_failed).
 func (s *Store) FailedSiteEvents(ctx context.Context, limit int) ([]pairing.OutboxEvent, error) {
 	rows, err := listRows[siteEventRow](ctx, s.repo, s.r, `SELECT `+columnsOf[siteEventRow]("")+` FROM site_events
@@ -91,7 +91,7 @@ func (s *Store) FailedSiteEvents(ctx context.Context, limit int) ([]pairing.Outb
 
 // RetryFailedSiteEvent makes a given-up site event pending again, due at
 // now, attempts back to 0; the last error stays until the next attempt.
-// The dispatcher's retry window (jobs.max_age) still counts from
+// The site event worker's retry window (jobs.max_age) still counts from
 // the event's creation, so an event older than that gets one more try.
 // One audit row records the operator's retry. An event that is not failed
 // is left alone: *NotFailedError; an unknown id: pairing.ErrNotFound.

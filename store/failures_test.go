@@ -198,7 +198,7 @@ func TestQueueStatsAndSiteEventRetry(t *testing.T) {
 		if _, err := st.RetryFailedSiteEvent(ctx, 1, now); !errors.As(err, &nf) || nf.State != "pending" {
 			t.Fatalf("second retry: %v", err)
 		}
-		// The dispatcher takes it again first; 2 still waits for it (order
+		// The site event worker takes it again first; 2 still waits for it (order
 		// per user).
 		if got := claim(t, st, "b", now, 10); !slices.Equal(ids(got), []int64{1}) || got[0].Attempts != 1 {
 			t.Fatalf("claim after the retry: %v", ids(got))

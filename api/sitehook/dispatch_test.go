@@ -114,10 +114,10 @@ func contains(s []int64, v int64) bool {
 	return false
 }
 
-// TestDispatcherToReceiver runs two dispatchers (two instances) over one
+// TestSiteEventWorkersToReceiver runs two site event workers (two instances) over one
 // store against a receiver that fails some first tries: every event
 // arrives, signed, in order per user, and is accepted exactly once.
-func TestDispatcherToReceiver(t *testing.T) {
+func TestSiteEventWorkersToReceiver(t *testing.T) {
 	storetest.Engines(t, func(t *testing.T, st *store.Store) {
 		rc := newReceiver(t)
 		srv := httptest.NewServer(rc)
@@ -166,7 +166,7 @@ func TestDispatcherToReceiver(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 		// The receiver counts an event before its answer reaches the
-		// dispatcher: wait until every delivery is recorded too, or a
+		// site event worker: wait until every delivery is recorded too, or a
 		// shutdown in between records "interrupted" (and the event is
 		// sent again after a restart: at least once).
 		for id := int64(1); id <= int64(len(users)) && time.Now().Before(deadline); {
@@ -315,7 +315,7 @@ func TestHangingSiteBlocksNoWrites(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		// The dispatcher claims (and is stuck on) events meanwhile. On a
+		// The site event worker claims (and is stuck on) events meanwhile. On a
 		// loaded machine its first claim may come after the writes: wait
 		// for it rather than assume it.
 		deadline := time.Now().Add(5 * time.Second)

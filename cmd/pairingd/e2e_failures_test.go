@@ -166,7 +166,7 @@ func TestBinaryMessagesFailedAndRetry(t *testing.T) {
 
 // TestBinaryEventsFailedAndRetry: a site event the site answers 410 is
 // given up, listed by `pairingd events failed`, and `pairingd events
-// retry` makes the running dispatcher send it again.
+// retry` makes the running site event worker send it again.
 func TestBinaryEventsFailedAndRetry(t *testing.T) {
 	const hookSecret = "e2e-webhook-secret-failures-0123"
 	var mu sync.Mutex

@@ -33,7 +33,7 @@ func TestSiteEventConfig(t *testing.T) {
 		t.Fatalf("%+v %+v", s, cfg.Jobs)
 	}
 	if d := cfg.Jobs.SiteEventWorkerConfig(nil); d.Lease != 60*time.Second || d.Policy.RetryFor != 48*time.Hour || d.Workers != 8 {
-		t.Fatalf("dispatcher %+v", d)
+		t.Fatalf("site event worker %+v", d)
 	}
 	if job, err := siteEventsJob(cfg, nil, slog.New(slog.DiscardHandler), pairing.NopObserver{}); err != nil || job == nil {
 		t.Fatalf("job %v %v", job != nil, err)

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/pairingd/pairingd/bots/channel"
 	"github.com/pairingd/pairingd/pairing"
 )
 
@@ -46,7 +47,7 @@ func newGraphClient(p PageConfig, hc *http.Client) *graphClient {
 		http:    hc,
 		retries: 3,
 		backoff: 500 * time.Millisecond,
-		sleep:   sleepCtx,
+		sleep:   channel.Sleep,
 		observe: func(error) {},
 	}
 }
@@ -57,17 +58,6 @@ func appSecretProof(secret, token string) string {
 	m := hmac.New(sha256.New, []byte(secret))
 	m.Write([]byte(token))
 	return hex.EncodeToString(m.Sum(nil))
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // call runs one Graph request, trying again with backoff while it is rate

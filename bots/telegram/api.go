@@ -112,14 +112,3 @@ func (b *Bot) apiError(method string, err error) error {
 	}
 	return &APIError{Method: method, Description: redact(desc, b.cfg.Token), kind: ErrUnavailable, cause: contextCause(err)}
 }
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}

@@ -94,7 +94,7 @@ func New(cfg Config, deps channel.Deps[Pairing]) (*Bot, error) {
 	b := &Bot{
 		cfg: cfg, svc: deps.Service, intake: deps.Intake, texts: deps.Texts, log: log, clock: deps.Clock, obs: deps.Observer,
 		http: cfg.HTTPClient, secret: cfg.WebhookSecret, source: "telegram:" + cfg.Name,
-		sleep: sleepCtx, backoffMin: time.Second, backoffMax: time.Minute,
+		sleep: channel.Sleep, backoffMin: time.Second, backoffMax: time.Minute,
 		sendRetries: 2, maxRetryWait: 10 * time.Second, infoEvery: 10 * time.Minute,
 	}
 	if b.http == nil {

@@ -137,7 +137,7 @@ func (e *env) sleep(ctx context.Context, d time.Duration) error {
 	e.mu.Lock()
 	e.sleeps = append(e.sleeps, d)
 	e.mu.Unlock()
-	return sleepCtx(ctx, time.Millisecond)
+	return channel.Sleep(ctx, time.Millisecond)
 }
 
 func (e *env) slept() []time.Duration {

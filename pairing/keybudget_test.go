@@ -10,15 +10,21 @@ import (
 	"github.com/pairingd/pairingd/pairing"
 )
 
-// useKeyFailures counts n failures of the key in the current window, as
-// earlier refused guesses would have.
-func (e *env) useKeyFailures(keyID int64, n int) {
-	e.t.Helper()
-	for range n {
-		if _, err := e.store.AddKeyFailure(e.ctx, keyID, e.clock.Now(), e.svc.Config().KeyFailureWindow); err != nil {
-			e.t.Fatal(err)
+// budgetEnv is a service whose keys may fail budget times, and a key that
+// has already used `used` of them, as earlier refused guesses would have.
+func budgetEnv(t *testing.T, newEnv newEnvFunc, budget, used int) (*env, int64) {
+	t.Helper()
+	e := newEnv(t, func(c *pairing.Config) { c.KeyFailureBudget = budget })
+	k, _, err := e.svc.CreateAPIKey(e.ctx, "site")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range used {
+		if _, err := e.store.AddKeyFailure(e.ctx, k.ID, e.clock.Now(), e.svc.Config().KeyFailureWindow); err != nil {
+			t.Fatal(err)
 		}
 	}
+	return e, k.ID
 }
 
 // The budget nearly used (45 of 50): 20 correct PINs at once all succeed,
@@ -26,12 +32,7 @@ func (e *env) useKeyFailures(keyID int64, n int) {
 func TestKeyBudgetNearlyUsedServesCorrectPINs(t *testing.T) {
 	t.Parallel()
 	engines(t, func(t *testing.T, newEnv newEnvFunc) {
-		e := newEnv(t, func(c *pairing.Config) { c.KeyFailureBudget = 50 })
-		k, _, err := e.svc.CreateAPIKey(e.ctx, "site")
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.useKeyFailures(k.ID, 45)
+		e, keyID := budgetEnv(t, newEnv, 50, 45)
 		pins := make([]pairing.IssuedPIN, 20)
 		for i := range pins {
 			pins[i] = e.issue(fmt.Sprint("right-", i))
@@ -44,7 +45,7 @@ func TestKeyBudgetNearlyUsedServesCorrectPINs(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				<-start
-				_, errs[i] = e.svc.Authorize(e.ctx, pairing.AuthorizeRequest{BUID: p.BUID, PIN: p.PIN, KeyID: k.ID})
+				_, errs[i] = e.svc.Authorize(e.ctx, pairing.AuthorizeRequest{BUID: p.BUID, PIN: p.PIN, KeyID: keyID})
 			}()
 		}
 		close(start)
@@ -54,7 +55,7 @@ func TestKeyBudgetNearlyUsedServesCorrectPINs(t *testing.T) {
 				t.Errorf("correct PIN %d refused: %v", i, err)
 			}
 		}
-		if n, err := e.store.KeyFailures(e.ctx, k.ID, e.clock.Now(), time.Hour); err != nil || n != 45 {
+		if n, err := e.store.KeyFailures(e.ctx, keyID, e.clock.Now(), time.Hour); err != nil || n != 45 {
 			t.Fatalf("key failures %d, %v; want 45", n, err)
 		}
 	})
@@ -69,12 +70,7 @@ func TestKeyBudgetNearlyUsedServesCorrectPINs(t *testing.T) {
 func TestKeyBudgetRunsOutExactlyUnderConcurrency(t *testing.T) {
 	t.Parallel()
 	engines(t, func(t *testing.T, newEnv newEnvFunc) {
-		e := newEnv(t, func(c *pairing.Config) { c.KeyFailureBudget = 50 })
-		k, _, err := e.svc.CreateAPIKey(e.ctx, "site")
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.useKeyFailures(k.ID, 45)
+		e, keyID := budgetEnv(t, newEnv, 50, 45)
 		type try struct {
 			p     pairing.IssuedPIN
 			right bool
@@ -98,7 +94,7 @@ func TestKeyBudgetRunsOutExactlyUnderConcurrency(t *testing.T) {
 					pin = wrongPIN(pin)
 				}
 				<-start
-				_, tr.err = e.svc.Authorize(e.ctx, pairing.AuthorizeRequest{BUID: tr.p.BUID, PIN: pin, KeyID: k.ID})
+				_, tr.err = e.svc.Authorize(e.ctx, pairing.AuthorizeRequest{BUID: tr.p.BUID, PIN: pin, KeyID: keyID})
 			}()
 		}
 		close(start)
@@ -134,7 +130,7 @@ func TestKeyBudgetRunsOutExactlyUnderConcurrency(t *testing.T) {
 		if invalid != 5 || counted != 5 {
 			t.Fatalf("%d wrong guesses answered pin_invalid, %d counted on rows; want 5 and 5", invalid, counted)
 		}
-		if n, err := e.store.KeyFailures(e.ctx, k.ID, e.clock.Now(), time.Hour); err != nil || n != 50 {
+		if n, err := e.store.KeyFailures(e.ctx, keyID, e.clock.Now(), time.Hour); err != nil || n != 50 {
 			t.Fatalf("key failures %d, %v; want 50", n, err)
 		}
 		audited := map[string]int{}
@@ -154,13 +150,9 @@ func TestKeyBudgetRunsOutExactlyUnderConcurrency(t *testing.T) {
 func TestKeyBudgetChargesUndecodableBUIDs(t *testing.T) {
 	t.Parallel()
 	engines(t, func(t *testing.T, newEnv newEnvFunc) {
-		e := newEnv(t, func(c *pairing.Config) { c.KeyFailureBudget = 2 })
-		k, _, err := e.svc.CreateAPIKey(e.ctx, "site")
-		if err != nil {
-			t.Fatal(err)
-		}
+		e, keyID := budgetEnv(t, newEnv, 2, 0)
 		for i := range 3 {
-			_, err := e.svc.Authorize(e.ctx, pairing.AuthorizeRequest{BUID: "not-a-buid", PIN: "123456", KeyID: k.ID})
+			_, err := e.svc.Authorize(e.ctx, pairing.AuthorizeRequest{BUID: "not-a-buid", PIN: "123456", KeyID: keyID})
 			want := pairing.ErrBUIDUnknown
 			if i == 2 {
 				want = pairing.ErrRateLimited
@@ -169,7 +161,7 @@ func TestKeyBudgetChargesUndecodableBUIDs(t *testing.T) {
 				t.Fatalf("try %d: %v, want %v", i, err, want)
 			}
 		}
-		if n, _ := e.store.KeyFailures(e.ctx, k.ID, e.clock.Now(), time.Hour); n != 2 {
+		if n, _ := e.store.KeyFailures(e.ctx, keyID, e.clock.Now(), time.Hour); n != 2 {
 			t.Fatalf("key failures %d, want 2", n)
 		}
 		var outcomes []string

@@ -142,7 +142,14 @@ func TestQRDataURIDecodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	bmp, _ := gozxing.NewBinaryBitmapFromImage(img)
-	res, err := qrcode.NewQRCodeReader().Decode(bmp, nil)
+	// The image is the code and its quiet zone only: read it as a pure
+	// barcode, which is exact at any scale. The finder-pattern search,
+	// the fallback, misreads about 1 in 125 scaled-up codes (seen as a
+	// CI failure; measured over 1,500 random links).
+	res, err := qrcode.NewQRCodeReader().Decode(bmp, map[gozxing.DecodeHintType]any{gozxing.DecodeHintType_PURE_BARCODE: true})
+	if err != nil {
+		res, err = qrcode.NewQRCodeReader().Decode(bmp, nil)
+	}
 	if err != nil || res.GetText() != link {
 		t.Fatalf("decoded %v, %v", res, err)
 	}

@@ -160,16 +160,25 @@ func (s *Service) authorize(ctx context.Context, req AuthorizeRequest, pin strin
 			return nil // commit the counts (wrong PIN, key budget) and the audit
 		}
 		out = authorized{webUserID: cur.ID, Result: Result{PersonID: cur.PersonID}}
+		var grant *GrantRecord
 		if req.signIn {
 			out.Result = signedIn(cur.WebUser, cur.Lead)
 		} else {
-			out.Result, err = s.decide(ctx, r, cur.WebUser, cur.Lead, req.UserID)
+			out.Result, grant, err = s.decide(ctx, r, cur.WebUser, cur.Lead, req.UserID)
 		}
 		if err != nil {
 			return err
 		}
-		s.audit(ctx, r, AuditEvent{Action: authorizeAction(req), Outcome: string(out.Outcome), KeyID: req.KeyID,
-			WebUserID: cur.ID, PersonID: out.PersonID, UserID: req.UserID})
+		ev := AuditEvent{Action: authorizeAction(req), Outcome: string(out.Outcome), KeyID: req.KeyID,
+			WebUserID: cur.ID, PersonID: out.PersonID, UserID: req.UserID}
+		if grant != nil {
+			out.Grant, err = s.newGrant(ctx, r, *grant, ev)
+			if err != nil {
+				return err
+			}
+		} else {
+			s.audit(ctx, r, ev)
+		}
 		out.audited = true
 		return nil
 	})
@@ -344,39 +353,39 @@ func authorizeAction(req AuthorizeRequest) string {
 	return "authorize"
 }
 
-// decide picks the answer for a spent PIN from the link state.
-func (s *Service) decide(ctx context.Context, r Repo, wu WebUser, lead Lead, userID string) (Result, error) {
-	var err error
+// decide picks the answer for a spent PIN from the link state. Register
+// and conflict answers hand out a grant: decide returns its record, and the
+// caller stores it with the answer's audit row (newGrant).
+func (s *Service) decide(ctx context.Context, r Repo, wu WebUser, lead Lead, userID string) (Result, *GrantRecord, error) {
 	res := Result{PersonID: wu.PersonID, Lead: lead}
 	switch {
 	case wu.Linked() && userID == "":
 		res.Outcome, res.UserID = OutcomeMatch, wu.UserID
-		return res, nil
+		return res, nil, nil
 	case wu.Linked() && userID == wu.UserID:
 		res.Outcome, res.UserID = OutcomeAlreadyLinked, wu.UserID
-		return res, nil
+		return res, nil, nil
 	case !wu.Linked() && userID == "":
 		res.Outcome = OutcomeRegister
-		res.Grant, err = s.newGrant(ctx, r, GrantRecord{Kind: GrantRegister, WebUserID: wu.ID, LeadID: lead.ID})
-		return res, err
+		return res, &GrantRecord{Kind: GrantRegister, WebUserID: wu.ID, LeadID: lead.ID}, nil
 	}
 	linked, err := s.link(ctx, r, wu, lead, userID, false, ActorSite)
 	var ce *ConflictError
 	if errors.As(err, &ce) {
 		c := ce.Conflict
 		res.Outcome, res.Conflict = OutcomeConflict, &c
-		res.Grant, err = s.newGrant(ctx, r, GrantRecord{Kind: GrantConflict, WebUserID: wu.ID, LeadID: lead.ID, UserID: userID})
-		return res, err
+		return res, &GrantRecord{Kind: GrantConflict, WebUserID: wu.ID, LeadID: lead.ID, UserID: userID}, nil
 	}
 	if err != nil {
-		return Result{}, err
+		return Result{}, nil, err
 	}
 	linked.Lead = lead
-	return linked, nil
+	return linked, nil, nil
 }
 
-// newGrant creates a one-time grant and returns its token.
-func (s *Service) newGrant(ctx context.Context, r Repo, g GrantRecord) (*Grant, error) {
+// newGrant stores a one-time grant with the audit row of the answer that
+// hands it out, and returns its token.
+func (s *Service) newGrant(ctx context.Context, r Repo, g GrantRecord, audit AuditEvent) (*Grant, error) {
 	now := s.now()
 	tok, hash, err := newGrantToken(s.rand, now)
 	if err != nil {
@@ -385,7 +394,8 @@ func (s *Service) newGrant(ctx context.Context, r Repo, g GrantRecord) (*Grant, 
 	g.Hash = hash
 	g.CreatedAt = now
 	g.ExpiresAt = now.Add(s.cfg.GrantTTL)
-	if err := r.CreateGrant(ctx, g); err != nil {
+	audit.At = now
+	if err := r.CreateGrant(ctx, g, audit); err != nil {
 		return nil, err
 	}
 	return &Grant{Token: tok, ExpiresAt: g.ExpiresAt}, nil

@@ -394,7 +394,7 @@ func TestLegacyGrantStillLinks(t *testing.T) {
 	legacy := "pgr_" + strings.Repeat("Q", 43)
 	old := g
 	old.ID, old.Hash = 0, pairing.HashToken([]byte(legacy))
-	if err := e.store.CreateGrant(e.ctx, old); err != nil {
+	if err := e.store.CreateGrant(e.ctx, old, pairing.AuditEvent{At: old.CreatedAt, Action: "authorize"}); err != nil {
 		t.Fatal(err)
 	}
 	out, err := e.svc.CompleteLink(e.ctx, pairing.LinkRequest{Grant: legacy, UserID: "u1"})
@@ -680,6 +680,57 @@ func TestConcurrentLinkAndUnlinkOfOneUser(t *testing.T) {
 		}
 		if holders > 1 || created-deleted != holders {
 			t.Fatalf("holders=%d created=%d deleted=%d", holders, created, deleted)
+		}
+	})
+}
+
+// Every answer leaves one audit row, and the answers that hand out a grant
+// write it with their audit row (one statement on PostgreSQL).
+func TestAuthorizeAuditsEachAnswer(t *testing.T) {
+	t.Parallel()
+	engines(t, func(t *testing.T, newEnv newEnvFunc) {
+		e := newEnv(t)
+		type answer struct {
+			res pairing.Result
+			err error
+		}
+		var got []answer
+		for _, step := range []struct{ ext, userID string }{{"1", ""}, {"2", "u2"}, {"2", ""}, {"1", "u2"}} {
+			res, err := e.authorize(e.issue(step.ext), step.userID)
+			got = append(got, answer{res, err})
+		}
+		want := []pairing.Outcome{pairing.OutcomeRegister, pairing.OutcomeLinked, pairing.OutcomeMatch, pairing.OutcomeConflict}
+		for i, a := range got {
+			if a.err != nil || a.res.Outcome != want[i] || (a.res.Grant != nil) != (i == 0 || i == 3) {
+				t.Fatalf("answer %d: %+v %v, want %s", i, a.res, a.err, want[i])
+			}
+		}
+		evs, err := e.store.AuditEvents(e.ctx, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var authz []pairing.AuditEvent
+		for _, ev := range evs {
+			if ev.Action == "authorize" {
+				authz = append([]pairing.AuditEvent{ev}, authz...) // oldest first
+			}
+		}
+		if len(authz) != len(want) {
+			t.Fatalf("%d authorize audit rows, want %d: %+v", len(authz), len(want), authz)
+		}
+		for i, ev := range authz {
+			if ev.Outcome != string(want[i]) || ev.PersonID != got[i].res.PersonID || ev.WebUserID == 0 || !ev.At.Equal(t0) {
+				t.Fatalf("audit row %d: %+v for %+v", i, ev, got[i].res)
+			}
+			if g := got[i].res.Grant; g != nil {
+				rec, err := e.store.GrantByHash(e.ctx, pairing.GrantHash(g.Token))
+				if err != nil || rec.WebUserID != ev.WebUserID || !rec.ExpiresAt.Equal(g.ExpiresAt) {
+					t.Fatalf("grant of answer %d: %+v %v, audit %+v", i, rec, err, ev)
+				}
+			}
+		}
+		if authz[3].UserID != "u2" || authz[0].UserID != "" {
+			t.Fatalf("user ids in the audit: %+v", authz)
 		}
 	})
 }

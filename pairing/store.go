@@ -88,7 +88,10 @@ type WebUserRepo interface {
 
 // GrantRepo keeps one-time grants.
 type GrantRepo interface {
-	CreateGrant(ctx context.Context, g GrantRecord) error
+	// CreateGrant stores a grant together with the audit row of the answer
+	// that hands it out: on PostgreSQL in one statement, a round trip fewer
+	// on every register and conflict answer.
+	CreateGrant(ctx context.Context, g GrantRecord, audit AuditEvent) error
 	GrantByHash(ctx context.Context, hash []byte) (GrantRecord, error)
 	// SpendGrant marks the grant used with a conditional update; it reports
 	// whether exactly one unused, unexpired row changed.

@@ -20,9 +20,15 @@ type auditRow struct {
 }
 
 func (r repo) AddAudit(ctx context.Context, e pairing.AuditEvent) error {
-	_, err := r.exec(ctx, `INSERT INTO audit_events (at, action, outcome, key_id, web_user_id, person_id, user_id, detail)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, us(e.At), e.Action, e.Outcome, e.KeyID, e.WebUserID, e.PersonID, e.UserID, e.Detail)
+	_, err := r.exec(ctx, insertAudit, auditArgs(e)...)
 	return err
+}
+
+const insertAudit = `INSERT INTO audit_events (at, action, outcome, key_id, web_user_id, person_id, user_id, detail)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+
+func auditArgs(e pairing.AuditEvent) []any {
+	return []any{us(e.At), e.Action, e.Outcome, e.KeyID, e.WebUserID, e.PersonID, e.UserID, e.Detail}
 }
 
 // AuditEvents lists the newest audit events, newest first.

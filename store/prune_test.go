@@ -22,7 +22,7 @@ func TestPruneSpent(t *testing.T) {
 		}
 		cut := t0.Add(time.Hour)
 		for i, exp := range []time.Time{t0, cut.Add(time.Minute)} {
-			if err := st.CreateGrant(ctx, pairing.GrantRecord{Hash: []byte{byte(i)}, Kind: pairing.GrantRegister, WebUserID: w.ID, ExpiresAt: exp, CreatedAt: t0}); err != nil {
+			if err := st.CreateGrant(ctx, pairing.GrantRecord{Hash: []byte{byte(i)}, Kind: pairing.GrantRegister, WebUserID: w.ID, ExpiresAt: exp, CreatedAt: t0}, pairing.AuditEvent{At: t0, Action: "authorize"}); err != nil {
 				t.Fatal(err)
 			}
 			if err := st.CreateLinkToken(ctx, pairing.LinkToken{Hash: []byte{byte(i)}, Channel: "telegram", UserID: "u", ExpiresAt: exp, CreatedAt: t0}); err != nil {

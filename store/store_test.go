@@ -430,7 +430,7 @@ func TestMergePersonMovesLeadsAndDropsTheOldRow(t *testing.T) {
 			t.Fatal(err)
 		}
 		wb := webUserOf(t, st, b)
-		if err := st.CreateGrant(ctx, pairing.GrantRecord{Hash: []byte("g"), Kind: pairing.GrantRegister, WebUserID: wb.ID, LeadID: b.ID, ExpiresAt: t0.Add(time.Minute), CreatedAt: t0}); err != nil {
+		if err := st.CreateGrant(ctx, pairing.GrantRecord{Hash: []byte("g"), Kind: pairing.GrantRegister, WebUserID: wb.ID, LeadID: b.ID, ExpiresAt: t0.Add(time.Minute), CreatedAt: t0}, pairing.AuditEvent{At: t0, Action: "authorize"}); err != nil {
 			t.Fatal(err)
 		}
 		if err := st.MergePerson(ctx, b.PersonID, a.PersonID, t0); err != nil {
@@ -487,12 +487,28 @@ func TestGrantSpentOnce(t *testing.T) {
 		l := newLead(t, st, "1")
 		w := webUserOf(t, st, l)
 		g := pairing.GrantRecord{Hash: []byte("grant"), Kind: pairing.GrantConflict, WebUserID: w.ID, LeadID: l.ID, UserID: "u", ExpiresAt: t0.Add(10 * time.Minute), CreatedAt: t0}
-		if err := st.CreateGrant(ctx, g); err != nil {
+		ev := pairing.AuditEvent{At: t0, Action: "authorize", Outcome: "conflict", KeyID: 3, WebUserID: w.ID, PersonID: l.PersonID, UserID: "u"}
+		if err := st.CreateGrant(ctx, g, ev); err != nil {
 			t.Fatal(err)
 		}
 		got, err := st.GrantByHash(ctx, []byte("grant"))
 		if err != nil || got.ID == 0 || got.Kind != pairing.GrantConflict || got.UserID != "u" || !got.ExpiresAt.Equal(g.ExpiresAt) {
 			t.Fatalf("grant %+v %v", got, err)
+		}
+		// The answer's audit row is written with the grant, and neither
+		// without the other: a second grant with the same hash fails whole.
+		evs, err := st.AuditEvents(ctx, 10)
+		if err != nil || len(evs) != 1 || evs[0] != ev {
+			t.Fatalf("audit with the grant: %+v %v", evs, err)
+		}
+		err = st.Tx(ctx, func(r pairing.Repo) error {
+			return r.CreateGrant(ctx, g, pairing.AuditEvent{At: t0, Action: "authorize", Outcome: "register"})
+		})
+		if err == nil {
+			t.Fatal("a second grant with the same hash was stored")
+		}
+		if evs, err := st.AuditEvents(ctx, 10); err != nil || len(evs) != 1 {
+			t.Fatalf("a failed grant left its audit row: %+v %v", evs, err)
 		}
 		if ok, _ := st.SpendGrant(ctx, got.ID, t0.Add(10*time.Minute)); ok {
 			t.Fatal("expired grant spent")

@@ -106,22 +106,24 @@ pg_fresh() {
 
 # cpu_ticks PID...: user + system CPU ticks of the processes.
 cpu_ticks() { local t=0 p; for p in "$@"; do [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
-# db_ticks DB: "pid ticks" of every PostgreSQL backend connected to DB.
+# db_ticks DB: "pid ticks" of every PostgreSQL backend connected to DB,
+# found by its process title (no query, so sampling it costs little).
 db_ticks() {
   [ -n "${1:-}" ] || return 0
-  local p list
-  if ! list=$(pg "SELECT pid FROM pg_stat_activity WHERE datname = '$1' AND pid <> pg_backend_pid()"); then
-    echo "db_ticks: could not list the backends of $1" >&2
-    return 0
-  fi
-  for p in $list; do
-    [ -r "/proc/$p/stat" ] && awk -v p="$p" '{print p, $14 + $15}' "/proc/$p/stat"
+  local p
+  for p in $(pgrep -u postgres -f -- " $1 (127\.0\.0\.1|\[local\]|::1)" || true); do
+    awk -v p="$p" '{print p, $14 + $15}' "/proc/$p/stat" 2>/dev/null || true
   done
   return 0
 }
-# db_delta BEFORE AFTER: CPU ticks the backends spent between two
-# db_ticks (a backend that started in between counts from zero).
-db_delta() { awk 'FILENAME == ARGV[1] {b[$1] = $2; next} {t += $2 - b[$1]} END {print t + 0}' "$1" "$2"; }
+# db_watch DB OUT: db_ticks every 0.2 s until killed. A backend's CPU is
+# lost when it exits, and backends do exit at the end of a run: when wrk
+# disconnects, the requests still waiting on the database are cancelled,
+# and the driver closes those connections. Their last sample keeps them.
+db_watch() { while :; do db_ticks "$1"; sleep 0.2; done >"$2"; }
+# db_delta BEFORE SAMPLES: CPU ticks the backends spent since BEFORE, each
+# at its last sample (a backend that started in between counts from zero).
+db_delta() { awk 'FILENAME == ARGV[1] {b[$1] = $2; next} {if ($2 > m[$1]) m[$1] = $2} END {for (p in m) t += m[p] - b[p]; print t + 0}' "$1" "$2"; }
 
 # measure LABEL DB SCRIPT REQUESTS PORT [PORT2]: wrk against one server,
 # or two at once (CONNS split between them, each its half of the bodies).
@@ -131,6 +133,8 @@ measure() {
   local ports=("$@") n=${#ports[@]} outs=() i
   local c0
   c0=$(cpu_ticks "${SERVER_PIDS[@]}"); db_ticks "$db" >"$WORK/db.before"
+  local watch=""
+  if [ -n "$db" ]; then db_watch "$db" "$WORK/db.samples" & watch=$!; fi
   for i in "${!ports[@]}"; do
     PART=$i PARTS=$n THREADS="$THREADS" REQUESTS="$requests" wrk -t"$THREADS" -c$((CONNS / n)) -d"$DURATION" --latency \
       -s "$script" "http://127.0.0.1:${ports[$i]}" >"$WORK/wrk.$i" &
@@ -138,8 +142,10 @@ measure() {
   done
   wait "${outs[@]}"
   local c1 dt
-  c1=$(cpu_ticks "${SERVER_PIDS[@]}"); db_ticks "$db" >"$WORK/db.after"
-  dt=$(db_delta "$WORK/db.before" "$WORK/db.after")
+  c1=$(cpu_ticks "${SERVER_PIDS[@]}")
+  if [ -n "$watch" ]; then kill "$watch"; wait "$watch" 2>/dev/null || true; db_ticks "$db" >>"$WORK/db.samples"; fi
+  dt=0
+  [ -n "$db" ] && dt=$(db_delta "$WORK/db.before" "$WORK/db.samples")
   local rps=0 reqs=0 p50="" p99="" statuses="" reused=0
   for i in "${!ports[@]}"; do
     local out; out=$(cat "$WORK/wrk.$i")

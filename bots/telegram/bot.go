@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -210,7 +211,7 @@ func matchLocale(texts *templates.Catalog, code string) (string, bool) {
 	if loc != texts.Locales()[0] {
 		return loc, true
 	}
-	want, err := language.Parse(normalizeCode(code))
+	want, err := language.Parse(strings.ReplaceAll(code, "_", "-"))
 	if err != nil {
 		return "", false
 	}
@@ -221,14 +222,4 @@ func matchLocale(texts *templates.Catalog, code string) (string, bool) {
 	wb, _ := want.Base()
 	hb, _ := have.Base()
 	return loc, wb == hb
-}
-
-func normalizeCode(code string) string {
-	b := []byte(code)
-	for i, c := range b {
-		if c == '_' {
-			b[i] = '-'
-		}
-	}
-	return string(b)
 }

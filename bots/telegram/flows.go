@@ -82,16 +82,11 @@ func clean(s string, n int) string {
 	return s[:n]
 }
 
-// send sends a catalog text to the chat and returns the raw send error.
-func (c *conv) send(ctx context.Context, key string, data any, kb *tgbotapi.InlineKeyboardMarkup) error {
-	return c.b.sendMessage(ctx, pairing.SendReply, outgoing{chatID: c.chatID, text: c.b.text(c.locale, key, data), keyboard: kb})
-}
-
 // say sends a catalog text. A blocked bot marks the lead blocked and a
 // permanent refusal is logged: both are done with. A temporary failure is
 // returned, so the update is handled again.
 func (c *conv) say(ctx context.Context, key string, data any, kb *tgbotapi.InlineKeyboardMarkup) error {
-	return c.settle(ctx, c.send(ctx, key, data, kb))
+	return c.settle(ctx, c.b.sendMessage(ctx, pairing.SendReply, outgoing{chatID: c.chatID, text: c.b.text(c.locale, key, data), keyboard: kb}))
 }
 
 func (c *conv) settle(ctx context.Context, err error) error {
@@ -296,7 +291,7 @@ func (b *Bot) onCallback(ctx context.Context, q *callbackQuery) error {
 		return nil
 	}
 	b.answerQuietly(ctx, q.ID)
-	return c.done(ctx, c.replace(ctx, q.Message, key))
+	return c.done(ctx, c.replace(ctx, q.Message, key, nil))
 }
 
 // answerQuietly answers a callback query; a failure only costs the person
@@ -312,12 +307,7 @@ func (b *Bot) answerQuietly(ctx context.Context, id string) {
 
 // replace edits the message holding the buttons to show the result, and
 // sends a new message when it cannot be edited.
-func (c *conv) replace(ctx context.Context, m *message, key string) error {
-	return c.replaceWith(ctx, m, key, nil)
-}
-
-// replaceWith is replace with template data.
-func (c *conv) replaceWith(ctx context.Context, m *message, key string, data any) error {
+func (c *conv) replace(ctx context.Context, m *message, key string, data any) error {
 	text := c.b.text(c.locale, key, data)
 	if m != nil && m.MessageID != 0 {
 		err := c.b.editMessage(ctx, pairing.SendReply, c.chatID, m.MessageID, text)
@@ -379,5 +369,5 @@ func (c *conv) onNoticePress(ctx context.Context, q *callbackQuery) error {
 		return err
 	}
 	c.b.answerQuietly(ctx, q.ID)
-	return c.done(ctx, c.replace(ctx, q.Message, key))
+	return c.done(ctx, c.replace(ctx, q.Message, key, nil))
 }

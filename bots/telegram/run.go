@@ -158,32 +158,17 @@ func (b *Bot) poll(ctx context.Context) {
 		return
 	}
 	offset := int64(0)
-	delay := b.backoffMin
 	for ctx.Err() == nil {
-		what := "getUpdates"
-		ups, err := b.getUpdates(ctx, offset)
-		if err == nil {
-			what = "store updates"
-			err = b.store(ctx, ups)
-		}
+		var ups []polled
+		err := b.until(ctx, "getUpdates", func(ctx context.Context) (err error) {
+			if ups, err = b.getUpdates(ctx, offset); err != nil {
+				return err
+			}
+			return b.store(ctx, ups)
+		})
 		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			wait := delay
-			if ra := retryAfterOf(err); ra > 0 {
-				wait = ra
-			} else {
-				delay = min(delay*2, b.backoffMax)
-			}
-			b.fail(what, err, wait)
-			if b.sleep(ctx, wait) != nil {
-				return
-			}
-			continue
+			return
 		}
-		b.setHealth(nil)
-		delay = b.backoffMin
 		if len(ups) > 0 {
 			offset = ups[len(ups)-1].id + 1
 		}

@@ -13,6 +13,7 @@ import (
 
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
 
+	"github.com/pairingd/pairingd/bots/channel"
 	"github.com/pairingd/pairingd/pairing"
 )
 
@@ -67,19 +68,12 @@ func profileOf(u *user) pairing.Profile {
 // clean drops control characters (PostgreSQL refuses NUL in text) and
 // shortens s to at most n bytes on a rune boundary.
 func clean(s string, n int) string {
-	s = strings.Map(func(r rune) rune {
+	return channel.Clip(strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) || r == utf8.RuneError {
 			return -1
 		}
 		return r
-	}, s)
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
+	}, s), n)
 }
 
 // say sends a catalog text. A blocked bot marks the lead blocked and a
@@ -155,7 +149,7 @@ func (b *Bot) onMessage(ctx context.Context, m *message) error {
 	if !ok {
 		return c.say(ctx, "telegram_hint", nil, nil)
 	}
-	b.log.Debug("command", "channel", b.cfg.Name, "command", truncate(cmd, 32))
+	b.log.Debug("command", "channel", b.cfg.Name, "command", channel.Truncate(cmd, 32))
 	switch cmd {
 	case "start":
 		if arg != "" {
@@ -328,7 +322,7 @@ func (c *conv) replace(ctx context.Context, m *message, key string, data any) er
 // person blocking the bot, "member" unblocking (or starting) it.
 func (b *Bot) onMemberChange(ctx context.Context, m *chatMemberUpdated) error {
 	if m.Chat.Type != "private" {
-		b.log.Debug("chat member update of a group ignored", "channel", b.cfg.Name, "status", truncate(m.NewChatMember.Status, 16))
+		b.log.Debug("chat member update of a group ignored", "channel", b.cfg.Name, "status", channel.Truncate(m.NewChatMember.Status, 16))
 		return nil
 	}
 	var blocked bool

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sort"
 	"strconv"
+
+	"github.com/pairingd/pairingd/bots/channel"
 )
 
 // The parts of a Telegram Update the adapter reads. The adapter decodes
@@ -89,7 +91,7 @@ func parseUpdate(body []byte) (update, error) {
 	sort.Strings(names)
 	u.kind = "empty"
 	if len(names) > 0 {
-		u.kind = truncate(names[0], 40)
+		u.kind = channel.Truncate(names[0], 40)
 	}
 	return u, nil
 }
@@ -114,11 +116,4 @@ func (u update) chatID() int64 {
 		return u.MyChatMember.Chat.ID
 	}
 	return 0
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }

@@ -75,9 +75,6 @@ func (s *Server) EnableWebChat(cfg WebChatConfig) error {
 	return nil
 }
 
-// ChatURL is the web chat's page.
-func (s *Server) ChatURL() string { return s.url + "/chat" }
-
 func (c *webChat) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
@@ -261,19 +258,25 @@ func (c *webChat) page(w http.ResponseWriter, r *http.Request, start string) {
 	c.render(w, "chat.html", c.view(p, start))
 }
 
-func (c *webChat) fragment(w http.ResponseWriter, r *http.Request) {
+// known is the person of a route the page calls; without one it
+// answers 403.
+func (c *webChat) known(w http.ResponseWriter, r *http.Request) (Person, bool) {
 	p, ok := c.person(w, r, false)
 	if !ok {
 		http.Error(w, "open /chat first", http.StatusForbidden)
-		return
 	}
-	c.render(w, "messages.html", c.view(p, ""))
+	return p, ok
+}
+
+func (c *webChat) fragment(w http.ResponseWriter, r *http.Request) {
+	if p, ok := c.known(w, r); ok {
+		c.render(w, "messages.html", c.view(p, ""))
+	}
 }
 
 func (c *webChat) version(w http.ResponseWriter, r *http.Request) {
-	p, ok := c.person(w, r, false)
+	p, ok := c.known(w, r)
 	if !ok {
-		http.Error(w, "open /chat first", http.StatusForbidden)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -298,12 +301,7 @@ func (c *webChat) postPerson(w http.ResponseWriter, r *http.Request) (Person, bo
 		http.Error(w, "bad form", http.StatusBadRequest)
 		return Person{}, false
 	}
-	p, ok := c.person(w, r, false)
-	if !ok {
-		http.Error(w, "open /chat first", http.StatusForbidden)
-		return Person{}, false
-	}
-	return p, true
+	return c.known(w, r)
 }
 
 // replyWait is how long a POST waits for the bot's answer before showing
@@ -372,9 +370,8 @@ func (c *webChat) button(chat int64, id int, match func(tgbotapi.InlineKeyboardB
 }
 
 func (c *webChat) login(w http.ResponseWriter, r *http.Request) {
-	p, ok := c.person(w, r, false)
+	p, ok := c.known(w, r)
 	if !ok {
-		http.Error(w, "open /chat first", http.StatusForbidden)
 		return
 	}
 	q := r.URL.Query()

@@ -252,6 +252,3 @@ func (c *pageChannel) SendPIN(ctx context.Context, pin pairing.IssuedPIN) error 
 	}
 	return c.h.deliverPIN(ctx, c.p, key, locale, pin)
 }
-
-// now is the injected clock.
-func (h *Hub) now() time.Time { return h.clock.Now() }

@@ -16,7 +16,7 @@ const window = 24 * time.Hour
 
 // noteInbound records that the person wrote now.
 func (h *Hub) noteInbound(key pairing.LeadKey) {
-	now := h.now()
+	now := h.clock.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if len(h.inbound) > 50000 {
@@ -35,7 +35,7 @@ func (h *Hub) inWindow(key pairing.LeadKey) bool {
 	h.mu.Lock()
 	t, ok := h.inbound[key]
 	h.mu.Unlock()
-	return ok && h.now().Sub(t) < window
+	return ok && h.clock.Now().Sub(t) < window
 }
 
 // --- user profiles ---
@@ -48,7 +48,7 @@ type cachedProfile struct {
 // profile returns the person's names and locale from the User Profile
 // API, cached; an empty profile when Meta does not give it.
 func (h *Hub) profile(ctx context.Context, p *page, key pairing.LeadKey) pairing.Profile {
-	now := h.now()
+	now := h.clock.Now()
 	h.mu.Lock()
 	c, ok := h.profiles[key]
 	h.mu.Unlock()

@@ -349,10 +349,6 @@ func (p Person) user() *tgbotapi.User {
 	return &tgbotapi.User{ID: p.ID, FirstName: p.FirstName, LastName: p.LastName, UserName: p.Username, LanguageCode: p.LanguageCode}
 }
 
-func user(id int64, lang string) *tgbotapi.User {
-	return testPerson(id, lang).user()
-}
-
 func testPerson(id int64, lang string) Person {
 	return Person{ID: id, FirstName: "User" + strconv.FormatInt(id, 10), Username: "user" + strconv.FormatInt(id, 10), LanguageCode: lang}
 }
@@ -406,7 +402,7 @@ func (s *Server) PersonSends(p Person, text string) int {
 
 // GroupSends queues a message from user userID in group chatID (negative).
 func (s *Server) GroupSends(chatID, userID int64, text, languageCode string) int {
-	return s.PushUpdate(tgbotapi.Update{Message: s.textMessage(&tgbotapi.Chat{ID: chatID, Type: "supergroup", Title: "Group"}, user(userID, languageCode), text)})
+	return s.PushUpdate(tgbotapi.Update{Message: s.textMessage(&tgbotapi.Chat{ID: chatID, Type: "supergroup", Title: "Group"}, testPerson(userID, languageCode).user(), text)})
 }
 
 // UserPresses queues a callback_query: user chatID pressed the button
@@ -440,7 +436,7 @@ func (s *Server) MemberStatus(chatID int64, status string) int {
 	}
 	bot := s.Bot()
 	return s.PushUpdate(tgbotapi.Update{MyChatMember: &tgbotapi.ChatMemberUpdated{
-		Chat: tgbotapi.Chat{ID: chatID, Type: "private"}, From: *user(chatID, ""), Date: int(time.Now().Unix()),
+		Chat: tgbotapi.Chat{ID: chatID, Type: "private"}, From: *testPerson(chatID, "").user(), Date: int(time.Now().Unix()),
 		OldChatMember: tgbotapi.ChatMember{User: &bot, Status: old},
 		NewChatMember: tgbotapi.ChatMember{User: &bot, Status: status},
 	}})

@@ -1,6 +1,7 @@
 package messenger
 
 import (
+	"cmp"
 	"context"
 	"errors"
 
@@ -74,14 +75,7 @@ func (h *Hub) enter(ctx context.Context, p *page, ev event) (*chat, error) {
 	if first {
 		h.matchIDs(ctx, p, key)
 	}
-	c := &chat{h: h, p: p, key: key, profile: prof, locale: lead.Profile.Locale}
-	if c.locale == "" {
-		c.locale = prof.Locale
-	}
-	if c.locale == "" {
-		c.locale = p.cfg.FallbackLocale
-	}
-	return c, nil
+	return &chat{h: h, p: p, key: key, profile: prof, locale: cmp.Or(lead.Profile.Locale, prof.Locale, p.cfg.FallbackLocale)}, nil
 }
 
 // firstSight tells whether no lead exists yet for key; a lead seen once is

@@ -1,6 +1,7 @@
 package telegram
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"math"
@@ -46,11 +47,7 @@ func (b *Bot) enter(ctx context.Context, chatID int64, from *user) (*conv, error
 	if err != nil {
 		return nil, err
 	}
-	code := prof.Locale
-	if code == "" {
-		code = lead.Profile.Locale
-	}
-	return &conv{b: b, chatID: chatID, key: key, profile: prof, locale: b.locale(code)}, nil
+	return &conv{b: b, chatID: chatID, key: key, profile: prof, locale: b.locale(cmp.Or(prof.Locale, lead.Profile.Locale))}, nil
 }
 
 // profileOf is the lead profile Telegram gives with an update: names,

@@ -1,6 +1,7 @@
 package tgfake
 
 import (
+	"cmp"
 	"context"
 	"embed"
 	"html"
@@ -58,9 +59,7 @@ const personCookie = "tgfake_person"
 
 // EnableWebChat serves the web chat on the fake's address (URL()).
 func (s *Server) EnableWebChat(cfg WebChatConfig) error {
-	if cfg.Title == "" {
-		cfg.Title = "Telegram (stand-in)"
-	}
+	cfg.Title = cmp.Or(cfg.Title, "Telegram (stand-in)")
 	if len(cfg.FirstNames) == 0 {
 		cfg.FirstNames = []string{"Ann", "Boris", "Chloé", "Dmitri", "Eva", "Farid"}
 	}

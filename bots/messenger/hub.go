@@ -120,8 +120,7 @@ func New(cfg Config, deps channel.Deps[Pairing]) (*Hub, error) {
 	for _, pc := range cfg.Pages {
 		pc = pc.withDefaults()
 		p := &page{cfg: pc}
-		p.graph = newGraphClient(pc, hc)
-		p.graph.observe = p.observe
+		p.graph = newGraphClient(pc, hc, p.observe)
 		h.pages = append(h.pages, p)
 		h.byName[pc.Name] = p
 		h.byID[pc.PageID] = p

@@ -53,11 +53,10 @@ func (h *Hub) AccountLinking(ctx context.Context, accountLinkingToken, redirectU
 		return "", err
 	}
 	code := h.authCode(p, psid, userID, h.clock.Now().Add(authCodeTTL))
-	sep := "&"
-	if redirect.RawQuery == "" {
-		sep = ""
+	if redirect.RawQuery != "" {
+		redirect.RawQuery += "&"
 	}
-	redirect.RawQuery += sep + "authorization_code=" + url.QueryEscape(code)
+	redirect.RawQuery += "authorization_code=" + url.QueryEscape(code)
 	return redirect.String(), nil
 }
 

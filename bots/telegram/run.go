@@ -184,10 +184,9 @@ type polled struct {
 }
 
 func (b *Bot) getUpdates(ctx context.Context, offset int64) ([]polled, error) {
-	allowed, _ := json.Marshal(allowedUpdates)
 	params := tgbotapi.Params{
 		"timeout":         strconv.Itoa(int(b.cfg.PollTimeout / time.Second)),
-		"allowed_updates": string(allowed),
+		"allowed_updates": allowedUpdates,
 	}
 	if offset != 0 {
 		params["offset"] = strconv.FormatInt(offset, 10)
@@ -268,11 +267,10 @@ func (b *Bot) webhookURL() string {
 }
 
 func (b *Bot) setWebhook(ctx context.Context) error {
-	allowed, _ := json.Marshal(allowedUpdates)
 	_, err := b.call(ctx, "setWebhook", tgbotapi.Params{
 		"url":             b.webhookURL(),
 		"secret_token":    b.secret,
-		"allowed_updates": string(allowed),
+		"allowed_updates": allowedUpdates,
 	}, 0)
 	if err == nil {
 		b.log.Info("telegram webhook registered", "channel", b.cfg.Name, "url", b.webhookURL())

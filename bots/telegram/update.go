@@ -62,8 +62,9 @@ type chatMemberUpdated struct {
 	NewChatMember chatMember `json:"new_chat_member"`
 }
 
-// Update kinds the bot asks Telegram for (allowed_updates).
-var allowedUpdates = []string{"message", "callback_query", "my_chat_member"}
+// allowedUpdates are the update kinds the bot asks Telegram for, as the
+// JSON list the allowed_updates parameter takes.
+const allowedUpdates = `["message","callback_query","my_chat_member"]`
 
 var errNoUpdateID = errors.New("telegram: update without update_id")
 

@@ -1,6 +1,7 @@
 package messenger
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/http"
@@ -117,16 +118,9 @@ var (
 
 // withDefaults fills the zero values of a page.
 func (p PageConfig) withDefaults() PageConfig {
-	if p.GraphURL == "" {
-		p.GraphURL = DefaultGraphURL
-	}
-	p.GraphURL = strings.TrimRight(p.GraphURL, "/")
-	if p.Role == "" {
-		p.Role = RolePrimary
-	}
-	if p.MessageTag == "" {
-		p.MessageTag = DefaultMessageTag
-	}
+	p.GraphURL = strings.TrimRight(cmp.Or(p.GraphURL, DefaultGraphURL), "/")
+	p.Role = cmp.Or(p.Role, RolePrimary)
+	p.MessageTag = cmp.Or(p.MessageTag, DefaultMessageTag)
 	return p
 }
 

@@ -70,11 +70,7 @@ func (c *chat) onDeepLinkAnswer(ctx context.Context, payload string) error {
 				key = "messenger_signin_cancelled"
 			}
 		}
-		if err := c.sayText(ctx, key, nil); err != nil {
-			return err
-		}
-		c.h.finishExchange(ctx, c.p, c.key)
-		return nil
+		return c.sayLast(ctx, key)
 	}
 	if len(token) > maxRefLen {
 		return c.sayText(ctx, "messenger_deeplink_unknown", nil)

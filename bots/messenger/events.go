@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"sort"
 	"strings"
+
+	"github.com/pairingd/pairingd/bots/channel"
 )
 
 // The webhook body as Meta sends it. Only the fields the adapter uses are
@@ -198,7 +200,7 @@ func (e event) kind() string {
 		switch k {
 		case "sender", "recipient", "timestamp":
 		default:
-			return "unknown:" + truncate(k, 40)
+			return "unknown:" + channel.Truncate(k, 40)
 		}
 	}
 	return "unknown"
@@ -223,16 +225,9 @@ func (e event) dedupeKey() string {
 		mid = e.Item.Postback.MID
 	}
 	if mid != "" {
-		return prefix + k + ":mid:" + truncate(mid, 200)
+		return prefix + k + ":mid:" + channel.Truncate(mid, 200)
 	}
-	return prefix + k + ":" + truncate(e.PageID, 40) + ":" + truncate(e.psid(), 80) + ":" + truncate(string(e.Item.Timestamp), 40)
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
+	return prefix + k + ":" + channel.Truncate(e.PageID, 40) + ":" + channel.Truncate(e.psid(), 80) + ":" + channel.Truncate(string(e.Item.Timestamp), 40)
 }
 
 // parseWebhook decodes a (signature-checked) body and flattens it into

@@ -1,9 +1,11 @@
 package messenger
 
 import (
+	"cmp"
 	"context"
 	"errors"
 
+	"github.com/pairingd/pairingd/bots/channel"
 	"github.com/pairingd/pairingd/pairing"
 )
 
@@ -73,14 +75,7 @@ func (h *Hub) enter(ctx context.Context, p *page, ev event) (*chat, error) {
 	if first {
 		h.matchIDs(ctx, p, key)
 	}
-	c := &chat{h: h, p: p, key: key, profile: prof, locale: lead.Profile.Locale}
-	if c.locale == "" {
-		c.locale = prof.Locale
-	}
-	if c.locale == "" {
-		c.locale = p.cfg.FallbackLocale
-	}
-	return c, nil
+	return &chat{h: h, p: p, key: key, profile: prof, locale: cmp.Or(lead.Profile.Locale, prof.Locale, p.cfg.FallbackLocale)}, nil
 }
 
 // firstSight tells whether no lead exists yet for key; a lead seen once is
@@ -121,6 +116,16 @@ func (c *chat) sayText(ctx context.Context, key string, data any, replies ...qui
 	return c.say(ctx, textMessage(c.h.text(c.locale, key, data), replies...))
 }
 
+// sayLast sends the last message of a pairing exchange, then hands the
+// thread on (finishExchange) once it is sent.
+func (c *chat) sayLast(ctx context.Context, key string, replies ...quickReply) error {
+	if err := c.sayText(ctx, key, nil, replies...); err != nil {
+		return err
+	}
+	c.h.finishExchange(ctx, c.p, c.key)
+	return nil
+}
+
 func (c *chat) onMessage(ctx context.Context, m *inMessage) error {
 	if m.QuickReply != nil && m.QuickReply.Payload != "" {
 		return c.act(ctx, m.QuickReply.Payload)
@@ -143,7 +148,7 @@ func (c *chat) onPostback(ctx context.Context, pb *postback) error {
 
 func (c *chat) onReferral(ctx context.Context, r *referral) error {
 	if r.Ref == "" {
-		c.h.log.Debug("referral without ref ignored", "channel", c.p.cfg.Name, "source", truncate(r.Source, 32))
+		c.h.log.Debug("referral without ref ignored", "channel", c.p.cfg.Name, "source", channel.Truncate(r.Source, 32))
 		return nil
 	}
 	return c.deepLink(ctx, r.Ref)
@@ -165,11 +170,7 @@ func (c *chat) act(ctx context.Context, payload string) error {
 	case payloadUnlinkConfirm:
 		return c.unlink(ctx)
 	case payloadUnlinkCancel:
-		if err := c.sayText(ctx, "messenger_unlink_cancelled", nil); err != nil {
-			return err
-		}
-		c.h.finishExchange(ctx, c.p, c.key)
-		return nil
+		return c.sayLast(ctx, "messenger_unlink_cancelled")
 	case payloadStatus:
 		return c.status(ctx)
 	case payloadHelp, payloadGetStarted:
@@ -220,11 +221,7 @@ func (c *chat) unlink(ctx context.Context) error {
 	case err != nil:
 		return err
 	}
-	if err := c.sayText(ctx, "messenger_unlinked", nil); err != nil {
-		return err
-	}
-	c.h.finishExchange(ctx, c.p, c.key)
-	return nil
+	return c.sayLast(ctx, "messenger_unlinked")
 }
 
 func (c *chat) status(ctx context.Context) error {
@@ -233,15 +230,9 @@ func (c *chat) status(ctx context.Context) error {
 		return err
 	}
 	if st.Linked {
-		err = c.sayText(ctx, "messenger_status_linked", nil, c.h.reply(c.locale, "messenger_menu_logout", payloadUnlink))
-	} else {
-		err = c.sayText(ctx, "messenger_status_not_linked", nil, c.h.reply(c.locale, "messenger_menu_link", payloadLink))
+		return c.sayLast(ctx, "messenger_status_linked", c.h.reply(c.locale, "messenger_menu_logout", payloadUnlink))
 	}
-	if err != nil {
-		return err
-	}
-	c.h.finishExchange(ctx, c.p, c.key)
-	return nil
+	return c.sayLast(ctx, "messenger_status_not_linked", c.h.reply(c.locale, "messenger_menu_link", payloadLink))
 }
 
 // onAccountLinking completes the Log In button flow: "linked" carries the
@@ -260,11 +251,7 @@ func (c *chat) onAccountLinking(ctx context.Context, al *accountLinking) error {
 		if _, err := c.h.svc.LinkLead(ctx, c.key, userID); err != nil {
 			return c.linkRefused(ctx, err)
 		}
-		if err := c.sayText(ctx, "messenger_linked", nil); err != nil {
-			return err
-		}
-		c.h.finishExchange(ctx, c.p, c.key)
-		return nil
+		return c.sayLast(ctx, "messenger_linked")
 	case "unlinked":
 		_, err := c.h.svc.UnlinkLead(ctx, c.key, pairing.ActorMessenger)
 		if err != nil && !errors.Is(err, pairing.ErrNotLinked) {
@@ -272,7 +259,7 @@ func (c *chat) onAccountLinking(ctx context.Context, al *accountLinking) error {
 		}
 		return c.sayText(ctx, "messenger_unlinked", nil)
 	}
-	c.h.log.Debug("account linking status ignored", "channel", c.p.cfg.Name, "status", truncate(al.Status, 16))
+	c.h.log.Debug("account linking status ignored", "channel", c.p.cfg.Name, "status", channel.Truncate(al.Status, 16))
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"time"
@@ -38,7 +39,7 @@ type graphClient struct {
 	observe func(err error)
 }
 
-func newGraphClient(p PageConfig, hc *http.Client) *graphClient {
+func newGraphClient(p PageConfig, hc *http.Client, observe func(error)) *graphClient {
 	return &graphClient{
 		base:    p.GraphURL,
 		token:   p.PageAccessToken,
@@ -48,7 +49,7 @@ func newGraphClient(p PageConfig, hc *http.Client) *graphClient {
 		retries: 3,
 		backoff: 500 * time.Millisecond,
 		sleep:   channel.Sleep,
-		observe: func(error) {},
+		observe: observe,
 	}
 }
 
@@ -78,9 +79,7 @@ func (c *graphClient) call(ctx context.Context, method, path string, query url.V
 
 func (c *graphClient) once(ctx context.Context, method, path string, query url.Values, in, out any) error {
 	q := url.Values{}
-	for k, v := range query {
-		q[k] = v
-	}
+	maps.Copy(q, query)
 	q.Set("access_token", c.token)
 	q.Set("appsecret_proof", c.proof)
 	u := c.base + path + "?" + q.Encode()

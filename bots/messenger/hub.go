@@ -7,6 +7,7 @@
 package messenger
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -107,7 +108,7 @@ func New(cfg Config, deps channel.Deps[Pairing]) (*Hub, error) {
 		clock:         deps.Clock,
 		obs:           deps.Observer,
 		redirectHosts: cfg.AllowedRedirectHosts,
-		timeout:       cfg.HandleTimeout,
+		timeout:       cmp.Or(cfg.HandleTimeout, 15*time.Second),
 		inbound:       map[pairing.LeadKey]time.Time{},
 		profiles:      map[pairing.LeadKey]cachedProfile{},
 		known:         map[pairing.LeadKey]bool{},
@@ -115,18 +116,11 @@ func New(cfg Config, deps channel.Deps[Pairing]) (*Hub, error) {
 	if len(h.redirectHosts) == 0 {
 		h.redirectHosts = DefaultRedirectHosts
 	}
-	if h.timeout == 0 {
-		h.timeout = 15 * time.Second
-	}
-	hc := cfg.HTTPClient
-	if hc == nil {
-		hc = &http.Client{Timeout: 10 * time.Second}
-	}
+	hc := cmp.Or(cfg.HTTPClient, &http.Client{Timeout: 10 * time.Second})
 	for _, pc := range cfg.Pages {
 		pc = pc.withDefaults()
 		p := &page{cfg: pc}
-		p.graph = newGraphClient(pc, hc)
-		p.graph.observe = p.observe
+		p.graph = newGraphClient(pc, hc, p.observe)
 		h.pages = append(h.pages, p)
 		h.byName[pc.Name] = p
 		h.byID[pc.PageID] = p
@@ -245,13 +239,7 @@ func (c *pageChannel) SendPIN(ctx context.Context, pin pairing.IssuedPIN) error 
 	}
 	locale := pin.Lead.Profile.Locale
 	if locale == "" {
-		locale = c.h.profile(ctx, c.p, key).Locale
-	}
-	if locale == "" {
-		locale = c.p.cfg.FallbackLocale
+		locale = cmp.Or(c.h.profile(ctx, c.p, key).Locale, c.p.cfg.FallbackLocale)
 	}
 	return c.h.deliverPIN(ctx, c.p, key, locale, pin)
 }
-
-// now is the injected clock.
-func (h *Hub) now() time.Time { return h.clock.Now() }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/pairingd/pairingd/bots/channel"
 	"github.com/pairingd/pairingd/pairing"
 )
 
@@ -25,7 +26,7 @@ func (h *Hub) inboundEvents(secret string, events []event) []pairing.InboundEven
 	for _, ev := range events {
 		p, ok := h.byID[ev.PageID]
 		if !ok {
-			h.log.Warn("webhook entry for an unknown page ignored", "page_id", truncate(ev.PageID, 32))
+			h.log.Warn("webhook entry for an unknown page ignored", "page_id", channel.Truncate(ev.PageID, 32))
 			continue
 		}
 		// A delivery signed by one app may not speak for another app's Page.
@@ -41,7 +42,7 @@ func (h *Hub) inboundEvents(secret string, events []event) []pairing.InboundEven
 		out = append(out, pairing.InboundEvent{
 			Source:  dedupeSource,
 			Key:     ev.dedupeKey(),
-			Group:   ev.PageID + ":" + truncate(ev.psid(), 80),
+			Group:   ev.PageID + ":" + channel.Truncate(ev.psid(), 80),
 			Payload: payload,
 		})
 	}

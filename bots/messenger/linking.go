@@ -52,12 +52,11 @@ func (h *Hub) AccountLinking(ctx context.Context, accountLinkingToken, redirectU
 	if _, err := h.svc.LinkLead(ctx, key, userID); err != nil {
 		return "", err
 	}
-	code := h.authCode(p, psid, userID, h.now().Add(authCodeTTL))
-	sep := "&"
-	if redirect.RawQuery == "" {
-		sep = ""
+	code := h.authCode(p, psid, userID, h.clock.Now().Add(authCodeTTL))
+	if redirect.RawQuery != "" {
+		redirect.RawQuery += "&"
 	}
-	redirect.RawQuery += sep + "authorization_code=" + url.QueryEscape(code)
+	redirect.RawQuery += "authorization_code=" + url.QueryEscape(code)
 	return redirect.String(), nil
 }
 
@@ -165,7 +164,7 @@ func (h *Hub) verifyAuthCode(p *page, code string) (psid, userID string, ok bool
 		return "", "", false
 	}
 	exp, err := strconv.ParseInt(s[last+1:], 10, 64)
-	if err != nil || !h.now().Before(time.Unix(exp, 0)) {
+	if err != nil || !h.clock.Now().Before(time.Unix(exp, 0)) {
 		return "", "", false
 	}
 	psid, userID = s[:first], s[first+1:last]

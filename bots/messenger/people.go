@@ -3,8 +3,8 @@ package messenger
 import (
 	"context"
 	"time"
-	"unicode/utf8"
 
+	"github.com/pairingd/pairingd/bots/channel"
 	"github.com/pairingd/pairingd/pairing"
 )
 
@@ -16,7 +16,7 @@ const window = 24 * time.Hour
 
 // noteInbound records that the person wrote now.
 func (h *Hub) noteInbound(key pairing.LeadKey) {
-	now := h.now()
+	now := h.clock.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if len(h.inbound) > 50000 {
@@ -35,7 +35,7 @@ func (h *Hub) inWindow(key pairing.LeadKey) bool {
 	h.mu.Lock()
 	t, ok := h.inbound[key]
 	h.mu.Unlock()
-	return ok && h.now().Sub(t) < window
+	return ok && h.clock.Now().Sub(t) < window
 }
 
 // --- user profiles ---
@@ -48,7 +48,7 @@ type cachedProfile struct {
 // profile returns the person's names and locale from the User Profile
 // API, cached; an empty profile when Meta does not give it.
 func (h *Hub) profile(ctx context.Context, p *page, key pairing.LeadKey) pairing.Profile {
-	now := h.now()
+	now := h.clock.Now()
 	h.mu.Lock()
 	c, ok := h.profiles[key]
 	h.mu.Unlock()
@@ -62,9 +62,9 @@ func (h *Hub) profile(ctx context.Context, p *page, key pairing.LeadKey) pairing
 		prof, ttl = pairing.Profile{}, time.Hour
 	}
 	prof.Username = ""
-	prof.FirstName = clip(prof.FirstName, 128)
-	prof.LastName = clip(prof.LastName, 128)
-	prof.Locale = clip(prof.Locale, 16)
+	prof.FirstName = channel.Clip(prof.FirstName, 128)
+	prof.LastName = channel.Clip(prof.LastName, 128)
+	prof.Locale = channel.Clip(prof.Locale, 16)
 	h.mu.Lock()
 	if len(h.profiles) > 50000 {
 		clear(h.profiles)
@@ -72,15 +72,4 @@ func (h *Hub) profile(ctx context.Context, p *page, key pairing.LeadKey) pairing
 	h.profiles[key] = cachedProfile{p: prof, expires: now.Add(ttl)}
 	h.mu.Unlock()
 	return prof
-}
-
-// clip shortens s to at most n bytes on a rune boundary.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }

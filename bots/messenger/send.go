@@ -62,10 +62,7 @@ func (h *Hub) deliverPIN(ctx context.Context, p *page, key pairing.LeadKey, loca
 // its validity, a button to the site's PIN page and, when the Page has a
 // login URL, Messenger's Log In (account_link) button.
 func (h *Hub) pinMessage(p *page, locale string, pin pairing.IssuedPIN) outMessage {
-	minutes := int(math.Ceil(pin.ExpiresAt.Sub(h.now()).Minutes()))
-	if minutes < 1 {
-		minutes = 1
-	}
+	minutes := max(int(math.Ceil(pin.ExpiresAt.Sub(h.clock.Now()).Minutes())), 1)
 	text := h.text(locale, "messenger_pin", map[string]any{"PIN": pin.PIN, "Minutes": minutes})
 	buttons := []button{{Type: "web_url", URL: pin.URL, Title: title(h.text(locale, "messenger_pin_button", nil))}}
 	if p.cfg.LoginURL != "" {

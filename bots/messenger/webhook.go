@@ -1,17 +1,16 @@
 package messenger
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
-	"errors"
 	"io"
 	"net/http"
 	"strings"
 
 	"github.com/pairingd/pairingd/api/errorshape"
+	"github.com/pairingd/pairingd/bots/channel"
 )
 
 // WebhookPath is the one route serving every Page.
@@ -74,14 +73,8 @@ func (h *Hub) receive(w http.ResponseWriter, r *http.Request) {
 		errorshape.Write(w, http.StatusForbidden, errorshape.Forbidden, "X-Hub-Signature-256 is missing or malformed.")
 		return
 	}
-	body, err := readBody(w, r)
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			errorshape.Write(w, http.StatusRequestEntityTooLarge, errorshape.PayloadTooLarge, "The request body is larger than this webhook accepts.")
-			return
-		}
-		errorshape.Write(w, http.StatusBadRequest, errorshape.InvalidRequest, "The request body could not be read.")
+	body, ok := channel.ReadWebhookBody(w, r, maxWebhookBody)
+	if !ok {
 		return
 	}
 	secret, ok := h.checkSignature(sig, body)
@@ -97,7 +90,7 @@ func (h *Hub) receive(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if object != "page" {
-		h.log.Debug("webhook object ignored", "object", truncate(object, 32))
+		h.log.Debug("webhook object ignored", "object", channel.Truncate(object, 32))
 		writeOK(w)
 		return
 	}
@@ -107,19 +100,6 @@ func (h *Hub) receive(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeOK(w)
-}
-
-// readBody reads the delivery into one buffer sized from its declared
-// length, so a body costs its own size in memory and not the doubling of
-// a growing slice.
-func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	size := int64(bytes.MinRead)
-	if r.ContentLength > 0 {
-		size += min(r.ContentLength, maxWebhookBody)
-	}
-	buf := bytes.NewBuffer(make([]byte, 0, size))
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, maxWebhookBody))
-	return buf.Bytes(), err
 }
 
 func writeOK(w http.ResponseWriter) {

@@ -1,6 +1,7 @@
 package telegram
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -50,10 +51,7 @@ func (b *Bot) sdk(ctx context.Context) *tgbotapi.BotAPI {
 // call runs one Bot API method with raw parameters and returns its
 // result. timeout 0 means callTimeout.
 func (b *Bot) call(ctx context.Context, method string, params tgbotapi.Params, timeout time.Duration) (json.RawMessage, error) {
-	if timeout == 0 {
-		timeout = callTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(ctx, cmp.Or(timeout, callTimeout))
 	defer cancel()
 	resp, err := b.sdk(ctx).MakeRequest(method, params)
 	if err != nil {

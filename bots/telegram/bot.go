@@ -10,6 +10,7 @@
 package telegram
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -19,6 +20,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -93,7 +95,7 @@ func New(cfg Config, deps channel.Deps[Pairing]) (*Bot, error) {
 
 	b := &Bot{
 		cfg: cfg, svc: deps.Service, intake: deps.Intake, texts: deps.Texts, log: log, clock: deps.Clock, obs: deps.Observer,
-		http: cfg.HTTPClient, secret: cfg.WebhookSecret, source: "telegram:" + cfg.Name,
+		http: cfg.HTTPClient, secret: cmp.Or(cfg.WebhookSecret, deriveSecret(cfg.Token, cfg.Name)), source: "telegram:" + cfg.Name,
 		sleep: channel.Sleep, backoffMin: time.Second, backoffMax: time.Minute,
 		sendRetries: 2, maxRetryWait: 10 * time.Second, infoEvery: 10 * time.Minute,
 	}
@@ -102,9 +104,6 @@ func New(cfg Config, deps channel.Deps[Pairing]) (*Bot, error) {
 		tr.MaxIdleConnsPerHost = 8
 		b.http = &http.Client{Transport: tr, Timeout: cfg.PollTimeout + 20*time.Second}
 		b.ownClient = true
-	}
-	if b.secret == "" {
-		b.secret = deriveSecret(cfg.Token, cfg.Name)
 	}
 	b.intake.Handle(b.source, b.handleInbound)
 	if cfg.OneTapOff != "" {
@@ -210,7 +209,7 @@ func matchLocale(texts *templates.Catalog, code string) (string, bool) {
 	if loc != texts.Locales()[0] {
 		return loc, true
 	}
-	want, err := language.Parse(normalizeCode(code))
+	want, err := language.Parse(strings.ReplaceAll(code, "_", "-"))
 	if err != nil {
 		return "", false
 	}
@@ -221,14 +220,4 @@ func matchLocale(texts *templates.Catalog, code string) (string, bool) {
 	wb, _ := want.Base()
 	hb, _ := have.Base()
 	return loc, wb == hb
-}
-
-func normalizeCode(code string) string {
-	b := []byte(code)
-	for i, c := range b {
-		if c == '_' {
-			b[i] = '-'
-		}
-	}
-	return string(b)
 }

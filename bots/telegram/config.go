@@ -1,6 +1,7 @@
 package telegram
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/http"
@@ -133,23 +134,15 @@ var (
 
 // withDefaults fills the zero values.
 func (c Config) withDefaults(texts *templates.Catalog) Config {
-	if c.Mode == "" {
-		c.Mode = ModePolling
-	}
+	c.Mode = cmp.Or(c.Mode, ModePolling)
 	if c.APIEndpoint == "" {
 		c.APIEndpoint = tgbotapi.APIEndpoint
 	} else if !strings.Contains(c.APIEndpoint, "%") {
 		c.APIEndpoint = strings.TrimRight(c.APIEndpoint, "/") + "/bot%s/%s"
 	}
-	if c.PollTimeout == 0 {
-		c.PollTimeout = DefaultPollTimeout
-	}
-	if c.StatusDisplay == "" {
-		c.StatusDisplay = StatusLinked
-	}
-	if c.DeepLinkBase == "" {
-		c.DeepLinkBase = DefaultDeepLinkBase
-	}
+	c.PollTimeout = cmp.Or(c.PollTimeout, DefaultPollTimeout)
+	c.StatusDisplay = cmp.Or(c.StatusDisplay, StatusLinked)
+	c.DeepLinkBase = cmp.Or(c.DeepLinkBase, DefaultDeepLinkBase)
 	if texts != nil {
 		if c.FallbackLocale == "" {
 			c.FallbackLocale = texts.Locales()[0]
@@ -157,9 +150,7 @@ func (c Config) withDefaults(texts *templates.Catalog) Config {
 			c.FallbackLocale = loc
 		}
 	}
-	if c.HandleTimeout == 0 {
-		c.HandleTimeout = 15 * time.Second
-	}
+	c.HandleTimeout = cmp.Or(c.HandleTimeout, 15*time.Second)
 	return c
 }
 

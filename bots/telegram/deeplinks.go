@@ -88,7 +88,7 @@ func (c *conv) onDeepLinkPress(ctx context.Context, q *callbackQuery) error {
 			}
 		}
 	}
-	return c.done(ctx, c.replaceWith(ctx, q.Message, key, data))
+	return c.done(ctx, c.replace(ctx, q.Message, key, data))
 }
 
 // confirmDeepLink spends the token and returns the text that says what

@@ -58,8 +58,7 @@ func (b *Bot) Deliver(ctx context.Context, m pairing.OutboundMessage) error {
 			}
 			rows = append(rows, tgbotapi.NewInlineKeyboardRow(btn))
 		}
-		kb := tgbotapi.NewInlineKeyboardMarkup(rows...)
-		cfg.ReplyMarkup = kb
+		cfg.ReplyMarkup = tgbotapi.NewInlineKeyboardMarkup(rows...)
 	}
 	_, err = b.request(ctx, "sendMessage", cfg)
 	b.observeSend(pairing.SendNotification, err)

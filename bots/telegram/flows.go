@@ -1,6 +1,7 @@
 package telegram
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"math"
@@ -13,6 +14,7 @@ import (
 
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
 
+	"github.com/pairingd/pairingd/bots/channel"
 	"github.com/pairingd/pairingd/pairing"
 )
 
@@ -45,11 +47,7 @@ func (b *Bot) enter(ctx context.Context, chatID int64, from *user) (*conv, error
 	if err != nil {
 		return nil, err
 	}
-	code := prof.Locale
-	if code == "" {
-		code = lead.Profile.Locale
-	}
-	return &conv{b: b, chatID: chatID, key: key, profile: prof, locale: b.locale(code)}, nil
+	return &conv{b: b, chatID: chatID, key: key, profile: prof, locale: b.locale(cmp.Or(prof.Locale, lead.Profile.Locale))}, nil
 }
 
 // profileOf is the lead profile Telegram gives with an update: names,
@@ -67,31 +65,19 @@ func profileOf(u *user) pairing.Profile {
 // clean drops control characters (PostgreSQL refuses NUL in text) and
 // shortens s to at most n bytes on a rune boundary.
 func clean(s string, n int) string {
-	s = strings.Map(func(r rune) rune {
+	return channel.Clip(strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) || r == utf8.RuneError {
 			return -1
 		}
 		return r
-	}, s)
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
-}
-
-// send sends a catalog text to the chat and returns the raw send error.
-func (c *conv) send(ctx context.Context, key string, data any, kb *tgbotapi.InlineKeyboardMarkup) error {
-	return c.b.sendMessage(ctx, pairing.SendReply, outgoing{chatID: c.chatID, text: c.b.text(c.locale, key, data), keyboard: kb})
+	}, s), n)
 }
 
 // say sends a catalog text. A blocked bot marks the lead blocked and a
 // permanent refusal is logged: both are done with. A temporary failure is
 // returned, so the update is handled again.
 func (c *conv) say(ctx context.Context, key string, data any, kb *tgbotapi.InlineKeyboardMarkup) error {
-	return c.settle(ctx, c.send(ctx, key, data, kb))
+	return c.settle(ctx, c.b.sendMessage(ctx, pairing.SendReply, outgoing{chatID: c.chatID, text: c.b.text(c.locale, key, data), keyboard: kb}))
 }
 
 func (c *conv) settle(ctx context.Context, err error) error {
@@ -160,7 +146,7 @@ func (b *Bot) onMessage(ctx context.Context, m *message) error {
 	if !ok {
 		return c.say(ctx, "telegram_hint", nil, nil)
 	}
-	b.log.Debug("command", "channel", b.cfg.Name, "command", truncate(cmd, 32))
+	b.log.Debug("command", "channel", b.cfg.Name, "command", channel.Truncate(cmd, 32))
 	switch cmd {
 	case "start":
 		if arg != "" {
@@ -296,7 +282,7 @@ func (b *Bot) onCallback(ctx context.Context, q *callbackQuery) error {
 		return nil
 	}
 	b.answerQuietly(ctx, q.ID)
-	return c.done(ctx, c.replace(ctx, q.Message, key))
+	return c.done(ctx, c.replace(ctx, q.Message, key, nil))
 }
 
 // answerQuietly answers a callback query; a failure only costs the person
@@ -312,12 +298,7 @@ func (b *Bot) answerQuietly(ctx context.Context, id string) {
 
 // replace edits the message holding the buttons to show the result, and
 // sends a new message when it cannot be edited.
-func (c *conv) replace(ctx context.Context, m *message, key string) error {
-	return c.replaceWith(ctx, m, key, nil)
-}
-
-// replaceWith is replace with template data.
-func (c *conv) replaceWith(ctx context.Context, m *message, key string, data any) error {
+func (c *conv) replace(ctx context.Context, m *message, key string, data any) error {
 	text := c.b.text(c.locale, key, data)
 	if m != nil && m.MessageID != 0 {
 		err := c.b.editMessage(ctx, pairing.SendReply, c.chatID, m.MessageID, text)
@@ -338,7 +319,7 @@ func (c *conv) replaceWith(ctx context.Context, m *message, key string, data any
 // person blocking the bot, "member" unblocking (or starting) it.
 func (b *Bot) onMemberChange(ctx context.Context, m *chatMemberUpdated) error {
 	if m.Chat.Type != "private" {
-		b.log.Debug("chat member update of a group ignored", "channel", b.cfg.Name, "status", truncate(m.NewChatMember.Status, 16))
+		b.log.Debug("chat member update of a group ignored", "channel", b.cfg.Name, "status", channel.Truncate(m.NewChatMember.Status, 16))
 		return nil
 	}
 	var blocked bool
@@ -379,5 +360,5 @@ func (c *conv) onNoticePress(ctx context.Context, q *callbackQuery) error {
 		return err
 	}
 	c.b.answerQuietly(ctx, q.ID)
-	return c.done(ctx, c.replace(ctx, q.Message, key))
+	return c.done(ctx, c.replace(ctx, q.Message, key, nil))
 }

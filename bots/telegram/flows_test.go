@@ -199,7 +199,7 @@ func TestPINValidityPluralForms(t *testing.T) {
 		{"fr", 2, "2 minutes."}, {"zh-hant", 5, "5 分鐘"}, {"zh-TW", 1, "1 分鐘"}, {"", 2, "2 minutes."}, {"xx", 1, "1 minute."},
 	} {
 		pin := pairing.IssuedPIN{PIN: "123456", URL: "https://x.example/p?a=1&b=2", ExpiresAt: start.Add(time.Duration(tc.minutes) * time.Minute)}
-		m := e.bot.pinMessage(1, e.bot.locale(tc.lang), pin)
+		m := e.bot.pinMessage(1, e.bot.locale(tc.lang), pin, e.bot.cfg.OneTapURL != "")
 		plain := tgfake.Visible(m.text)
 		if !strings.Contains(plain, tc.want) || !strings.Contains(plain, "123456") || !strings.Contains(plain, "https://x.example/p?a=1&b=2") {
 			t.Errorf("%s %d: %q", tc.lang, tc.minutes, plain)
@@ -224,7 +224,7 @@ func TestRussianPINEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	pin.ExpiresAt = e.clock.Now().Add(5 * time.Minute)
-	if got := tgfake.Visible(e.bot.pinMessage(5001, "ru", pin).text); !strings.Contains(got, "5 минут.") {
+	if got := tgfake.Visible(e.bot.pinMessage(5001, "ru", pin, e.bot.cfg.OneTapURL != "").text); !strings.Contains(got, "5 минут.") {
 		t.Fatalf("%q", got)
 	}
 }

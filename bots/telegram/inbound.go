@@ -21,6 +21,22 @@ func (b *Bot) inboundEvent(u update, body []byte) pairing.InboundEvent {
 	return pairing.InboundEvent{Source: b.source, Key: u.dedupeKey(), Group: group, Payload: body}
 }
 
+// handle runs one update. An error means "handle it again later";
+// answers the person should read (rate limits, refusals) and permanent
+// send failures are not errors.
+func (b *Bot) handle(ctx context.Context, u update) error {
+	switch {
+	case u.Message != nil:
+		return b.onMessage(ctx, u.Message)
+	case u.CallbackQuery != nil:
+		return b.onCallback(ctx, u.CallbackQuery)
+	case u.MyChatMember != nil:
+		return b.onMemberChange(ctx, u.MyChatMember)
+	}
+	b.log.Debug("update ignored", "channel", b.cfg.Name, "update_id", u.id(), "kind", u.kind)
+	return nil
+}
+
 // handleInbound handles one stored update: the inbound worker calls it,
 // one chat's updates in order, and tries again later on error (with
 // backoff, until the intake's max age). A panic is a failure there too.

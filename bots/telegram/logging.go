@@ -33,15 +33,19 @@ func (h redactHandler) Handle(ctx context.Context, r slog.Record) error {
 }
 
 func (h redactHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	clean := make([]slog.Attr, len(attrs))
-	for i, a := range attrs {
-		clean[i] = h.attr(a)
-	}
-	return redactHandler{inner: h.inner.WithAttrs(clean), token: h.token}
+	return redactHandler{inner: h.inner.WithAttrs(h.attrs(attrs)), token: h.token}
 }
 
 func (h redactHandler) WithGroup(name string) slog.Handler {
 	return redactHandler{inner: h.inner.WithGroup(name), token: h.token}
+}
+
+func (h redactHandler) attrs(as []slog.Attr) []slog.Attr {
+	clean := make([]slog.Attr, len(as))
+	for i, a := range as {
+		clean[i] = h.attr(a)
+	}
+	return clean
 }
 
 func (h redactHandler) attr(a slog.Attr) slog.Attr {
@@ -50,12 +54,7 @@ func (h redactHandler) attr(a slog.Attr) slog.Attr {
 	case slog.KindString:
 		return slog.String(a.Key, redact(v.String(), h.token))
 	case slog.KindGroup:
-		group := v.Group()
-		clean := make([]slog.Attr, len(group))
-		for i, g := range group {
-			clean[i] = h.attr(g)
-		}
-		return slog.Attr{Key: a.Key, Value: slog.GroupValue(clean...)}
+		return slog.Attr{Key: a.Key, Value: slog.GroupValue(h.attrs(v.Group())...)}
 	case slog.KindAny:
 		switch x := v.Any().(type) {
 		case error:

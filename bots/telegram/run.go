@@ -158,32 +158,17 @@ func (b *Bot) poll(ctx context.Context) {
 		return
 	}
 	offset := int64(0)
-	delay := b.backoffMin
 	for ctx.Err() == nil {
-		what := "getUpdates"
-		ups, err := b.getUpdates(ctx, offset)
-		if err == nil {
-			what = "store updates"
-			err = b.store(ctx, ups)
-		}
+		var ups []polled
+		err := b.until(ctx, "getUpdates", func(ctx context.Context) (err error) {
+			if ups, err = b.getUpdates(ctx, offset); err != nil {
+				return err
+			}
+			return b.store(ctx, ups)
+		})
 		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			wait := delay
-			if ra := retryAfterOf(err); ra > 0 {
-				wait = ra
-			} else {
-				delay = min(delay*2, b.backoffMax)
-			}
-			b.fail(what, err, wait)
-			if b.sleep(ctx, wait) != nil {
-				return
-			}
-			continue
+			return
 		}
-		b.setHealth(nil)
-		delay = b.backoffMin
 		if len(ups) > 0 {
 			offset = ups[len(ups)-1].id + 1
 		}
@@ -199,10 +184,9 @@ type polled struct {
 }
 
 func (b *Bot) getUpdates(ctx context.Context, offset int64) ([]polled, error) {
-	allowed, _ := json.Marshal(allowedUpdates)
 	params := tgbotapi.Params{
 		"timeout":         strconv.Itoa(int(b.cfg.PollTimeout / time.Second)),
-		"allowed_updates": string(allowed),
+		"allowed_updates": allowedUpdates,
 	}
 	if offset != 0 {
 		params["offset"] = strconv.FormatInt(offset, 10)
@@ -283,11 +267,10 @@ func (b *Bot) webhookURL() string {
 }
 
 func (b *Bot) setWebhook(ctx context.Context) error {
-	allowed, _ := json.Marshal(allowedUpdates)
 	_, err := b.call(ctx, "setWebhook", tgbotapi.Params{
 		"url":             b.webhookURL(),
 		"secret_token":    b.secret,
-		"allowed_updates": string(allowed),
+		"allowed_updates": allowedUpdates,
 	}, 0)
 	if err == nil {
 		b.log.Info("telegram webhook registered", "channel", b.cfg.Name, "url", b.webhookURL())

@@ -118,17 +118,11 @@ func esc(s string) string { return html.EscapeString(s) }
 
 // pinMessage is the pairing message: the PIN, how long it is valid, the
 // site link as text, and the link as a button when Telegram accepts the
-// URL for one.
-func (b *Bot) pinMessage(chatID int64, locale string, pin pairing.IssuedPIN) outgoing {
-	return b.pinMessageWith(chatID, locale, pin, b.cfg.OneTapURL != "")
-}
-
-// pinMessageWith is the pairing message, with the one-tap sign-in button
-// (Telegram's login_url) above the link when oneTap is set. The link and
-// the PIN stay for clients that cannot use the button.
-func (b *Bot) pinMessageWith(chatID int64, locale string, pin pairing.IssuedPIN, oneTap bool) outgoing {
-	minutes := int(math.Ceil(pin.ExpiresAt.Sub(b.clock.Now()).Minutes()))
-	minutes = max(minutes, 1)
+// URL for one; with the one-tap sign-in button (Telegram's login_url)
+// above the link when oneTap is set. The link and the PIN stay for
+// clients that cannot use the button.
+func (b *Bot) pinMessage(chatID int64, locale string, pin pairing.IssuedPIN, oneTap bool) outgoing {
+	minutes := max(int(math.Ceil(pin.ExpiresAt.Sub(b.clock.Now()).Minutes())), 1)
 	m := outgoing{chatID: chatID, text: b.text(locale, "telegram_pin", map[string]any{
 		"PIN": esc(pin.PIN), "Minutes": minutes, "URL": esc(pin.URL),
 	})}
@@ -153,13 +147,13 @@ func (b *Bot) pinMessageWith(chatID int64, locale string, pin pairing.IssuedPIN,
 // one-tap button (the bot's domain is not set with BotFather's
 // /setdomain), it is sent again without, so /login keeps working.
 func (b *Bot) sendPIN(ctx context.Context, chatID int64, locale string, pin pairing.IssuedPIN) error {
-	err := b.sendMessage(ctx, pairing.SendPIN, b.pinMessage(chatID, locale, pin))
+	err := b.sendMessage(ctx, pairing.SendPIN, b.pinMessage(chatID, locale, pin, b.cfg.OneTapURL != ""))
 	if err == nil || b.cfg.OneTapURL == "" || !errors.Is(err, ErrRejected) || errors.Is(err, ErrBlocked) {
 		return err
 	}
 	b.log.Warn("Telegram refused the one-tap sign-in button; sent the PIN without it: set the bot's domain with BotFather's /setdomain",
 		"channel", b.cfg.Name, "err", err)
-	return b.sendMessage(ctx, pairing.SendPIN, b.pinMessageWith(chatID, locale, pin, false))
+	return b.sendMessage(ctx, pairing.SendPIN, b.pinMessage(chatID, locale, pin, false))
 }
 
 // buttonURLAllowed tells whether Telegram takes url for an inline URL

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sort"
 	"strconv"
+
+	"github.com/pairingd/pairingd/bots/channel"
 )
 
 // The parts of a Telegram Update the adapter reads. The adapter decodes
@@ -60,8 +62,9 @@ type chatMemberUpdated struct {
 	NewChatMember chatMember `json:"new_chat_member"`
 }
 
-// Update kinds the bot asks Telegram for (allowed_updates).
-var allowedUpdates = []string{"message", "callback_query", "my_chat_member"}
+// allowedUpdates are the update kinds the bot asks Telegram for, as the
+// JSON list the allowed_updates parameter takes.
+const allowedUpdates = `["message","callback_query","my_chat_member"]`
 
 var errNoUpdateID = errors.New("telegram: update without update_id")
 
@@ -89,7 +92,7 @@ func parseUpdate(body []byte) (update, error) {
 	sort.Strings(names)
 	u.kind = "empty"
 	if len(names) > 0 {
-		u.kind = truncate(names[0], 40)
+		u.kind = channel.Truncate(names[0], 40)
 	}
 	return u, nil
 }
@@ -114,11 +117,4 @@ func (u update) chatID() int64 {
 		return u.MyChatMember.Chat.ID
 	}
 	return 0
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }

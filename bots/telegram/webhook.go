@@ -3,11 +3,10 @@ package telegram
 import (
 	"crypto/sha256"
 	"crypto/subtle"
-	"errors"
-	"io"
 	"net/http"
 
 	"github.com/pairingd/pairingd/api/errorshape"
+	"github.com/pairingd/pairingd/bots/channel"
 	"github.com/pairingd/pairingd/pairing"
 )
 
@@ -44,14 +43,8 @@ func (b *Bot) WebhookHandler() http.Handler {
 			errorshape.Write(w, http.StatusUnauthorized, errorshape.Unauthorized, "The webhook secret token is missing or wrong.")
 			return
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWebhookBody))
-		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				errorshape.Write(w, http.StatusRequestEntityTooLarge, errorshape.PayloadTooLarge, "The request body is larger than this webhook accepts.")
-				return
-			}
-			errorshape.Write(w, http.StatusBadRequest, errorshape.InvalidRequest, "The request body could not be read.")
+		body, ok := channel.ReadWebhookBody(w, r, maxWebhookBody)
+		if !ok {
 			return
 		}
 		u, err := parseUpdate(body)

@@ -145,12 +145,15 @@ func (s *Server) AddPage(pageID, accessToken, appSecret string) {
 	s.pages[accessToken] = page{id: pageID, token: accessToken, secret: appSecret}
 }
 
-// Sent returns the messages accepted so far.
-func (s *Server) Sent() []SentMessage {
+// snapshot copies a recorded list under the lock.
+func snapshot[T any](s *Server, list *[]T) []T {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]SentMessage(nil), s.sent...)
+	return append([]T(nil), *list...)
 }
+
+// Sent returns the messages accepted so far.
+func (s *Server) Sent() []SentMessage { return snapshot(s, &s.sent) }
 
 // WaitSent waits until at least n messages were accepted and returns them.
 func (s *Server) WaitSent(ctx context.Context, n int) ([]SentMessage, error) {
@@ -219,25 +222,13 @@ func (s *Server) SetProfile(psid string, p Profile) {
 }
 
 // MessengerProfiles returns the bodies posted to /me/messenger_profile.
-func (s *Server) MessengerProfiles() []json.RawMessage {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]json.RawMessage(nil), s.msgProfiles...)
-}
+func (s *Server) MessengerProfiles() []json.RawMessage { return snapshot(s, &s.msgProfiles) }
 
 // ThreadCalls returns the pass and request thread control calls.
-func (s *Server) ThreadCalls() []ThreadCall {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]ThreadCall(nil), s.threads...)
-}
+func (s *Server) ThreadCalls() []ThreadCall { return snapshot(s, &s.threads) }
 
 // Requests returns every request received, in order.
-func (s *Server) Requests() []Request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Request(nil), s.requests...)
-}
+func (s *Server) Requests() []Request { return snapshot(s, &s.requests) }
 
 var versionPrefix = regexp.MustCompile(`^/v[0-9]+\.[0-9]+`)
 

@@ -335,13 +335,6 @@ func (s *Server) PushUpdate(u any) int {
 	return id
 }
 
-// NextUpdateID is the id the next pushed update without one gets.
-func (s *Server) NextUpdateID() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.nextUpdate
-}
-
 // Person is a Telegram user who writes to the bot in a private chat (in
 // which the chat id is the user id).
 type Person struct {
@@ -354,10 +347,6 @@ type Person struct {
 
 func (p Person) user() *tgbotapi.User {
 	return &tgbotapi.User{ID: p.ID, FirstName: p.FirstName, LastName: p.LastName, UserName: p.Username, LanguageCode: p.LanguageCode}
-}
-
-func user(id int64, lang string) *tgbotapi.User {
-	return testPerson(id, lang).user()
 }
 
 func testPerson(id int64, lang string) Person {
@@ -413,7 +402,7 @@ func (s *Server) PersonSends(p Person, text string) int {
 
 // GroupSends queues a message from user userID in group chatID (negative).
 func (s *Server) GroupSends(chatID, userID int64, text, languageCode string) int {
-	return s.PushUpdate(tgbotapi.Update{Message: s.textMessage(&tgbotapi.Chat{ID: chatID, Type: "supergroup", Title: "Group"}, user(userID, languageCode), text)})
+	return s.PushUpdate(tgbotapi.Update{Message: s.textMessage(&tgbotapi.Chat{ID: chatID, Type: "supergroup", Title: "Group"}, testPerson(userID, languageCode).user(), text)})
 }
 
 // UserPresses queues a callback_query: user chatID pressed the button
@@ -447,7 +436,7 @@ func (s *Server) MemberStatus(chatID int64, status string) int {
 	}
 	bot := s.Bot()
 	return s.PushUpdate(tgbotapi.Update{MyChatMember: &tgbotapi.ChatMemberUpdated{
-		Chat: tgbotapi.Chat{ID: chatID, Type: "private"}, From: *user(chatID, ""), Date: int(time.Now().Unix()),
+		Chat: tgbotapi.Chat{ID: chatID, Type: "private"}, From: *testPerson(chatID, "").user(), Date: int(time.Now().Unix()),
 		OldChatMember: tgbotapi.ChatMember{User: &bot, Status: old},
 		NewChatMember: tgbotapi.ChatMember{User: &bot, Status: status},
 	}})
@@ -478,32 +467,25 @@ func (s *Server) FailNext(method string, code, retryAfter int) {
 	s.fail[m] = append(s.fail[m], failure{code: code, retryAfter: retryAfter})
 }
 
-// Sent lists the accepted sendMessage and editMessageText calls in order.
-func (s *Server) Sent() []SentMessage {
+// snapshot copies a recorded list under the lock.
+func snapshot[T any](s *Server, list *[]T) []T {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]SentMessage(nil), s.sent...)
+	return append([]T(nil), *list...)
 }
+
+// Sent lists the accepted sendMessage and editMessageText calls in order.
+func (s *Server) Sent() []SentMessage { return snapshot(s, &s.sent) }
 
 // WaitSent waits until at least n messages were sent (or edited) and
 // returns them all; it fails when ctx ends first.
 func (s *Server) WaitSent(ctx context.Context, n int) ([]SentMessage, error) {
-	for {
-		s.mu.Lock()
-		if len(s.sent) >= n {
-			out := append([]SentMessage(nil), s.sent...)
-			s.mu.Unlock()
-			return out, nil
-		}
-		ch := s.changed
-		got := len(s.sent)
-		s.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return s.Sent(), fmt.Errorf("tgfake: %d of %d messages sent: %w", got, n, ctx.Err())
-		}
+	err := s.Wait(ctx, func() bool { return len(s.sent) >= n })
+	sent := s.Sent()
+	if err != nil {
+		return sent, fmt.Errorf("tgfake: %d of %d messages sent: %w", len(sent), n, err)
 	}
+	return sent, nil
 }
 
 // Wait blocks until cond (called under the fake's lock, so it must not call
@@ -542,11 +524,7 @@ func (s *Server) Calls(method string) []Call {
 func (s *Server) CallCount(method string) int { return len(s.Calls(method)) }
 
 // CallbackAnswers lists the accepted answerCallbackQuery calls.
-func (s *Server) CallbackAnswers() []CallbackAnswer {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]CallbackAnswer(nil), s.answers...)
-}
+func (s *Server) CallbackAnswers() []CallbackAnswer { return snapshot(s, &s.answers) }
 
 // Commands returns the command lists set by setMyCommands, by
 // language_code ("" for the default).
@@ -570,11 +548,7 @@ func (s *Server) Webhook() Webhook {
 }
 
 // Deliveries lists the attempts to POST updates to the webhook.
-func (s *Server) Deliveries() []Delivery {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Delivery(nil), s.deliveries...)
-}
+func (s *Server) Deliveries() []Delivery { return snapshot(s, &s.deliveries) }
 
 // Pending counts the updates not yet confirmed (polling) or not yet
 // accepted by the webhook.

@@ -1,6 +1,7 @@
 package tgfake
 
 import (
+	"cmp"
 	"context"
 	"embed"
 	"html"
@@ -58,9 +59,7 @@ const personCookie = "tgfake_person"
 
 // EnableWebChat serves the web chat on the fake's address (URL()).
 func (s *Server) EnableWebChat(cfg WebChatConfig) error {
-	if cfg.Title == "" {
-		cfg.Title = "Telegram (stand-in)"
-	}
+	cfg.Title = cmp.Or(cfg.Title, "Telegram (stand-in)")
 	if len(cfg.FirstNames) == 0 {
 		cfg.FirstNames = []string{"Ann", "Boris", "Chloé", "Dmitri", "Eva", "Farid"}
 	}
@@ -74,9 +73,6 @@ func (s *Server) EnableWebChat(cfg WebChatConfig) error {
 	s.mu.Unlock()
 	return nil
 }
-
-// ChatURL is the web chat's page.
-func (s *Server) ChatURL() string { return s.url + "/chat" }
 
 func (c *webChat) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
@@ -261,19 +257,25 @@ func (c *webChat) page(w http.ResponseWriter, r *http.Request, start string) {
 	c.render(w, "chat.html", c.view(p, start))
 }
 
-func (c *webChat) fragment(w http.ResponseWriter, r *http.Request) {
+// known is the person of a route the page calls; without one it
+// answers 403.
+func (c *webChat) known(w http.ResponseWriter, r *http.Request) (Person, bool) {
 	p, ok := c.person(w, r, false)
 	if !ok {
 		http.Error(w, "open /chat first", http.StatusForbidden)
-		return
 	}
-	c.render(w, "messages.html", c.view(p, ""))
+	return p, ok
+}
+
+func (c *webChat) fragment(w http.ResponseWriter, r *http.Request) {
+	if p, ok := c.known(w, r); ok {
+		c.render(w, "messages.html", c.view(p, ""))
+	}
 }
 
 func (c *webChat) version(w http.ResponseWriter, r *http.Request) {
-	p, ok := c.person(w, r, false)
+	p, ok := c.known(w, r)
 	if !ok {
-		http.Error(w, "open /chat first", http.StatusForbidden)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -298,12 +300,7 @@ func (c *webChat) postPerson(w http.ResponseWriter, r *http.Request) (Person, bo
 		http.Error(w, "bad form", http.StatusBadRequest)
 		return Person{}, false
 	}
-	p, ok := c.person(w, r, false)
-	if !ok {
-		http.Error(w, "open /chat first", http.StatusForbidden)
-		return Person{}, false
-	}
-	return p, true
+	return c.known(w, r)
 }
 
 // replyWait is how long a POST waits for the bot's answer before showing
@@ -372,9 +369,8 @@ func (c *webChat) button(chat int64, id int, match func(tgbotapi.InlineKeyboardB
 }
 
 func (c *webChat) login(w http.ResponseWriter, r *http.Request) {
-	p, ok := c.person(w, r, false)
+	p, ok := c.known(w, r)
 	if !ok {
-		http.Error(w, "open /chat first", http.StatusForbidden)
 		return
 	}
 	q := r.URL.Query()

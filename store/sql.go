@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Every statement of the package goes through this file: database/sql on
@@ -117,7 +118,7 @@ func listScanned[T any](ctx context.Context, r repo, db conn, fields func(*T) []
 // outside one.
 func (r repo) atomic(ctx context.Context, fn func(repo) error) error {
 	if !r.inTx {
-		return inTx(ctx, r.w.(beginner), func(tx *sql.Tx) error { return fn(txRepo(tx, r.driver)) })
+		return writeTx(ctx, r.w.(beginner), r.driver, fn)
 	}
 	if _, err := r.w.ExecContext(ctx, "SAVEPOINT unit"); err != nil {
 		return translate(err)
@@ -133,14 +134,20 @@ func (r repo) atomic(ctx context.Context, fn func(repo) error) error {
 	return translate(err)
 }
 
-// beginner starts transactions: a pool or one connection.
-type beginner interface {
+// txStarter starts transactions: a pool or one connection.
+type txStarter interface {
 	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
+}
+
+// beginner is a pool: it hands out connections and starts transactions.
+type beginner interface {
+	txStarter
+	Conn(ctx context.Context) (*sql.Conn, error)
 }
 
 // inTx runs fn in a transaction on db and commits it when fn returns nil.
 // fn's own error comes back as it is; a panic rolls back and goes on.
-func inTx(ctx context.Context, db beginner, fn func(*sql.Tx) error) (err error) {
+func inTx(ctx context.Context, db txStarter, fn func(*sql.Tx) error) (err error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return translate(err)
@@ -156,4 +163,47 @@ func inTx(ctx context.Context, db beginner, fn func(*sql.Tx) error) (err error) 
 	}
 	committed = true
 	return translate(tx.Commit())
+}
+
+// writeBound bounds how long a write transaction runs on after its caller
+// has gone (writeTx): as long as the HTTP server gives a request.
+const writeBound = 30 * time.Second
+
+// writeTx runs one of the service's write transactions. Once it has a
+// connection it runs to its end even when ctx is cancelled (a client that
+// hung up, a deadline), within writeBound, as SQLite's group commit does
+// (batch.go): the PostgreSQL driver answers a cancelled statement by
+// closing its connection, so every hang-up under load would cost a new
+// connection, and a new database backend, exactly when the database is
+// busiest. Waiting for a connection still ends with ctx.
+func writeTx(ctx context.Context, db beginner, driver string, fn func(repo) error) error {
+	c, err := db.Conn(ctx)
+	if err != nil {
+		return translate(err)
+	}
+	defer c.Close()
+	bound, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeBound)
+	defer cancel()
+	return inTx(bound, c, func(tx *sql.Tx) error {
+		return fn(repo{r: finishing{tx, bound}, w: finishing{tx, bound}, driver: driver, inTx: true})
+	})
+}
+
+// finishing runs a transaction's statements under the transaction's own
+// bound instead of the context each statement is given (writeTx).
+type finishing struct {
+	tx    *sql.Tx
+	bound context.Context
+}
+
+func (f finishing) ExecContext(_ context.Context, query string, args ...any) (sql.Result, error) {
+	return f.tx.ExecContext(f.bound, query, args...)
+}
+
+func (f finishing) QueryContext(_ context.Context, query string, args ...any) (*sql.Rows, error) {
+	return f.tx.QueryContext(f.bound, query, args...)
+}
+
+func (f finishing) QueryRowContext(_ context.Context, query string, args ...any) *sql.Row {
+	return f.tx.QueryRowContext(f.bound, query, args...)
 }

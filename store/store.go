@@ -231,5 +231,5 @@ func (s *Store) Tx(ctx context.Context, fn func(pairing.Repo) error) error {
 	if s.batch != nil {
 		return s.batch.run(ctx, fn)
 	}
-	return inTx(ctx, s.writer, func(tx *sql.Tx) error { return fn(txRepo(tx, s.driver)) })
+	return writeTx(ctx, s.writer, s.driver, func(r repo) error { return fn(r) })
 }

@@ -59,11 +59,7 @@ func (s *Store) FailSiteEvent(ctx context.Context, id int64, owner string, now t
 
 // SiteEventDelivery returns an event with its delivery state (tests, CLI).
 func (s *Store) SiteEventDelivery(ctx context.Context, id int64) (pairing.OutboxEvent, error) {
-	row, err := getRow[siteEventRow](ctx, s.repo, s.w, `SELECT `+columnsOf[siteEventRow]("")+` FROM site_events WHERE id = ?`, id)
-	if err != nil {
-		return pairing.OutboxEvent{}, err
-	}
-	return row.event(), nil
+	return getConverted(ctx, s.repo, s.w, siteEventRow.event, `SELECT `+columnsOf[siteEventRow]("")+` FROM site_events WHERE id = ?`, id)
 }
 
 func (r repo) AddSiteEvent(ctx context.Context, e pairing.SiteEvent) error {

@@ -41,12 +41,6 @@ type RetryPolicy struct {
 	Expires bool
 }
 
-// DefaultRetryPolicy: 5s, 10s, 20s ... capped at 1h, for 24h (about 30
-// tries).
-func DefaultRetryPolicy() RetryPolicy {
-	return DefaultJobsConfig().SiteEventWorkerConfig(nil).Policy
-}
-
 // Backoff is the wait after the n-th failed try (n >= 1) before jitter:
 // Initial * 2^(n-1), at most Max.
 func (p RetryPolicy) Backoff(n int) time.Duration {

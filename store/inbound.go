@@ -102,12 +102,12 @@ func (s *Store) FinishInbound(ctx context.Context, id int64, now time.Time) erro
 
 // RetryInbound releases owner's lease and schedules the next try.
 func (s *Store) RetryInbound(ctx context.Context, id int64, owner string, next time.Time, lastError string) error {
-	return s.retryJob(ctx, inboundJobs, id, owner, next, lastError)
+	return s.releaseJob(ctx, inboundJobs, "next_attempt_at", id, owner, next, lastError)
 }
 
 // FailInbound gives up on a row.
 func (s *Store) FailInbound(ctx context.Context, id int64, owner string, now time.Time, lastError string) error {
-	return s.failJob(ctx, inboundJobs, id, owner, now, lastError)
+	return s.releaseJob(ctx, inboundJobs, "failed_at", id, owner, now, lastError)
 }
 
 // InboundByKey returns a row with its handling state (tests, CLI).

@@ -257,8 +257,7 @@ func PlausibleLinkToken(s string) bool {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		b := s[i]
-		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '_' || b == '-') {
+		if !tokenChar(s[i]) {
 			return false
 		}
 	}

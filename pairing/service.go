@@ -63,14 +63,14 @@ type Config struct {
 // HMACKey is a secret key given as text in the configuration.
 type HMACKey []byte
 
-// hmacKeyBase64 starts a key given as the base64 of its bytes (how
+// Base64KeyPrefix starts a key given as the base64 of its bytes (how
 // generated and exported keys are written).
-const hmacKeyBase64 = "base64:"
+const Base64KeyPrefix = "base64:"
 
 // UnmarshalText reads the key from the file or the environment: the text's
 // bytes, or after "base64:" the bytes the standard base64 decodes to.
 func (k *HMACKey) UnmarshalText(b []byte) error {
-	if rest, ok := bytes.CutPrefix(b, []byte(hmacKeyBase64)); ok {
+	if rest, ok := bytes.CutPrefix(b, []byte(Base64KeyPrefix)); ok {
 		dec, err := base64.StdEncoding.DecodeString(string(rest))
 		if err != nil {
 			return errors.New("after base64: must be standard base64")

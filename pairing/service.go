@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 	"unicode/utf8"
 )
 
@@ -264,15 +263,7 @@ func ValidateUserID(field, id string) error {
 	if len(id) > 256 {
 		return invalid(field, "must be at most 256 bytes")
 	}
-	if !utf8.ValidString(id) {
-		return invalid(field, "must be valid UTF-8")
-	}
-	for _, r := range id {
-		if unicode.IsControl(r) {
-			return invalid(field, "must not contain control characters")
-		}
-	}
-	return nil
+	return checkChars(field, id, false)
 }
 
 // StorableText tells whether both databases can keep s as text: valid

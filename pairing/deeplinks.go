@@ -127,7 +127,7 @@ func (s *Service) CreateDeepLink(ctx context.Context, req DeepLinkRequest) (Deep
 // DeepLinkByToken is GET /v1/deep-links/{token}/qr.png: the link of an
 // unspent, unexpired token.
 func (s *Service) DeepLinkByToken(ctx context.Context, token string) (DeepLink, error) {
-	rec, err := s.linkToken(ctx, s.store, token)
+	rec, err := s.linkToken(ctx, token)
 	if err != nil {
 		return DeepLink{}, err
 	}
@@ -148,14 +148,8 @@ func (s *Service) PreviewDeepLink(ctx context.Context, key LeadKey, token string
 	if si, ok := s.signInsOf(token); ok {
 		return si.preview(ctx, key, token)
 	}
-	rec, err := s.linkToken(ctx, s.store, token)
+	rec, err := s.chatLinkToken(ctx, key.Channel, token)
 	if err != nil {
-		return DeepLinkPreview{}, err
-	}
-	if rec.Channel != key.Channel {
-		return DeepLinkPreview{}, ErrTokenUnknown
-	}
-	if err := linkTokenState(rec, s.now()); err != nil {
 		return DeepLinkPreview{}, err
 	}
 	return DeepLinkPreview{DisplayName: rec.DisplayName, ExpiresAt: rec.ExpiresAt}, nil
@@ -174,14 +168,8 @@ func (s *Service) RedeemDeepLink(ctx context.Context, key LeadKey, token string)
 	if err := validateLeadKey(key); err != nil {
 		return Result{}, err
 	}
-	rec, err := s.linkToken(ctx, s.store, token)
+	rec, err := s.chatLinkToken(ctx, key.Channel, token)
 	if err != nil {
-		return Result{}, err
-	}
-	if rec.Channel != key.Channel {
-		return Result{}, ErrTokenUnknown
-	}
-	if err := linkTokenState(rec, s.now()); err != nil {
 		return Result{}, err
 	}
 	var res Result
@@ -238,15 +226,28 @@ func (s *Service) deepLinkURL(channel, token string) (string, error) {
 
 // linkToken finds a token by its hash. Anything that cannot be one of our
 // tokens is ErrTokenUnknown without a database read.
-func (s *Service) linkToken(ctx context.Context, r Repo, token string) (LinkToken, error) {
+func (s *Service) linkToken(ctx context.Context, token string) (LinkToken, error) {
 	if !PlausibleLinkToken(token) {
 		return LinkToken{}, ErrTokenUnknown
 	}
-	rec, err := r.LinkTokenByHash(ctx, HashToken([]byte(token)))
+	rec, err := s.store.LinkTokenByHash(ctx, HashToken([]byte(token)))
 	if errors.Is(err, ErrNotFound) {
 		return LinkToken{}, ErrTokenUnknown
 	}
 	return rec, err
+}
+
+// chatLinkToken finds a token opened in a chat of channel, unspent and
+// unexpired; a token made for another channel is unknown there.
+func (s *Service) chatLinkToken(ctx context.Context, channel, token string) (LinkToken, error) {
+	rec, err := s.linkToken(ctx, token)
+	switch {
+	case err != nil:
+		return LinkToken{}, err
+	case rec.Channel != channel:
+		return LinkToken{}, ErrTokenUnknown
+	}
+	return rec, linkTokenState(rec, s.now())
 }
 
 // PlausibleLinkToken tells whether s has the shape of a deep-link token:
@@ -256,8 +257,7 @@ func PlausibleLinkToken(s string) bool {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		b := s[i]
-		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '_' || b == '-') {
+		if !tokenChar(s[i]) {
 			return false
 		}
 	}

@@ -85,7 +85,8 @@ func TestSiteEventsPolling(t *testing.T) {
 
 func TestBackoffSchedule(t *testing.T) {
 	t.Parallel()
-	p := pairing.DefaultRetryPolicy()
+	// The default policy: 5s, 10s, 20s ... capped at 1h, for 24h.
+	p := pairing.DefaultJobsConfig().SiteEventWorkerConfig(nil).Policy
 	want := []time.Duration{5 * time.Second, 10 * time.Second, 20 * time.Second, 40 * time.Second, 80 * time.Second}
 	for i, w := range want {
 		if got := p.Backoff(i + 1); got != w {

@@ -118,9 +118,7 @@ func (c InboundWorkerConfig) withDefaults() InboundWorkerConfig {
 	c.Grace = orDefault(c.Grace, DefaultGrace)
 	c.RetryInitial = orDefault(c.RetryInitial, 2*time.Second)
 	c.RetryMax = orDefault(c.RetryMax, 5*time.Minute)
-	if c.Workers <= 0 {
-		c.Workers = d.Workers
-	}
+	c.Workers = orDefault(c.Workers, d.Workers)
 	workerDefaults(&c.Clock, &c.Rand, &c.Logger, &c.Owner)
 	if len(c.SealKey) == 0 {
 		c.SealKey = make([]byte, 32)

@@ -41,12 +41,6 @@ type RetryPolicy struct {
 	Expires bool
 }
 
-// DefaultRetryPolicy: 5s, 10s, 20s ... capped at 1h, for 24h (about 30
-// tries).
-func DefaultRetryPolicy() RetryPolicy {
-	return DefaultJobsConfig().SiteEventWorkerConfig(nil).Policy
-}
-
 // Backoff is the wait after the n-th failed try (n >= 1) before jitter:
 // Initial * 2^(n-1), at most Max.
 func (p RetryPolicy) Backoff(n int) time.Duration {
@@ -430,10 +424,10 @@ func clipError(s string) string {
 	return s[:cut] + "…"
 }
 
-// orDefault is d, or def when d is not positive.
-func orDefault(d, def time.Duration) time.Duration {
-	if d <= 0 {
+// orDefault is v, or def when v is not positive.
+func orDefault[T int | time.Duration](v, def T) T {
+	if v <= 0 {
 		return def
 	}
-	return d
+	return v
 }

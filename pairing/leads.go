@@ -12,10 +12,6 @@ func (s *Service) TouchLead(ctx context.Context, key LeadKey, p Profile) (Lead, 
 	if err := validateLeadKey(key); err != nil {
 		return Lead{}, err
 	}
-	return s.ensureLead(ctx, key, p)
-}
-
-func (s *Service) ensureLead(ctx context.Context, key LeadKey, p Profile) (Lead, error) {
 	p = Profile{FirstName: storable(p.FirstName), LastName: storable(p.LastName), Username: storable(p.Username), Locale: storable(p.Locale)}
 	now := s.now()
 	lead, err := s.store.LeadByKey(ctx, key)

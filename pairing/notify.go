@@ -198,6 +198,12 @@ func checkChatText(field, s string, multiline bool) error {
 	if strings.TrimSpace(s) == "" {
 		return invalid(field, "must not be empty")
 	}
+	return checkChars(field, s, multiline)
+}
+
+// checkChars refuses invalid UTF-8 and control characters, but for
+// newlines and tabs when multiline.
+func checkChars(field, s string, multiline bool) error {
 	if !utf8.ValidString(s) {
 		return invalid(field, "must be valid UTF-8")
 	}

@@ -43,24 +43,15 @@ type NotificationWorkerConfig struct {
 
 func (c NotificationWorkerConfig) withDefaults() NotificationWorkerConfig {
 	d := DefaultJobsConfig().NotificationWorkerConfig()
-	for _, p := range []struct{ v, d *time.Duration }{
-		{&c.PollInterval, &d.PollInterval}, {&c.Lease, &d.Lease}, {&c.SendTimeout, &d.SendTimeout},
-		{&c.MaxAge, &d.MaxAge}, {&c.BackoffMin, &d.BackoffMin}, {&c.BackoffMax, &d.BackoffMax},
-	} {
-		if *p.v <= 0 {
-			*p.v = *p.d
-		}
-	}
-	for _, p := range []struct{ v, d *int }{
-		{&c.BatchSize, &d.BatchSize}, {&c.Parallel, &d.Parallel}, {&c.MaxAttempts, &d.MaxAttempts},
-	} {
-		if *p.v <= 0 {
-			*p.v = *p.d
-		}
-	}
-	if c.BackoffMax < c.BackoffMin {
-		c.BackoffMax = c.BackoffMin
-	}
+	c.PollInterval = orDefault(c.PollInterval, d.PollInterval)
+	c.Lease = orDefault(c.Lease, d.Lease)
+	c.SendTimeout = orDefault(c.SendTimeout, d.SendTimeout)
+	c.MaxAge = orDefault(c.MaxAge, d.MaxAge)
+	c.BackoffMin = orDefault(c.BackoffMin, d.BackoffMin)
+	c.BackoffMax = max(orDefault(c.BackoffMax, d.BackoffMax), c.BackoffMin)
+	c.BatchSize = orDefault(c.BatchSize, d.BatchSize)
+	c.Parallel = orDefault(c.Parallel, d.Parallel)
+	c.MaxAttempts = orDefault(c.MaxAttempts, d.MaxAttempts)
 	return c
 }
 

@@ -17,10 +17,7 @@ type IssueOptions struct {
 // caller (a bot, or the CLI) shows the result. Bots are limited to one
 // issue per ReissueInterval per person.
 func (s *Service) IssuePIN(ctx context.Context, key LeadKey, p Profile, opt IssueOptions) (IssuedPIN, error) {
-	if err := validateLeadKey(key); err != nil {
-		return IssuedPIN{}, err
-	}
-	lead, err := s.ensureLead(ctx, key, p)
+	lead, err := s.TouchLead(ctx, key, p)
 	if err != nil {
 		return IssuedPIN{}, err
 	}

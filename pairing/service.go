@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 	"unicode/utf8"
 )
 
@@ -63,14 +62,14 @@ type Config struct {
 // HMACKey is a secret key given as text in the configuration.
 type HMACKey []byte
 
-// hmacKeyBase64 starts a key given as the base64 of its bytes (how
+// Base64KeyPrefix starts a key given as the base64 of its bytes (how
 // generated and exported keys are written).
-const hmacKeyBase64 = "base64:"
+const Base64KeyPrefix = "base64:"
 
 // UnmarshalText reads the key from the file or the environment: the text's
 // bytes, or after "base64:" the bytes the standard base64 decodes to.
 func (k *HMACKey) UnmarshalText(b []byte) error {
-	if rest, ok := bytes.CutPrefix(b, []byte(hmacKeyBase64)); ok {
+	if rest, ok := bytes.CutPrefix(b, []byte(Base64KeyPrefix)); ok {
 		dec, err := base64.StdEncoding.DecodeString(string(rest))
 		if err != nil {
 			return errors.New("after base64: must be standard base64")
@@ -264,15 +263,7 @@ func ValidateUserID(field, id string) error {
 	if len(id) > 256 {
 		return invalid(field, "must be at most 256 bytes")
 	}
-	if !utf8.ValidString(id) {
-		return invalid(field, "must be valid UTF-8")
-	}
-	for _, r := range id {
-		if unicode.IsControl(r) {
-			return invalid(field, "must not contain control characters")
-		}
-	}
-	return nil
+	return checkChars(field, id, false)
 }
 
 // StorableText tells whether both databases can keep s as text: valid

@@ -173,7 +173,7 @@ func (si *SignIns) ChannelType(name string) string { return si.types[name] }
 // (a reload gets new links; earlier ones keep working until they expire)
 // and fixes the request's match code on first use.
 func (si *SignIns) Page(ctx context.Context, requestID string, channels []string) (SignInPage, error) {
-	req, err := si.request(ctx, requestID)
+	req, err := si.Status(ctx, requestID)
 	if err != nil {
 		return SignInPage{}, err
 	}
@@ -210,14 +210,9 @@ func (si *SignIns) Page(ctx context.Context, requestID string, channels []string
 	return SignInPage{Request: req, Links: links}, nil
 }
 
-// Status reads a request for the page's polling.
-func (si *SignIns) Status(ctx context.Context, requestID string) (SignInRequest, error) {
-	return si.request(ctx, requestID)
-}
-
 // Resume authenticates a pending request from an existing session.
 func (si *SignIns) Resume(ctx context.Context, requestID string, auth SignInAuth) error {
-	sub, err := si.subject(ctx, auth.PersonID)
+	sub, err := si.Subject(ctx, auth.PersonID)
 	if err != nil {
 		return err
 	}
@@ -232,12 +227,9 @@ func (si *SignIns) Resume(ctx context.Context, requestID string, auth SignInAuth
 	return nil
 }
 
-// Subject is the person's stable subject, made on first use.
-func (si *SignIns) Subject(ctx context.Context, personID int64) (string, error) {
-	return si.subject(ctx, personID)
-}
-
-func (si *SignIns) request(ctx context.Context, id string) (SignInRequest, error) {
+// Status reads a request (the page polls it): ErrSignInUnknown when there
+// is none, ErrTokenExpired once it expired.
+func (si *SignIns) Status(ctx context.Context, id string) (SignInRequest, error) {
 	req, err := si.store.SignInRequest(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		return SignInRequest{}, ErrSignInUnknown
@@ -271,7 +263,7 @@ func (si *SignIns) token(ctx context.Context, key LeadKey, token string) (SignIn
 	if !tok.ExpiresAt.After(now) {
 		return SignInToken{}, SignInRequest{}, ErrTokenExpired
 	}
-	req, err := si.request(ctx, tok.RequestID)
+	req, err := si.Status(ctx, tok.RequestID)
 	if errors.Is(err, ErrSignInUnknown) {
 		return SignInToken{}, SignInRequest{}, ErrTokenExpired
 	}
@@ -311,15 +303,9 @@ func (si *SignIns) answer(ctx context.Context, key LeadKey, token string, status
 	}
 	auth := SignInAuth{}
 	if status == SignInConfirmed {
-		sub, err := si.subject(ctx, lead.PersonID)
-		if err != nil {
+		if auth, err = si.auth(ctx, lead.PersonID, key.Channel, AMRChatConfirm, now); err != nil {
 			return Result{}, err
 		}
-		amr := []string{AMRChatConfirm}
-		if t := si.types[key.Channel]; t != "" {
-			amr = append(amr, t)
-		}
-		auth = SignInAuth{PersonID: lead.PersonID, Subject: sub, AMR: amr, AuthTime: now}
 	}
 	ok, err := si.store.FinishSignIn(ctx, tok.ID, lead.ID, req.ID, status, auth, now)
 	if err != nil {
@@ -332,12 +318,27 @@ func (si *SignIns) answer(ctx context.Context, key LeadKey, token string, status
 	return Result{Outcome: OutcomeSignedIn, PersonID: lead.PersonID, Lead: lead}, nil
 }
 
-func (si *SignIns) subject(ctx context.Context, personID int64) (string, error) {
+// Subject is the person's stable subject, made on first use.
+func (si *SignIns) Subject(ctx context.Context, personID int64) (string, error) {
 	candidate, err := randomToken(si.svc.rand, "")
 	if err != nil {
 		return "", err
 	}
 	return si.store.SubjectOf(ctx, personID, candidate, si.svc.now())
+}
+
+// auth is the person signing in at now through a chat of channel by
+// method: the amr is the method, then the channel's type.
+func (si *SignIns) auth(ctx context.Context, personID int64, channel, method string, now time.Time) (SignInAuth, error) {
+	sub, err := si.Subject(ctx, personID)
+	if err != nil {
+		return SignInAuth{}, err
+	}
+	amr := []string{method}
+	if t := si.types[channel]; t != "" {
+		amr = append(amr, t)
+	}
+	return SignInAuth{PersonID: personID, Subject: sub, AMR: amr, AuthTime: now}, nil
 }
 
 // DeclineDeepLink is the person's Cancel. For a sign-in token it declines

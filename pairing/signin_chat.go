@@ -100,15 +100,11 @@ func (si *SignIns) SignInChat(ctx context.Context, key LeadKey, method string, p
 }
 
 func (si *SignIns) chatSignIn(ctx context.Context, lead Lead, personID int64, method string) (ChatSignIn, error) {
-	sub, err := si.subject(ctx, personID)
+	auth, err := si.auth(ctx, personID, lead.Channel, method, si.svc.now())
 	if err != nil {
 		return ChatSignIn{}, err
 	}
-	amr := []string{method}
-	if t := si.types[lead.Channel]; t != "" {
-		amr = append(amr, t)
-	}
-	return ChatSignIn{Auth: SignInAuth{PersonID: personID, Subject: sub, AMR: amr, AuthTime: si.svc.now()}, Lead: lead}, nil
+	return ChatSignIn{Auth: auth, Lead: lead}, nil
 }
 
 // ResendPIN has the chat behind a BUID send a fresh PIN (the page's "send

@@ -80,9 +80,7 @@ func NewSiteEventWorker(outbox EventOutbox, sender EventSender, cfg SiteEventWor
 	cfg.Lease = orDefault(cfg.Lease, def.Lease)
 	cfg.PollInterval = orDefault(cfg.PollInterval, def.PollInterval)
 	cfg.Grace = orDefault(cfg.Grace, DefaultGrace)
-	if cfg.Workers <= 0 {
-		cfg.Workers = def.Workers
-	}
+	cfg.Workers = orDefault(cfg.Workers, def.Workers)
 	workerDefaults(&cfg.Clock, &cfg.Rand, &cfg.Logger, &cfg.Owner)
 	d := &SiteEventWorker{outbox: outbox, sender: sender, cfg: cfg, outcomes: &leasedQueue{
 		queue: QueueSiteEvents, name: "site events", owner: cfg.Owner, policy: cfg.Policy, clock: cfg.Clock, rand: cfg.Rand,

@@ -142,21 +142,10 @@ func (s *Store) CopyTo(ctx context.Context, dst *Store) ([]TableCopy, error) {
 // schema that holds tables but is not pairingd's (no schema_migrations):
 // another application's database named by mistake.
 func checkForeignTables(ctx context.Context, dst *Store) error {
-	rows, err := dst.writer.QueryContext(ctx, `SELECT table_name FROM information_schema.tables
-		WHERE table_schema = current_schema() ORDER BY table_name`)
-	if err != nil {
-		return fmt.Errorf("read the target's tables: %w", translate(err))
-	}
 	var tables []string
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			rows.Close()
-			return translate(err)
-		}
-		tables = append(tables, name)
-	}
-	if err := closeRows(rows); err != nil {
+	var name string
+	if err := eachRow(ctx, dst.writer, `SELECT table_name FROM information_schema.tables
+		WHERE table_schema = current_schema() ORDER BY table_name`, func() { tables = append(tables, name) }, &name); err != nil {
 		return fmt.Errorf("read the target's tables: %w", err)
 	}
 	if len(tables) > 0 && !slices.Contains(tables, "schema_migrations") {
@@ -182,51 +171,33 @@ type copyColumn struct {
 // them, and checks that the source has the same tables and columns.
 func copyPlan(ctx context.Context, src *sql.Conn, tx *sql.Tx) ([]copyTableDef, error) {
 	byName := map[string]*copyTableDef{}
-	rows, err := tx.QueryContext(ctx, `SELECT table_name, column_name, data_type, is_identity
+	var table, col, typ, ident string
+	if err := eachRow(ctx, tx, `SELECT table_name, column_name, data_type, is_identity
 		FROM information_schema.columns
 		WHERE table_schema = current_schema() AND table_name <> 'schema_migrations'
-		ORDER BY table_name, ordinal_position`)
-	if err != nil {
-		return nil, fmt.Errorf("read the target's columns: %w", translate(err))
-	}
-	for rows.Next() {
-		var table, col, typ, ident string
-		if err := rows.Scan(&table, &col, &typ, &ident); err != nil {
-			rows.Close()
-			return nil, translate(err)
-		}
+		ORDER BY table_name, ordinal_position`, func() {
 		t := byName[table]
 		if t == nil {
 			t = &copyTableDef{name: table}
 			byName[table] = t
 		}
 		t.cols = append(t.cols, copyColumn{name: col, pgType: typ, identity: ident == "YES"})
-	}
-	if err := closeRows(rows); err != nil {
+	}, &table, &col, &typ, &ident); err != nil {
 		return nil, fmt.Errorf("read the target's columns: %w", err)
 	}
 
 	parents := map[string][]string{}
-	rows, err = tx.QueryContext(ctx, `SELECT c.relname, p.relname
+	var child, parent string
+	if err := eachRow(ctx, tx, `SELECT c.relname, p.relname
 		FROM pg_constraint k
 		JOIN pg_class c ON c.oid = k.conrelid
 		JOIN pg_class p ON p.oid = k.confrelid
 		JOIN pg_namespace n ON n.oid = k.connamespace
-		WHERE k.contype = 'f' AND n.nspname = current_schema()`)
-	if err != nil {
-		return nil, fmt.Errorf("read the target's foreign keys: %w", translate(err))
-	}
-	for rows.Next() {
-		var child, parent string
-		if err := rows.Scan(&child, &parent); err != nil {
-			rows.Close()
-			return nil, translate(err)
-		}
+		WHERE k.contype = 'f' AND n.nspname = current_schema()`, func() {
 		if child != parent {
 			parents[child] = append(parents[child], parent)
 		}
-	}
-	if err := closeRows(rows); err != nil {
+	}, &child, &parent); err != nil {
 		return nil, fmt.Errorf("read the target's foreign keys: %w", err)
 	}
 
@@ -301,32 +272,31 @@ func copyPlan(ctx context.Context, src *sql.Conn, tx *sql.Tx) ([]copyTableDef, e
 // sqliteColumns lists the source's tables (without SQLite's own and
 // schema_migrations) and their columns.
 func sqliteColumns(ctx context.Context, src *sql.Conn) (map[string][]string, error) {
-	rows, err := src.QueryContext(ctx, `SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p
-		WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name <> 'schema_migrations'`)
-	if err != nil {
-		return nil, fmt.Errorf("read the source's columns: %w", translate(err))
-	}
 	out := map[string][]string{}
-	for rows.Next() {
-		var table, col string
-		if err := rows.Scan(&table, &col); err != nil {
-			rows.Close()
-			return nil, translate(err)
-		}
-		out[table] = append(out[table], col)
-	}
-	if err := closeRows(rows); err != nil {
+	var table, col string
+	if err := eachRow(ctx, src, `SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p
+		WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name <> 'schema_migrations'`,
+		func() { out[table] = append(out[table], col) }, &table, &col); err != nil {
 		return nil, fmt.Errorf("read the source's columns: %w", err)
 	}
 	return out, nil
 }
 
-func closeRows(rows *sql.Rows) error {
-	err := rows.Err()
-	if cerr := rows.Close(); err == nil {
-		err = cerr
+// eachRow runs a catalog query on db and, for each row, scans it into
+// dest and calls fn.
+func eachRow(ctx context.Context, db conn, query string, fn func(), dest ...any) error {
+	rows, err := db.QueryContext(ctx, query)
+	if err != nil {
+		return translate(err)
 	}
-	return translate(err)
+	defer rows.Close()
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return translate(err)
+		}
+		fn()
+	}
+	return translate(rows.Err())
 }
 
 // copyTable streams the source's rows of t into the target in multi-row

@@ -36,11 +36,7 @@ func (r repo) CreateLinkToken(ctx context.Context, t pairing.LinkToken) error {
 }
 
 func (r repo) LinkTokenByHash(ctx context.Context, hash []byte) (pairing.LinkToken, error) {
-	row, err := getRow[linkTokenRow](ctx, r, r.r, `SELECT `+columnsOf[linkTokenRow]("")+` FROM link_tokens WHERE hash = ?`, hash)
-	if err != nil {
-		return pairing.LinkToken{}, err
-	}
-	return row.token(), nil
+	return getConverted(ctx, r, r.r, linkTokenRow.token, `SELECT `+columnsOf[linkTokenRow]("")+` FROM link_tokens WHERE hash = ?`, hash)
 }
 
 // SpendLinkToken is one conditional UPDATE: of concurrent spends, across

@@ -31,9 +31,7 @@ func translate(err error) error {
 		return err
 	case errors.Is(err, sql.ErrNoRows):
 		return pairing.ErrNotFound
-	case isUnique(err):
-		return fmt.Errorf("%w: %v", pairing.ErrRaced, err)
-	case isRetry(err):
+	case isUnique(err), isRetry(err):
 		return fmt.Errorf("%w: %v", pairing.ErrRaced, err)
 	case isUnstorableText(err):
 		return fmt.Errorf("%w: text the database cannot store", pairing.ErrInvalid)

@@ -102,22 +102,18 @@ func (s *Store) FinishInbound(ctx context.Context, id int64, now time.Time) erro
 
 // RetryInbound releases owner's lease and schedules the next try.
 func (s *Store) RetryInbound(ctx context.Context, id int64, owner string, next time.Time, lastError string) error {
-	return s.retryJob(ctx, inboundJobs, id, owner, next, lastError)
+	return s.releaseJob(ctx, inboundJobs, "next_attempt_at", id, owner, next, lastError)
 }
 
 // FailInbound gives up on a row.
 func (s *Store) FailInbound(ctx context.Context, id int64, owner string, now time.Time, lastError string) error {
-	return s.failJob(ctx, inboundJobs, id, owner, now, lastError)
+	return s.releaseJob(ctx, inboundJobs, "failed_at", id, owner, now, lastError)
 }
 
 // InboundByKey returns a row with its handling state (tests, CLI).
 func (s *Store) InboundByKey(ctx context.Context, source, key string) (pairing.InboundItem, error) {
-	row, err := getRow[inboundRow](ctx, s.repo, s.w, `SELECT `+columnsOf[inboundRow]("")+` FROM inbound_events
+	return getConverted(ctx, s.repo, s.w, inboundRow.item, `SELECT `+columnsOf[inboundRow]("")+` FROM inbound_events
 		WHERE source = ? AND event_key = ?`, source, key)
-	if err != nil {
-		return pairing.InboundItem{}, err
-	}
-	return row.item(), nil
 }
 
 // PruneInbound drops handled or given-up rows stored before `before`, and
@@ -132,14 +128,7 @@ func (s *Store) PruneInbound(ctx context.Context, before time.Time) (int64, erro
 func (s *Store) InboundPayloads(ctx context.Context, source string) ([][]byte, error) {
 	rows, err := listRows[inboundRow](ctx, s.repo, s.w, `SELECT `+columnsOf[inboundRow]("")+` FROM inbound_events
 		WHERE source = ? ORDER BY id`, source)
-	if err != nil {
-		return nil, err
-	}
-	out := make([][]byte, len(rows))
-	for i, r := range rows {
-		out[i] = r.Payload
-	}
-	return out, nil
+	return converted(rows, err, func(r inboundRow) []byte { return r.Payload })
 }
 
 // RewriteInboundPayloadsOnce runs fn on every stored payload and stores

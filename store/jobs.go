@@ -94,19 +94,13 @@ func (s *Store) finishJob(ctx context.Context, t jobTable, id int64, now time.Ti
 	return err
 }
 
-// retryJob releases owner's lease and schedules the next try at next. It
-// changes nothing when owner no longer holds the lease.
-func (s *Store) retryJob(ctx context.Context, t jobTable, id int64, owner string, next time.Time, lastError string) error {
-	_, err := s.exec(ctx, `UPDATE `+t.name+` SET next_attempt_at = ?, lease_until = 0, lease_owner = '', last_error = ?
-		WHERE id = ? AND lease_owner = ? AND `+t.pending(""), us(next), truncate(lastError, maxLastError), id, owner)
-	return err
-}
-
-// failJob gives up on a row. It changes nothing when owner no longer
-// holds the lease.
-func (s *Store) failJob(ctx context.Context, t jobTable, id int64, owner string, now time.Time, lastError string) error {
-	_, err := s.exec(ctx, `UPDATE `+t.name+` SET failed_at = ?, lease_until = 0, lease_owner = '', last_error = ?
-		WHERE id = ? AND lease_owner = ? AND `+t.pending(""), us(now), truncate(lastError, maxLastError), id, owner)
+// releaseJob ends owner's lease on a failed try, keeping its error, and
+// sets column to at: next_attempt_at schedules the next try,
+// failed_at gives up. It changes nothing when owner no longer holds the
+// lease.
+func (s *Store) releaseJob(ctx context.Context, t jobTable, column string, id int64, owner string, at time.Time, lastError string) error {
+	_, err := s.exec(ctx, `UPDATE `+t.name+` SET `+column+` = ?, lease_until = 0, lease_owner = '', last_error = ?
+		WHERE id = ? AND lease_owner = ? AND `+t.pending(""), us(at), truncate(lastError, maxLastError), id, owner)
 	return err
 }
 

@@ -9,32 +9,17 @@ import (
 )
 
 func (r repo) CreateAPIKey(ctx context.Context, k pairing.APIKey) (pairing.APIKey, error) {
-	row, err := getRow[apiKeyRow](ctx, r, r.w, `INSERT INTO api_keys (name, prefix, hash, created_at) VALUES (?, ?, ?, ?)
+	return getConverted(ctx, r, r.w, apiKeyRow.key, `INSERT INTO api_keys (name, prefix, hash, created_at) VALUES (?, ?, ?, ?)
 		RETURNING `+columnsOf[apiKeyRow](""), k.Name, k.Prefix, k.Hash, us(k.CreatedAt))
-	if err != nil {
-		return pairing.APIKey{}, err
-	}
-	return row.key(), nil
 }
 
 func (r repo) ListAPIKeys(ctx context.Context) ([]pairing.APIKey, error) {
 	rows, err := listRows[apiKeyRow](ctx, r, r.r, `SELECT `+columnsOf[apiKeyRow]("")+` FROM api_keys ORDER BY id`)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]pairing.APIKey, len(rows))
-	for i, row := range rows {
-		out[i] = row.key()
-	}
-	return out, nil
+	return converted(rows, err, apiKeyRow.key)
 }
 
 func (r repo) APIKeyByHash(ctx context.Context, hash []byte) (pairing.APIKey, error) {
-	row, err := getRow[apiKeyRow](ctx, r, r.r, `SELECT `+columnsOf[apiKeyRow]("")+` FROM api_keys WHERE hash = ?`, hash)
-	if err != nil {
-		return pairing.APIKey{}, err
-	}
-	return row.key(), nil
+	return getConverted(ctx, r, r.r, apiKeyRow.key, `SELECT `+columnsOf[apiKeyRow]("")+` FROM api_keys WHERE hash = ?`, hash)
 }
 
 // RevokeAPIKey revokes the active key with that id, or every active key

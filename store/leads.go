@@ -16,14 +16,12 @@ func (r repo) LeadByKey(ctx context.Context, key pairing.LeadKey) (pairing.Lead,
 }
 
 func (r repo) leadByKey(ctx context.Context, db conn, key pairing.LeadKey) (pairing.Lead, error) {
-	row, err := getRow[leadRow](ctx, r, db, `SELECT `+columnsOf[leadRow]("")+` FROM leads WHERE channel = ? AND external_id = ?`,
+	return getConverted(ctx, r, db, leadRow.lead, `SELECT `+columnsOf[leadRow]("")+` FROM leads WHERE channel = ? AND external_id = ?`,
 		key.Channel, key.ExternalID)
-	return row.lead(), err
 }
 
 func (r repo) LeadByID(ctx context.Context, id int64) (pairing.Lead, error) {
-	row, err := getRow[leadRow](ctx, r, r.r, `SELECT `+columnsOf[leadRow]("")+` FROM leads WHERE id = ?`, id)
-	return row.lead(), err
+	return getConverted(ctx, r, r.r, leadRow.lead, `SELECT `+columnsOf[leadRow]("")+` FROM leads WHERE id = ?`, id)
 }
 
 // CreateLead inserts person, lead and web_users row together (in a

@@ -30,11 +30,7 @@ func (r repo) CreateLinkNotice(ctx context.Context, n pairing.LinkNotice) error 
 }
 
 func (r repo) LinkNoticeByHash(ctx context.Context, hash []byte) (pairing.LinkNotice, error) {
-	row, err := getRow[linkNoticeRow](ctx, r, r.r, `SELECT `+columnsOf[linkNoticeRow]("")+` FROM link_notices WHERE hash = ?`, hash)
-	if err != nil {
-		return pairing.LinkNotice{}, err
-	}
-	return row.notice(), nil
+	return getConverted(ctx, r, r.r, linkNoticeRow.notice, `SELECT `+columnsOf[linkNoticeRow]("")+` FROM link_notices WHERE hash = ?`, hash)
 }
 
 // SpendLinkNotice is one conditional UPDATE: of two presses, on any

@@ -157,24 +157,13 @@ func (r repo) CreateOIDCClient(ctx context.Context, c OIDCClient) error {
 
 // OIDCClient finds a client, revoked or not.
 func (r repo) OIDCClient(ctx context.Context, id string) (OIDCClient, error) {
-	row, err := getRow[clientRow](ctx, r, r.r, `SELECT `+columnsOf[clientRow]("")+` FROM oidc_clients WHERE id = ?`, id)
-	if err != nil {
-		return OIDCClient{}, err
-	}
-	return row.client(), nil
+	return getConverted(ctx, r, r.r, clientRow.client, `SELECT `+columnsOf[clientRow]("")+` FROM oidc_clients WHERE id = ?`, id)
 }
 
 // ListOIDCClients lists every client, oldest first.
 func (r repo) ListOIDCClients(ctx context.Context) ([]OIDCClient, error) {
 	rows, err := listRows[clientRow](ctx, r, r.r, `SELECT `+columnsOf[clientRow]("")+` FROM oidc_clients ORDER BY created_at, id`)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]OIDCClient, len(rows))
-	for i, row := range rows {
-		out[i] = row.client()
-	}
-	return out, nil
+	return converted(rows, err, clientRow.client)
 }
 
 // RevokeOIDCClient revokes a client and the access tokens issued to it;
@@ -295,14 +284,12 @@ func (r repo) CreateAccessToken(ctx context.Context, t AccessTokenRecord) error 
 
 // AccessToken finds an access token by the hash of its id.
 func (r repo) AccessToken(ctx context.Context, hash []byte) (AccessTokenRecord, error) {
-	row, err := getRow[accessTokenRow](ctx, r, r.r, `SELECT `+columnsOf[accessTokenRow]("")+` FROM oidc_tokens WHERE hash = ?`, hash)
-	if err != nil {
-		return AccessTokenRecord{}, err
-	}
-	return AccessTokenRecord{
-		Hash: row.Hash, RequestID: row.RequestID, ClientID: row.ClientID, Subject: row.Subject,
-		Scopes: splitWords(row.Scopes), ExpiresAt: tm(row.ExpiresAt), CreatedAt: tm(row.CreatedAt),
-	}, nil
+	return getConverted(ctx, r, r.r, func(row accessTokenRow) AccessTokenRecord {
+		return AccessTokenRecord{
+			Hash: row.Hash, RequestID: row.RequestID, ClientID: row.ClientID, Subject: row.Subject,
+			Scopes: splitWords(row.Scopes), ExpiresAt: tm(row.ExpiresAt), CreatedAt: tm(row.CreatedAt),
+		}
+	}, `SELECT `+columnsOf[accessTokenRow]("")+` FROM oidc_tokens WHERE hash = ?`, hash)
 }
 
 // DeleteAccessToken revokes one access token.
@@ -320,14 +307,12 @@ func (r repo) CreateSession(ctx context.Context, s SessionRecord) error {
 
 // Session finds a session by the hash of its cookie.
 func (r repo) Session(ctx context.Context, hash []byte) (SessionRecord, error) {
-	row, err := getRow[sessionRow](ctx, r, r.r, `SELECT `+columnsOf[sessionRow]("")+` FROM oidc_sessions WHERE hash = ?`, hash)
-	if err != nil {
-		return SessionRecord{}, err
-	}
-	return SessionRecord{
-		Hash: row.Hash, PersonID: row.PersonID, AMR: splitWords(row.AMR), AuthTime: tm(row.AuthTime),
-		ExpiresAt: tm(row.ExpiresAt), CreatedAt: tm(row.CreatedAt),
-	}, nil
+	return getConverted(ctx, r, r.r, func(row sessionRow) SessionRecord {
+		return SessionRecord{
+			Hash: row.Hash, PersonID: row.PersonID, AMR: splitWords(row.AMR), AuthTime: tm(row.AuthTime),
+			ExpiresAt: tm(row.ExpiresAt), CreatedAt: tm(row.CreatedAt),
+		}
+	}, `SELECT `+columnsOf[sessionRow]("")+` FROM oidc_sessions WHERE hash = ?`, hash)
 }
 
 // DeleteSession ends one browser session.
@@ -352,14 +337,9 @@ func (r repo) DeletePersonSessions(ctx context.Context, personID int64, subject 
 func (r repo) SigningKeys(ctx context.Context, since time.Time) ([]SigningKeyRecord, error) {
 	rows, err := listRows[signingKeyRow](ctx, r, r.r, `SELECT `+columnsOf[signingKeyRow]("")+` FROM oidc_signing_keys
 		WHERE retired_at = 0 OR retired_at > ? ORDER BY created_at DESC, id`, us(since))
-	if err != nil {
-		return nil, err
-	}
-	out := make([]SigningKeyRecord, len(rows))
-	for i, k := range rows {
-		out[i] = SigningKeyRecord{ID: k.ID, Algorithm: k.Algorithm, PrivateKey: k.PrivateKey, CreatedAt: tm(k.CreatedAt), RetiredAt: tm(k.RetiredAt)}
-	}
-	return out, nil
+	return converted(rows, err, func(k signingKeyRow) SigningKeyRecord {
+		return SigningKeyRecord{ID: k.ID, Algorithm: k.Algorithm, PrivateKey: k.PrivateKey, CreatedAt: tm(k.CreatedAt), RetiredAt: tm(k.RetiredAt)}
+	})
 }
 
 // AddSigningKey stores a new key; with retire, every other key in use is

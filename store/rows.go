@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"fmt"
 	"reflect"
 	"strings"
@@ -55,4 +56,15 @@ func converted[R, T any](rows []R, err error, conv func(R) T) ([]T, error) {
 		out[i] = conv(r)
 	}
 	return out, nil
+}
+
+// getConverted reads one R (getRow) and makes it into what pairing sees
+// by conv. No row is pairing.ErrNotFound.
+func getConverted[R, T any](ctx context.Context, r repo, db conn, conv func(R) T, query string, args ...any) (T, error) {
+	row, err := getRow[R](ctx, r, db, query, args...)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return conv(row), nil
 }

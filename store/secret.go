@@ -31,14 +31,11 @@ var ErrSecretConfig = errors.New("server secret")
 // path with this suffix.
 const SecretFileSuffix = ".secret"
 
-// secretEncoding is how a generated or exported secret is written: text
-// that pairing.HMACKey reads back to the same bytes.
-const secretPrefix = "base64:"
-
-// EncodeSecret is the text form of a secret in a file: base64: and the
-// standard base64 of its bytes, and a newline.
+// EncodeSecret is the text form of a secret in a file, which
+// pairing.HMACKey reads back to the same bytes: base64: and the standard
+// base64 of its bytes, and a newline.
 func EncodeSecret(b []byte) []byte {
-	return []byte(secretPrefix + base64.StdEncoding.EncodeToString(b) + "\n")
+	return []byte(pairing.Base64KeyPrefix + base64.StdEncoding.EncodeToString(b) + "\n")
 }
 
 // DefaultSecretFile is where the secret lives when pairing.secret and

@@ -63,14 +63,12 @@ func (r repo) AddSignInTokens(ctx context.Context, requestID, matchCode string, 
 }
 
 func (r repo) SignInTokenByHash(ctx context.Context, hash []byte) (pairing.SignInToken, error) {
-	row, err := getRow[signInTokenRow](ctx, r, r.r, `SELECT `+columnsOf[signInTokenRow]("")+` FROM signin_tokens WHERE hash = ?`, hash)
-	if err != nil {
-		return pairing.SignInToken{}, err
-	}
-	return pairing.SignInToken{
-		ID: row.ID, Hash: row.Hash, RequestID: row.RequestID, Channel: row.Channel,
-		ExpiresAt: tm(row.ExpiresAt), UsedAt: tm(row.UsedAt), CreatedAt: tm(row.CreatedAt),
-	}, nil
+	return getConverted(ctx, r, r.r, func(row signInTokenRow) pairing.SignInToken {
+		return pairing.SignInToken{
+			ID: row.ID, Hash: row.Hash, RequestID: row.RequestID, Channel: row.Channel,
+			ExpiresAt: tm(row.ExpiresAt), UsedAt: tm(row.UsedAt), CreatedAt: tm(row.CreatedAt),
+		}
+	}, `SELECT `+columnsOf[signInTokenRow]("")+` FROM signin_tokens WHERE hash = ?`, hash)
 }
 
 // FinishSignIn: the request's conditional UPDATE (still pending, not

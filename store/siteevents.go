@@ -49,21 +49,17 @@ func (s *Store) MarkSiteEventDelivered(ctx context.Context, id int64, now time.T
 
 // RetrySiteEvent releases owner's claim and schedules the next try.
 func (s *Store) RetrySiteEvent(ctx context.Context, id int64, owner string, next time.Time, lastError string) error {
-	return s.retryJob(ctx, siteEventJobs, id, owner, next, lastError)
+	return s.releaseJob(ctx, siteEventJobs, "next_attempt_at", id, owner, next, lastError)
 }
 
 // FailSiteEvent gives up on the event.
 func (s *Store) FailSiteEvent(ctx context.Context, id int64, owner string, now time.Time, lastError string) error {
-	return s.failJob(ctx, siteEventJobs, id, owner, now, lastError)
+	return s.releaseJob(ctx, siteEventJobs, "failed_at", id, owner, now, lastError)
 }
 
 // SiteEventDelivery returns an event with its delivery state (tests, CLI).
 func (s *Store) SiteEventDelivery(ctx context.Context, id int64) (pairing.OutboxEvent, error) {
-	row, err := getRow[siteEventRow](ctx, s.repo, s.w, `SELECT `+columnsOf[siteEventRow]("")+` FROM site_events WHERE id = ?`, id)
-	if err != nil {
-		return pairing.OutboxEvent{}, err
-	}
-	return row.event(), nil
+	return getConverted(ctx, s.repo, s.w, siteEventRow.event, `SELECT `+columnsOf[siteEventRow]("")+` FROM site_events WHERE id = ?`, id)
 }
 
 func (r repo) AddSiteEvent(ctx context.Context, e pairing.SiteEvent) error {

@@ -78,6 +78,9 @@ type Store struct {
 	batch *batcher
 	// keyUse keeps api_keys.last_used_at (keyuse.go).
 	keyUse *keyUse
+	// txGate admits PostgreSQL transactions to the pool in arrival order
+	// (Tx); it holds one token per connection.
+	txGate chan struct{}
 }
 
 // Open connects to the database. It does not migrate; call Migrate.
@@ -124,6 +127,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		db.SetMaxIdleConns(cfg.MaxOpenConns)
 		db.SetConnMaxIdleTime(5 * time.Minute)
 		s.writer, s.reader = db, db
+		s.txGate = make(chan struct{}, cfg.MaxOpenConns)
 	default:
 		return nil, fmt.Errorf("database.driver: must be sqlite or postgres, got %q", cfg.Driver)
 	}
@@ -227,9 +231,20 @@ func (s *Store) ping(ctx context.Context) error {
 // transactions queued meanwhile (group commit, batch.go); on PostgreSQL it
 // runs at READ COMMITTED, where the conditional updates and unique indexes
 // decide races.
+//
+// On PostgreSQL, transactions wait for a connection in the order they
+// came (txGate): database/sql hands a freed connection to a random
+// waiter, and under load that random order, not the work, made the slow
+// tail of authorize (docs/performance.md).
 func (s *Store) Tx(ctx context.Context, fn func(pairing.Repo) error) error {
 	if s.batch != nil {
 		return s.batch.run(ctx, fn)
+	}
+	select {
+	case s.txGate <- struct{}{}:
+		defer func() { <-s.txGate }()
+	case <-ctx.Done():
+		return translate(ctx.Err())
 	}
 	return writeTx(ctx, s.writer, s.driver, func(r repo) error { return fn(r) })
 }

@@ -140,20 +140,6 @@ func failedCommand(a *app, name, short string, list func(context.Context, *store
 	return c
 }
 
-// withStore runs fn on the opened (and migrated) database.
-func (a *app) withStore(cmd *cobra.Command, fn func(*store.Store) error) error {
-	cfg, log, err := a.config()
-	if err != nil {
-		return err
-	}
-	st, err := openStore(cmd.Context(), cfg, log)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	return fn(st)
-}
-
 // rowID parses the one positive id a "retry" takes.
 func rowID(arg, what, usage string) (int64, error) {
 	id, err := strconv.ParseInt(arg, 10, 64)

@@ -70,7 +70,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	worker, err := notifyWorker(cfg, svc)
+	worker, err := svc.NewNotificationWorker(cfg.Jobs.NotificationWorkerConfig())
 	if err != nil {
 		return err
 	}

@@ -126,15 +126,11 @@ func (c *countedConn) Close() error {
 	return err
 }
 
-// trustedNets parses the trusted proxies (CIDRs or single addresses).
+// trustedNets is whether an address is one of the trusted proxies.
 func trustedNets(proxies []string) (func(net.IP) bool, error) {
-	var nets []*net.IPNet
-	for _, p := range proxies {
-		n, err := parseCIDROrIP(p)
-		if err != nil {
-			return nil, err
-		}
-		nets = append(nets, n)
+	nets, err := parseProxies(proxies)
+	if err != nil {
+		return nil, err
 	}
 	return func(ip net.IP) bool {
 		for _, n := range nets {

@@ -66,10 +66,6 @@ func (s *server) checkReady(parent context.Context, log *slog.Logger) (int, read
 		checks = append([]Check{{Name: "database", Check: s.svc.Ready}}, checks...)
 	}
 	out := readyJSON{Status: "ready", Checks: make(map[string]string, len(checks))}
-	optional := map[string]bool{}
-	for _, ch := range checks {
-		optional[ch.Name] = ch.Optional
-	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, ch := range checks {
@@ -86,17 +82,17 @@ func (s *server) checkReady(parent context.Context, log *slog.Logger) (int, read
 			}
 			mu.Lock()
 			out.Checks[ch.Name] = res
+			if res != "ok" && !ch.Optional {
+				out.Status = "unavailable"
+			}
 			mu.Unlock()
 		})
 	}
 	wg.Wait()
-	status := http.StatusOK
-	for name, r := range out.Checks {
-		if r != "ok" && !optional[name] {
-			out.Status, status = "unavailable", http.StatusServiceUnavailable
-		}
+	if out.Status != "ready" {
+		return http.StatusServiceUnavailable, out
 	}
-	return status, out
+	return http.StatusOK, out
 }
 
 // runCheck returns when the check does or when ctx ends, whichever is

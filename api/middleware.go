@@ -206,22 +206,15 @@ func keyID(c echo.Context) int64 {
 	return id
 }
 
-// pageLimit limits each client IP on the browser routes (Webhook.Page).
-func (s *server) pageLimit(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		if ok, wait := s.pages.allow(c.RealIP()); !ok {
-			return &pairing.RetryError{Err: pairing.ErrRateLimited, RetryAfter: wait}
+// limitIP limits each client IP by l: s.public on the webhook routes,
+// s.pages on the browser routes (Webhook.Page).
+func limitIP(l *ipLimiter) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if ok, wait := l.allow(c.RealIP()); !ok {
+				return &pairing.RetryError{Err: pairing.ErrRateLimited, RetryAfter: wait}
+			}
+			return next(c)
 		}
-		return next(c)
-	}
-}
-
-// publicLimit limits each client IP on the unauthenticated webhook routes.
-func (s *server) publicLimit(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		if ok, wait := s.public.allow(c.RealIP()); !ok {
-			return &pairing.RetryError{Err: pairing.ErrRateLimited, RetryAfter: wait}
-		}
-		return next(c)
 	}
 }

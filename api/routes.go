@@ -23,9 +23,10 @@ func (s *server) register(e *echo.Echo, hooks []Webhook) {
 	e.GET("/healthz", s.healthz)
 	// Unauthenticated and costlier than a liveness check: limited per
 	// client address like the webhooks.
-	e.GET("/readyz", s.readyz, s.publicLimit)
+	public := limitIP(s.public)
+	e.GET("/readyz", s.readyz, public)
 	if s.cfg.MetricsListen == "" {
-		e.GET("/metrics", s.metricsText, s.publicLimit)
+		e.GET("/metrics", s.metricsText, public)
 	}
 	e.GET("/openapi.yaml", s.openAPI)
 
@@ -48,15 +49,14 @@ func (s *server) register(e *echo.Echo, hooks []Webhook) {
 	e.GET("/v1/messages/:id", s.getMessage, auth...)
 
 	for _, w := range hooks {
-		h := http.MaxBytesHandler(w.Handler, s.cfg.webhookBodyLimitOf())
+		h := echo.WrapHandler(http.MaxBytesHandler(w.Handler, s.cfg.webhookBodyLimitOf()))
 		switch {
 		case w.Unlimited:
-			e.Add(w.Method, w.Path, echo.WrapHandler(h))
-			continue
+			e.Add(w.Method, w.Path, h)
 		case w.Page:
-			e.Add(w.Method, w.Path, echo.WrapHandler(h), s.pageLimit)
-			continue
+			e.Add(w.Method, w.Path, h, limitIP(s.pages))
+		default:
+			e.Add(w.Method, w.Path, h, public, s.uploads.middleware)
 		}
-		e.Add(w.Method, w.Path, echo.WrapHandler(h), s.publicLimit, s.uploads.middleware)
 	}
 }

@@ -231,15 +231,11 @@ func (c Config) Validate() error {
 	if c.BodyLimit < 1024 || c.BodyLimit > 16<<20 {
 		bad("body_limit", "must be between 1024 and 16777216 bytes")
 	}
-	for _, d := range []struct {
-		key string
-		v   time.Duration
-	}{
-		{"read_header_timeout", c.ReadHeaderTimeout}, {"shutdown_timeout", c.ShutdownTimeout},
-	} {
-		if d.v <= 0 {
-			bad(d.key, "must be a positive duration")
-		}
+	if c.ReadHeaderTimeout <= 0 {
+		bad("read_header_timeout", "must be a positive duration")
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("shutdown_timeout", "must be a positive duration")
 	}
 	if c.PublicRatePerSecond <= 0 {
 		bad("public_rate_per_second", "must be positive")
@@ -456,31 +452,35 @@ func ipExtractor(proxies []string) (echo.IPExtractor, error) {
 	if len(proxies) == 0 {
 		return echo.ExtractIPDirect(), nil
 	}
+	nets, err := parseProxies(proxies)
+	if err != nil {
+		return nil, err
+	}
 	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
-	for _, p := range proxies {
-		n, err := parseCIDROrIP(p)
-		if err != nil {
-			return nil, err
-		}
+	for _, n := range nets {
 		opts = append(opts, echo.TrustIPRange(n))
 	}
 	return echo.ExtractIPFromXFFHeader(opts...), nil
 }
 
-// parseCIDROrIP reads a trusted proxy: a CIDR, or one address.
-func parseCIDROrIP(p string) (*net.IPNet, error) {
-	if !strings.Contains(p, "/") {
-		if ip := net.ParseIP(p); ip != nil && ip.To4() != nil {
-			p += "/32"
-		} else {
-			p += "/128"
+// parseProxies reads the trusted proxies: CIDRs, or single addresses.
+func parseProxies(proxies []string) ([]*net.IPNet, error) {
+	var nets []*net.IPNet
+	for _, p := range proxies {
+		if !strings.Contains(p, "/") {
+			if ip := net.ParseIP(p); ip != nil && ip.To4() != nil {
+				p += "/32"
+			} else {
+				p += "/128"
+			}
 		}
+		_, n, err := net.ParseCIDR(p)
+		if err != nil {
+			return nil, fmt.Errorf("api: trusted proxy %q: %w", p, err)
+		}
+		nets = append(nets, n)
 	}
-	_, n, err := net.ParseCIDR(p)
-	if err != nil {
-		return nil, fmt.Errorf("api: trusted proxy %q: %w", p, err)
-	}
-	return n, nil
+	return nets, nil
 }
 
 func checkWebhooks(hooks []Webhook) error {

@@ -185,7 +185,7 @@ func (p *Provider) finish(w http.ResponseWriter, r *http.Request, a authRequest,
 		return
 	}
 	if newSession && p.cfg.SessionTTL > 0 {
-		if err := p.startSession(w, r, a, now); err != nil {
+		if err := p.newSession(w, r, a.rec.PersonID, a.rec.AMR, a.rec.AuthTime, now); err != nil {
 			p.d.Log.Warn("sign-in session not started", "err", err)
 		}
 	}
@@ -232,10 +232,7 @@ func (p *Provider) restartURL(r *http.Request, clientID string) string {
 		return ""
 	}
 	c, err := p.d.Store.OIDCClient(r.Context(), clientID)
-	if err != nil {
-		return ""
-	}
-	if c.InitiateLoginURI == "" {
+	if err != nil || c.InitiateLoginURI == "" {
 		return ""
 	}
 	return appendQuery(c.InitiateLoginURI, url.Values{"iss": {p.issuer}})
@@ -269,10 +266,6 @@ func (p *Provider) session(r *http.Request) (store.SessionRecord, bool) {
 		return store.SessionRecord{}, false
 	}
 	return s, true
-}
-
-func (p *Provider) startSession(w http.ResponseWriter, r *http.Request, a authRequest, now time.Time) error {
-	return p.newSession(w, r, a.rec.PersonID, a.rec.AMR, a.rec.AuthTime, now)
 }
 
 // newSession stores a session of personID and sets its cookie.

@@ -121,33 +121,32 @@ func (p *Provider) servePair(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// pairLead finds the chat of a BUID and its site; ok false means the
-// answer is written.
-func (p *Provider) pairLead(w http.ResponseWriter, r *http.Request, buid string) (pairing.Lead, clientInfo, bool) {
+// pairSite finds the site a BUID's chat signs in to; ok false means
+// the answer is written.
+func (p *Provider) pairSite(w http.ResponseWriter, r *http.Request, buid string) (clientInfo, bool) {
 	if buid == "" || len(buid) > maxBUIDLen {
 		p.pairMessage(w, r, http.StatusNotFound, "pair_link_unknown")
-		return pairing.Lead{}, clientInfo{}, false
+		return clientInfo{}, false
 	}
 	lead, err := p.d.SignIns.PINPageLead(r.Context(), buid)
 	switch {
 	case errors.Is(err, pairing.ErrBUIDUnknown):
 		p.pairMessage(w, r, http.StatusNotFound, "pair_link_unknown")
-		return pairing.Lead{}, clientInfo{}, false
+		return clientInfo{}, false
 	case err != nil:
 		p.fail(w, r, err)
-		return pairing.Lead{}, clientInfo{}, false
+		return clientInfo{}, false
 	}
 	c, ok := p.pairClient(r, lead.Channel)
 	if !ok {
 		p.pairMessage(w, r, http.StatusNotFound, "pair_not_offered")
-		return pairing.Lead{}, clientInfo{}, false
 	}
-	return lead, c, true
+	return c, ok
 }
 
 func (p *Provider) pairPage(w http.ResponseWriter, r *http.Request) {
 	buid := r.URL.Query().Get("buid")
-	_, c, ok := p.pairLead(w, r, buid)
+	c, ok := p.pairSite(w, r, buid)
 	if !ok {
 		return
 	}
@@ -158,28 +157,26 @@ func (p *Provider) pairPage(w http.ResponseWriter, r *http.Request) {
 	p.renderPair(w, r, http.StatusOK, c, pairView{BUID: buid, Form: true})
 }
 
-// pairForm reads a POST of the page and checks its CSRF token; ok false
-// means the answer is written.
-func (p *Provider) pairForm(w http.ResponseWriter, r *http.Request) (buid string, ok bool) {
+// pairForm reads a POST of the page, checks its CSRF token and finds the
+// BUID's site; ok false means the answer is written.
+func (p *Provider) pairForm(w http.ResponseWriter, r *http.Request) (buid string, c clientInfo, ok bool) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxPairForm)
 	if err := r.ParseForm(); err != nil {
 		p.pairMessage(w, r, http.StatusBadRequest, "pair_form_invalid")
-		return "", false
+		return "", clientInfo{}, false
 	}
 	want := p.csrf.Token(cookieValue(r, browserCookie), pairCSRFPurpose)
 	if want == "" || !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(want)) {
 		p.pairMessage(w, r, http.StatusForbidden, "signin_csrf")
-		return "", false
+		return "", clientInfo{}, false
 	}
-	return r.PostForm.Get("buid"), true
+	buid = r.PostForm.Get("buid")
+	c, ok = p.pairSite(w, r, buid)
+	return buid, c, ok
 }
 
 func (p *Provider) pairSubmit(w http.ResponseWriter, r *http.Request) {
-	buid, ok := p.pairForm(w, r)
-	if !ok {
-		return
-	}
-	_, c, ok := p.pairLead(w, r, buid)
+	buid, c, ok := p.pairForm(w, r)
 	if !ok {
 		return
 	}
@@ -223,11 +220,7 @@ func (p *Provider) pairSubmit(w http.ResponseWriter, r *http.Request) {
 // the new BUID, so the page the person is on keeps working (only the
 // holder of the current BUID can ask, and the PIN goes to the chat).
 func (p *Provider) pairResend(w http.ResponseWriter, r *http.Request) {
-	buid, ok := p.pairForm(w, r)
-	if !ok {
-		return
-	}
-	_, c, ok := p.pairLead(w, r, buid)
+	buid, c, ok := p.pairForm(w, r)
 	if !ok {
 		return
 	}

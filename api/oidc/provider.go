@@ -80,10 +80,8 @@ type Provider struct {
 	cfg       Config
 	d         Deps
 	op        *op.Provider
-	storage   *storage
 	csrf      webpage.CSRF
 	cookies   webpage.Cookies
-	secure    bool
 	locales   *webpage.Locales
 	chanNames []string
 }
@@ -108,9 +106,9 @@ func New(issuer string, cfg Config, d Deps) (*Provider, error) {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
 	secure := u.Scheme == "https"
-	p := &Provider{issuer: issuer, cfg: cfg, d: d, csrf: webpage.NewCSRF(derive(d.Secret, "oidc csrf")), cookies: webpage.Cookies{Secure: secure}, secure: secure}
+	p := &Provider{issuer: issuer, cfg: cfg, d: d, csrf: webpage.NewCSRF(derive(d.Secret, "oidc csrf")), cookies: webpage.Cookies{Secure: secure}}
 	now := func() time.Time { return d.Clock.Now().UTC() }
-	p.storage = &storage{
+	st := &storage{
 		st: d.Store, cfg: cfg, now: now, random: randomID,
 		keys:    newKeyRing(d.Store, cfg.SigningAlgorithm, cfg.KeyRetention(), now),
 		claims:  &claimer{st: d.Store, types: d.SignIns.ChannelType},
@@ -122,7 +120,6 @@ func New(issuer string, cfg Config, d Deps) (*Provider, error) {
 	if p.locales, err = webpage.NewLocales(d.Texts.Locales()); err != nil {
 		return nil, err
 	}
-	tags := p.locales.Tags()
 
 	var key [32]byte
 	copy(key[:], derive(d.Secret, "oidc access tokens"))
@@ -130,7 +127,7 @@ func New(issuer string, cfg Config, d Deps) (*Provider, error) {
 		CryptoKey:          key,
 		CodeMethodS256:     true,
 		AuthMethodPost:     true,
-		SupportedUILocales: tags,
+		SupportedUILocales: p.locales.Tags(),
 		SupportedScopes:    []string{oidc.ScopeOpenID, oidc.ScopeProfile},
 		SupportedClaims: []string{"sub", "aud", "exp", "iat", "iss", "auth_time", "nonce", "amr", "name", "given_name",
 			"family_name", "preferred_username", "locale", ClaimMessengers, ClaimSiteUserID},
@@ -140,10 +137,10 @@ func New(issuer string, cfg Config, d Deps) (*Provider, error) {
 			op.NewEndpoint(pathRevoke), op.NewEndpoint(pathEndSession), op.NewEndpoint(pathKeys)),
 		op.WithLogger(d.Log.With("component", "oidc")),
 	}
-	if !p.secure {
+	if !secure {
 		opts = append(opts, op.WithAllowInsecure())
 	}
-	if p.op, err = op.NewOpenIDProvider(issuer, opCfg, p.storage, opts...); err != nil {
+	if p.op, err = op.NewOpenIDProvider(issuer, opCfg, st, opts...); err != nil {
 		return nil, err
 	}
 	return p, nil

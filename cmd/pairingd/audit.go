@@ -35,7 +35,7 @@ func auditPruneLoop(st *store.Store, log *slog.Logger, retention time.Duration) 
 	if retention <= 0 {
 		return nil
 	}
-	return hourly(func(ctx context.Context) {
+	return every(time.Hour, func(ctx context.Context) {
 		n, err := st.PruneAudit(ctx, time.Now().Add(-retention), store.AuditPruneBatch)
 		logPrune(ctx, log, slog.LevelInfo, "audit events past audit.retention", n, err)
 	})

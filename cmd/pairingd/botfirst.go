@@ -26,11 +26,6 @@ func sharedOptions(ch ChannelConfig) channel.Options {
 	return channel.DefaultOptions()
 }
 
-// pinPageURL is the hosted PIN page's link template.
-func pinPageURL(publicURL string) string {
-	return strings.TrimSuffix(publicURL, "/") + "/pair?buid={buid}"
-}
-
 // applyChannelOptions gives the service each channel's options: its chat
 // link (the hosted PIN page when the channel names a pin_page_client) and
 // whether it sends link notices.
@@ -39,7 +34,7 @@ func applyChannelOptions(cfg Config, svc *pairing.Service) {
 		o := sharedOptions(ch)
 		opts := pairing.ChannelOptions{NoLinkNotices: !o.LinkNotices}
 		if o.PINPageClient != "" && cfg.OIDC.Enabled {
-			opts.LinkURL = pinPageURL(cfg.Server.PublicURL)
+			opts.LinkURL = strings.TrimSuffix(cfg.Server.PublicURL, "/") + "/pair?buid={buid}"
 		}
 		svc.SetChannelOptions(ch.Name(), opts)
 	}

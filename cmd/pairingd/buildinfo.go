@@ -30,7 +30,7 @@ func readBuild(version, commit, date string) build {
 func fromBuild(bi *debug.BuildInfo, version, commit, date string) build {
 	i := build{Version: version, Commit: commit, Date: date, GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
 	if bi == nil {
-		return i.withDefaults()
+		bi = &debug.BuildInfo{}
 	}
 	if bi.GoVersion != "" {
 		i.GoVersion = bi.GoVersion
@@ -52,10 +52,6 @@ func fromBuild(bi *debug.BuildInfo, version, commit, date string) build {
 			i.Modified = commit == "" && s.Value == "true"
 		}
 	}
-	return i.withDefaults()
-}
-
-func (i build) withDefaults() build {
 	if i.Version == "" {
 		i.Version = "dev"
 	}

@@ -111,11 +111,11 @@ func signingKeysCommand(a *app) *cobra.Command {
 		Short: "make a new ID token signing key (of oidc.signing_algorithm); the old one stays in the JWKS until its tokens expire",
 		Args:  noCommand,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, _, err := a.config()
+			cfg, log, err := a.config()
 			if err != nil {
 				return err
 			}
-			return a.withService(cmd, func(st *store.Store, _ *pairing.Service) error {
+			return withService(cmd.Context(), cfg, log, func(st *store.Store, _ *pairing.Service) error {
 				kid, err := oidcapi.RotateSigningKey(cmd.Context(), st, time.Now().UTC(), cfg.OIDC.SigningAlgorithm)
 				if err != nil {
 					return err

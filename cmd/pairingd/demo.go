@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -241,11 +239,8 @@ func waitDemoReady(ctx context.Context, public string, tg *tgfake.Server, serveE
 // demoToken is a random token of the stand-in bot (the format BotFather
 // uses; it is worth nothing outside this process).
 func demoToken() (string, error) {
-	b := make([]byte, 24)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	return "100000001:" + base64.RawURLEncoding.EncodeToString(b), nil
+	s, err := randomString(24)
+	return "100000001:" + s, err
 }
 
 // demoFreePort asks the system for a free port on 127.0.0.1. pairingd then

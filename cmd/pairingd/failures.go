@@ -1,9 +1,9 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -26,26 +26,19 @@ const (
 )
 
 func messagesCommand(a *app) *cobra.Command {
-	var limit int
-	failed := failedCommand("messages failed", "list failed notification deliveries, the most recent first", &limit,
-		func(cmd *cobra.Command, _ []string) error {
-			return a.withStore(cmd, func(st *store.Store) error {
-				ds, err := st.FailedDeliveries(cmd.Context(), limit)
-				if err != nil {
-					return err
-				}
-				tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "MESSAGE\tDELIVERY\tUSER_ID\tCHANNEL\tATTEMPTS\tFAILED_AT\tLAST_ERROR")
-				for _, d := range ds {
-					fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%d\t%s\t%s\n", d.MessageID, d.ID, cell(d.UserID), cell(d.Channel),
-						d.Attempts, stamp(d.FinishedAt), cell(d.LastError))
-				}
-				if err := tw.Flush(); err != nil {
-					return err
-				}
-				moreHint(a.stdout, len(ds), limit, "messages failed")
-				return nil
-			})
+	failed := failedCommand(a, "messages failed", "list failed notification deliveries, the most recent first",
+		func(ctx context.Context, st *store.Store, limit int) (int, error) {
+			ds, err := st.FailedDeliveries(ctx, limit)
+			if err != nil {
+				return 0, err
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "MESSAGE\tDELIVERY\tUSER_ID\tCHANNEL\tATTEMPTS\tFAILED_AT\tLAST_ERROR")
+			for _, d := range ds {
+				fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%d\t%s\t%s\n", d.MessageID, d.ID, cell(d.UserID), cell(d.Channel),
+					d.Attempts, stamp(d.FinishedAt), cell(d.LastError))
+			}
+			return len(ds), tw.Flush()
 		})
 	retry := &cobra.Command{
 		Use:   "retry DELIVERY_ID",
@@ -77,26 +70,19 @@ func messagesCommand(a *app) *cobra.Command {
 }
 
 func eventsCommand(a *app) *cobra.Command {
-	var limit int
-	failed := failedCommand("events failed", "list site events the webhook gave up on, the most recent first", &limit,
-		func(cmd *cobra.Command, _ []string) error {
-			return a.withStore(cmd, func(st *store.Store) error {
-				evs, err := st.FailedSiteEvents(cmd.Context(), limit)
-				if err != nil {
-					return err
-				}
-				tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "EVENT\tTYPE\tUSER_ID\tATTEMPTS\tCREATED_AT\tFAILED_AT\tLAST_ERROR")
-				for _, e := range evs {
-					fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\n", e.ID, cell(e.Type), cell(orDash(e.UserID)), e.Attempts,
-						stamp(e.CreatedAt), stamp(e.FailedAt), cell(e.LastError))
-				}
-				if err := tw.Flush(); err != nil {
-					return err
-				}
-				moreHint(a.stdout, len(evs), limit, "events failed")
-				return nil
-			})
+	failed := failedCommand(a, "events failed", "list site events the webhook gave up on, the most recent first",
+		func(ctx context.Context, st *store.Store, limit int) (int, error) {
+			evs, err := st.FailedSiteEvents(ctx, limit)
+			if err != nil {
+				return 0, err
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "EVENT\tTYPE\tUSER_ID\tATTEMPTS\tCREATED_AT\tFAILED_AT\tLAST_ERROR")
+			for _, e := range evs {
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\n", e.ID, cell(e.Type), cell(orDash(e.UserID)), e.Attempts,
+					stamp(e.CreatedAt), stamp(e.FailedAt), cell(e.LastError))
+			}
+			return len(evs), tw.Flush()
 		})
 	retry := &cobra.Command{
 		Use:   "retry EVENT_ID",
@@ -128,36 +114,30 @@ func eventsCommand(a *app) *cobra.Command {
 }
 
 // failedCommand is the "failed" listing of a group: no arguments, --limit
-// 1..1000.
-func failedCommand(name, short string, limit *int, run func(*cobra.Command, []string) error) *cobra.Command {
+// 1..1000. list prints up to limit rows and says how many it printed; a
+// full page gets a hint to ask for more.
+func failedCommand(a *app, name, short string, list func(context.Context, *store.Store, int) (int, error)) *cobra.Command {
 	usage := fmt.Sprintf("usage: pairingd %s [--limit N] (N: 1..%d)", name, maxListLimit)
+	var limit int
 	c := &cobra.Command{
 		Use:   "failed",
 		Short: short,
 		Args:  nArgs(0, usage),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if *limit < 1 || *limit > maxListLimit {
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if limit < 1 || limit > maxListLimit {
 				return usageError{usage}
 			}
-			return run(cmd, args)
+			return a.withStore(cmd, func(st *store.Store) error {
+				n, err := list(cmd.Context(), st, limit)
+				if err == nil && n == limit && limit < maxListLimit {
+					fmt.Fprintf(a.stdout, "the %d most recent shown; more: pairingd %s --limit %d\n", n, name, min(limit*10, maxListLimit))
+				}
+				return err
+			})
 		},
 	}
-	c.Flags().IntVar(limit, "limit", 100, fmt.Sprintf("rows to show, the most recent first (1..%d)", maxListLimit))
+	c.Flags().IntVar(&limit, "limit", 100, fmt.Sprintf("rows to show, the most recent first (1..%d)", maxListLimit))
 	return c
-}
-
-// withStore runs fn on the opened (and migrated) database.
-func (a *app) withStore(cmd *cobra.Command, fn func(*store.Store) error) error {
-	cfg, log, err := a.config()
-	if err != nil {
-		return err
-	}
-	st, err := openStore(cmd.Context(), cfg, log)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	return fn(st)
 }
 
 // rowID parses the one positive id a "retry" takes.
@@ -167,12 +147,6 @@ func rowID(arg, what, usage string) (int64, error) {
 		return 0, usageError{fmt.Sprintf("%s: %q is not an id (a positive integer)\n%s", what, arg, usage)}
 	}
 	return id, nil
-}
-
-func moreHint(out io.Writer, n, limit int, cmd string) {
-	if n == limit && limit < maxListLimit {
-		fmt.Fprintf(out, "the %d most recent shown; more: pairingd %s --limit %d\n", n, cmd, min(limit*10, maxListLimit))
-	}
 }
 
 func stamp(t time.Time) string {

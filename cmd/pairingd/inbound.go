@@ -21,7 +21,7 @@ func inboundWorker(cfg Config, st *store.Store, log *slog.Logger, serverSecret [
 // inboundPruneLoop drops handled and given-up inbound events older than
 // pairing.InboundRetention, hourly.
 func inboundPruneLoop(st *store.Store, log *slog.Logger) func(context.Context) error {
-	return hourly(func(ctx context.Context) {
+	return every(time.Hour, func(ctx context.Context) {
 		n, err := st.PruneInbound(ctx, time.Now().Add(-pairing.InboundRetention))
 		logPrune(ctx, log, slog.LevelDebug, "inbound events", n, err)
 	})

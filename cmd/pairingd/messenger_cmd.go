@@ -52,9 +52,6 @@ func messengerCommand(a *app) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if !slices.Contains(hub.Names(), channel) {
-					return usageError{fmt.Sprintf("no messenger channel named %q in the configuration", channel)}
-				}
 				ctx, cancel := context.WithTimeout(ctx, time.Minute)
 				defer cancel()
 				if err := hub.SetupProfile(ctx, channel); err != nil {

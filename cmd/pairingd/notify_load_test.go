@@ -86,7 +86,7 @@ func (e *loadEnv) linkUsers(n int) {
 // runWorker runs the worker until the test ends.
 func (e *loadEnv) runWorker() {
 	e.t.Helper()
-	w, err := notifyWorker(e.cfg, e.svc)
+	w, err := e.svc.NewNotificationWorker(e.cfg.Jobs.NotificationWorkerConfig())
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -88,6 +88,20 @@ func (a *app) withService(cmd *cobra.Command, fn func(*store.Store, *pairing.Ser
 	return withService(cmd.Context(), cfg, log, fn)
 }
 
+// withStore runs fn on the opened (and migrated) database.
+func (a *app) withStore(cmd *cobra.Command, fn func(*store.Store) error) error {
+	cfg, log, err := a.config()
+	if err != nil {
+		return err
+	}
+	st, err := openStore(cmd.Context(), cfg, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return fn(st)
+}
+
 // exit prints a failed command's error to stderr and gives the exit code:
 // 2 and the command's usage for a wrong command line, 2 for a wrong
 // configuration, 1 for anything else.

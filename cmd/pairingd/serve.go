@@ -58,18 +58,19 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	} else if n > 0 {
 		log.Info("sealed the tokens an earlier release stored in the clear in inbound events", "events", n)
 	}
-	chans, err := buildChannels(channelEnv{cfg: cfg, svc: svc, st: st, texts: texts, log: log, inbox: inbox, obs: metrics}, &deps)
+	env := channelEnv{cfg: cfg, svc: svc, st: st, texts: texts, log: log, inbox: inbox, obs: metrics}
+	chans, err := buildChannels(env, &deps)
 	if err != nil {
 		return err
 	}
-	if err := mountSignIn(ctx, channelEnv{cfg: cfg, svc: svc, st: st, texts: texts, log: log}, &deps); err != nil {
+	if err := mountSignIn(ctx, env, &deps); err != nil {
 		return err
 	}
 	sendEvents, err := siteEventsJob(cfg, st, log, metrics)
 	if err != nil {
 		return err
 	}
-	worker, err := notifyWorker(cfg, svc)
+	worker, err := svc.NewNotificationWorker(cfg.Jobs.NotificationWorkerConfig())
 	if err != nil {
 		return err
 	}
@@ -157,18 +158,13 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 // pruneLoop drops site events older than eventRetention, and spent grants, link tokens and
 // finished notifications, hourly.
 func pruneLoop(st *store.Store, log *slog.Logger, eventRetention time.Duration) func(context.Context) error {
-	return hourly(func(ctx context.Context) {
+	return every(time.Hour, func(ctx context.Context) {
 		n, err := st.PruneSiteEvents(ctx, time.Now().Add(-eventRetention))
 		logPrune(ctx, log, slog.LevelInfo, "site events past jobs.site_events.retention", n, err)
 		now := time.Now()
 		n, err = st.PruneSpent(ctx, now.Add(-spentRetention), now.Add(-messageRetention))
 		logPrune(ctx, log, slog.LevelDebug, "expired grants, deep-link tokens and finished notifications", n, err)
 	})
-}
-
-// hourly runs fn at once and then every hour, until ctx ends.
-func hourly(fn func(context.Context)) func(context.Context) error {
-	return every(time.Hour, fn)
 }
 
 // every runs fn at once and then every d, until ctx ends.

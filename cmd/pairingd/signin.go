@@ -32,14 +32,13 @@ func mountSignIn(ctx context.Context, env channelEnv, deps *api.Deps) error {
 	if err != nil {
 		return err
 	}
-	secret := []byte(env.svc.Config().Secret)
 	if err := oidcapi.EnsureSigningKey(ctx, env.st, time.Now().UTC(), cfg.OIDC.SigningAlgorithm); err != nil {
 		return err
 	}
 	pinClients, loginCheckers := pinPageDeps(cfg)
 	p, err := oidcapi.New(cfg.Server.PublicURL, cfg.OIDC, oidcapi.Deps{
 		Store: env.st, SignIns: signIns, Channels: chans, Texts: env.texts, Pages: pages,
-		Assets: templates.PageAsset(cfg.Templates.Dir), Secret: secret, Log: env.log,
+		Assets: templates.PageAsset(cfg.Templates.Dir), Secret: []byte(env.svc.Config().Secret), Log: env.log,
 		PINPageClients: pinClients, LoginCheckers: loginCheckers, PINLength: env.svc.Config().PINLength,
 	})
 	if err != nil {

@@ -189,24 +189,22 @@ func (s *Site) createAccount(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	err := s.api.linkSubject(r.Context(), sess.sub, id)
+	if err == nil {
+		s.ensureAccount(id, displayName(sess.claims))
+	}
 	var ae *apiError
+	s.mu.Lock()
 	switch {
 	case err == nil:
-		s.ensureAccount(id, displayName(sess.claims))
-		s.mu.Lock()
 		sess.userID = id
 		sess.flash = "Your account " + id + " is ready, and Telegram signs you in to it from now on."
-		s.mu.Unlock()
 	case errors.As(err, &ae) && ae.Code == "token_expired":
-		s.mu.Lock()
 		sess.flash = "That sign-in is too old to link. Please sign out and sign in again."
-		s.mu.Unlock()
 	default:
 		s.log.Warn("POST /v1/links/oidc failed", "err", err)
-		s.mu.Lock()
 		sess.flash = "The account could not be linked: " + errorText(err)
-		s.mu.Unlock()
 	}
+	s.mu.Unlock()
 	http.Redirect(w, r, "/account", http.StatusSeeOther)
 }
 

@@ -130,15 +130,6 @@ func New(cfg Config, deps channel.Deps[Pairing]) (*Hub, error) {
 	return h, nil
 }
 
-// Names lists the configured Pages' channel names, in config order.
-func (h *Hub) Names() []string {
-	out := make([]string, 0, len(h.pages))
-	for _, p := range h.pages {
-		out = append(out, p.cfg.Name)
-	}
-	return out
-}
-
 // Channels returns one pairing.Channel per Page, in config order, for
 // pairing.Service's RegisterChannel.
 func (h *Hub) Channels() []pairing.Channel {

@@ -36,6 +36,11 @@
 # database (CREATE DATABASE ... TEMPLATE). Without a server there, the
 # PostgreSQL engines are skipped with a note. pairingd and the baseline
 # both get PG_CONNS connections per process (database.max_open_conns).
+# Two instances get what one has, split between them: PG2_CONNS
+# connections each (default: half of PG_CONNS) and GOMAXPROCS PG2_PROCS
+# each (default: half the cores), so x2 against x1 measures what the
+# second process does to the database, not two Go runtimes each sized
+# for the whole machine competing for its cores.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -52,6 +57,8 @@ BEFORE="${BEFORE:-}"
 BEFORE_PG="${BEFORE_PG-$BEFORE}"
 PG_ADMIN_DSN="${PG_ADMIN_DSN:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}"
 PG_CONNS="${PG_CONNS:-10}"
+PG2_CONNS="${PG2_CONNS:-$(( PG_CONNS > 1 ? PG_CONNS / 2 : 1 ))}"
+PG2_PROCS="${PG2_PROCS:-$(( $(nproc) > 1 ? $(nproc) / 2 : 1 ))}"
 WORK="${WORK:-$(mktemp -d)}"
 PORT=18080
 PORT2=18082
@@ -185,11 +192,12 @@ links_requests() {
   } >"$5"
 }
 
-# serve BUILD DRIVER DSN PORT LOG: start one pairingd; its pid is appended
+# serve BUILD DRIVER DSN PORT LOG [CONNS PROCS]: start one pairingd; its pid is appended
 # to SERVER_PIDS.
 serve() {
   local extra=()
-  [ "$2" = postgres ] && extra=(PAIRINGD_PAIRING_SECRET="$SECRET" PAIRINGD_DATABASE_MAX_OPEN_CONNS="$PG_CONNS")
+  [ "$2" = postgres ] && extra=(PAIRINGD_PAIRING_SECRET="$SECRET" PAIRINGD_DATABASE_MAX_OPEN_CONNS="${6:-$PG_CONNS}")
+  [ -n "${7:-}" ] && extra+=(GOMAXPROCS="$7")
   env PAIRINGD_DATABASE_DRIVER="$2" PAIRINGD_DATABASE_DSN="$3" PAIRINGD_SERVER_LISTEN="127.0.0.1:$4" \
     PAIRINGD_LOG_LEVEL=warn "${extra[@]}" "$WORK/$1/pairingd" serve 2>"$5" &
   SERVER_PIDS+=($!); pids+=($!)
@@ -264,7 +272,7 @@ SERVER_PIDS=()
 # The baselines' tables are made once per run, with N rows.
 [[ " $ENGINES " == *" pg"* ]] && pg_fresh bench_baseline
 rm -f "$WORK/baseline.db" "$WORK/baseline.db-wal" "$WORK/baseline.db-shm"
-echo "machine: $(nproc) cores, $(go version | awk '{print $3}'), wrk -t$THREADS -c$CONNS -d$DURATION, N=$N PG_N=$PG_N, filler rows $FILLER, engines: $ENGINES"
+echo "machine: $(nproc) cores, $(go version | awk '{print $3}'), wrk -t$THREADS -c$CONNS -d$DURATION, N=$N PG_N=$PG_N, filler rows $FILLER, engines: $ENGINES, PostgreSQL connections x1 $PG_CONNS, x2 $PG2_CONNS each (GOMAXPROCS $PG2_PROCS each)"
 pg_engines=0
 for engine in $ENGINES; do [ "$engine" != sqlite ] && pg_engines=1; done
 for path in $PATHS; do
@@ -289,10 +297,12 @@ for path in $PATHS; do
         run="bench_run"
         pg_fresh $run "$SEEDED"
         pg_roll_back "$b" $run
-        serve "$b" postgres "$(pg_dsn $run)" $PORT "$WORK/$b-pg$x-$path.log"
+        conns=$PG_CONNS procs=""
+        [ $x = 2 ] && conns=$PG2_CONNS procs=$PG2_PROCS
+        serve "$b" postgres "$(pg_dsn $run)" $PORT "$WORK/$b-pg$x-$path.log" "$conns" "$procs"
         ports=($PORT)
         if [ $x = 2 ]; then
-          serve "$b" postgres "$(pg_dsn $run)" $PORT2 "$WORK/$b-pg$x-$path.b.log"
+          serve "$b" postgres "$(pg_dsn $run)" $PORT2 "$WORK/$b-pg$x-$path.b.log" "$conns" "$procs"
           ports+=($PORT2)
         fi
         measure "$tag pg x$x $path" $run "$script" "$REQ" "${ports[@]}"

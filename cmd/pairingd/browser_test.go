@@ -228,6 +228,18 @@ func (b *tab) has(sel string) bool {
 	return ok
 }
 
+// count is how many elements match sel now (no waiting).
+func (b *tab) count(sel string) int {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll(`+strconv.Quote(sel)+`).length`))
+	if err != nil {
+		b.t.Fatalf("query %s: %v", sel, err)
+	}
+	return n
+}
+
 func (b *tab) location() string {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)

@@ -171,17 +171,21 @@ func TestBrowserDemoBotFirst(t *testing.T) {
 			site.open(d.site+"/account", "#no-leads")
 
 			// One tap: /login again (once the bot's few seconds between two
-			// PINs passed), and the login_url button on the phone.
-			deadline := time.Now().Add(30 * time.Second)
-			for {
-				phone.click(`button[data-command="/login"]`, `#latest`)
-				if phone.has(`#latest a[data-login="1"]`) {
-					break
-				}
+			// PINs passed), and the login_url button on the phone. A new PIN
+			// is a new one-tap button anywhere in the chat: the bot's answer
+			// comes a moment after the press, and by the next press a "please
+			// wait" answer may already be the latest message.
+			const oneTapButton = `#messages a[data-login="1"]`
+			before := phone.count(oneTapButton)
+			deadline := time.Now().Add(45 * time.Second)
+			for phone.count(oneTapButton) == before {
 				if time.Now().After(deadline) {
 					t.Fatalf("no new PIN:\n%s", phone.text("#messages"))
 				}
-				time.Sleep(time.Second)
+				phone.click(`button[data-command="/login"]`, `#latest`)
+				for answered := time.Now().Add(2 * time.Second); time.Now().Before(answered) && phone.count(oneTapButton) == before; {
+					time.Sleep(200 * time.Millisecond)
+				}
 			}
 			// Any login button will do (the web chat signs at the press), and
 			// #latest moves when the chat reloads with a newer message.

@@ -66,9 +66,12 @@ func CheckLoginData(token string, q url.Values, now time.Time, maxAge time.Durat
 			return LoginData{}, fmt.Errorf("%w: field given twice, empty or too long", ErrLoginInvalid)
 		}
 		if k == "hash" {
+			// Lowercase only, as Telegram writes it: one signed login has
+			// one spelling, and the one-tap page spends that spelling once
+			// (the same hash in capitals would be a second use).
 			h, err := hex.DecodeString(vs[0])
-			if err != nil || len(h) != sha256.Size {
-				return LoginData{}, fmt.Errorf("%w: hash is not 64 hex digits", ErrLoginInvalid)
+			if err != nil || len(h) != sha256.Size || hex.EncodeToString(h) != vs[0] {
+				return LoginData{}, fmt.Errorf("%w: hash is not 64 lowercase hex digits", ErrLoginInvalid)
 			}
 			sum = h
 			continue

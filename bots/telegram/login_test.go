@@ -47,6 +47,9 @@ func TestCheckLoginData(t *testing.T) {
 			return q
 		}(), ErrLoginInvalid},
 		{"hash too short", func() url.Values { q := signed(now, nil); q.Set("hash", "AB"); return q }(), ErrLoginInvalid},
+		// The right hash in capitals: the one-tap page spends a login by
+		// its hash's text, so a second spelling would be a second use.
+		{"hash in capitals", func() url.Values { q := signed(now, nil); q.Set("hash", strings.ToUpper(q.Get("hash"))); return q }(), ErrLoginInvalid},
 		{"no hash", func() url.Values { q := signed(now, nil); q.Del("hash"); return q }(), ErrLoginInvalid},
 		{"no id", signed(now, func(q url.Values) { q.Del("id") }), ErrLoginInvalid},
 		{"id not a number", signed(now, func(q url.Values) { q.Set("id", "ann") }), ErrLoginInvalid},

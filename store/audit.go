@@ -20,8 +20,7 @@ type auditRow struct {
 }
 
 func (r repo) AddAudit(ctx context.Context, e pairing.AuditEvent) error {
-	_, err := r.exec(ctx, insertAudit, auditArgs(e)...)
-	return err
+	return r.execLater(ctx, insertAudit, auditArgs(e)...)
 }
 
 const insertAudit = `INSERT INTO audit_events (at, action, outcome, key_id, web_user_id, person_id, user_id, detail)

@@ -14,8 +14,7 @@ import (
 func (r repo) CreateGrant(ctx context.Context, g pairing.GrantRecord, audit pairing.AuditEvent) error {
 	args := []any{string(g.Kind), g.Hash, g.WebUserID, g.LeadID, g.UserID, us(g.ExpiresAt), us(g.UsedAt), us(g.CreatedAt)}
 	if r.driver == Postgres {
-		_, err := r.exec(ctx, `WITH grant_row AS (`+insertGrant+`) `+insertAudit, append(args, auditArgs(audit)...)...)
-		return err
+		return r.execLater(ctx, `WITH grant_row AS (`+insertGrant+`) `+insertAudit, append(args, auditArgs(audit)...)...)
 	}
 	if _, err := r.exec(ctx, insertGrant, args...); err != nil {
 		return err

@@ -75,6 +75,17 @@ func (r repo) exec(ctx context.Context, query string, args ...any) (int64, error
 	return n, translate(err)
 }
 
+// execLater runs a write whose outcome the caller does not read back:
+// inside a PostgreSQL transaction it is sent with the transaction's next
+// statement or its COMMIT (pgpipe.go), and a failure fails that.
+func (r repo) execLater(ctx context.Context, query string, args ...any) error {
+	if r.driver == Postgres && r.inTx {
+		args = append([]any{sendWithNext{}}, args...)
+	}
+	_, err := r.exec(ctx, query, args...)
+	return err
+}
+
 // queryOne scans the one row query returns into dest; no row is
 // pairing.ErrNotFound.
 func (r repo) queryOne(ctx context.Context, db conn, query string, args []any, dest ...any) error {

@@ -119,7 +119,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 			s.reader = r
 		}
 	case Postgres:
-		db, err := open(postgres.New(postgres.Config{DSN: cfg.DSN}))
+		pool, err := openPostgres(cfg.DSN)
+		if err != nil {
+			return nil, fmt.Errorf("open postgres: %w", translate(err))
+		}
+		db, err := open(postgres.New(postgres.Config{Conn: pool}))
 		if err != nil {
 			return nil, fmt.Errorf("open postgres: %w", translate(err))
 		}

@@ -1,14 +1,21 @@
 -- wrk script: POST /v1/authorize with a different prepared BUID+PIN per
 -- request. requests.lua (written by ./api/bench/seed) defines `key` and
--- `bodies`. Each wrk thread takes its own slice of the bodies; with
--- PARTS=n and PART=0..n-1 (several wrk processes at once, one per
--- instance), each process takes its own n-th of them first.
+-- `bodies`. Each wrk thread takes its own slice of the bodies.
 dofile(os.getenv("REQUESTS") or "requests.lua")
 
 local threads = {}
 local counter = 0
 
+-- PORTS=a,b (one wrk for several instances): thread i sends to the
+-- (i mod n)-th port on 127.0.0.1, so the load generator is the same
+-- process, with the same threads, whatever the number of instances.
+local ports = {}
+for p in string.gmatch(os.getenv("PORTS") or "", "[^,]+") do table.insert(ports, p) end
+
 function setup(thread)
+  if #ports > 0 then
+    thread.addr = wrk.lookup("127.0.0.1", ports[(counter % #ports) + 1])[1]
+  end
   thread:set("tid", counter)
   counter = counter + 1
   table.insert(threads, thread)
@@ -16,10 +23,8 @@ end
 
 function init(args)
   local nthreads = tonumber(os.getenv("THREADS") or "2")
-  local parts = tonumber(os.getenv("PARTS") or "1")
-  local part = tonumber(os.getenv("PART") or "0")
-  per = math.floor(#bodies / (nthreads * parts))
-  first = (part * nthreads + tid) * per
+  per = math.floor(#bodies / nthreads)
+  first = tid * per
   i = 0
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"

@@ -6,7 +6,16 @@ dofile(os.getenv("REQUESTS") or "links-requests.lua")
 local threads = {}
 local counter = 0
 
+-- PORTS=a,b (one wrk for several instances): thread i sends to the
+-- (i mod n)-th port on 127.0.0.1, so the load generator is the same
+-- process, with the same threads, whatever the number of instances.
+local ports = {}
+for p in string.gmatch(os.getenv("PORTS") or "", "[^,]+") do table.insert(ports, p) end
+
 function setup(thread)
+  if #ports > 0 then
+    thread.addr = wrk.lookup("127.0.0.1", ports[(counter % #ports) + 1])[1]
+  end
   thread:set("tid", counter)
   counter = counter + 1
   table.insert(threads, thread)

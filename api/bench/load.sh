@@ -132,44 +132,40 @@ db_watch() { while :; do db_ticks "$1"; sleep 0.2; done >"$2"; }
 # at its last sample (a backend that started in between counts from zero).
 db_delta() { awk 'FILENAME == ARGV[1] {b[$1] = $2; next} {if ($2 > m[$1]) m[$1] = $2} END {for (p in m) t += m[p] - b[p]; print t + 0}' "$1" "$2"; }
 
-# measure LABEL DB SCRIPT REQUESTS PORT [PORT2]: wrk against one server,
-# or two at once (CONNS split between them, each its half of the bodies).
-# SERVER_PIDS holds the servers' pids.
+# measure LABEL DB SCRIPT REQUESTS PORT [PORT2]: one wrk against one
+# server, or against two at once (PORTS: half of its threads, and so of
+# its connections, to each), so that the load generator is the same
+# whatever the number of instances. SERVER_PIDS holds the servers' pids.
 measure() {
   local label=$1 db=$2 script=$3 requests=$4; shift 4
-  local ports=("$@") n=${#ports[@]} outs=() i
+  local ports=("$@")
+  if (( THREADS % ${#ports[@]} )); then echo "THREADS ($THREADS) must be a multiple of the number of instances"; exit 1; fi
   local c0
   c0=$(cpu_ticks "${SERVER_PIDS[@]}"); db_ticks "$db" >"$WORK/db.before"
   local watch=""
   if [ -n "$db" ]; then db_watch "$db" "$WORK/db.samples" & watch=$!; fi
-  for i in "${!ports[@]}"; do
-    PART=$i PARTS=$n THREADS="$THREADS" REQUESTS="$requests" wrk -t"$THREADS" -c$((CONNS / n)) -d"$DURATION" --latency \
-      -s "$script" "http://127.0.0.1:${ports[$i]}" >"$WORK/wrk.$i" &
-    outs+=($!)
-  done
-  wait "${outs[@]}"
+  PORTS=$(IFS=,; echo "${ports[*]}") THREADS="$THREADS" REQUESTS="$requests" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency \
+    -s "$script" "http://127.0.0.1:${ports[0]}" >"$WORK/wrk.out"
   local c1 dt
   c1=$(cpu_ticks "${SERVER_PIDS[@]}")
   if [ -n "$watch" ]; then kill "$watch"; wait "$watch" 2>/dev/null || true; db_ticks "$db" >>"$WORK/db.samples"; fi
   dt=0
   [ -n "$db" ] && dt=$(db_delta "$WORK/db.before" "$WORK/db.samples")
-  local rps=0 reqs=0 p50="" p99="" statuses="" reused=0
-  for i in "${!ports[@]}"; do
-    local out; out=$(cat "$WORK/wrk.$i")
-    rps=$(awk -v a="$rps" '/Requests\/sec/ {printf "%.0f", a + $2}' <<<"$out")
-    reqs=$((reqs + $(awk '/requests in/ {print $1}' <<<"$out")))
-    p50="$p50${p50:+/}$(awk '$1=="50%" {print $2}' <<<"$out")"
-    p99="$p99${p99:+/}$(awk '$1=="99%" {print $2}' <<<"$out")"
-    statuses="$statuses$( (grep "^status" <<<"$out" || true) | awk '{s[$2]+=$3} END {for (k in s) printf "%s%s ", k, s[k]}')"
-    # Each authorize spends its PIN: a wrk thread that runs out of its
-    # share of the PINs sends spent ones again (422 pin_used, not the path
-    # being measured); authorize.lua counts them.
-    reused=$((reused + $(awk '$1=="reused" {n+=$2} END {print n+0}' <<<"$out")))
-  done
+  local out rps reqs p50 p99 statuses reused
+  out=$(cat "$WORK/wrk.out")
+  rps=$(awk '/Requests\/sec/ {printf "%.0f", $2}' <<<"$out")
+  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  statuses="$( (grep "^status" <<<"$out" || true) | awk '{s[$2]+=$3} END {for (k in s) printf "%s%s ", k, s[k]}')"
+  # Each authorize spends its PIN: a wrk thread that runs out of its
+  # share of the PINs sends spent ones again (422 pin_used, not the path
+  # being measured); authorize.lua counts them.
+  reused=$(awk '$1=="reused" {n+=$2} END {print n+0}' <<<"$out")
   local cpu dbcpu="-"
   cpu=$(awk -v t=$((c1 - c0)) -v n="$reqs" -v hz="$HZ" 'BEGIN {printf "%.3f", n ? t / hz * 1000 / n : 0}')
   [ -n "$db" ] && dbcpu=$(awk -v t="$dt" -v n="$reqs" -v hz="$HZ" 'BEGIN {printf "%.3f", n ? t / hz * 1000 / n : 0}')
-  printf '%-34s %7s req/s  p50 %-15s p99 %-15s cpu/req %s ms  db cpu/req %s ms  %s' \
+  printf '%-34s %7s req/s  p50 %-8s p99 %-8s cpu/req %s ms  db cpu/req %s ms  %s' \
     "$label" "$rps" "$p50" "$p99" "$cpu" "$dbcpu" "$statuses"
   if [ "$reused" -gt 0 ]; then printf ' (%s requests reused a spent PIN: raise N)' "$reused"; fi
   local rss=0 p

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Load test of pairingd beside minimal Echo + GORM baselines, on this
 # machine, in one run: SQLite, PostgreSQL with one instance, PostgreSQL
-# with two instances on one database (load split across them, sum
-# reported). Installs wrk from Debian if missing. Prints one line per run:
+# with two instances on one database (one wrk, half of its threads and
+# connections to each). Installs wrk from Debian if missing. Prints one line per run:
 # what, requests/s, p50, p99, statuses, server CPU per request, database
 # CPU per request (PostgreSQL: the backends of the run's database), resident
 # memory.

@@ -306,3 +306,39 @@ func (f *failingService) GetLink(ctx context.Context, id string) (pairing.Link, 
 	}
 	return f.Service.GetLink(ctx, id)
 }
+
+// A single trusted proxy is that one host, written as IPv4, IPv6 or
+// IPv4-mapped IPv6.
+func TestParseProxiesSingleHosts(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		proxy      string
+		trusts     []string
+		trustsNone []string
+	}{
+		{"10.0.0.1", []string{"10.0.0.1", "::ffff:10.0.0.1"}, []string{"10.0.0.2", "::1"}},
+		{"::ffff:10.0.0.1", []string{"10.0.0.1", "::ffff:10.0.0.1"}, []string{"10.0.0.2", "::1", "::2"}},
+		{"2001:db8::1", []string{"2001:db8::1"}, []string{"2001:db8::2", "10.0.0.1"}},
+		{"10.0.0.0/8", []string{"10.1.2.3"}, []string{"11.0.0.1"}},
+	} {
+		trusted, err := trustedNets([]string{tc.proxy})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.proxy, err)
+		}
+		for _, ip := range tc.trusts {
+			if !trusted(net.ParseIP(ip)) {
+				t.Errorf("%s does not trust %s", tc.proxy, ip)
+			}
+		}
+		for _, ip := range tc.trustsNone {
+			if trusted(net.ParseIP(ip)) {
+				t.Errorf("%s trusts %s", tc.proxy, ip)
+			}
+		}
+	}
+	for _, bad := range []string{"fe80::1%eth0", "10.0.0", "proxy.example"} {
+		if _, err := parseProxies([]string{bad}); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

@@ -468,11 +468,16 @@ func parseProxies(proxies []string) ([]*net.IPNet, error) {
 	var nets []*net.IPNet
 	for _, p := range proxies {
 		if !strings.Contains(p, "/") {
-			if ip := net.ParseIP(p); ip != nil && ip.To4() != nil {
-				p += "/32"
-			} else {
-				p += "/128"
+			// One host. An IPv4-mapped IPv6 address (::ffff:10.0.0.1) is
+			// that IPv4 host, as the server sees its connections; read as
+			// IPv6 with a /32 it would have been the range ::/32.
+			a, err := netip.ParseAddr(p)
+			if err != nil || a.Zone() != "" {
+				return nil, fmt.Errorf("api: trusted proxy %q: not an IP address or CIDR", p)
 			}
+			a = a.Unmap()
+			nets = append(nets, &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(a.BitLen(), a.BitLen())})
+			continue
 		}
 		_, n, err := net.ParseCIDR(p)
 		if err != nil {

@@ -7,9 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"os"
-	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -36,15 +34,10 @@ func (c writeCounter) Write(b []byte) (int, error) {
 	return c.Conn.Write(b)
 }
 
-// pipeDB opens one pipelining connection to the test server with a
-// temporary table t (id primary key, n bigint) holding row 1, and
-// counts its writes.
-func pipeDB(t *testing.T) (*sql.DB, *atomic.Int64) {
+// countedPool opens a pool of pipelining connections to dsn whose network
+// writes are counted.
+func countedPool(t *testing.T, dsn string) (*sql.DB, *atomic.Int64) {
 	t.Helper()
-	dsn := os.Getenv("PAIRING_TEST_POSTGRES_DSN")
-	if dsn == "" {
-		t.Skip("PAIRING_TEST_POSTGRES_DSN not set")
-	}
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -61,6 +54,19 @@ func pipeDB(t *testing.T) (*sql.DB, *atomic.Int64) {
 	db := sql.OpenDB(pgPipeConnector{stdlib.GetConnector(*cfg)})
 	db.SetMaxOpenConns(1)
 	t.Cleanup(func() { _ = db.Close() })
+	return db, writes
+}
+
+// pipeDB opens one pipelining connection to the test server with a
+// temporary table t (id primary key, n bigint) holding row 1, and
+// counts its writes.
+func pipeDB(t *testing.T) (*sql.DB, *atomic.Int64) {
+	t.Helper()
+	dsn := os.Getenv("PAIRING_TEST_POSTGRES_DSN")
+	if dsn == "" {
+		t.Skip("PAIRING_TEST_POSTGRES_DSN not set")
+	}
+	db, writes := countedPool(t, dsn)
 	if _, err := db.Exec(`CREATE TEMPORARY TABLE t (id bigint PRIMARY KEY, n bigint NOT NULL)`); err != nil {
 		t.Fatal(err)
 	}
@@ -310,29 +316,9 @@ func TestPipelinedFirstQueryScansAsTheDriver(t *testing.T) {
 // The store's own writes that nothing reads back are queued: a
 // transaction that reads, then writes an audit row, is two round trips.
 func TestStoreQueuesItsAuditRows(t *testing.T) {
-	base := os.Getenv("PAIRING_TEST_POSTGRES_DSN")
-	if base == "" {
-		t.Skip("PAIRING_TEST_POSTGRES_DSN not set")
-	}
+	dsn := freshPostgresSchema(t)
 	ctx := context.Background()
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	schema := "pgpipe_" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Exec("DROP SCHEMA " + schema + " CASCADE")
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	st, err := Open(ctx, Config{Driver: Postgres, DSN: u.String(), MaxOpenConns: 1}, nil)
+	st, err := Open(ctx, Config{Driver: Postgres, DSN: dsn, MaxOpenConns: 1}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,19 +327,7 @@ func TestStoreQueuesItsAuditRows(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The same store on a pool whose writes are counted.
-	cfg, err := pgx.ParseConfig(u.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	writes := &atomic.Int64{}
-	dial := cfg.DialFunc
-	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := dial(ctx, network, addr)
-		return writeCounter{c, writes}, err
-	}
-	db := sql.OpenDB(pgPipeConnector{stdlib.GetConnector(*cfg)})
-	defer db.Close()
-	db.SetMaxOpenConns(1)
+	db, writes := countedPool(t, dsn)
 	st.writer, st.reader, st.repo = db, db, repo{r: db, w: db, driver: Postgres}
 	audited := func() error {
 		return st.Tx(ctx, func(r pairing.Repo) error {

@@ -9,6 +9,9 @@
 #   WORK=/tmp/tmp.XXXX bash api/bench/instances.sh 1 10 2   # 1 instance, 10 connections, GOMAXPROCS 2
 #   WORK=/tmp/tmp.XXXX bash api/bench/instances.sh 2 5 1    # 2 instances, 5 connections and GOMAXPROCS 1 each
 #   PATHNAME=register ...                                   # the register data (default: match)
+#   BASELINE=1 ...                                          # the bare baseline instead (api/bench/baseline
+#                                                           # on load.sh's bench_baseline, each instance on
+#                                                           # its own share of the rows)
 #
 # WORK is the work dir load.sh printed; its PostgreSQL seed of the path
 # (bench_seed_PATH, left by load.sh) must be the last one that run made,
@@ -22,29 +25,41 @@ SECRET="load-test-secret-not-for-production-0123456789"
 base=${PG_ADMIN_DSN%%\?*}
 dsn="${base%/*}/bench_instances?sslmode=disable"
 pg() { PGOPTIONS='-c client_min_messages=warning' psql "$PG_ADMIN_DSN" -qAtc "$1"; }
-pg "DROP DATABASE IF EXISTS bench_instances WITH (FORCE)"
-pg "CREATE DATABASE bench_instances TEMPLATE bench_seed_$path"
 pids=() ports=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
+if [ -n "${BASELINE:-}" ]; then
+  db=bench_baseline dsn="${base%/*}/bench_baseline?sslmode=disable"
+  rows=$(PGOPTIONS='-c client_min_messages=warning' psql "$dsn" -qAtc "SELECT count(*) FROM rows")
+  go build -o "$WORK/baseline" ./api/bench/baseline
+else
+  db=bench_instances
+  pg "DROP DATABASE IF EXISTS bench_instances WITH (FORCE)"
+  pg "CREATE DATABASE bench_instances TEMPLATE bench_seed_$path"
+fi
 for i in $(seq 1 "$n"); do
   port=$((18090 + i)); ports+=($port)
-  env PAIRINGD_DATABASE_DRIVER=postgres PAIRINGD_DATABASE_DSN="$dsn" PAIRINGD_SERVER_LISTEN=127.0.0.1:$port \
-    PAIRINGD_LOG_LEVEL=warn PAIRINGD_PAIRING_SECRET=$SECRET PAIRINGD_DATABASE_MAX_OPEN_CONNS="$conns" GOMAXPROCS="$procs" \
-    "$WORK/now/pairingd" serve 2>"$WORK/instances.$i.log" &
+  if [ -n "${BASELINE:-}" ]; then
+    GOMAXPROCS="$procs" "$WORK/baseline" -driver postgres -db "$dsn" -conns "$conns" -listen 127.0.0.1:$port \
+      -rows "$rows" -offset $(( (i - 1) * rows / n )) 2>"$WORK/instances.$i.log" &
+  else
+    env PAIRINGD_DATABASE_DRIVER=postgres PAIRINGD_DATABASE_DSN="$dsn" PAIRINGD_SERVER_LISTEN=127.0.0.1:$port \
+      PAIRINGD_LOG_LEVEL=warn PAIRINGD_PAIRING_SECRET=$SECRET PAIRINGD_DATABASE_MAX_OPEN_CONNS="$conns" GOMAXPROCS="$procs" \
+      "$WORK/now/pairingd" serve 2>"$WORK/instances.$i.log" &
+  fi
   pids+=($!)
 done
 for p in "${ports[@]}"; do
   for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break; sleep 0.1; done
 done
-stats() { pg "SELECT xact_commit, xact_rollback, tup_returned, tup_fetched, tup_inserted, tup_updated FROM pg_stat_database WHERE datname = 'bench_instances'" | tr '|' ' '; }
+stats() { pg "SELECT xact_commit, xact_rollback, tup_returned, tup_fetched, tup_inserted, tup_updated FROM pg_stat_database WHERE datname = '$db'" | tr '|' ' '; }
 ticks() { local s=0 p; for p in "${pids[@]}"; do s=$((s + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$s"; }
 s0=$(stats); c0=$(ticks)
 PORTS=$(IFS=,; echo "${ports[*]}") THREADS=2 REQUESTS="$WORK/pg-$path-seed.lua" \
   wrk -t2 -c32 -d"${DURATION:-8s}" --latency -s api/bench/authorize.lua "http://127.0.0.1:${ports[0]}" >"$WORK/instances.wrk"
 c1=$(ticks); sleep 0.5; s1=$(stats)
 reqs=$(awk '/requests in/ {print $1}' "$WORK/instances.wrk")
-printf 'x%s conns %s GOMAXPROCS %s: %s req/s  p99 %s  cpu/req %s ms  per request: %s (commits rollbacks returned fetched inserted updated)\n' \
-  "$n" "$conns" "$procs" "$(awk '/Requests\/sec/ {printf "%.0f", $2}' "$WORK/instances.wrk")" \
+printf '%sx%s conns %s GOMAXPROCS %s: %s req/s  p99 %s  cpu/req %s ms  per request: %s (commits rollbacks returned fetched inserted updated)\n' \
+  "${BASELINE:+baseline }" "$n" "$conns" "$procs" "$(awk '/Requests\/sec/ {printf "%.0f", $2}' "$WORK/instances.wrk")" \
   "$(awk '$1=="99%" {print $2}' "$WORK/instances.wrk")" \
   "$(awk -v t=$((c1 - c0)) -v n="$reqs" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.3f", t / hz * 1000 / n}')" \
   "$(paste -d' ' <(tr ' ' '\n' <<<"$s0") <(tr ' ' '\n' <<<"$s1") | awk -v n="$reqs" '{printf "%.2f ", ($2 - $1) / n}')"

@@ -40,6 +40,7 @@ func main() {
 	conns := flag.Int("conns", 10, "PostgreSQL pool size")
 	listen := flag.String("listen", "127.0.0.1:18081", "address")
 	rows := flag.Int("rows", 100000, "rows to create when the table is empty")
+	offset := flag.Int64("offset", 0, "first row to use (a second instance on the same table starts elsewhere)")
 	flag.Parse()
 
 	gcfg := &gorm.Config{Logger: logger.Discard, PrepareStmt: true, SkipDefaultTransaction: true}
@@ -95,6 +96,7 @@ func main() {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	var next atomic.Int64
+	next.Store(*offset)
 	e.POST("/v1/authorize", func(c echo.Context) error {
 		var req struct {
 			BUID string `json:"buid"`

@@ -255,11 +255,12 @@ type pgPipeTx struct {
 func (t *pgPipeTx) Commit() error {
 	c := t.c
 	defer c.endTx()
+	if c.begin && len(c.pending) == 0 {
+		return nil
+	}
 	b := c.prefix()
 	if b == nil {
 		b = &pgx.Batch{}
-	} else if b.Len() == 1 && b.QueuedQueries[0].SQL == "begin" {
-		return nil
 	}
 	b.Queue("commit")
 	br := c.Conn.Conn().SendBatch(t.ctx, b)

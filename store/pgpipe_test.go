@@ -231,6 +231,11 @@ func TestPipelinedRollback(t *testing.T) {
 	if writes.Load() != 1 {
 		t.Fatalf("queued writes only: %d round trips", writes.Load())
 	}
+	// A transaction that does nothing commits without a round trip.
+	writes.Store(0)
+	if err := inTx(ctx, db, func(*sql.Tx) error { return nil }); err != nil || writes.Load() != 0 {
+		t.Fatalf("an empty transaction: %v, %d writes", err, writes.Load())
+	}
 	// Outside a transaction a queued write runs at once.
 	if _, err := db.Exec(`INSERT INTO t VALUES ($1, $2)`, sendWithNext{}, 34, 1); err != nil {
 		t.Fatal(err)

@@ -7,8 +7,8 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
-	qrcode "github.com/skip2/go-qrcode"
 
+	"github.com/pairingd/pairingd/api/webpage"
 	"github.com/pairingd/pairingd/pairing"
 )
 
@@ -18,8 +18,9 @@ type DeepLinkService interface {
 	DeepLinkByToken(ctx context.Context, token string) (pairing.DeepLink, error)
 }
 
-// qrSize is the side of the QR code PNG in pixels: large enough to scan
-// from a screen, small enough to inline as base64 (a few KB).
+// qrSize is about the side of the QR code PNG in pixels (whole pixels per
+// module, so a little less): large enough to scan from a screen, small
+// enough to inline as base64 (a few KB).
 const qrSize = 320
 
 type deepLinkBody struct {
@@ -79,7 +80,7 @@ func (s *server) deepLinkQR(c echo.Context) error {
 
 // qrPNG encodes a URL as a QR code PNG, medium error correction.
 func qrPNG(url string) ([]byte, error) {
-	png, err := qrcode.Encode(url, qrcode.Medium, qrSize)
+	png, err := webpage.QRPNG(url, qrSize)
 	if err != nil {
 		return nil, fmt.Errorf("qr code: %w", err)
 	}

@@ -20,6 +20,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -230,36 +231,54 @@ func (pp *pngPool) Put(b *png.EncoderBuffer) { pp.p.Put(b) }
 // (the CSP allows data: images); html/template would otherwise replace it
 // as an unsafe URL.
 func QRDataURI(link string) (template.URL, error) {
-	q, err := qrcode.New(link, qrcode.Medium)
-	if err != nil {
-		return "", err
-	}
-	bm := q.Bitmap()
-	side := len(bm) * QRModulePixels
-	img := image.NewPaletted(image.Rect(0, 0, side, side), color.Palette{color.White, color.Black})
-	for y, row := range bm {
-		for x, dark := range row {
-			if !dark {
-				continue
-			}
-			for dy := range QRModulePixels {
-				off := (y*QRModulePixels+dy)*img.Stride + x*QRModulePixels
-				for dx := range QRModulePixels {
-					img.Pix[off+dx] = 1
-				}
-			}
-		}
-	}
 	var b bytes.Buffer
 	b.WriteString("data:image/png;base64,")
 	enc := base64.NewEncoder(base64.StdEncoding, &b)
-	if err := (&png.Encoder{CompressionLevel: png.BestSpeed, BufferPool: pngBuffers}).Encode(enc, img); err != nil {
+	if err := writeQR(enc, link, func(int) int { return QRModulePixels }); err != nil {
 		return "", err
 	}
 	if err := enc.Close(); err != nil {
 		return "", err
 	}
 	return template.URL(b.String()), nil
+}
+
+// QRPNG is a PNG QR code of link (with its quiet zone) close to side
+// pixels wide, never wider unless one pixel per module already is: every
+// module is the same whole number of pixels, so a camera or a decoder
+// finds an even grid at any size the image is shown.
+func QRPNG(link string, side int) ([]byte, error) {
+	var b bytes.Buffer
+	err := writeQR(&b, link, func(modules int) int { return max(1, side/modules) })
+	return b.Bytes(), err
+}
+
+// writeQR draws link's QR code, medium error correction, with the
+// module size px picks for the code's width in modules (quiet zone
+// included), and writes it to w as a two-colour PNG.
+func writeQR(w io.Writer, link string, px func(modules int) int) error {
+	q, err := qrcode.New(link, qrcode.Medium)
+	if err != nil {
+		return err
+	}
+	bm := q.Bitmap()
+	n := px(len(bm))
+	side := len(bm) * n
+	img := image.NewPaletted(image.Rect(0, 0, side, side), color.Palette{color.White, color.Black})
+	for y, row := range bm {
+		for x, dark := range row {
+			if !dark {
+				continue
+			}
+			for dy := range n {
+				off := (y*n+dy)*img.Stride + x*n
+				for dx := range n {
+					img.Pix[off+dx] = 1
+				}
+			}
+		}
+	}
+	return (&png.Encoder{CompressionLevel: png.BestSpeed, BufferPool: pngBuffers}).Encode(w, img)
 }
 
 // Assets serves the pages' scripts and style sheets by base name from

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"fmt"
 	"html"
-	"image/png"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,10 +14,9 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/coreos/go-oidc/v3/oidc"
-	"github.com/makiuchi-d/gozxing"
-	"github.com/makiuchi-d/gozxing/qrcode"
 	"golang.org/x/oauth2"
 
+	"github.com/pairingd/pairingd/api/webpage/webpagetest"
 	"github.com/pairingd/pairingd/bots/telegram/tgfake"
 )
 
@@ -331,24 +328,9 @@ func decodeQR(t *testing.T, b64 string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := png.Decode(bytes.NewReader(raw))
+	text, err := webpagetest.ReadQR(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The image is the code and its quiet zone only: read it as a pure
-	// barcode, which is exact at any scale. The finder-pattern search,
-	// the fallback, misreads about 1 in 125 scaled-up codes (seen as a
-	// CI failure; measured over 1,500 random links).
-	res, err := qrcode.NewQRCodeReader().Decode(bmp, map[gozxing.DecodeHintType]any{gozxing.DecodeHintType_PURE_BARCODE: true})
-	if err != nil {
-		res, err = qrcode.NewQRCodeReader().Decode(bmp, nil)
-	}
-	if err != nil {
-		t.Fatalf("QR code does not decode: %v", err)
-	}
-	return res.GetText()
+	return text
 }

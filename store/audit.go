@@ -48,6 +48,23 @@ func (s *Store) AuditEvents(ctx context.Context, limit int) ([]pairing.AuditEven
 // seconds.
 const AuditPruneBatch = 10_000
 
+// pruneAuditSQL deletes one batch of audit rows older than a time: a
+// subquery picks them (DELETE ... LIMIT is not in every SQLite build nor
+// in PostgreSQL). The subquery reads them in audit_events_at order, so it
+// walks that index from the oldest row and stops at the first row past
+// the time. Without the ORDER BY, PostgreSQL planned it as a sequential
+// scan wherever it guessed that many rows match (an unanalyzed table, a
+// generic plan: a third of the table, by default) and read the whole
+// table when none did. On PostgreSQL "id IN (subquery)" may be planned as
+// a hash join over the whole table, so the ids are handed over as an
+// array, which is looked up through the primary key.
+func pruneAuditSQL(driver string) string {
+	if driver == Postgres {
+		return `DELETE FROM audit_events WHERE id = ANY(ARRAY(SELECT id FROM audit_events WHERE at < ? ORDER BY at LIMIT ?))`
+	}
+	return `DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE at < ? ORDER BY at LIMIT ?)`
+}
+
 // PruneAudit deletes the audit events older than before, at most batch
 // rows per statement (batch <= 0: AuditPruneBatch), statement after
 // statement until one deletes fewer than batch. It returns how many rows
@@ -57,14 +74,7 @@ func (s *Store) PruneAudit(ctx context.Context, before time.Time, batch int) (in
 	if batch <= 0 {
 		batch = AuditPruneBatch
 	}
-	// DELETE ... LIMIT is not in every SQLite build nor in PostgreSQL; a
-	// subquery with LIMIT is. On PostgreSQL "id IN (subquery)" may be
-	// planned as a hash join over the whole table, so the ids are handed
-	// over as an array, which is looked up through the primary key.
-	q := `DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE at < ? LIMIT ?)`
-	if s.driver == Postgres {
-		q = `DELETE FROM audit_events WHERE id = ANY(ARRAY(SELECT id FROM audit_events WHERE at < ? LIMIT ?))`
-	}
+	q := pruneAuditSQL(s.driver)
 	var total int64
 	for {
 		n, err := s.exec(ctx, q, us(before), batch)

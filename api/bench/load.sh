@@ -36,11 +36,12 @@
 # database (CREATE DATABASE ... TEMPLATE). Without a server there, the
 # PostgreSQL engines are skipped with a note. pairingd and the baseline
 # both get PG_CONNS connections per process (database.max_open_conns).
-# Two instances get what one has, split between them: PG2_CONNS
-# connections each (default: half of PG_CONNS) and GOMAXPROCS PG2_PROCS
-# each (default: half the cores), so x2 against x1 measures what the
-# second process does to the database, not two Go runtimes each sized
-# for the whole machine competing for its cores.
+# Two instances are the same configuration run twice, as an operator adds
+# one: PG2_CONNS connections each (default: PG_CONNS) and GOMAXPROCS
+# PG2_PROCS each (default: unset, the Go runtime's own). The bare
+# baseline runs twice too (pg2), each process on its own half of the
+# rows. PG2_CONNS=5 PG2_PROCS=1 splits one instance's pool and cores
+# between the two instead (what runs 5 and 6 in docs/performance.md did).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -57,8 +58,8 @@ BEFORE="${BEFORE:-}"
 BEFORE_PG="${BEFORE_PG-$BEFORE}"
 PG_ADMIN_DSN="${PG_ADMIN_DSN:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}"
 PG_CONNS="${PG_CONNS:-10}"
-PG2_CONNS="${PG2_CONNS:-$(( PG_CONNS > 1 ? PG_CONNS / 2 : 1 ))}"
-PG2_PROCS="${PG2_PROCS:-$(( $(nproc) > 1 ? $(nproc) / 2 : 1 ))}"
+PG2_CONNS="${PG2_CONNS:-$PG_CONNS}"
+PG2_PROCS="${PG2_PROCS:-}"
 WORK="${WORK:-$(mktemp -d)}"
 PORT=18080
 PORT2=18082
@@ -268,7 +269,7 @@ SERVER_PIDS=()
 # The baselines' tables are made once per run, with N rows.
 [[ " $ENGINES " == *" pg"* ]] && pg_fresh bench_baseline
 rm -f "$WORK/baseline.db" "$WORK/baseline.db-wal" "$WORK/baseline.db-shm"
-echo "machine: $(nproc) cores, $(go version | awk '{print $3}'), wrk -t$THREADS -c$CONNS -d$DURATION, N=$N PG_N=$PG_N, filler rows $FILLER, engines: $ENGINES, PostgreSQL connections x1 $PG_CONNS, x2 $PG2_CONNS each (GOMAXPROCS $PG2_PROCS each)"
+echo "machine: $(nproc) cores, $(go version | awk '{print $3}'), wrk -t$THREADS -c$CONNS -d$DURATION, N=$N PG_N=$PG_N, filler rows $FILLER, engines: $ENGINES, PostgreSQL connections x1 $PG_CONNS, x2 $PG2_CONNS each (GOMAXPROCS ${PG2_PROCS:-default} each)"
 pg_engines=0
 for engine in $ENGINES; do [ "$engine" != sqlite ] && pg_engines=1; done
 for path in $PATHS; do
@@ -312,15 +313,27 @@ for path in $PATHS; do
       bname=bench_baseline; bdriver=postgres
       bdb=$(pg_dsn $bname)
     fi
-    "$WORK/baseline" -driver $bdriver -db "$bdb" -conns "$PG_CONNS" -listen "127.0.0.1:$BASE_PORT" -rows "$N" 2>"$WORK/baseline-$engine.log" &
-    SERVER_PIDS=($!); pids+=($!)
-    wait_port $BASE_PORT
-    if [ "$path" = links ]; then
-      measure "baseline $engine links (1 read)" "$bname" api/bench/links.lua "$REQ" $BASE_PORT
-    else
-      measure "baseline $engine $path (read+update)" "$bname" api/bench/authorize.lua "$REQ" $BASE_PORT
-    fi
-    stop_servers
+    xs=(1)
+    [ "$engine" = pg ] && [[ " $ENGINES " == *" pg2 "* ]] && xs+=(2)
+    for x in "${xs[@]}"; do
+      conns=$PG_CONNS procs=""
+      [ $x = 2 ] && conns=$PG2_CONNS procs=$PG2_PROCS
+      SERVER_PIDS=() ports=()
+      for i in $(seq 1 $x); do
+        port=$BASE_PORT; [ $i = 2 ] && port=$((BASE_PORT + 2))
+        env ${procs:+GOMAXPROCS=$procs} "$WORK/baseline" -driver $bdriver -db "$bdb" -conns "$conns" -listen "127.0.0.1:$port" \
+          -rows "$N" -offset $(( (i - 1) * N / x )) 2>"$WORK/baseline-$engine-$i.log" &
+        SERVER_PIDS+=($!); pids+=($!); ports+=($port)
+        wait_port $port
+      done
+      tag="baseline $engine"; [ "$engine" = pg ] && tag="baseline pg x$x"
+      if [ "$path" = links ]; then
+        measure "$tag links (1 read)" "$bname" api/bench/links.lua "$REQ" "${ports[@]}"
+      else
+        measure "$tag $path (read+update)" "$bname" api/bench/authorize.lua "$REQ" "${ports[@]}"
+      fi
+      stop_servers
+    done
   done
 done
 [ "$pg_engines" = 1 ] && pg "DROP DATABASE IF EXISTS bench_run WITH (FORCE)"

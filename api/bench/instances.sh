@@ -8,7 +8,8 @@
 #
 #   WORK=/tmp/tmp.XXXX bash api/bench/instances.sh 1 10 2   # 1 instance, 10 connections, GOMAXPROCS 2
 #   WORK=/tmp/tmp.XXXX bash api/bench/instances.sh 2 5 1    # 2 instances, 5 connections and GOMAXPROCS 1 each
-#   PATHNAME=register ...                                   # the register data (default: match)
+#   PATHNAME=register ...                                   # the register data (default: match;
+#                                                           # links: GET /v1/links/{user_id})
 #   BASELINE=1 ...                                          # the bare baseline instead (api/bench/baseline
 #                                                           # on load.sh's bench_baseline, each instance on
 #                                                           # its own share of the rows)
@@ -54,8 +55,10 @@ done
 stats() { pg "SELECT xact_commit, xact_rollback, tup_returned, tup_fetched, tup_inserted, tup_updated FROM pg_stat_database WHERE datname = '$db'" | tr '|' ' '; }
 ticks() { local s=0 p; for p in "${pids[@]}"; do s=$((s + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$s"; }
 s0=$(stats); c0=$(ticks)
-PORTS=$(IFS=,; echo "${ports[*]}") THREADS=2 REQUESTS="$WORK/pg-$path-seed.lua" \
-  wrk -t2 -c32 -d"${DURATION:-8s}" --latency -s api/bench/authorize.lua "http://127.0.0.1:${ports[0]}" >"$WORK/instances.wrk"
+script=api/bench/authorize.lua requests="$WORK/pg-$path-seed.lua"
+[ "$path" = links ] && script=api/bench/links.lua requests="$WORK/pg-links.lua"
+PORTS=$(IFS=,; echo "${ports[*]}") THREADS=2 REQUESTS="$requests" \
+  wrk -t2 -c32 -d"${DURATION:-8s}" --latency -s "$script" "http://127.0.0.1:${ports[0]}" >"$WORK/instances.wrk"
 c1=$(ticks); sleep 0.5; s1=$(stats)
 reqs=$(awk '/requests in/ {print $1}' "$WORK/instances.wrk")
 printf '%sx%s conns %s GOMAXPROCS %s: %s req/s  p99 %s  cpu/req %s ms  per request: %s (commits rollbacks returned fetched inserted updated)\n' \

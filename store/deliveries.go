@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"strconv"
@@ -13,16 +14,50 @@ import (
 // Notification deliveries: workers claim them one per lead and record
 // each result under their lease.
 
-// dueCondition selects the deliveries a worker may claim at a time
-// (twice the same parameter).
-const dueCondition = `((status = 'queued' AND next_attempt_at <= ?) OR (status = 'sending' AND lease_until <= ?))`
+// leadFree holds for a delivery d whose lead has no delivery under a
+// live lease (the parameter: now). It is a scalar subquery, which
+// PostgreSQL keeps as a subplan probing outbox_deliveries_lead with d's
+// lead: written as NOT EXISTS it became an anti join, which without
+// statistics or in a generic plan could read every pending delivery once
+// per candidate.
+const leadFree = `COALESCE((SELECT MAX(b.lease_until) FROM outbox_deliveries b
+	  WHERE b.lead_id = d.lead_id AND b.status = 'sending'), 0) <= ?`
+
+// Candidates for a claim, in the order they are taken, each walk reading
+// outbox_deliveries_due in order and stopping at its limit, so a claim
+// costs the same with a backlog of a million as with ten
+// (TestJobClaimsDoNotReadTheBacklog): first deliveries whose sender's
+// lease ran out (an instance stopped mid-send; they are few), then queued
+// deliveries that are due. One walk over both would need an OR, which
+// no index reads in order: the claim then sorted every due delivery.
+var candidateWalks = [...]string{
+	`SELECT id, lead_id FROM outbox_deliveries d
+	  WHERE d.status = 'sending' AND d.lease_until <= ? AND ` + leadFree + `
+	  ORDER BY d.next_attempt_at, d.id LIMIT ?`,
+	`SELECT id, lead_id FROM outbox_deliveries d
+	  WHERE d.status = 'queued' AND d.next_attempt_at <= ? AND ` + leadFree + `
+	  ORDER BY d.next_attempt_at, d.id LIMIT ?`,
+}
+
+// walkInOrder is set for a delivery claim's transaction on PostgreSQL.
+// With statistics that know of no backlog (a new table, or statistics
+// taken while the queue was empty: an outage builds a backlog up faster
+// than autovacuum analyzes the table again), the planner guessed a few
+// due rows and chose to read them all and sort them instead of walking
+// outbox_deliveries_due: 40,000 pages with 20,000 deliveries waiting. The
+// index walk is the only plan that needs no sort, so this leaves it
+// alone. It lasts until the transaction ends, and no other statement of
+// the claim sorts.
+const walkInOrder = `SET LOCAL enable_sort = off`
 
 // ClaimDeliveries takes due deliveries, one per lead, skipping leads with
 // a delivery under a live lease. On PostgreSQL the candidates are locked
 // FOR UPDATE SKIP LOCKED, so concurrent claimers (other instances) pass
 // over each other's rows instead of waiting or taking them twice; on
-// SQLite the transaction holds the one write lock. The UPDATE repeats the
-// due condition, so a row can only be claimed while it is due.
+// SQLite the transaction holds the one write lock. A locked candidate
+// stays due until this transaction ends, so the UPDATE finds the chosen
+// rows by primary key alone (repeating the due conditions let PostgreSQL
+// read them through the pending index, all of it).
 //
 // One chat at a time across instances: row locks alone do not give it on
 // PostgreSQL, because two claims running at once lock different rows of
@@ -46,12 +81,21 @@ func (r repo) ClaimDeliveries(ctx context.Context, req pairing.ClaimRequest) ([]
 			ID     int64 `db:"id"`
 			LeadID int64 `db:"lead_id"`
 		}
-		cands, err := listRows[candidate](ctx, tx, tx.w, `SELECT id, lead_id FROM outbox_deliveries d WHERE `+dueCondition+`
-		  AND NOT EXISTS (SELECT 1 FROM outbox_deliveries b
-		                  WHERE b.lead_id = d.lead_id AND b.status = 'sending' AND b.lease_until > ?)
-		  ORDER BY next_attempt_at, id LIMIT ?`+lock, now, now, now, req.Limit*4)
-		if err != nil {
-			return err
+		if r.driver == Postgres {
+			if err := tx.execLater(ctx, walkInOrder); err != nil {
+				return err
+			}
+		}
+		want := req.Limit * 4
+		var cands []candidate
+		for _, walk := range candidateWalks {
+			got, err := listRows[candidate](ctx, tx, tx.w, walk+lock, now, now, want-len(cands))
+			if err != nil {
+				return err
+			}
+			if cands = append(cands, got...); len(cands) >= want {
+				break
+			}
 		}
 		first := map[int64]int64{} // lead -> its first candidate
 		var leads []int64
@@ -75,20 +119,14 @@ func (r repo) ClaimDeliveries(ctx context.Context, req pairing.ClaimRequest) ([]
 		if len(ids) == 0 {
 			return nil
 		}
-		idList := intList(ids)
-		if _, err := tx.exec(ctx, `UPDATE outbox_deliveries SET status = 'sending', lease_until = ?, lease_token = ?,
-		  attempts = attempts + 1, updated_at = ? WHERE id IN (`+idList+`) AND `+dueCondition+`
-		  AND NOT EXISTS (SELECT 1 FROM outbox_deliveries b
-		                  WHERE b.lead_id = outbox_deliveries.lead_id AND b.status = 'sending' AND b.lease_until > ?)`,
-			us(req.Now.Add(req.Lease)), req.Token, now, now, now, now); err != nil {
-			return err
-		}
-		rows, err := listRows[outboxDeliveryRow](ctx, tx, tx.w, `SELECT `+columnsOf[outboxDeliveryRow]("")+` FROM outbox_deliveries
-		  WHERE id IN (`+idList+`) AND lease_token = ? AND status = ? ORDER BY next_attempt_at, id`,
-			req.Token, string(pairing.DeliverySending))
+		rows, err := listRows[outboxDeliveryRow](ctx, tx, tx.w, claimDeliveriesSQL(ids),
+			us(req.Now.Add(req.Lease)), req.Token, now, now)
 		if err != nil || len(rows) == 0 {
 			return err
 		}
+		slices.SortFunc(rows, func(a, b outboxDeliveryRow) int {
+			return cmp.Or(cmp.Compare(a.NextAttemptAt, b.NextAttemptAt), cmp.Compare(a.ID, b.ID))
+		})
 		msgIDs := make([]int64, 0, len(rows))
 		for _, row := range rows {
 			msgIDs = append(msgIDs, row.MessageID)
@@ -115,6 +153,18 @@ func (r repo) ClaimDeliveries(ctx context.Context, req pairing.ClaimRequest) ([]
 		return nil, err
 	}
 	return out, nil
+}
+
+// claimDeliveriesSQL leases the deliveries ids, which the claim's
+// transaction has locked (PostgreSQL) or read under the write lock
+// (SQLite), while their lead has no delivery under a live lease: their
+// primary keys are the only way to them. Arguments: lease end, token,
+// now, now.
+func claimDeliveriesSQL(ids []int64) string {
+	return `UPDATE outbox_deliveries SET status = 'sending', lease_until = ?, lease_token = ?,
+	  attempts = attempts + 1, updated_at = ? WHERE id IN (` + intList(ids) + `)
+	  AND ` + strings.ReplaceAll(leadFree, "d.lead_id", "outbox_deliveries.lead_id") + `
+	  RETURNING ` + columnsOf[outboxDeliveryRow]("")
 }
 
 // intList writes ids (integers from the database) into a statement as

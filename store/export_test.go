@@ -53,3 +53,28 @@ func RawDB(s *Store) *sql.DB { return s.writer }
 func PutLegacyServerSecret(st *Store, v []byte) error {
 	return st.putSetting(context.Background(), legacySecretSetting, v)
 }
+
+// ClaimStatements returns the PostgreSQL statements of the job claims as
+// they are sent, by name, with the arguments of a claim at now and the
+// setting the claim's transaction runs them under, if any: the
+// statement's cost must not grow with the backlog.
+func ClaimStatements(now, leaseEnd int64, deliveryIDs []int64) map[string]struct {
+	SQL   string
+	Args  []any
+	Setup string
+} {
+	r := repo{driver: Postgres}
+	const lock = "FOR UPDATE SKIP LOCKED"
+	type st = struct {
+		SQL   string
+		Args  []any
+		Setup string
+	}
+	return map[string]st{
+		"inbound claim":                 {r.bind(inboundJobs.claimSQL(lock)), []any{now, now, 10, "bench", leaseEnd}, ""},
+		"site event claim":              {r.bind(siteEventJobs.claimSQL(lock)), []any{now, now, 10, "bench", leaseEnd}, ""},
+		"delivery walk, lease ran out":  {r.bind(candidateWalks[0] + " " + lock), []any{now, now, 40}, walkInOrder},
+		"delivery walk, due":            {r.bind(candidateWalks[1] + " " + lock), []any{now, now, 40}, walkInOrder},
+		"delivery claim by primary key": {r.bind(claimDeliveriesSQL(deliveryIDs)), []any{leaseEnd, "bench", now, now}, walkInOrder},
+	}
+}

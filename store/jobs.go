@@ -16,9 +16,9 @@ type jobTable struct {
 	name string
 	// done is the column stamped when the job is handled.
 	done string
-	// sameGroup matches an earlier row p of row e's ordering group: only
-	// the oldest pending row of a group is claimable, so a group's jobs
-	// run one at a time, in order.
+	// sameGroup matches a row p of row e's ordering group: only the
+	// oldest pending row of a group is claimable, so a group's jobs run
+	// one at a time, in order.
 	sameGroup string
 	// ungrouped, when set, is a condition on e under which a row belongs
 	// to no group and waits for nothing.
@@ -42,25 +42,43 @@ func (t jobTable) pending(alias string) string {
 // claimSQL picks the claimable rows in a CTE (MATERIALIZED: PostgreSQL
 // could otherwise run a LIMIT subquery more than once and claim more than
 // the limit) and, on PostgreSQL, locks them FOR UPDATE SKIP LOCKED (lock),
-// so instances claiming at once take disjoint rows; the UPDATE repeats
-// the conditions, which PostgreSQL re-checks on a row another claim
-// changed meanwhile. On SQLite the single writer connection makes the
-// statement atomic. Arguments: now, now, limit, owner, lease end, now.
+// so instances claiming at once take disjoint rows; a row another claim
+// changed meanwhile is checked again against the CTE's conditions
+// (PostgreSQL's recheck of a locked row). On SQLite the single writer
+// connection makes the statement atomic. Arguments: now, now, limit,
+// owner, lease end.
+//
+// Its cost is bounded by the rows it walks, not by the backlog, in any
+// plan PostgreSQL may pick without statistics or as a generic plan
+// (TestJobClaimsDoNotReadTheBacklog):
+//   - the walk reads pending rows in id order through the pending index
+//     and stops at the limit;
+//   - "the oldest pending row of its group" is a scalar subquery, which
+//     stays a subplan probing the group index with the row's own group.
+//     Written as NOT EXISTS it became an anti join, and without
+//     statistics PostgreSQL ran it as a nested loop that read every
+//     pending row once per row walked;
+//   - the UPDATE finds its rows by primary key only. They are the rows
+//     the CTE locked (or, on SQLite, read under the write lock), so they
+//     are still pending and due; repeating those conditions let the
+//     planner read the rows through the pending index instead, the whole
+//     index per claim.
 func (t jobTable) claimSQL(lock string) string {
-	waits := `NOT EXISTS (
-      SELECT 1 FROM ` + t.name + ` p
-      WHERE ` + t.sameGroup + ` AND p.id < e.id AND ` + t.pending("p.") + `)`
+	first := `e.id = (
+      SELECT p.id FROM ` + t.name + ` p
+      WHERE ` + t.sameGroup + ` AND ` + t.pending("p.") + `
+      ORDER BY p.id LIMIT 1)`
 	if t.ungrouped != "" {
-		waits = "(" + t.ungrouped + " OR " + waits + ")"
+		first = "(" + t.ungrouped + " OR " + first + ")"
 	}
 	return `WITH picked AS MATERIALIZED (
   SELECT e.id FROM ` + t.name + ` e
   WHERE ` + t.pending("e.") + ` AND e.next_attempt_at <= ? AND e.lease_until <= ?
-    AND ` + waits + `
+    AND ` + first + `
   ORDER BY e.id
   LIMIT ? ` + lock + `)
 UPDATE ` + t.name + ` SET lease_owner = ?, lease_until = ?, attempts = attempts + 1
-WHERE id IN (SELECT id FROM picked) AND ` + t.pending("") + ` AND lease_until <= ?
+WHERE id IN (SELECT id FROM picked)
 RETURNING ` + t.columns
 }
 
@@ -78,7 +96,7 @@ func claimJobs[R leasedRow](ctx context.Context, s *Store, t jobTable, owner str
 		lock = "FOR UPDATE SKIP LOCKED"
 	}
 	n := us(now)
-	rows, err := listRows[R](ctx, s.repo, s.w, t.claimSQL(lock), n, n, limit, owner, us(now.Add(lease)), n)
+	rows, err := listRows[R](ctx, s.repo, s.w, t.claimSQL(lock), n, n, limit, owner, us(now.Add(lease)))
 	if err != nil {
 		return nil, err
 	}

@@ -81,7 +81,7 @@ func TestJobClaimsDoNotReadTheBacklog(t *testing.T) {
 // chat's messages), n pending site events (four per user, and every
 // tenth for no user) and n queued deliveries (four per lead), and
 // returns the deliveries' ids.
-func fillQueues(t *testing.T, st *store.Store, n int) []int64 {
+func fillQueues(t testing.TB, st *store.Store, n int) []int64 {
 	t.Helper()
 	groups := n / 4
 	var evs []pairing.InboundEvent
@@ -176,4 +176,75 @@ func claimPages(t *testing.T, st *store.Store, mode, setup, query string, args [
 	hit, _ := plans[0].Plan["Shared Hit Blocks"].(float64)
 	read, _ := plans[0].Plan["Shared Read Blocks"].(float64)
 	return int(hit + read), out
+}
+
+// BenchmarkJobClaimWithBacklog: a claim of 10 jobs, per queue and engine,
+// with 1,000 and 20,000 jobs waiting in each queue (docs/performance.md).
+// The jobs are handed back after each claim, off the clock, so the
+// backlog stays the same.
+//
+//	PAIRING_TEST_POSTGRES_DSN=... go test ./store/ -run '^$' -bench JobClaimWithBacklog
+func BenchmarkJobClaimWithBacklog(b *testing.B) {
+	engines := map[string]func(testing.TB) *store.Store{"sqlite": storetest.SQLite}
+	if os.Getenv("PAIRING_TEST_POSTGRES_DSN") != "" {
+		engines["postgres"] = storetest.Postgres
+	}
+	for _, engine := range []string{"sqlite", "postgres"} {
+		open, ok := engines[engine]
+		if !ok {
+			continue
+		}
+		for _, backlog := range []int{1000, claimBacklog} {
+			b.Run(fmt.Sprintf("%s/waiting=%d", engine, backlog), func(b *testing.B) {
+				st := open(b)
+				fillQueues(b, st, backlog)
+				b.Run("inbound", func(b *testing.B) {
+					for b.Loop() {
+						items, err := st.ClaimInbound(ctx, "bench", t0, time.Minute, 10)
+						if err != nil || len(items) != 10 {
+							b.Fatalf("claimed %d: %v", len(items), err)
+						}
+						b.StopTimer()
+						for _, it := range items {
+							if err := st.RetryInbound(ctx, it.ID, "bench", t0, "again"); err != nil {
+								b.Fatal(err)
+							}
+						}
+						b.StartTimer()
+					}
+				})
+				b.Run("site events", func(b *testing.B) {
+					for b.Loop() {
+						evs, err := st.ClaimSiteEvents(ctx, "bench", t0, time.Minute, 10)
+						if err != nil || len(evs) != 10 {
+							b.Fatalf("claimed %d: %v", len(evs), err)
+						}
+						b.StopTimer()
+						for _, e := range evs {
+							if err := st.RetrySiteEvent(ctx, e.ID, "bench", t0, "again"); err != nil {
+								b.Fatal(err)
+							}
+						}
+						b.StartTimer()
+					}
+				})
+				b.Run("deliveries", func(b *testing.B) {
+					for i := 0; b.Loop(); i++ {
+						ds, err := st.ClaimDeliveries(ctx, pairing.ClaimRequest{Now: t0, Lease: time.Minute, Limit: 10, Token: fmt.Sprint("bench-", i)})
+						if err != nil || len(ds) != 10 {
+							b.Fatalf("claimed %d: %v", len(ds), err)
+						}
+						b.StopTimer()
+						for _, d := range ds {
+							if _, err := st.FinishDelivery(ctx, d.ID, d.LeaseToken,
+								pairing.DeliveryResult{Status: pairing.DeliveryQueued, NextAttemptAt: t0, LastError: "again"}, t0); err != nil {
+								b.Fatal(err)
+							}
+						}
+						b.StartTimer()
+					}
+				})
+			})
+		}
+	}
 }

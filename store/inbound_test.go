@@ -17,7 +17,7 @@ func inEv(source, key, group string) pairing.InboundEvent {
 	return pairing.InboundEvent{Source: source, Key: key, Group: group, Payload: []byte(`{"k":"` + key + `"}`)}
 }
 
-func enqueue(t *testing.T, st *store.Store, at time.Time, evs ...pairing.InboundEvent) int {
+func enqueue(t testing.TB, st *store.Store, at time.Time, evs ...pairing.InboundEvent) int {
 	t.Helper()
 	n, err := st.EnqueueInbound(ctx, evs, at)
 	if err != nil {

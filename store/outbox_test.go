@@ -13,7 +13,7 @@ import (
 )
 
 // queueMessage stores a message with one queued delivery per lead id.
-func queueMessage(t *testing.T, st *store.Store, keyID int64, idemKey string, leads ...int64) pairing.Message {
+func queueMessage(t testing.TB, st *store.Store, keyID int64, idemKey string, leads ...int64) pairing.Message {
 	t.Helper()
 	m := pairing.Message{UserID: "u1", PersonID: 1, Text: "Your order shipped", KeyID: keyID, IdempotencyKey: idemKey,
 		RequestHash: []byte{1, 2, 3}, CreatedAt: t0, Buttons: []pairing.Button{{Text: "Track", URL: "https://shop.example/t/1"}}}

@@ -47,7 +47,8 @@ var candidateWalks = [...]string{
 // outbox_deliveries_due: 40,000 pages with 20,000 deliveries waiting. The
 // index walk is the only plan that needs no sort, so this leaves it
 // alone. It lasts until the transaction ends, and no other statement of
-// the claim sorts.
+// the claim sorts; a claim inside a caller's transaction (none today)
+// goes without it.
 const walkInOrder = `SET LOCAL enable_sort = off`
 
 // ClaimDeliveries takes due deliveries, one per lead, skipping leads with
@@ -81,7 +82,7 @@ func (r repo) ClaimDeliveries(ctx context.Context, req pairing.ClaimRequest) ([]
 			ID     int64 `db:"id"`
 			LeadID int64 `db:"lead_id"`
 		}
-		if r.driver == Postgres {
+		if r.driver == Postgres && !r.inTx { // in a caller's transaction it would outlast the claim
 			if err := tx.execLater(ctx, walkInOrder); err != nil {
 				return err
 			}

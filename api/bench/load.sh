@@ -29,7 +29,8 @@
 # of that data: on SQLite seeded by the first build (a newer build migrates
 # the copy forward when it starts), on PostgreSQL by this tree's seed (older
 # seeds had no -driver); an older build gets its copy with the newer
-# migrations undone (pg_roll_back: only migrations that add tables).
+# migrations undone (pg_roll_back: only migrations that add tables or
+# add and replace indexes).
 #
 # PostgreSQL: PG_ADMIN_DSN (default: the local server as postgres) must
 # be allowed to create databases; each run gets a fresh copy of a seeded
@@ -246,8 +247,10 @@ copy_sqlite() {
 
 # pg_roll_back BUILD DB: make DB, seeded by this tree, fit an older BUILD
 # by undoing the migrations BUILD does not know. Only migrations that add
-# tables and indexes can be undone (their tables are dropped); any other
-# statement stops the run.
+# tables and indexes, or replace indexes, can be undone: their tables are
+# dropped, their indexes stay (an older build's statements run on them;
+# none of the measured paths reads a replaced one), and their version row
+# goes. Any other statement stops the run.
 pg_roll_back() {
   local known f v t
   [ "$1" = now ] && return 0
@@ -255,8 +258,8 @@ pg_roll_back() {
   for f in store/migrations/postgres/*.sql; do
     v=$((10#$(basename "$f" | cut -d_ -f1)))
     [ "$v" -le "$known" ] && continue
-    if grep -v '^--' "$f" | grep -Ev '^\s*$' | grep -Eiv '^(CREATE TABLE|CREATE INDEX|CREATE UNIQUE INDEX|  |\);)' | grep -q .; then
-      echo "cannot run $1 on this schema: $f does more than add tables"; exit 1
+    if grep -v '^--' "$f" | grep -Ev '^\s*$' | grep -Eiv '^(CREATE TABLE|CREATE INDEX|CREATE UNIQUE INDEX|DROP INDEX|  |\);)' | grep -q .; then
+      echo "cannot run $1 on this schema: $f does more than add tables or indexes"; exit 1
     fi
     for t in $(grep -Eio '^CREATE TABLE [a-z_]+' "$f" | awk '{print $3}'); do
       PGOPTIONS='-c client_min_messages=warning' psql "$(pg_dsn "$2")" -qAtc "DROP TABLE $t"

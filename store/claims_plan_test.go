@@ -198,52 +198,62 @@ func BenchmarkJobClaimWithBacklog(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/waiting=%d", engine, backlog), func(b *testing.B) {
 				st := open(b)
 				fillQueues(b, st, backlog)
-				b.Run("inbound", func(b *testing.B) {
-					for b.Loop() {
+				// Each claim returns the number it took and a function
+				// that hands them back.
+				claims := []struct {
+					name  string
+					claim func(i int) (int, func() error, error)
+				}{
+					{"inbound", func(int) (int, func() error, error) {
 						items, err := st.ClaimInbound(ctx, "bench", t0, time.Minute, 10)
-						if err != nil || len(items) != 10 {
-							b.Fatalf("claimed %d: %v", len(items), err)
-						}
-						b.StopTimer()
-						for _, it := range items {
-							if err := st.RetryInbound(ctx, it.ID, "bench", t0, "again"); err != nil {
-								b.Fatal(err)
+						return len(items), func() error {
+							for _, it := range items {
+								if err := st.RetryInbound(ctx, it.ID, "bench", t0, "again"); err != nil {
+									return err
+								}
 							}
-						}
-						b.StartTimer()
-					}
-				})
-				b.Run("site events", func(b *testing.B) {
-					for b.Loop() {
+							return nil
+						}, err
+					}},
+					{"site events", func(int) (int, func() error, error) {
 						evs, err := st.ClaimSiteEvents(ctx, "bench", t0, time.Minute, 10)
-						if err != nil || len(evs) != 10 {
-							b.Fatalf("claimed %d: %v", len(evs), err)
-						}
-						b.StopTimer()
-						for _, e := range evs {
-							if err := st.RetrySiteEvent(ctx, e.ID, "bench", t0, "again"); err != nil {
-								b.Fatal(err)
+						return len(evs), func() error {
+							for _, e := range evs {
+								if err := st.RetrySiteEvent(ctx, e.ID, "bench", t0, "again"); err != nil {
+									return err
+								}
 							}
-						}
-						b.StartTimer()
-					}
-				})
-				b.Run("deliveries", func(b *testing.B) {
-					for i := 0; b.Loop(); i++ {
+							return nil
+						}, err
+					}},
+					{"deliveries", func(i int) (int, func() error, error) {
 						ds, err := st.ClaimDeliveries(ctx, pairing.ClaimRequest{Now: t0, Lease: time.Minute, Limit: 10, Token: fmt.Sprint("bench-", i)})
-						if err != nil || len(ds) != 10 {
-							b.Fatalf("claimed %d: %v", len(ds), err)
-						}
-						b.StopTimer()
-						for _, d := range ds {
-							if _, err := st.FinishDelivery(ctx, d.ID, d.LeaseToken,
-								pairing.DeliveryResult{Status: pairing.DeliveryQueued, NextAttemptAt: t0, LastError: "again"}, t0); err != nil {
+						return len(ds), func() error {
+							for _, d := range ds {
+								if _, err := st.FinishDelivery(ctx, d.ID, d.LeaseToken,
+									pairing.DeliveryResult{Status: pairing.DeliveryQueued, NextAttemptAt: t0, LastError: "again"}, t0); err != nil {
+									return err
+								}
+							}
+							return nil
+						}, err
+					}},
+				}
+				for _, c := range claims {
+					b.Run(c.name, func(b *testing.B) {
+						for i := 0; b.Loop(); i++ {
+							n, handBack, err := c.claim(i)
+							if err != nil || n != 10 {
+								b.Fatalf("claimed %d: %v", n, err)
+							}
+							b.StopTimer()
+							if err := handBack(); err != nil {
 								b.Fatal(err)
 							}
+							b.StartTimer()
 						}
-						b.StartTimer()
-					}
-				})
+					})
+				}
 			})
 		}
 	}
